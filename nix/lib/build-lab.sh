@@ -1,0 +1,77 @@
+# Builder of the lab derivation (run by bash inside the Nix sandbox).
+# Every step is batched: a handful of processes whatever the number of jobs, because one
+# process per job costs ~1 ms and labs reach 100,000 jobs.
+# shellcheck shell=bash disable=SC2154  # the variables come from the derivation's environment
+set -euo pipefail
+
+mkdir -p "$out/lab" "$out/revision" "$out/jobs" "$out/readme" "$out/store"
+
+cp "$revisionJsonPath" "$out/revision/metadata.json"
+cp "$readmePath" "$out/readme/README.md"
+read -r -a manifest_paths <<<"$manifestPaths"
+read -r -a manifest_vars <<<"$manifestVars"
+for i in "${!manifest_paths[@]}"; do
+  var="${manifest_vars[$i]}Path"
+  cp "${!var}" "$out/${manifest_paths[$i]}"
+done
+
+# Job directories: bin/ and out/ (plus the parent dirs of declared outputs) in one xargs pass,
+# then one awk process writes every wrapper and parameters.json.
+awk -F '\t' -v out="$out" '{
+  d = out "/jobs/" $1
+  print d "/bin"
+  n = split($5, dirs, " ")
+  for (i = 1; i <= n; i++) print d "/out/" dirs[i]
+}' "$jobsTablePath" | xargs mkdir -p
+awk -F '\t' -v out="$out" -v sh="$shell" '{
+  d = out "/jobs/" $1
+  w = d "/bin/" $2
+  printf "#!%s\n# repx job %s (stage %s)\nexec %s \"$@\"\n", sh, $1, $2, $3 > w
+  close(w)
+  p = d "/parameters.json"
+  print $4 > p
+  close(p)
+}' "$jobsTablePath"
+find "$out/jobs" -path '*/bin/*' -type f -print0 | xargs -0 -r chmod 555
+
+# host-tools: copies (not links into /nix/store) so they run on hosts without Nix.
+# Regular files first, then symlinks re-pointed at the copied file of the same name
+# (busybox applets), so nothing is copied twice.
+ht="$out/host-tools/$hostToolsHash"
+mkdir -p "$ht/bin"
+read -r -a host_tools <<<"$hostTools"
+for p in "${host_tools[@]}"; do
+  for sub in lib libexec; do
+    if [ -d "$p/$sub" ]; then mkdir -p "$ht/$sub" && cp -rL "$p/$sub/." "$ht/$sub/"; fi
+  done
+  if [ -d "$p/bin" ]; then
+    find "$p/bin/" -maxdepth 1 -type f -exec cp -f {} "$ht/bin/" \;
+  fi
+done
+for p in "${host_tools[@]}"; do
+  [ -d "$p/bin" ] || continue
+  find "$p/bin/" -maxdepth 1 -type l | while read -r link; do
+    name="${link##*/}"
+    [ -e "$ht/bin/$name" ] && continue
+    target="$(readlink -f "$link")"
+    if [ -f "$ht/bin/${target##*/}" ]; then
+      ln -s "${target##*/}" "$ht/bin/$name"
+    else
+      cp -L "$link" "$ht/bin/$name"
+    fi
+  done
+done
+chmod -R u+w "$ht"
+
+# store/: the closure of the stage scripts, for hosts without Nix (bound at /nix/store).
+cat closure* | grep '^/nix/store/' | sort -u >store-paths
+while read -r p; do cp -a "$p" "$out/store/"; done <store-paths
+
+# Integrity list of every regular file but lab-metadata.json itself.
+(cd "$out" && find . -type f -print0 | sort -z | xargs -0 -r sha256sum) |
+  awk '{ printf "{\"path\":\"%s\",\"sha256\":\"%s\"}\n", substr($2, 3), $1 }' >files.jsonl
+lab_id="${out#/nix/store/}"
+lab_id="${lab_id:0:32}"
+jq -R -s 'split("\n") | map(select(length > 0))' store-paths >store-paths.json
+jq -c --arg lab_id "$lab_id" --slurpfile paths store-paths.json --slurpfile files <(jq -s . files.jsonl) \
+  '. + {lab_id: $lab_id, store_paths: $paths[0], files: $files[0]}' "$labMetaJsonPath" >"$out/lab/lab-metadata.json"

@@ -1,0 +1,156 @@
+# A stage file: validation, its script derivation and its build-time check derivation.
+#
+# One derivation renders the script (its out path feeds every job id of the stage), a
+# second one runs ShellCheck and the dependency analysis on it. The check is separate so
+# that the stage file's name, which only matters for messages, never changes a job id.
+{ util, tools }:
+let
+  inherit (builtins)
+    attrNames
+    concatStringsSep
+    filter
+    isAttrs
+    isList
+    isString
+    length
+    listToAttrs
+    match
+    ;
+  inherit (util) fail showList;
+
+  allowedKeys = [ "pname" "version" "description" "inputs" "outputs" "parameters" "runDependencies" "resources" "run" ];
+  resourceKeys = [ "cpus" "mem" "time" "partition" "sbatch_opts" ];
+  scatterGatherKeys = [ "scatter" "steps" "gather" ];
+
+  # Commands every job gets, whatever its runDependencies (as RepX users expect).
+  baseTools = with tools; [ bash coreutils findutils gnused gnugrep gawk jq ];
+
+  binPath = pkgs: concatStringsSep ":" (map (p: "${p}/bin") pkgs);
+
+  validName = n: match "[A-Za-z0-9_][A-Za-z0-9_.+-]*" n != null;
+
+  # The line of the stage file where the body of `run` starts: the line after the one
+  # holding the opening '' of the indented string. 0 when it cannot be told.
+  bodyLine =
+    file: spec:
+    let
+      pos = builtins.unsafeGetAttrPos "run" spec;
+      lines = filter isString (builtins.split "\n" (builtins.readFile file));
+      n = length lines;
+      find = i: if i >= n then 0 else if match ".*''[[:space:]]*$" (builtins.elemAt lines i) != null then i + 2 else find (i + 1);
+    in
+    if pos == null then 0 else find (pos.line - 1);
+
+  load =
+    pkgs: node:
+    let
+      file = node.file;
+      where0 = util.relPath file;
+      raw = import file;
+      spec = util.callWith { inherit pkgs; } raw;
+      pname = spec.pname or (fail where0 "a stage needs 'pname'");
+      where = "${where0} (stage ${pname})";
+      unknown = filter (k: !(builtins.elem k allowedKeys)) (attrNames spec);
+      sg = filter (k: builtins.elem k scatterGatherKeys) (attrNames spec);
+      inputsRaw = spec.inputs or [ ];
+      inputNames =
+        if isList inputsRaw then inputsRaw
+        else if isAttrs inputsRaw then attrNames inputsRaw
+        else fail where "'inputs' must be a list of names or an attribute set";
+      outputs = spec.outputs or { };
+      parameters = spec.parameters or { };
+      resources = spec.resources or { };
+      badResources = filter (k: !(builtins.elem k resourceKeys)) (attrNames resources);
+      badInputs = filter (n: !(validName n)) inputNames;
+      badOutputs = filter (n: !(validName n) || match "\\$out/.+" outputs.${n} == null) (attrNames outputs);
+      badParams = filter (n: !(validName n)) (attrNames parameters);
+      runDependencies = spec.runDependencies or [ ];
+      checked =
+        if sg != [ ] then fail where "scatter-gather stages (${showList sg}) are not supported by this repx; split the work into stages with a 'gather' dependency"
+        else if unknown != [ ] then fail where "unknown attribute(s) ${showList unknown}; allowed: ${showList allowedKeys}"
+        else if !(spec ? run) then fail where "missing attribute 'run' (the stage script)"
+        else if !(isAttrs outputs) then fail where "'outputs' must be an attribute set { \"name\" = \"$out/path\"; }"
+        else if badOutputs != [ ] then fail where "output(s) ${showList badOutputs}: names must be plain words and values of the form \"$out/<relative path>\""
+        else if badInputs != [ ] then fail where "input name(s) ${showList badInputs} must be plain words ([A-Za-z0-9_.+-])"
+        else if !(isAttrs parameters) then fail where "'parameters' must be an attribute set of defaults"
+        else if badParams != [ ] then fail where "parameter name(s) ${showList badParams} must be plain words"
+        else if !(isAttrs resources) then fail where "'resources' must be an attribute set"
+        else if badResources != [ ] then fail where "unknown resource key(s) ${showList badResources}; allowed: ${showList resourceKeys}"
+        else if !(isList runDependencies) then fail where "'runDependencies' must be a list of packages"
+        else true;
+    in
+    assert checked;
+    {
+      inherit file pname inputNames outputs parameters resources runDependencies spec where;
+      relFile = where0;
+      version = toString (spec.version or "1.0");
+      paramNames = attrNames parameters;
+      bodyLine = bodyLine file spec;
+    };
+
+  # Render the job script. Inputs and parameters become bash references resolved at run
+  # time from the JSON files the runner passes, so one script serves every job of the stage.
+  mkScript =
+    pkgs: st:
+    let
+      refs = prefix: names: listToAttrs (map (n: { name = n; value = "\${${prefix}[${n}]}"; }) names);
+      body = util.callWith {
+        inherit pkgs;
+        inputs = refs "INPUTS" st.inputNames;
+        parameters = refs "PARAMS" st.paramNames;
+        outputs = st.outputs;
+      } st.spec.run;
+      preamble = [
+        "#!${tools.bash}/bin/bash"
+        "# repx stage ${st.pname} ${st.version}: called as <out-dir> <inputs.json> <parameters.json>"
+        "set -euo pipefail"
+        "export PATH=${binPath (baseTools ++ st.runDependencies)}"
+        "if [ \"$#\" -ne 3 ]; then echo \"usage: $0 OUT_DIR INPUTS_JSON PARAMETERS_JSON\" >&2; exit 2; fi"
+        "# shellcheck disable=SC2034 # out, INPUTS and PARAMS are for the stage body"
+        "out=$1 inputs_json=$2 parameters_json=$3"
+        "# shellcheck disable=SC2034"
+        "declare -A INPUTS=() PARAMS=()"
+        "# NUL-separated so that values with newlines, quotes or $( ) arrive intact"
+        "while IFS= read -r -d '' k && IFS= read -r -d '' v; do INPUTS[$k]=$v; done < <(jq -j 'to_entries[] | .key, \"\\u0000\", (.value | if type == \"string\" then . else tojson end), \"\\u0000\"' \"$inputs_json\")"
+        "while IFS= read -r -d '' k && IFS= read -r -d '' v; do PARAMS[$k]=$v; done < <(jq -j 'to_entries[] | .key, \"\\u0000\", (.value | if type == \"string\" then . else tojson end), \"\\u0000\"' \"$parameters_json\")"
+        "mkdir -p \"$out\""
+        "cd \"$out\""
+      ];
+      text = concatStringsSep "\n" preamble + "\n" + (if isString body then body else fail st.where "'run' must give a string (the script body)") + "\n";
+    in
+    {
+      preambleLines = length preamble;
+      drv = derivation {
+        name = "repx-stage-${st.pname}-${st.version}";
+        system = tools.system;
+        builder = "${tools.bash}/bin/bash";
+        PATH = binPath [ tools.coreutils ];
+        inherit text;
+        passAsFile = [ "text" ];
+        args = [ "-c" "mkdir -p \"$out/bin\" && cp \"$textPath\" \"$out/bin/${st.pname}\" && chmod 555 \"$out/bin/${st.pname}\"" ];
+      };
+    };
+
+  # ShellCheck + dependency analysis of a rendered script; its output is an empty marker.
+  mkCheck =
+    st: script: severity:
+    derivation {
+      name = "repx-check-${st.pname}-${st.version}";
+      system = tools.system;
+      builder = "${tools.bash}/bin/bash";
+      checker = ./check/check-stage.sh;
+      script = "${script.drv}/bin/${st.pname}";
+      args = [ "-c" "bash \"$checker\" \"$script\" && : > \"$out\"" ];
+      PATH = binPath [ tools.coreutils tools.gnused tools.gnugrep tools.gawk tools.jq tools.bash ];
+      REPX_STAGE = st.pname;
+      REPX_STAGE_FILE = st.relFile;
+      REPX_PREAMBLE_LINES = toString script.preambleLines;
+      REPX_BODY_LINE = toString st.bodyLine;
+      REPX_DEP_PATH = binPath (baseTools ++ st.runDependencies);
+      REPX_SHELLCHECK = "${tools.shellcheck}/bin/shellcheck";
+      REPX_SHELLCHECK_SEVERITY = severity;
+    };
+in
+{
+  inherit load mkScript mkCheck baseTools;
+}

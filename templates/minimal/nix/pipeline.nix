@@ -1,0 +1,4 @@
+{ repx }:
+repx.mkPipe {
+  hello = repx.callStage ./stage-hello.nix [ ];
+}

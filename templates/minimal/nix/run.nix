@@ -1,0 +1,7 @@
+{
+  name = "hello";
+  pipelines = [ ./pipeline.nix ];
+  parameters = {
+    who = [ "world" ];
+  };
+}
