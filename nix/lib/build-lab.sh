@@ -42,10 +42,13 @@ mkdir -p "$ht/bin"
 read -r -a host_tools <<<"$hostTools"
 for p in "${host_tools[@]}"; do
   for sub in lib libexec; do
-    if [ -d "$p/$sub" ]; then mkdir -p "$ht/$sub" && cp -rL "$p/$sub/." "$ht/$sub/"; fi
+    [ -d "$p/$sub" ] || continue
+    mkdir -p "$ht/$sub"
+    # Per entry: busybox `cp -n DIR/. DEST` skips the whole tree once DEST exists.
+    for f in "$p/$sub"/*; do cp -rLn "$f" "$ht/$sub/"; done
   done
   if [ -d "$p/bin" ]; then
-    find "$p/bin/" -maxdepth 1 -type f -exec cp -f {} "$ht/bin/" \;
+    find "$p/bin/" -maxdepth 1 -type f -exec cp -n {} "$ht/bin/" \;
   fi
 done
 for p in "${host_tools[@]}"; do

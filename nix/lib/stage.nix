@@ -106,13 +106,13 @@ let
         "set -euo pipefail"
         "export PATH=${binPath (baseTools ++ st.runDependencies)}"
         "if [ \"$#\" -ne 3 ]; then echo \"usage: $0 OUT_DIR INPUTS_JSON PARAMETERS_JSON\" >&2; exit 2; fi"
-        "# shellcheck disable=SC2034 # out, INPUTS and PARAMS are for the stage body"
         "out=$1 inputs_json=$2 parameters_json=$3"
-        "# shellcheck disable=SC2034"
         "declare -A INPUTS=() PARAMS=()"
         "# NUL-separated so that values with newlines, quotes or $( ) arrive intact"
         "while IFS= read -r -d '' k && IFS= read -r -d '' v; do INPUTS[$k]=$v; done < <(jq -j 'to_entries[] | .key, \"\\u0000\", (.value | if type == \"string\" then . else tojson end), \"\\u0000\"' \"$inputs_json\")"
         "while IFS= read -r -d '' k && IFS= read -r -d '' v; do PARAMS[$k]=$v; done < <(jq -j 'to_entries[] | .key, \"\\u0000\", (.value | if type == \"string\" then . else tojson end), \"\\u0000\"' \"$parameters_json\")"
+        "# Read once here so that ShellCheck does not flag them as unused in stages that ignore them."
+        ": \"$out\" \"$inputs_json\" \"$parameters_json\" \"\${#INPUTS[@]}\" \"\${#PARAMS[@]}\""
         "mkdir -p \"$out\""
         "cd \"$out\""
       ];
@@ -138,9 +138,9 @@ let
       name = "repx-check-${st.pname}-${st.version}";
       system = tools.system;
       builder = "${tools.bash}/bin/bash";
-      checker = ./check/check-stage.sh;
+      checker = ./check;
       script = "${script.drv}/bin/${st.pname}";
-      args = [ "-c" "bash \"$checker\" \"$script\" && : > \"$out\"" ];
+      args = [ "-c" "bash \"$checker/check-stage.sh\" \"$script\" && : > \"$out\"" ];
       PATH = binPath [ tools.coreutils tools.gnused tools.gnugrep tools.gawk tools.jq tools.bash ];
       REPX_STAGE = st.pname;
       REPX_STAGE_FILE = st.relFile;
