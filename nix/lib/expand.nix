@@ -235,10 +235,13 @@ let
               };
             };
         in
-        builtins.foldl' expandStage { } order;
+        { inherit order; stages = builtins.foldl' expandStage { } order; };
 
-      perPipeline = map expandPipeline pipelines;
+      expandedPipelines = map expandPipeline pipelines;
+      perPipeline = map (p: p.stages) expandedPipelines;
       stageNames = unique (concatMap attrNames perPipeline);
+      # Stage names in topological order (pipeline by pipeline), for people reading listings.
+      stageOrder = builtins.foldl' (acc: n: if elem n acc then acc else acc ++ [ n ]) [ ] (concatMap (p: p.order) expandedPipelines);
       stages = listToAttrs (map (s: {
         name = s;
         value =
@@ -250,7 +253,7 @@ let
       hash = util.hash32 (toJSON { inherit name; jobs = attrNames jobs; deps = depNames; });
     in
     {
-      inherit name hash stages jobs;
+      inherit name hash stages jobs stageOrder;
       checks = concatMap (s: s.checks) (attrValues stages);
       scriptDrvs = concatMap (s: s.scriptDrvs) (attrValues stages);
       parameters = runParameters;

@@ -41,7 +41,7 @@ let
         inherit (r) hash;
         depends_on = runDeps.${r.name};
         job_count = length (attrNames r.jobs);
-        stages = attrNames r.stages;
+        stages = r.stageOrder;
       };
     }) runList);
     run_order = order;

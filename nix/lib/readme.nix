@@ -13,7 +13,7 @@ let
 
     | stage | jobs | file |
     |---|---|---|
-    ${concatStringsSep "\n" (map (s: "| ${s} | ${toString (countBy r s)} | ${r.stages.${s}.info.file} |") (attrNames r.stages))}
+    ${concatStringsSep "\n" (map (s: "| ${s} | ${toString (countBy r s)} | ${r.stages.${s}.info.file} |") r.stageOrder)}
   '';
 in
 ''

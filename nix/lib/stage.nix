@@ -38,8 +38,10 @@ let
       lines = filter isString (builtins.split "\n" (builtins.readFile file));
       n = length lines;
       find = i: if i >= n then 0 else if match ".*''[[:space:]]*$" (builtins.elemAt lines i) != null then i + 2 else find (i + 1);
+      line = if pos == null then 0 else find (pos.line - 1);
+      indent = if line == 0 || line > n then 0 else builtins.stringLength (builtins.head (match "([[:space:]]*).*" (builtins.elemAt lines (line - 1))));
     in
-    if pos == null then 0 else find (pos.line - 1);
+    { inherit line indent; };
 
   load =
     pkgs: node:
@@ -85,7 +87,7 @@ let
       relFile = where0;
       version = toString (spec.version or "1.0");
       paramNames = attrNames parameters;
-      bodyLine = bodyLine file spec;
+      body = bodyLine file spec;
     };
 
   # Render the job script. Inputs and parameters become bash references resolved at run
@@ -120,6 +122,7 @@ let
     in
     {
       preambleLines = length preamble;
+      bodyLines = length (filter isString (builtins.split "\n" body));
       drv = derivation {
         name = "repx-stage-${st.pname}-${st.version}";
         system = tools.system;
@@ -145,7 +148,9 @@ let
       REPX_STAGE = st.pname;
       REPX_STAGE_FILE = st.relFile;
       REPX_PREAMBLE_LINES = toString script.preambleLines;
-      REPX_BODY_LINE = toString st.bodyLine;
+      REPX_BODY_LINE = toString st.body.line;
+      REPX_BODY_INDENT = toString st.body.indent;
+      REPX_BODY_LINES = toString script.bodyLines;
       REPX_DEP_PATH = binPath (baseTools ++ st.runDependencies);
       REPX_SHELLCHECK = "${tools.shellcheck}/bin/shellcheck";
       REPX_SHELLCHECK_SEVERITY = severity;

@@ -129,6 +129,7 @@ body_text=''
 # preamble bash cannot parse on its own only costs those names.
 preamble_norm=$(normalize "$preamble_text") || preamble_norm=''
 if ! body_norm=$(normalize "$body_text"); then
+    normalize '' >/dev/null || die "$BASH does not support --pretty-print (bash >= 5.2 is needed)"
     # Rare: ShellCheck accepted what bash rejects.  Report bash's first line.
     reason=$(BASH_ENV='' "$BASH" --pretty-print -O extglob 2>&1 >/dev/null <<<"$body_text") || true
     reason=${reason%%$'\n'*}
