@@ -1,0 +1,156 @@
+"""Lab build at scale: generate labs of N jobs, build them with `repx build`, report speed.
+
+For each size it measures, in this process and on this machine:
+  - evaluation alone (`nix eval …drvPath`): seconds and peak memory,
+  - a clean `repx build` (evaluation + nix build + lab validation): seconds, jobs/s, peak memory,
+  - a no-op `repx build` of the same lab.
+Targets (issue 3): 10,000 jobs <= 10 s clean and <= 2 s no-op; 100,000 jobs <= 90 s.
+
+    .venv/bin/python bench/bench_lab_build.py [--sizes 100,1000,10000,100000]
+
+The lab: one stage swept over `i` (N/2 values) and a downstream stage per job, so half the
+jobs depend on the other half, as in a real sweep with a post-processing step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+FLAKE = """{
+  inputs = { nixpkgs.url = "nixpkgs"; repx.url = "repx"; };
+  outputs = { self, nixpkgs, repx }: {
+    packages.x86_64-linux.default = repx.lib.mkLab {
+      pkgs = nixpkgs.legacyPackages.x86_64-linux;
+      gitHash = "bench";
+      runs = [ (repx.lib.callRun ./run.nix [ ]) ];
+    };
+  };
+}
+"""
+RUN = """{ name = "sweep"; pipelines = [ ./pipe.nix ]; parameters = { i = builtins.genList (x: x) %d; }; }
+"""
+PIPE = """{ repx }: repx.mkPipe rec {
+  make = repx.callStage ./make.nix [ ];
+  post = repx.callStage ./post.nix [ make ];
+}
+"""
+MAKE = """{ pkgs }: {
+  pname = "make";
+  outputs = { "value.txt" = "$out/value.txt"; };
+  parameters = { i = 0; };
+  run = { outputs, parameters, ... }: ''
+    echo "${parameters.i}" > "${outputs."value.txt"}"
+  '';
+}
+"""
+POST = """{ pkgs }: {
+  pname = "post";
+  inputs = [ "value.txt" ];
+  outputs = { "double.txt" = "$out/double.txt"; };
+  run = { inputs, outputs, ... }: ''
+    echo $(( $(cat "${inputs."value.txt"}") * 2 )) > "${outputs."double.txt"}"
+  '';
+}
+"""
+
+
+def _timed(argv: list[str], cwd: Path) -> tuple[float, int]:
+    """Run argv; return (seconds, peak RSS in MiB of that child, via /usr/bin/time)."""
+    with tempfile.NamedTemporaryFile("r") as tf:
+        start = time.perf_counter()
+        proc = subprocess.run(
+            ["/usr/bin/time", "-f", "%M", "-o", tf.name, *argv],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        seconds = time.perf_counter() - start
+        if proc.returncode != 0:
+            sys.exit(f"bench: {' '.join(argv)} failed:\n{proc.stderr[-3000:]}")
+        peak_kib = int(tf.read().strip().splitlines()[-1])
+    return seconds, peak_kib // 1024
+
+
+def _flake_copy(dest: Path) -> Path:
+    """Copy the working tree's flake (lib + templates) so uncommitted changes are measured."""
+    for item in ("flake.nix", "nix", "templates"):
+        src = REPO / item
+        if src.is_dir():
+            shutil.copytree(src, dest / item)
+        else:
+            shutil.copy2(src, dest / item)
+    return dest
+
+
+def bench(sizes: list[int], workdir: Path) -> list[dict[str, float | int]]:
+    repx_flake = _flake_copy(workdir / "repx-flake")
+    override = ["--override-input", "repx", f"path:{repx_flake}"]
+    rows: list[dict[str, float | int]] = []
+    for jobs in sizes:
+        exp = workdir / f"lab-{jobs}"
+        exp.mkdir()
+        (exp / "flake.nix").write_text(FLAKE)
+        (exp / "run.nix").write_text(RUN % (jobs // 2))
+        (exp / "pipe.nix").write_text(PIPE)
+        (exp / "make.nix").write_text(MAKE)
+        (exp / "post.nix").write_text(POST)
+        # Lock once so the timings below do not include creating flake.lock.
+        subprocess.run(
+            ["nix", "flake", "lock", *override], cwd=exp, check=True, capture_output=True
+        )
+        eval_s, eval_mib = _timed(["nix", "eval", "--raw", ".#default.drvPath", *override], cwd=exp)
+        build = [str(VENV_BIN / "repx"), "build", "--json", *override]
+        clean_s, build_mib = _timed(build, cwd=exp)
+        noop_s, _ = _timed(build, cwd=exp)
+        row = {
+            "jobs": jobs,
+            "eval_s": round(eval_s, 2),
+            "eval_peak_mib": eval_mib,
+            "clean_build_s": round(clean_s, 2),
+            "jobs_per_s": round(jobs / clean_s),
+            "build_peak_mib": build_mib,
+            "noop_build_s": round(noop_s, 2),
+        }
+        rows.append(row)
+        print(
+            f"{jobs:>7} jobs  eval {eval_s:6.2f} s ({eval_mib} MiB)  clean build {clean_s:6.2f} s "
+            f"({row['jobs_per_s']} jobs/s, {build_mib} MiB)  no-op {noop_s:5.2f} s",
+            flush=True,
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100,1000,10000,100000")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON at the end")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    with tempfile.TemporaryDirectory(prefix="repx-bench-") as tmp:
+        rows = bench(sizes, Path(tmp))
+    for row in rows:
+        if row["jobs"] == 10000:
+            ok = row["clean_build_s"] <= 10 and row["noop_build_s"] <= 2
+            print(f"target 10,000 jobs (<=10 s clean, <=2 s no-op): {'met' if ok else 'MISSED'}")
+        if row["jobs"] == 100000:
+            ok = row["clean_build_s"] <= 90
+            print(f"target 100,000 jobs (<=90 s clean): {'met' if ok else 'MISSED'}")
+    if args.json:
+        print(json.dumps(rows))
+    os.sync()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""The ``repx`` command line: the typer app, its commands, and ``main``.
+
+Each command lives in its own ``cli/<name>.py`` module holding a plain function, and is
+registered below. Command modules import only typer and the standard library at the
+top (``repx --help`` must start fast); services, models and rich are imported inside
+the command functions. Commands raise :class:`~repx.errors.RepxError`; only
+:class:`_RepxGroup` (used by ``main`` and by test runners alike) turns errors into
+``error: …`` on stderr and an exit code.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from repx import __version__
+from repx.cli import build as build_cmd
+from repx.cli import init as init_cmd
+from repx.cli import schema as schema_cmd
+from repx.errors import RepxError
+
+#: Set to 1 to let unexpected exceptions show their traceback.
+DEBUG_ENV = "REPX_DEBUG"
+EXIT_INTERRUPTED = 130
+EXIT_USAGE = 2
+
+
+class _RepxGroup(TyperGroup):
+    """The root command group: maps errors to one-line messages and exit codes."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        code = _invoke(super().main, args, prog_name or "repx", complete_var, extra)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _invoke(
+    run: Any, args: Any, prog_name: str, complete_var: str | None, extra: dict[str, Any]
+) -> int:
+    """Run the click machinery without its own error handling; return the exit code."""
+    from typer._click import exceptions as click_exc  # noqa: PLC0415
+
+    try:
+        result = run(
+            args=args,
+            prog_name=prog_name,
+            complete_var=complete_var,
+            standalone_mode=False,
+            **extra,
+        )
+    except RepxError as exc:
+        _print_error(exc.message, exc.details)
+        return exc.exit_code
+    except click_exc.NoArgsIsHelpError as exc:
+        # typer's rich help printer has already shown the help; plain click returns it
+        if text := exc.format_message().strip():
+            sys.stderr.write(text + "\n")
+        return EXIT_USAGE
+    except click_exc.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        _print_error(exc.format_message() + hint)
+        return EXIT_USAGE
+    except click_exc.ClickException as exc:
+        _print_error(exc.format_message())
+        return exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        _print_error("interrupted")
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        _print_error(
+            f"internal error: {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 for a traceback)"
+        )
+        return 1
+    # standalone_mode=False returns the exit code of typer.Exit, or the command's value.
+    return result if isinstance(result, int) else 0
+
+
+def _print_error(message: str, details: str = "") -> None:
+    text = f"error: {message}\n"
+    if details:
+        text += "".join(f"  {line}\n" for line in details.splitlines())
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"repx {__version__}")
+        raise typer.Exit()
+
+
+app = typer.Typer(
+    name="repx",
+    cls=_RepxGroup,
+    help="Build, inspect and run reproducible experiments defined with Nix.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_show_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Build, inspect and run reproducible experiments defined with Nix."""
+
+
+app.command("init")(init_cmd.init)
+app.command("build")(build_cmd.build)
+app.command("schema")(schema_cmd.schema)
+
+
+def main() -> int:
+    """Run the ``repx`` command line; return its exit code."""
+    try:
+        return int(app(prog_name="repx", standalone_mode=False))
+    except KeyboardInterrupt:  # outside command execution (e.g. while importing)
+        _print_error("interrupted")
+        return EXIT_INTERRUPTED

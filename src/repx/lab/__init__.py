@@ -1,0 +1,1 @@
+"""The lab: the read-only directory a ``nix build`` of an experiment produces."""

@@ -1,0 +1,155 @@
+"""Pydantic models of every JSON file in a lab (see docs/lab-format.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Final, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
+
+LAB_FORMAT: Final = "repx-lab/1"
+REVISION_FORMAT: Final = "repx-revision/1"
+RUN_FORMAT: Final = "repx-run/1"
+
+#: ``hard``: the dependent run needs the other run's jobs to succeed; ``soft``: ordering only.
+RunDependencyKind = Literal["hard", "soft"]
+
+#: Characters of Nix's base-32 alphabet (no e, o, t, u).
+NIX_BASE32: Final = "0123456789abcdfghijklmnpqrsvwxyz"
+#: A job id: 32 nix-base32 characters, a dash, the stage name.
+JOB_ID_PATTERN: Final = rf"^[{NIX_BASE32}]{{32}}-(?P<stage>.+)$"
+
+
+def _format_checker(supported: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if value != supported:
+            raise ValueError(f"unsupported format '{value}' (this repx reads '{supported}')")
+        return value
+
+    return AfterValidator(check)
+
+
+LabFormat = Annotated[
+    str, _format_checker(LAB_FORMAT), Field(json_schema_extra={"const": LAB_FORMAT})
+]
+RevisionFormat = Annotated[
+    str, _format_checker(REVISION_FORMAT), Field(json_schema_extra={"const": REVISION_FORMAT})
+]
+RunFormat = Annotated[
+    str, _format_checker(RUN_FORMAT), Field(json_schema_extra={"const": RUN_FORMAT})
+]
+#: A path relative to the lab root, always with forward slashes.
+LabPath = Annotated[str, Field(min_length=1)]
+Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class FileEntry(_Model):
+    """One regular file of the lab and its content hash."""
+
+    path: LabPath
+    sha256: Sha256Hex
+
+
+class LabMetadata(_Model):
+    """``lab/lab-metadata.json``: the entry point of a lab."""
+
+    format: LabFormat
+    lab_id: str
+    lab_version: str
+    repx_version: str
+    git_hash: str = Field(description="40 hex digits, 'dirty' or 'unknown'")
+    metadata: LabPath = Field(description="path of revision/metadata.json")
+    host_tools: LabPath = Field(description="directory with bin/ of static host tools")
+    store: LabPath = "store"
+    store_paths: tuple[str, ...] = ()
+    readme: LabPath = "readme/README.md"
+    container_mode: str = "none"
+    job_count: int = Field(ge=0)
+    files: tuple[FileEntry, ...] = Field(
+        description="every regular file except lab/lab-metadata.json, sorted by path"
+    )
+
+
+class RunEntry(_Model):
+    """One run as listed in ``revision/metadata.json``."""
+
+    manifest: LabPath
+    hash: str
+    depends_on: dict[str, RunDependencyKind] = {}
+    job_count: int = Field(ge=0)
+    stages: tuple[str, ...]
+
+
+class RevisionMetadata(_Model):
+    """``revision/metadata.json``: the runs, their dependencies and groups."""
+
+    format: RevisionFormat
+    runs: dict[str, RunEntry]
+    run_order: tuple[str, ...]
+    groups: dict[str, tuple[str, ...]] = {}
+
+
+class Resources(_Model):
+    """Scheduler hints of a stage or job (not part of the job hash)."""
+
+    cpus: int | None = Field(default=None, ge=1)
+    mem: str | None = None
+    time: str | None = None
+
+
+class StageInfo(_Model):
+    """One stage of a run: its script and declared interface."""
+
+    pname: str
+    version: str
+    file: str = Field(description="the stage file, relative to the experiment flake")
+    script: str = Field(description="store path of the stage script")
+    parameters: dict[str, JsonValue] = {}
+    inputs: tuple[JsonValue, ...] = ()
+    outputs: dict[str, str] = {}
+    depends_on: tuple[str, ...] = ()
+    resources: Resources = Resources()
+
+
+class JobInput(_Model):
+    """One upstream output a job consumes (several entries share a name when gathered)."""
+
+    name: str
+    job: str
+    output: str
+    run: str
+    gather: bool = False
+
+
+class Executable(_Model):
+    """A program of a job, relative to the lab root."""
+
+    path: LabPath
+
+
+class Job(_Model):
+    """One job: a stage applied to one combination of parameters and inputs."""
+
+    stage: str
+    stage_type: str = "simple"
+    params: dict[str, JsonValue] = {}
+    inputs: tuple[JobInput, ...] = ()
+    outputs: dict[str, str] = {}
+    executables: dict[str, Executable]
+    parameters_file: LabPath
+    resources: Resources = Resources()
+
+
+class RunManifest(_Model):
+    """``revision/<run-hash>.json``: the stages and every job of one run."""
+
+    format: RunFormat
+    name: str
+    hash: str
+    parameters: dict[str, tuple[JsonValue, ...]] = {}
+    zip_groups: tuple[tuple[str, ...], ...] = ()
+    stages: dict[str, StageInfo]
+    jobs: dict[str, Job]

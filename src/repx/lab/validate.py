@@ -1,0 +1,272 @@
+"""Check that a loaded lab is complete and consistent (and cache the verdict)."""
+
+from __future__ import annotations
+
+import graphlib
+import json
+import logging
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from repx import __version__
+from repx.dirs import cache_dir, nix_store_dir
+from repx.errors import LabError
+from repx.lab import integrity
+from repx.lab.loader import LAB_METADATA, LoadedLab
+from repx.lab.models import JOB_ID_PATTERN, RunManifest
+
+logger = logging.getLogger(__name__)
+
+#: Bump when the checks change, so cached verdicts of older validators are ignored.
+VALIDATOR_VERSION: Final = 1
+#: Problems shown in an error's details.
+_MAX_SHOWN: Final = 50
+_JOB_ID: Final = re.compile(JOB_ID_PATTERN)
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """The verdict on a lab: its problems, and what the integrity scan measured."""
+
+    problems: tuple[str, ...]
+    integrity_checked: bool
+    file_count: int | None = None
+    size_bytes: int | None = None
+    cached: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when no problem was found."""
+        return not self.problems
+
+
+def validate_lab(
+    lab: LoadedLab, check_integrity: bool = True, *, use_cache: bool = True
+) -> ValidationResult:
+    """Validate ``lab``; raise :class:`LabError` listing the problems if there are any.
+
+    A successful verdict on a lab inside the Nix store is cached (store paths never
+    change) in ``~/.cache/repx/validated/``, so validating it again is instant.
+    """
+    cached = _read_cache(lab.root, check_integrity) if use_cache else None
+    if cached is not None:
+        return cached
+    result = find_problems(lab, check_integrity=check_integrity)
+    if not result.ok:
+        raise problems_error(lab, result.problems)
+    if use_cache:
+        _write_cache(lab.root, result)
+    return result
+
+
+def problems_error(lab: LoadedLab, problems: tuple[str, ...]) -> LabError:
+    """Build the error reporting ``problems`` (the first one is the message)."""
+    more = len(problems) - 1
+    message = problems[0] + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+    details = "\n".join(problems[:_MAX_SHOWN])
+    if len(problems) > _MAX_SHOWN:
+        details += f"\n… {len(problems) - _MAX_SHOWN} more"
+    return LabError(f"invalid lab {lab.root}: {message}", details if more else "")
+
+
+def find_problems(lab: LoadedLab, *, check_integrity: bool = True) -> ValidationResult:
+    """Run every check on ``lab`` and return the problems found (never raises)."""
+    problems = [
+        *_check_lab_files(lab),
+        *_check_runs(lab),
+        *(p for name, run in lab.runs.items() for p in _check_jobs(lab, name, run)),
+        *_check_job_graph(lab),
+    ]
+    if not check_integrity:
+        return ValidationResult(tuple(problems), integrity_checked=False)
+    report = integrity.check_integrity(lab.root, lab.meta.files, exclude=(LAB_METADATA,))
+    problems += [f"{LAB_METADATA}: files: '{p}' is missing" for p in report.missing]
+    problems += [
+        f"{LAB_METADATA}: files: '{p}' was altered (sha256 differs)" for p in report.altered
+    ]
+    problems += [
+        f"{LAB_METADATA}: files: '{p}' is not listed (unexpected file)" for p in report.extra
+    ]
+    return ValidationResult(
+        tuple(problems),
+        integrity_checked=True,
+        file_count=report.file_count,
+        size_bytes=report.size_bytes,
+    )
+
+
+# -- checks ---------------------------------------------------------------------------
+
+
+def _check_lab_files(lab: LoadedLab) -> Iterator[str]:
+    meta = lab.meta
+    for field, rel, want_dir in (
+        ("host_tools", meta.host_tools, True),
+        ("store", meta.store, True),
+        ("readme", meta.readme, False),
+    ):
+        if not _exists(lab.root, rel, directory=want_dir):
+            kind = "directory" if want_dir else "file"
+            yield f"{LAB_METADATA}: {field}: {kind} '{rel}' does not exist"
+    if meta.job_count != len(lab.jobs):
+        yield f"{LAB_METADATA}: job_count: {meta.job_count}, but the runs hold {len(lab.jobs)} jobs"
+
+
+def _check_runs(lab: LoadedLab) -> Iterator[str]:
+    import networkx as nx  # noqa: PLC0415 (slow import, only needed here)
+
+    rev_file = lab.meta.metadata
+    revision = lab.revision
+    graph: nx.DiGraph[str] = nx.DiGraph()
+    for name, entry in revision.runs.items():
+        graph.add_node(name)
+        manifest = lab.runs[name]
+        where = f"{rev_file}: runs.{name}"
+        if entry.hash != manifest.hash:
+            yield f"{where}.hash: '{entry.hash}', but {entry.manifest} says '{manifest.hash}'"
+        if entry.job_count != len(manifest.jobs):
+            yield (
+                f"{where}.job_count: {entry.job_count}, but {entry.manifest} holds "
+                f"{len(manifest.jobs)} jobs"
+            )
+        if set(entry.stages) != set(manifest.stages):
+            yield (
+                f"{where}.stages: {sorted(entry.stages)}, but {entry.manifest} defines "
+                f"{sorted(manifest.stages)}"
+            )
+        for dep in entry.depends_on:
+            if dep not in revision.runs:
+                yield f"{where}.depends_on: unknown run '{dep}'"
+            else:
+                graph.add_edge(dep, name)
+    try:
+        cycle = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        cycle = []
+    if cycle:
+        names = [edge[0] for edge in cycle] + [cycle[0][0]]
+        yield f"{rev_file}: runs: dependency cycle {' -> '.join(names)}"
+    if sorted(revision.run_order) != sorted(revision.runs):
+        yield f"{rev_file}: run_order: {list(revision.run_order)} does not list every run once"
+    elif not cycle:
+        position = {name: i for i, name in enumerate(revision.run_order)}
+        for dep, name in graph.edges:
+            if position[dep] > position[name]:
+                yield f"{rev_file}: run_order: '{name}' comes before its dependency '{dep}'"
+    for group, members in revision.groups.items():
+        for member in members:
+            if member not in revision.runs:
+                yield f"{rev_file}: groups.{group}: unknown run '{member}'"
+
+
+def _check_jobs(lab: LoadedLab, run_name: str, run: RunManifest) -> Iterator[str]:
+    manifest = lab.revision.runs[run_name].manifest
+    depends_on = lab.revision.runs[run_name].depends_on
+    root = lab.root
+    for job_id, job in run.jobs.items():
+        where = f"{manifest}: jobs.{job_id}"
+        match = _JOB_ID.match(job_id)
+        if match is None:
+            yield f"{where}: malformed job id (want <32 nix-base32 characters>-<stage>)"
+        elif match.group("stage") != job.stage:
+            yield f"{where}: job id names stage '{match.group('stage')}' but stage is '{job.stage}'"
+        if job.stage not in run.stages:
+            yield f"{where}.stage: unknown stage '{job.stage}'"
+        for name, exe in job.executables.items():
+            if not _exists(root, exe.path):
+                yield f"{where}.executables.{name}.path: file '{exe.path}' does not exist"
+        if not _exists(root, job.parameters_file):
+            yield f"{where}.parameters_file: file '{job.parameters_file}' does not exist"
+        for i, inp in enumerate(job.inputs):
+            at = f"{where}.inputs[{i}]"
+            upstream_run = lab.runs.get(inp.run)
+            if upstream_run is None:
+                yield f"{at}.run: unknown run '{inp.run}'"
+            elif inp.run != run_name and inp.run not in depends_on:
+                yield f"{at}.run: run '{inp.run}' is not a dependency of run '{run_name}'"
+            upstream = lab.jobs.get(inp.job)
+            if upstream is None:
+                yield f"{at}.job: unknown job '{inp.job}'"
+                continue
+            if upstream_run is not None and inp.job not in upstream_run.jobs:
+                yield f"{at}.job: job '{inp.job}' is not part of run '{inp.run}'"
+            if inp.output not in upstream.outputs:
+                yield f"{at}.output: job '{inp.job}' has no output '{inp.output}'"
+
+
+def _check_job_graph(lab: LoadedLab) -> Iterator[str]:
+    # graphlib, not networkx: ~20 times faster on 10,000 mostly unconnected jobs
+    graph = {
+        job_id: {inp.job for inp in job.inputs if inp.job in lab.jobs}
+        for job_id, job in lab.jobs.items()
+    }
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as exc:
+        # each job of the cycle is an input of the next one
+        yield f"jobs: input cycle {' -> '.join(exc.args[1])}"
+
+
+def _exists(root: Path, rel: str, *, directory: bool = False) -> bool:
+    # os.path rather than pathlib: called for every job file (~20,000 times in big labs)
+    path = os.path.join(root, rel)  # noqa: PTH118
+    return os.path.isdir(path) if directory else os.path.isfile(path)  # noqa: PTH112, PTH113
+
+
+# -- cache ----------------------------------------------------------------------------
+
+
+def _cache_file(root: Path) -> Path | None:
+    """Cache entry of a lab, or None when the lab is not an (immutable) store path."""
+    if root.parent != nix_store_dir():
+        return None
+    return cache_dir() / "validated" / f"{root.name}.json"
+
+
+def _read_cache(root: Path, check_integrity: bool) -> ValidationResult | None:
+    file = _cache_file(root)
+    if file is None:
+        return None
+    try:
+        entry = json.loads(file.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if (
+        not isinstance(entry, dict)
+        or entry.get("validator") != VALIDATOR_VERSION
+        or entry.get("repx_version") != __version__
+        or (check_integrity and not entry.get("integrity_checked"))
+    ):
+        return None
+    logger.debug("validation of %s cached in %s", root, file)
+    return ValidationResult(
+        problems=(),
+        integrity_checked=bool(entry.get("integrity_checked")),
+        file_count=entry.get("file_count"),
+        size_bytes=entry.get("size_bytes"),
+        cached=True,
+    )
+
+
+def _write_cache(root: Path, result: ValidationResult) -> None:
+    file = _cache_file(root)
+    if file is None:
+        return
+    entry = {
+        "validator": VALIDATOR_VERSION,
+        "repx_version": __version__,
+        "integrity_checked": result.integrity_checked,
+        "file_count": result.file_count,
+        "size_bytes": result.size_bytes,
+    }
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_name(f".{file.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(entry))
+        tmp.replace(file)
+    except OSError as exc:  # a cache we cannot write only costs time
+        logger.debug("cannot write %s: %s", file, exc)

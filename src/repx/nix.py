@@ -1,0 +1,104 @@
+"""One small typed function per nix verb repx uses (Nix ≥ 2.8, flakes)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Final
+
+from repx import process
+from repx.errors import NixError, ProcessError
+from repx.nix_log import BuildStatus, NixLogParser, trim_plain_stderr
+
+logger = logging.getLogger(__name__)
+
+#: Enables flakes whatever the user's nix.conf says.
+_BASE: Final = ("nix", "--extra-experimental-features", "nix-command flakes")
+
+JsonValue = None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
+
+
+def build(
+    flake_ref: str,
+    out_link: Path | None,
+    *,
+    verbose: bool = False,
+    on_log_line: Callable[[str], None] | None = None,
+    on_status: Callable[[BuildStatus], None] | None = None,
+    override_inputs: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Path:
+    """Build ``flake_ref`` and return its output store path.
+
+    ``out_link`` gets the GC-root symlink (None: no link). Progress is parsed from nix's
+    internal-json log: ``on_status`` receives :class:`BuildStatus` snapshots,
+    ``on_log_line`` warnings and (when ``verbose``) every build log line.
+    """
+    args: list[str | Path] = [*_BASE, "build", flake_ref, "--json", "--log-format", "internal-json"]
+    args += ["--out-link", out_link] if out_link is not None else ["--no-link"]
+    args += _override_flags(override_inputs)
+    parser = NixLogParser(on_status=on_status, on_log_line=on_log_line, verbose=verbose)
+    try:
+        result = process.stream(args, on_stderr_line=parser.feed, cwd=cwd)
+    except ProcessError:
+        raise NixError(f"nix build of '{flake_ref}' failed", parser.failure_report()) from None
+    return _out_path(result.stdout, flake_ref)
+
+
+def flake_new(template_ref: str, dest: Path) -> None:
+    """Copy a flake template (``<flake>#<name>``) into ``dest`` (``nix flake new``)."""
+    _run([*_BASE, "flake", "new", "--template", template_ref, dest], what="nix flake new")
+
+
+def eval_json(
+    installable: str | None = None,
+    *,
+    expr: str | None = None,
+    apply: str | None = None,
+    cwd: Path | None = None,
+) -> JsonValue:
+    """Evaluate an installable (or a Nix expression) to JSON and return it parsed."""
+    if (installable is None) == (expr is None):
+        raise ValueError("give exactly one of installable or expr")
+    args: list[str | Path] = [*_BASE, "eval", "--json"]
+    args += [installable] if installable is not None else ["--expr", expr or ""]
+    if apply is not None:
+        args += ["--apply", apply]
+    stdout = _run(args, what="nix eval", cwd=cwd)
+    try:
+        value: JsonValue = json.loads(stdout)
+    except ValueError as exc:
+        raise NixError(f"nix eval printed invalid JSON: {exc}") from None
+    return value
+
+
+def log(installable: str, *, cwd: Path | None = None) -> str:
+    """Return the build log of a derivation or flake output (``nix log``)."""
+    return _run([*_BASE, "log", installable], what="nix log", cwd=cwd)
+
+
+def _run(args: Sequence[str | Path], *, what: str, cwd: Path | None = None) -> str:
+    try:
+        return process.run(args, cwd=cwd).stdout
+    except ProcessError as exc:
+        raise NixError(f"{what} failed", trim_plain_stderr(exc.stderr)) from None
+
+
+def _override_flags(overrides: Mapping[str, str] | None) -> list[str]:
+    flags: list[str] = []
+    for name, ref in (overrides or {}).items():
+        flags += ["--override-input", name, ref]
+    return flags
+
+
+def _out_path(stdout: str, flake_ref: str) -> Path:
+    """Extract the ``out`` path from ``nix build --json`` output."""
+    try:
+        built = json.loads(stdout)
+        return Path(built[0]["outputs"]["out"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise NixError(
+            f"nix build of '{flake_ref}' printed unexpected output", stdout[:500]
+        ) from None

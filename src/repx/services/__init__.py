@@ -1,0 +1,1 @@
+"""Orchestration: each service is one user-level action, free of CLI concerns."""

@@ -1,0 +1,58 @@
+"""``repx build``: build an experiment flake into a lab, then check and summarise it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from repx import nix
+from repx.errors import BuildValidationError, LabError
+from repx.lab.loader import open_lab
+from repx.lab.summary import LabSummary, summarize_lab
+from repx.lab.validate import validate_lab
+from repx.nix_log import BuildStatus
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What to build and how."""
+
+    flake_ref: str = "."
+    out_link: Path | None = Path("result")
+    verbose: bool = False
+    override_inputs: Mapping[str, str] = field(default_factory=dict)
+    check_integrity: bool = True
+
+
+def build_lab(
+    options: BuildOptions,
+    *,
+    on_status: Callable[[BuildStatus], None] | None = None,
+    on_log_line: Callable[[str], None] | None = None,
+) -> LabSummary:
+    """Run ``nix build``, then load and validate the lab it produced; return its summary."""
+    started = time.monotonic()
+    out_path = nix.build(
+        options.flake_ref,
+        options.out_link,
+        verbose=options.verbose,
+        on_status=on_status,
+        on_log_line=on_log_line,
+        override_inputs=options.override_inputs,
+    )
+    seconds = time.monotonic() - started
+    try:
+        lab = open_lab(out_path)
+        result = validate_lab(lab, check_integrity=options.check_integrity)
+    except LabError as exc:
+        raise BuildValidationError(
+            f"nix built {out_path}, but it is not a valid repx lab: {exc.message}", exc.details
+        ) from None
+    return summarize_lab(
+        lab,
+        size_bytes=result.size_bytes,
+        build_seconds=round(seconds, 3),
+        out_link=str(options.out_link) if options.out_link is not None else None,
+    )

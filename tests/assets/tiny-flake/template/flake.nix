@@ -1,0 +1,1 @@
+{ description = "my-experiment"; outputs = { self }: { }; }

@@ -1,0 +1,457 @@
+"""Write hand-made labs that follow docs/lab-format.md, for tests and benchmarks.
+
+Typical use::
+
+    from labfactory import write_lab, sweep_runs, pipeline_runs
+
+    lab = write_lab(tmp_path / "lab")                            # 2 runs, 14 jobs
+    lab = write_lab(tmp_path / "lab", sweep_runs(10_000))        # one stage, 10,000 jobs
+    lab = write_lab(tmp_path / "lab", pipeline_runs(100))        # 100 -> 100 -> 1 (gather)
+
+Runs are described with :class:`RunSpec`/:class:`StageSpec`; expansion follows the
+architecture's rules in a simplified way: a stage's axes are its own parameters plus the
+axes of its (non-gather) upstream stages; gathered and ``from_run`` inputs take every
+matching upstream job. Every job's ``bin/<stage>`` is a real ``/bin/sh`` script that
+honours the job contract (``<out-dir> <inputs.json> <parameters.json>``): by default it
+copies its parameters into each declared output. After mutating files, call
+:func:`refresh_integrity` to recompute ``files`` (or don't, to test integrity errors).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+NIX_BASE32 = "0123456789abcdfghijklmnpqrsvwxyz"
+LAB_METADATA = "lab/lab-metadata.json"
+REVISION_METADATA = "revision/metadata.json"
+HOST_TOOLS = ("sh", "bash", "cat", "cp", "mkdir", "jq", "rsync", "bwrap", "env")
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """A stage of a factory run."""
+
+    name: str
+    params: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    gather: tuple[str, ...] = ()
+    from_run: tuple[tuple[str, str], ...] = ()
+    outputs: tuple[str, ...] = ("result.json",)
+    script: str | None = None
+    resources: Mapping[str, Any] = field(default_factory=lambda: {"cpus": 1})
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """A run of a factory lab: its parameter axes and stages (in dependency order)."""
+
+    name: str
+    stages: tuple[StageSpec, ...]
+    parameters: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    zip_groups: tuple[tuple[str, ...], ...] = ()
+    depends_on: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FactoryLab:
+    """A written lab and what the factory put in it."""
+
+    root: Path
+    lab_id: str
+    run_hashes: dict[str, str]
+    run_jobs: dict[str, list[str]]
+    stage_jobs: dict[tuple[str, str], list[str]]
+
+    @property
+    def job_ids(self) -> list[str]:
+        """Every job id, in run then stage order (duplicates across runs removed)."""
+        return list(dict.fromkeys(j for jobs in self.run_jobs.values() for j in jobs))
+
+    def manifest_path(self, run: str) -> Path:
+        """Path of a run's manifest."""
+        return self.root / "revision" / f"{self.run_hashes[run]}.json"
+
+    def path(self, rel: str) -> Path:
+        """Absolute path of a file of the lab."""
+        return self.root / rel
+
+
+# -- ready-made run sets ----------------------------------------------------------------
+
+
+def default_runs() -> tuple[RunSpec, ...]:
+    """Two runs, 14 jobs: simulation (6 simulate -> 6 stats -> 1 aggregate) and report."""
+    simulation = RunSpec(
+        name="simulation",
+        parameters={"seed": [1, 2, 3], "noise": [0.1, 0.5]},
+        stages=(
+            StageSpec("simulate", params=("seed", "noise"), outputs=("samples.csv",)),
+            StageSpec("stats", after=("simulate",), outputs=("stats.json",)),
+            StageSpec("aggregate", gather=("stats",), outputs=("summary.csv",)),
+        ),
+    )
+    report = RunSpec(
+        name="report",
+        depends_on={"simulation": "hard"},
+        stages=(
+            StageSpec("plot", from_run=(("simulation", "aggregate"),), outputs=("plots/a.txt",)),
+        ),
+    )
+    return (simulation, report)
+
+
+def sweep_runs(n_jobs: int, *, name: str = "sweep") -> tuple[RunSpec, ...]:
+    """One run with one stage swept over ``n_jobs`` seeds: exactly ``n_jobs`` jobs."""
+    return (
+        RunSpec(
+            name=name,
+            parameters={"seed": list(range(n_jobs))},
+            stages=(StageSpec("simulate", params=("seed",)),),
+        ),
+    )
+
+
+def pipeline_runs(width: int) -> tuple[RunSpec, ...]:
+    """One run: ``width`` simulate jobs -> ``width`` stats jobs -> 1 aggregate (2w+1 jobs)."""
+    return (
+        RunSpec(
+            name="pipeline",
+            parameters={"seed": list(range(width))},
+            stages=(
+                StageSpec("simulate", params=("seed",)),
+                StageSpec("stats", after=("simulate",)),
+                StageSpec("aggregate", gather=("stats",)),
+            ),
+        ),
+    )
+
+
+# -- writing ------------------------------------------------------------------------------
+
+
+def write_lab(
+    root: Path,
+    runs: Sequence[RunSpec] | None = None,
+    *,
+    git_hash: str = "unknown",
+    lab_version: str = "0.1.0",
+    host_tools: bool = True,
+) -> FactoryLab:
+    """Write a complete, valid lab into ``root`` (created) and return what it holds."""
+    runs = tuple(runs) if runs is not None else default_runs()
+    root.mkdir(parents=True, exist_ok=True)
+    for sub in ("lab", "revision", "jobs", "store", "readme"):
+        (root / sub).mkdir(exist_ok=True)
+    tools_rel = _write_host_tools(root, enabled=host_tools)
+
+    state = _State()
+    run_jobs: dict[str, list[str]] = {}
+    run_hashes: dict[str, str] = {}
+    run_entries: dict[str, Any] = {}
+    for run in runs:
+        manifest, jobs = _expand_run(run, state)
+        run_hash = _base32_hash(f"run\0{run.name}\0{_canonical(manifest)}")
+        manifest["hash"] = run_hash
+        manifest_rel = f"revision/{run_hash}.json"
+        _write_text(root / manifest_rel, json.dumps(manifest, indent=1) + "\n")
+        for job_id, job in jobs.items():
+            _write_job(root, job_id, job, state.scripts[job["stage"]])
+        run_hashes[run.name] = run_hash
+        run_jobs[run.name] = list(jobs)
+        run_entries[run.name] = {
+            "manifest": manifest_rel,
+            "hash": run_hash,
+            "depends_on": dict(run.depends_on),
+            "job_count": len(jobs),
+            "stages": [s.name for s in run.stages],
+        }
+
+    revision = {
+        "format": "repx-revision/1",
+        "runs": run_entries,
+        "run_order": _run_order(runs),
+        "groups": {"all": [r.name for r in runs]},
+    }
+    _write_text(root / REVISION_METADATA, json.dumps(revision, indent=1) + "\n")
+    all_jobs = list(dict.fromkeys(j for jobs in run_jobs.values() for j in jobs))
+    _write_text(
+        root / "readme" / "README.md",
+        "# Factory lab\n\n" + "".join(f"- {r.name}: {len(run_jobs[r.name])} jobs\n" for r in runs),
+    )
+    lab_id = _base32_hash("lab\0" + "\0".join(sorted(run_hashes.values())))
+    metadata = {
+        "format": "repx-lab/1",
+        "lab_id": lab_id,
+        "lab_version": lab_version,
+        "repx_version": "0.1.0",
+        "git_hash": git_hash,
+        "metadata": REVISION_METADATA,
+        "host_tools": tools_rel,
+        "store": "store",
+        "store_paths": [],
+        "readme": "readme/README.md",
+        "container_mode": "none",
+        "job_count": len(all_jobs),
+        "files": [],
+    }
+    _write_text(root / LAB_METADATA, json.dumps(metadata))
+    refresh_integrity(root)
+    return FactoryLab(root, lab_id, run_hashes, run_jobs, state.stage_jobs)
+
+
+def refresh_integrity(root: Path) -> None:
+    """Recompute the ``files`` list of ``lab/lab-metadata.json`` from the files on disk."""
+    meta_path = root / LAB_METADATA
+    metadata = json.loads(meta_path.read_bytes())
+    digests: dict[bytes, str] = {}
+    files = []
+    for rel in sorted(_regular_files(root)):
+        if rel == LAB_METADATA:
+            continue
+        data = (root / rel).read_bytes()
+        digest = digests.get(data)
+        if digest is None:
+            digest = digests[data] = hashlib.sha256(data).hexdigest()
+        files.append({"path": rel, "sha256": digest})
+    metadata["files"] = files
+    meta_path.write_text(json.dumps(metadata, indent=1) + "\n")
+
+
+def edit_json(path: Path, change: Callable[[Any], object]) -> None:
+    """Load a JSON file, let ``change`` mutate it in place, and write it back."""
+    data = json.loads(path.read_bytes())
+    change(data)  # the return value is ignored: lambdas may call dict.pop freely
+    path.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def nix_base32(data: bytes) -> str:
+    """Encode bytes in Nix's base-32 (as in store path hashes)."""
+    length = (len(data) * 8 - 1) // 5 + 1
+    chars = []
+    for n in range(length - 1, -1, -1):
+        bit = n * 5
+        i, j = divmod(bit, 8)
+        value = data[i] >> j
+        if i + 1 < len(data):
+            value |= data[i + 1] << (8 - j)
+        chars.append(NIX_BASE32[value & 0x1F])
+    return "".join(chars)
+
+
+# -- internals --------------------------------------------------------------------------
+
+
+@dataclass
+class _State:
+    """What earlier runs and stages produced, for resolving later inputs."""
+
+    stage_jobs: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    stage_outputs: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    combos: dict[str, dict[str, int]] = field(default_factory=dict)
+    stage_axes: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    by_combo: dict[tuple[str, str], dict[tuple[int, ...], str]] = field(default_factory=dict)
+    scripts: dict[str, bytes] = field(default_factory=dict)
+
+
+def _expand_run(run: RunSpec, state: _State) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    axes = _axes(run)  # axis -> number of values
+    axis_of = {p: a for a in axes for p in a.split("+")}
+    stage_axes: dict[str, list[str]] = {}
+    stages_json: dict[str, Any] = {}
+    jobs: dict[str, dict[str, Any]] = {}
+    for spec in run.stages:
+        own = [axis_of[p] for p in spec.params]
+        upstream = [a for s in spec.after for a in stage_axes[s]]
+        names = list(dict.fromkeys(own + upstream))
+        stage_axes[spec.name] = names
+        state.stage_axes[(run.name, spec.name)] = names
+        index = state.by_combo[(run.name, spec.name)] = {}
+        outputs = {o: f"$out/{o}" for o in spec.outputs}
+        script = _script(spec).encode()
+        state.scripts[spec.name] = script
+        state.stage_outputs[(run.name, spec.name)] = spec.outputs
+        stages_json[spec.name] = {
+            "pname": spec.name,
+            "version": "1.0",
+            "file": f"stages/{spec.name}.nix",
+            "script": f"/nix/store/{_base32_hash(spec.name)}-repx-stage-{spec.name}"
+            f"/bin/{spec.name}",
+            "parameters": dict.fromkeys(spec.params, 0),
+            "inputs": [
+                *({"stage": s} for s in spec.after),
+                *({"stage": s, "gather": True} for s in spec.gather),
+                *({"run": r, "stage": s, "gather": True} for r, s in spec.from_run),
+            ],
+            "outputs": outputs,
+            "depends_on": [*spec.after, *spec.gather, *(f"{r}.{s}" for r, s in spec.from_run)],
+            "resources": dict(spec.resources),
+        }
+        ids: list[str] = []
+        for values in itertools.product(*(range(axes[a]) for a in names)):
+            combo = dict(zip(names, values, strict=True))
+            params = {p: run.parameters[p][combo[axis_of[p]]] for p in spec.params}
+            inputs = _inputs(run, spec, combo, state)
+            job_id = _job_id(spec.name, script, params, inputs)
+            state.combos[job_id] = combo
+            index[values] = job_id
+            ids.append(job_id)
+            jobs[job_id] = {
+                "stage": spec.name,
+                "stage_type": "simple",
+                "params": params,
+                "inputs": inputs,
+                "outputs": outputs,
+                "executables": {"main": {"path": f"jobs/{job_id}/bin/{spec.name}"}},
+                "parameters_file": f"jobs/{job_id}/parameters.json",
+                "resources": dict(spec.resources),
+            }
+        state.stage_jobs[(run.name, spec.name)] = ids
+    manifest = {
+        "format": "repx-run/1",
+        "name": run.name,
+        "hash": "",
+        "parameters": {k: list(v) for k, v in run.parameters.items()},
+        "zip_groups": [list(g) for g in run.zip_groups],
+        "stages": stages_json,
+        "jobs": jobs,
+    }
+    return manifest, jobs
+
+
+def _axes(run: RunSpec) -> dict[str, int]:
+    """Axis name -> number of values; a zip group is one axis named ``a+b``."""
+    zipped = {p for g in run.zip_groups for p in g}
+    axes = {"+".join(g): len(run.parameters[g[0]]) for g in run.zip_groups}
+    axes.update({p: len(v) for p, v in run.parameters.items() if p not in zipped})
+    return axes
+
+
+def _inputs(
+    run: RunSpec, spec: StageSpec, combo: dict[str, int], state: _State
+) -> list[dict[str, Any]]:
+    upstream = [(run.name, s, False) for s in spec.after]
+    upstream += [(run.name, s, True) for s in spec.gather]
+    upstream += [(r, s, True) for r, s in spec.from_run]
+    inputs: list[dict[str, Any]] = []
+    for run_name, stage, gather in upstream:
+        if not gather:  # the one upstream job of this job's combination
+            key = tuple(combo[a] for a in state.stage_axes[(run_name, stage)])
+            jobs = [state.by_combo[(run_name, stage)][key]]
+        else:  # same-run upstream jobs must agree with this job's combination
+            jobs = [
+                j
+                for j in state.stage_jobs[(run_name, stage)]
+                if run_name != run.name
+                or all(combo.get(a, v) == v for a, v in state.combos[j].items())
+            ]
+        for job_id in jobs:
+            for output in state.stage_outputs[(run_name, stage)]:
+                inputs.append(
+                    {
+                        "name": re.sub(r"\W", "_", f"{stage}_{output}"),
+                        "job": job_id,
+                        "output": output,
+                        "run": run_name,
+                        "gather": gather,
+                    }
+                )
+    return inputs
+
+
+def _job_id(stage: str, script: bytes, params: dict[str, Any], inputs: list[dict[str, Any]]) -> str:
+    upstream = ",".join(sorted(f"{i['name']}={i['job']}" for i in inputs))
+    text = f"repx-job/1\0{hashlib.sha256(script).hexdigest()}\0{_canonical(params)}\0{upstream}"
+    return f"{_base32_hash(text)}-{stage}"
+
+
+def _script(spec: StageSpec) -> str:
+    body = spec.script
+    if body is None:
+        lines = []
+        for output in spec.outputs:
+            parent = os.path.dirname(output)
+            if parent:
+                lines.append(f'mkdir -p "$out/{parent}"')
+            lines.append(f'cat "$params" > "$out/{output}"')
+        body = "\n".join(lines)
+    return (
+        "#!/bin/sh\n"
+        f"# repx labfactory stage '{spec.name}'\n"
+        "set -eu\n"
+        'out="$1"; inputs="$2"; params="$3"\n'
+        'export out inputs params\nmkdir -p "$out"\n'
+        f"{body}\n"
+    )
+
+
+def _write_job(root: Path, job_id: str, job: dict[str, Any], script: bytes) -> None:
+    base = root / "jobs" / job_id
+    if base.exists():  # a job shared by several runs is stored once
+        return
+    # explicit mkdirs: directory creation dominates the cost of writing big labs
+    os.mkdir(base)
+    os.mkdir(base / "bin")
+    fd = os.open(base / "bin" / job["stage"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o755)
+    with os.fdopen(fd, "wb") as exe:
+        exe.write(script)
+    (base / "parameters.json").write_text(_canonical(job["params"]))
+    out = base / "out"
+    os.mkdir(out)
+    for output in job["outputs"]:
+        parent = os.path.dirname(output)
+        if parent:
+            (out / parent).mkdir(parents=True, exist_ok=True)
+
+
+def _write_host_tools(root: Path, *, enabled: bool) -> str:
+    rel = f"host-tools/{_base32_hash('host-tools')}"
+    bin_dir = root / rel / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    if enabled:
+        for tool in HOST_TOOLS:
+            found = shutil.which(tool)
+            if found and not (bin_dir / tool).exists():
+                (bin_dir / tool).symlink_to(found)
+    return rel
+
+
+def _run_order(runs: Iterable[RunSpec]) -> list[str]:
+    done: list[str] = []
+    pending = list(runs)
+    while pending:
+        ready = [r for r in pending if all(d in done for d in r.depends_on)]
+        if not ready:  # a cycle (tests build those on purpose): keep the given order
+            return done + [r.name for r in pending]
+        done += [r.name for r in ready]
+        pending = [r for r in pending if r not in ready]
+    return done
+
+
+def _regular_files(root: Path) -> Iterable[str]:
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                yield os.path.relpath(path, root).replace(os.sep, "/")
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _base32_hash(text: str) -> str:
+    return nix_base32(hashlib.sha256(text.encode()).digest()[:20])
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)

@@ -1,0 +1,92 @@
+"""process.py: the only place that starts programs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import pytest
+
+from repx import process
+from repx.errors import ProcessError, ProgramNotFoundError
+
+
+def test_run_captures_text():
+    result = process.run(
+        [sys.executable, "-c", "import sys; print('out'); print('err', file=sys.stderr)"]
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "out\n", "err\n")
+
+
+def test_run_check_raises_with_stderr():
+    with pytest.raises(ProcessError) as info:
+        process.run([sys.executable, "-c", "import sys; sys.exit('boom')"])
+    assert info.value.returncode == 1
+    assert info.value.stderr == "boom\n"
+    assert process.run([sys.executable, "-c", "raise SystemExit(3)"], check=False).returncode == 3
+
+
+def test_run_env_adds_to_environment(monkeypatch):
+    monkeypatch.setenv("REPX_BASE", "kept")
+    code = "import os; print(os.environ['REPX_BASE'], os.environ['REPX_EXTRA'])"
+    assert process.run([sys.executable, "-c", code], env={"REPX_EXTRA": "x"}).stdout == "kept x\n"
+
+
+def test_run_input_text():
+    code = "import sys; print(sys.stdin.read().upper())"
+    assert process.run([sys.executable, "-c", code], input_text="abc").stdout == "ABC\n"
+
+
+def test_missing_program():
+    with pytest.raises(ProgramNotFoundError, match="'no-such-program-repx' was not found on PATH"):
+        process.run(["no-such-program-repx"])
+    with pytest.raises(ProgramNotFoundError):
+        process.stream(["no-such-program-repx"], on_stderr_line=print)
+
+
+def test_shell_strings_are_refused():
+    with pytest.raises(TypeError, match="never a shell string"):
+        process.run("echo hi")
+
+
+def test_stream_hands_over_stderr_lines_and_returns_stdout():
+    code = (
+        "import sys\n"
+        "for i in range(3): print(f'line {i}', file=sys.stderr, flush=True)\n"
+        "print('x' * 200000)"
+    )
+    lines: list[str] = []
+    result = process.stream([sys.executable, "-c", code], on_stderr_line=lines.append)
+    assert lines == ["line 0", "line 1", "line 2"]
+    assert result.stdout == "x" * 200000 + "\n"
+    assert result.stderr == "line 0\nline 1\nline 2"
+
+
+def test_stream_failure_raises():
+    with pytest.raises(ProcessError) as info:
+        process.stream(
+            [sys.executable, "-c", "import sys; sys.exit('bad')"], on_stderr_line=lambda _: None
+        )
+    assert info.value.stderr == "bad"
+
+
+def test_stream_interrupt_stops_the_child():
+    """An exception in the callback (as Ctrl-C would raise) interrupts and reaps the child."""
+    code = "import os, sys, time\nprint(os.getpid(), file=sys.stderr, flush=True)\ntime.sleep(60)"
+    pids: list[int] = []
+
+    def interrupt(line: str) -> None:
+        pids.append(int(line))
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        process.stream([sys.executable, "-c", code], on_stderr_line=interrupt)
+    with pytest.raises(ProcessLookupError):  # gone and reaped
+        os.kill(pids[0], 0)
+
+
+def test_argv_is_logged_at_debug_level(caplog):
+    with caplog.at_level(logging.DEBUG, logger="repx.process"):
+        process.run([sys.executable, "-c", "pass", "two words"])
+    assert any("running:" in r.message and "'two words'" in r.message for r in caplog.records)
