@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The main job, end to end, on the embedded example: set the machine up (tools/setup.sh,
+# idempotent), create an experiment from the `default` template, build its lab, run it and
+# show the results. A second invocation reuses everything and is fast.
+#
+#   tools/demo.sh [DIR]        (default: $REPX_DEMO_DIR or ~/repx-demo)
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+demo=${1:-${REPX_DEMO_DIR:-$HOME/repx-demo}}
+repx="$repo/.venv/bin/repx"
+
+"$repo/tools/setup.sh"
+
+echo "==> experiment in $demo"
+if [ -f "$demo/flake.nix" ]; then
+  echo "    exists; re-locking it on this checkout's library and toolchain"
+  (cd "$demo" && nix flake lock --update-input repx --update-input nixpkgs 2>/dev/null)
+else
+  "$repx" init "$demo" --template default
+fi
+cd "$demo"
+
+echo "==> repx build"
+"$repx" build
