@@ -70,6 +70,22 @@ chmod -R u+w "$ht"
 cat closure* | grep '^/nix/store/' | sort -u >store-paths
 while read -r p; do cp -a "$p" "$out/store/"; done <store-paths
 
+# images/<hash>/rootfs: a root filesystem skeleton for containerMode "unified". Its /nix/store
+# is a mount point: the runner binds the host's store or the lab's store/ there.
+if [ -n "$imageDir" ]; then
+  img="$out/$imageDir"
+  mkdir -p "$img/rootfs/bin" "$img/rootfs/usr/bin" "$img/rootfs/etc" "$img/rootfs/nix/store" \
+    "$img/rootfs/tmp" "$img/rootfs/proc" "$img/rootfs/dev" "$img/rootfs/home"
+  ln -s "$imageShell" "$img/rootfs/bin/sh"
+  ln -s "$imageShell" "$img/rootfs/bin/bash"
+  ln -s "$imageEnv" "$img/rootfs/usr/bin/env"
+  printf 'root:x:0:0:root:/home:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/sh\n' >"$img/rootfs/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$img/rootfs/etc/group"
+  printf '127.0.0.1 localhost\n' >"$img/rootfs/etc/hosts"
+  jq -n --slurpfile paths <(jq -R -s 'split("\n") | map(select(length > 0))' store-paths) \
+    '{format: "repx-image/1", rootfs: "rootfs", store_paths: $paths[0]}' >"$img/image.json"
+fi
+
 # Integrity list of every regular file but lab-metadata.json itself.
 (cd "$out" && find . -type f -print0 | sort -z | xargs -0 -r sha256sum) |
   awk '{ printf "{\"path\":\"%s\",\"sha256\":\"%s\"}\n", substr($2, 3), $1 }' >files.jsonl

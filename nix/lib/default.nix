@@ -67,12 +67,13 @@ let
       unknown = filter (k: !(elem k labArgs)) (attrNames args);
       pkgs = args.pkgs or (fail "mkLab" "needs 'pkgs' (nixpkgs' legacyPackages, or the repx offline toolchain)");
       containerMode = args.containerMode or "none";
+      severity = args.shellcheckSeverity or "info";
       tools = {
         inherit (pkgs) bash coreutils findutils gnused gnugrep gawk jq shellcheck rsync bubblewrap;
         system = pkgs.system or pkgs.stdenv.hostPlatform.system;
       };
       stageLib = import ./stage.nix { inherit util tools; };
-      expand = import ./expand.nix { inherit util stageLib tools pkgs; };
+      expand = import ./expand.nix { inherit util stageLib tools pkgs severity; };
       runsIn = args.runs or (fail "mkLab" "needs 'runs'");
       runList = if isAttrs runsIn && !(runsIn ? __repxRun) then attrValues runsIn else runsIn;
       runNames = map (r: r.name) runList;
@@ -80,7 +81,8 @@ let
       runByName = listToAttrs (map (r: { name = r.name; value = r; }) runList);
       order =
         if unknown != [ ] then fail "mkLab" "unknown argument(s) ${showList unknown}; allowed: ${showList labArgs}"
-        else if !(elem containerMode [ "none" ]) then fail "mkLab" "containerMode '${toString containerMode}' is not supported by this repx; use \"none\" (jobs run natively or under bubblewrap)"
+        else if !(elem containerMode [ "none" "unified" ]) then fail "mkLab" "containerMode '${toString containerMode}' is not supported; use \"none\" (jobs run on the host's / under bubblewrap) or \"unified\" (one image rootfs for every job)"
+        else if !(elem severity [ "error" "warning" "info" "style" ]) then fail "mkLab" "shellcheckSeverity '${toString severity}' must be one of 'error', 'warning', 'info', 'style'"
         else if dupRuns != [ ] then fail "mkLab" "duplicate run name(s) ${showList (util.unique dupRuns)}: every run file needs its own 'name'"
         else util.toposort runNames
           (n: map (d: if runByName ? ${d.run.name} then d.run.name else fail (util.relPath runByName.${n}.file) "run '${n}' depends on run '${d.run.name}', which is not in the lab's runs") runByName.${n}.deps)
@@ -102,7 +104,7 @@ let
       ) groupsIn;
     in
     import ./lab.nix {
-      inherit util tools pkgs version groups order expanded;
+      inherit util tools pkgs version groups order expanded containerMode;
       name = args.name or "lab";
       gitHash = args.gitHash or "unknown";
       labVersion = toString (args.lab_version or "0.0.0");

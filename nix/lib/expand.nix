@@ -3,7 +3,7 @@
 # Everything here is pure evaluation: no derivation per job. A stage's jobs range over the
 # axes of the parameters it declares plus the axes of its (non-gather) upstream stages; a
 # `gather` dependency collects every upstream job that agrees on the shared axes.
-{ util, stageLib, tools, pkgs }:
+{ util, stageLib, tools, pkgs, severity }:
 let
   inherit (builtins)
     attrNames
@@ -224,7 +224,7 @@ let
                 scriptDrv = script.drv;
                 byKey = listToAttrs (map (j: { name = keyOf axs j.combo; value = j; }) jobs);
                 outputs = st.outputs;
-                check = stageLib.mkCheck st script "info";
+                check = stageLib.mkCheck st script severity;
                 info = {
                   inherit (st) pname version outputs parameters resources;
                   file = st.relFile;

@@ -13,6 +13,7 @@
   order,
   expanded,
   runDeps,
+  containerMode,
 }:
 let
   inherit (builtins) attrNames attrValues concatLists concatStringsSep genList length listToAttrs toJSON;
@@ -57,13 +58,17 @@ let
     host_tools = "host-tools/${hostToolsHash}";
     store = "store";
     readme = "readme/README.md";
-    container_mode = "none";
+    container_mode = containerMode;
+    images = if containerMode == "unified" then { unified = "images/${imageHash}"; } else { };
     job_count = jobCount;
   };
 
   readme = import ./readme.nix { inherit name gitHash labVersion version runList runDeps groups jobCount; };
 
   scripts = concatLists (map (r: r.scriptDrvs) runList);
+  # "unified": one image root filesystem for every job, so that a bubblewrap run sees only
+  # the lab's closure instead of the host's /usr, /bin, /etc.
+  imageHash = util.hash32 (concatStringsSep "\n" ([ "repx-image/1" ] ++ map toString scripts));
   checks = concatLists (map (r: r.checks) runList);
 in
 derivation (
@@ -75,6 +80,9 @@ derivation (
     PATH = concatStringsSep ":" (map (p: "${p}/bin") [ tools.coreutils tools.findutils tools.gnused tools.gnugrep tools.gawk tools.jq tools.bash ]);
     shell = "${tools.bash}/bin/bash";
     inherit jobsTable readme hostToolsHash;
+    imageDir = if containerMode == "unified" then "images/${imageHash}" else "";
+    imageShell = "${tools.bash}/bin/bash";
+    imageEnv = "${tools.coreutils}/bin/env";
     revisionJson = toJSON revision;
     labMetaJson = toJSON labMeta;
     manifestPaths = concatStringsSep " " (map (m: m.path) manifests);

@@ -372,3 +372,56 @@ def test_default_template_builds_against_the_nixpkgs_standin(
         assert (standin_lab / part).is_file()
     scripts = list((standin_lab / "jobs").glob("*/bin/*"))
     assert len(scripts) == 8
+
+
+@pytest.mark.slow
+def test_unified_container_mode_writes_an_image_a_job_runs_in(
+    exp: Experiment, tmp_path: Path
+) -> None:
+    minimal_experiment(exp)
+    exp.write(
+        "flake.nix",
+        FLAKE.replace("runs = import", 'containerMode = "unified";\n      runs = import'),
+    )
+    proc = exp.build()
+    assert proc.returncode == 0, proc.stderr
+    lab = (exp.root / "result").resolve()
+    meta = json.loads((lab / "lab/lab-metadata.json").read_text())
+    assert meta["container_mode"] == "unified"
+    image = lab / meta["images"]["unified"]
+    assert json.loads((image / "image.json").read_text())["format"] == "repx-image/1"
+    rootfs = image / "rootfs"
+    job = next((lab / "jobs").iterdir())
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "inputs.json").write_text("{}")
+    # The job sees the image's /bin, /usr, /etc and the store: nothing else of the host.
+    argv = ["bwrap", "--tmpfs", "/"]
+    for part in ("bin", "usr", "etc"):
+        argv += ["--ro-bind", str(rootfs / part), f"/{part}"]
+    argv += [
+        "--ro-bind",
+        "/nix/store",
+        "/nix/store",
+        "--bind",
+        str(out),
+        str(out),
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--unshare-all",
+        "--die-with-parent",
+        str(job / "bin/s"),
+        str(out / "job"),
+        str(out / "inputs.json"),
+        str(job / "parameters.json"),
+    ]
+    run = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    assert (out / "job/out.txt").read_text().strip() in {"1", "2"}
+    # Without the image, "none" labs carry no images/.
+    minimal_experiment(exp)
+    exp.write("flake.nix", FLAKE)
+    assert exp.build().returncode == 0
+    assert not ((exp.root / "result") / "images").exists()

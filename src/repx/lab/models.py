@@ -66,7 +66,10 @@ class LabMetadata(_Model):
     store: LabPath = "store"
     store_paths: tuple[str, ...] = ()
     readme: LabPath = "readme/README.md"
-    container_mode: str = "none"
+    container_mode: Literal["none", "unified"] = "none"
+    images: dict[str, LabPath] = Field(
+        default_factory=dict, description='image root filesystems by name ("unified")'
+    )
     job_count: int = Field(ge=0)
     files: tuple[FileEntry, ...] = Field(
         description="every regular file except lab/lab-metadata.json, sorted by path"

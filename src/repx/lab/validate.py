@@ -112,6 +112,11 @@ def _check_lab_files(lab: LoadedLab) -> Iterator[str]:
         if not _exists(lab.root, rel, directory=want_dir):
             kind = "directory" if want_dir else "file"
             yield f"{LAB_METADATA}: {field}: {kind} '{rel}' does not exist"
+    for name, rel in meta.images.items():
+        if not _exists(lab.root, f"{rel}/rootfs", directory=True):
+            yield f"{LAB_METADATA}: images.{name}: directory '{rel}/rootfs' does not exist"
+    if meta.container_mode != "none" and meta.container_mode not in meta.images:
+        yield f"{LAB_METADATA}: container_mode '{meta.container_mode}' has no entry in images"
     if meta.job_count != len(lab.jobs):
         yield f"{LAB_METADATA}: job_count: {meta.job_count}, but the runs hold {len(lab.jobs)} jobs"
 
