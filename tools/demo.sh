@@ -22,3 +22,15 @@ cd "$demo"
 
 echo "==> repx build"
 "$repx" build
+
+echo "==> repx run"
+"$repx" run
+
+echo "==> results"
+report=$(echo repx-runs/outputs/*-report/out/report.md)
+summary=$(echo repx-runs/outputs/*-aggregate/out/summary.csv)
+cat "$report"
+echo
+echo "report:        $demo/$report"
+echo "summary table: $demo/$summary"
+echo "all outputs:   $demo/repx-runs/outputs   (repx status, repx list jobs --output-paths)"

@@ -2,4 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from repx.api import Input, Job, Lab, Run
+
+__all__ = ["Input", "Job", "Lab", "Run", "__version__"]
+_API = frozenset({"Input", "Job", "Lab", "Run"})
+
+
+def __getattr__(name: str) -> object:
+    """Import the Python API on first use: the CLI must not pay for it at start-up."""
+    if name in _API:
+        from repx import api  # noqa: PLC0415
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'repx' has no attribute '{name}'")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Final
+
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class RepxError(Exception):
@@ -90,6 +93,15 @@ class CacheError(RepxError):
 
 def _tail(text: str, lines: int = 20) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def one_line(text: str) -> str:
+    """Escape control characters (newlines, tabs, …) so that ``text`` prints on one line.
+
+    Error messages quote names and values read from files; a damaged file must not be able
+    to break the one-line ``error: …`` form.
+    """
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 def describe_path(path: Path, root: Path) -> str:

@@ -20,7 +20,11 @@ from typer.core import TyperGroup
 from repx import __version__
 from repx.cli import build as build_cmd
 from repx.cli import init as init_cmd
+from repx.cli import list_cmd, show, trace, verify, viz
+from repx.cli import log as log_cmd
+from repx.cli import run as run_cmd
 from repx.cli import schema as schema_cmd
+from repx.cli import status as status_cmd
 from repx.errors import RepxError
 
 #: Set to 1 to let unexpected exceptions show their traceback.
@@ -129,6 +133,14 @@ def _root(
 app.command("init")(init_cmd.init)
 app.command("build")(build_cmd.build)
 app.command("schema")(schema_cmd.schema)
+app.command("run")(run_cmd.run)
+app.command("status")(status_cmd.status)
+app.command("log")(log_cmd.log)
+app.add_typer(list_cmd.app, name="list")
+app.add_typer(show.app, name="show")
+app.command("trace-params")(trace.trace_params)
+app.command("viz")(viz.viz)
+app.command("verify")(verify.verify)
 
 
 def main() -> int:

@@ -11,7 +11,7 @@ from typing import Final, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from repx.errors import LabError
+from repx.errors import LabError, one_line
 from repx.lab.models import Job, LabMetadata, RevisionMetadata, RunManifest
 
 #: The entry point of every lab, relative to its root.
@@ -42,7 +42,7 @@ def open_lab(path: Path) -> LoadedLab:
     Every problem (missing file, bad JSON, invalid content, unsupported format version)
     raises a one-line :class:`LabError` naming the lab file and the field.
     """
-    root = _resolve_root(path)
+    root = resolve_root(path)
     with _gc_paused():
         return _read_lab(root)
 
@@ -57,8 +57,10 @@ def _read_lab(root: Path) -> LoadedLab:
         manifest = read_model(root, entry.manifest, RunManifest)
         if manifest.name != name:
             raise LabError(
-                f"{entry.manifest}: name: '{manifest.name}' but "
-                f"{meta.metadata} lists it as run '{name}'"
+                one_line(
+                    f"{entry.manifest}: name: '{manifest.name}' but "
+                    f"{meta.metadata} lists it as run '{name}'"
+                )
             )
         runs[name] = manifest
         for job_id, job in manifest.jobs.items():
@@ -71,16 +73,17 @@ def _read_lab(root: Path) -> LoadedLab:
 def read_model(root: Path, rel: str, model: type[_M]) -> _M:
     """Read ``root/rel`` and validate it as ``model``; failures name the file and field."""
     file = root / rel
+    where = one_line(rel)  # a path read from another file of the lab
     try:
         data = file.read_bytes()
     except FileNotFoundError:
-        raise LabError(f"{rel}: missing file (in lab {root})") from None
+        raise LabError(f"{where}: missing file (in lab {root})") from None
     except OSError as exc:
-        raise LabError(f"{rel}: cannot read: {exc.strerror}") from None
+        raise LabError(f"{where}: cannot read: {exc.strerror}") from None
     try:
         return model.model_validate_json(data)
     except ValidationError as exc:
-        raise LabError(f"{rel}: {describe_validation_error(exc)}") from None
+        raise LabError(f"{where}: {one_line(describe_validation_error(exc))}") from None
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -123,7 +126,7 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return text or "(top level)"
 
 
-def _resolve_root(path: Path) -> Path:
+def resolve_root(path: Path) -> Path:
     """Resolve a ``result`` link; accept the lab root or its ``lab/`` directory."""
     try:
         root = path.resolve(strict=True)

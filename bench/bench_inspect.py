@@ -1,0 +1,187 @@
+"""Inspection speed on generated 10,000-job labs: wall time including interpreter start-up.
+
+Two labs are written with tests/labfactory.py (to /dev/shm when possible):
+  - sweep:    one stage swept over 10,000 seeds (10,000 independent jobs);
+  - pipeline: 5,000 simulate -> 5,000 stats -> 1 aggregate gathering them (10,001 jobs).
+Each command runs as a fresh process (`repx …` and `python -c …`), stdout to a pipe (the
+plain-text path) unless marked "tty" (a pseudo-terminal: what a person sees), first with
+no output store and then with one where every job succeeded (10,000 completion records).
+`python -c pass` is measured in the same run as the baseline.
+
+    .venv/bin/python bench/bench_inspect.py [--jobs 10000] [--repeat 5]
+
+Targets (issue 4): `repx list jobs` and `repx show job` <= 0.5 s, `repx --help` <= 0.3 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+REPX = str(VENV_BIN / "repx")
+sys.path.insert(0, str(REPO / "tests"))
+
+import labfactory  # noqa: E402
+
+TARGETS = {"repx --help": 0.3, "list jobs": 0.5, "show job": 0.5}
+
+
+def timed(argv: list[str], *, tty: bool = False, repeat: int = 5) -> tuple[float, float]:
+    """(best, median) wall seconds of running argv ``repeat`` times; fails on non-zero exit."""
+    times = []
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "160"}
+    for _ in range(repeat):
+        if tty:
+            seconds, code = _run_on_pty(argv, env)
+        else:
+            start = time.perf_counter()
+            proc = subprocess.run(
+                argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, check=False
+            )
+            seconds, code = time.perf_counter() - start, proc.returncode
+            if code != 0:
+                sys.exit(f"{' '.join(argv)} failed ({code}): {proc.stderr.decode()}")
+        if code != 0:
+            sys.exit(f"{' '.join(argv)} failed ({code})")
+        times.append(seconds)
+    return min(times), statistics.median(times)
+
+
+def _run_on_pty(argv: list[str], env: dict[str, str]) -> tuple[float, int]:
+    master, slave = os.openpty()
+
+    def drain() -> None:
+        try:
+            while os.read(master, 65536):
+                pass
+        except OSError:
+            pass
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    start = time.perf_counter()
+    proc = subprocess.run(argv, stdout=slave, stderr=subprocess.DEVNULL, env=env, check=False)
+    seconds = time.perf_counter() - start
+    os.close(slave)
+    reader.join(timeout=5)
+    os.close(master)
+    return seconds, proc.returncode
+
+
+def fill_store(base: Path, lab: labfactory.FactoryLab) -> float:
+    """Record a successful attempt of every job through the store's commit protocol."""
+    from repx.run.store import Store  # noqa: PLC0415
+    from repx.run.store_models import JobResult, JobStatus  # noqa: PLC0415
+
+    start = time.perf_counter()
+    store = Store.open(base)
+    now = time.time()
+    for job in lab.job_ids:
+        lock = store.lock(job)
+        work, nonce = store.new_attempt(job)
+        (work / "repx" / "stdout.log").write_text("")
+        result = JobResult(
+            job=job,
+            status=JobStatus.SUCCEEDED,
+            exit_code=0,
+            start=now,
+            end=now + 0.1,
+            host="bench",
+            runtime="native",
+            lab_id=lab.lab_id,
+            attempt=nonce,
+        )
+        store.commit(job, work, result)
+        lock.release()
+    store.close()
+    return time.perf_counter() - start
+
+
+def bench_lab(name: str, lab: labfactory.FactoryLab, base: Path, repeat: int) -> list[tuple]:
+    root = str(lab.root)
+    job = lab.job_ids[len(lab.job_ids) // 2]
+    last = lab.job_ids[-1]
+    py = sys.executable
+    lab_args = ["--lab", root, "--base", str(base)]
+    cases: list[tuple[str, list[str], bool]] = [
+        ("list jobs", [REPX, "list", "jobs", *lab_args], False),
+        ("list jobs (tty)", [REPX, "list", "jobs", *lab_args], True),
+        ("list jobs -p seed", [REPX, "list", "jobs", "-p", "seed", *lab_args], False),
+        ("list jobs --json", [REPX, "list", "jobs", "--json", *lab_args], False),
+        ("list runs", [REPX, "list", "runs", *lab_args], False),
+        ("show job", [REPX, "show", "job", job[:10], *lab_args], False),
+        ("show job (tty)", [REPX, "show", "job", job[:10], *lab_args], True),
+        ("trace-params (last job)", [REPX, "trace-params", last[:10], "--lab", root], False),
+        ("viz --level stages", [REPX, "viz", "--format", "svg", *lab_args], False),
+        ("Lab.open", [py, "-c", f"import repx; repx.Lab.open({root!r})"], False),
+        (
+            "Lab.open + jobs_frame",
+            [py, "-c", f"import repx; repx.Lab.open({root!r}, base={str(base)!r}).jobs_frame()"],
+            False,
+        ),
+    ]
+    rows = []
+    for label, argv, tty in cases:
+        best, median = timed(argv, tty=tty, repeat=repeat)
+        rows.append((name, label, best, median))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+
+    shm = Path("/dev/shm")
+    tmp = Path(tempfile.mkdtemp(prefix="repx-bench-inspect-", dir=shm if shm.is_dir() else None))
+    try:
+        rows = []
+        base_best, base_median = timed([sys.executable, "-c", "pass"], repeat=args.repeat)
+        rows.append(("-", "python -c pass (baseline)", base_best, base_median))
+        rows.append(("-", "repx --help", *timed([REPX, "--help"], repeat=args.repeat)))
+        labs = {
+            "sweep": labfactory.sweep_runs(args.jobs),
+            "pipeline": labfactory.pipeline_runs(args.jobs // 2),
+        }
+        for name, runs in labs.items():
+            start = time.perf_counter()
+            lab = labfactory.write_lab(tmp / name, runs)
+            print(f"{name}: {len(lab.job_ids)} jobs written in {time.perf_counter() - start:.1f} s")
+            rows += bench_lab(f"{name}, no store", lab, tmp / f"{name}-empty", args.repeat)
+            seconds = fill_store(tmp / f"{name}-runs", lab)
+            print(f"{name}: {len(lab.job_ids)} attempts recorded in {seconds:.1f} s")
+            rows += bench_lab(f"{name}, all run", lab, tmp / f"{name}-runs", args.repeat)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print(f"\n{'lab':<20} {'command':<28} {'best s':>7} {'median s':>9} {'target':>7}")
+    failed = []
+    for lab_name, label, best, median in rows:
+        target = TARGETS.get(label)
+        mark = ""
+        if target is not None:
+            ok = median <= target
+            mark = f"{'≤' if ok else '>'}{target:.1f}"
+            if not ok:
+                failed.append(f"{lab_name}: {label} {median:.2f} s > {target} s")
+        print(f"{lab_name:<20} {label:<28} {best:>7.3f} {median:>9.3f} {mark:>7}")
+    print(f"\nbaseline (interpreter start-up): {base_median:.3f} s; CPUs: {os.cpu_count()}")
+    if failed:
+        print("targets missed:\n  " + "\n  ".join(failed))
+        sys.exit(1)
+    print("all targets met")
+
+
+if __name__ == "__main__":
+    main()

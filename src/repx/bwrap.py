@@ -1,0 +1,109 @@
+"""bubblewrap: the argv that sandboxes a job, and a check that bubblewrap works here.
+
+The sandbox: the host's root file system read-only, a fresh ``/dev``, ``/proc`` and
+``/tmp``, no network (every namespace unshared), killed with its parent, and writable only
+where the caller says. When the host's ``/nix/store`` lacks what the job needs, a lab's
+``store/`` copy is bound at ``/nix/store`` instead (hosts without Nix).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Final
+
+from repx import process
+from repx.errors import ProgramNotFoundError
+
+NIX_STORE: Final = "/nix/store"
+#: Top-level directories the sandbox always replaces (or that must not be shared).
+_REPLACED: Final = frozenset({"proc", "dev", "tmp"})
+
+
+def find(host_tools_bin: Path | None = None) -> Path | None:
+    """The bwrap to use: the host's (on PATH), else the lab's host-tools copy, else None."""
+    found = process.which("bwrap")
+    if found is not None:
+        return found
+    if host_tools_bin is not None:
+        candidate = host_tools_bin / "bwrap"
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def sandbox_options(
+    *,
+    readonly: Sequence[Path] = (),
+    writable: Sequence[Path] = (),
+    store: Path | None = None,
+    chdir: Path | None = None,
+) -> list[str]:
+    """bwrap options (everything but the program and the command).
+
+    ``readonly`` and ``writable`` paths are bound at the same place, in that order, after
+    ``/tmp`` is replaced (so paths under ``/tmp`` stay visible). ``store``: a directory to
+    bind at ``/nix/store`` in place of the host's ``/nix``.
+    """
+    args: list[str] = []
+    if store is None:
+        args += ["--ro-bind", "/", "/"]
+    else:
+        args += _root_without_nix()
+        args += ["--ro-bind", os.fspath(store), NIX_STORE]
+    args += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    for path in readonly:
+        # Every bind costs time in the kernel (serialised between sandboxes): bind only
+        # what the replaced directories hide.
+        if _hidden(os.fspath(path), store is not None):
+            args += ["--ro-bind", os.fspath(path), os.fspath(path)]
+    for path in writable:
+        args += ["--bind", os.fspath(path), os.fspath(path)]
+    args += ["--unshare-all", "--die-with-parent"]
+    if chdir is not None:
+        args += ["--chdir", os.fspath(chdir)]
+    return args
+
+
+def command(bwrap: Path, options: Sequence[str], argv: Sequence[str]) -> list[str]:
+    """The full argv that runs ``argv`` in the sandbox described by ``options``."""
+    return [os.fspath(bwrap), *options, "--", *argv]
+
+
+def probe(
+    bwrap: Path, options: Sequence[str], argv: Sequence[str], env: Mapping[str, str]
+) -> str | None:
+    """Run ``argv`` (a trivial program) in the sandbox; return None if it works, else why not."""
+    try:
+        result = process.run(command(bwrap, options, argv), check=False, env=env)
+    except ProgramNotFoundError:
+        return f"{bwrap} cannot be started"
+    except OSError as exc:
+        return f"{bwrap} cannot be started: {exc.strerror}"
+    if result.returncode == 0:
+        return None
+    text = (result.stderr or result.stdout).strip().splitlines()
+    return text[-1] if text else f"exit status {result.returncode}"
+
+
+def _hidden(path: str, without_nix: bool) -> bool:
+    """True when ``path`` is not visible through the sandbox's view of the host root."""
+    top = path.split("/", 2)[1] if path.startswith("/") else ""
+    return top in _REPLACED or (without_nix and top == "nix")
+
+
+def _root_without_nix() -> list[str]:
+    """Bind every top-level entry of ``/`` but ``/nix`` (the sandbox root is a tmpfs)."""
+    args: list[str] = []
+    with os.scandir("/") as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            name = entry.name
+            if name == "nix" or name in _REPLACED:
+                continue
+            path = f"/{name}"
+            if entry.is_symlink():
+                args += ["--symlink", os.readlink(path), path]  # noqa: PTH115 (str in, str out)
+            elif entry.is_dir() or entry.is_file():
+                args += ["--ro-bind", path, path]
+    return args

@@ -1,0 +1,57 @@
+"""``repx log``: print (or follow) a job's output."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Annotated, Final
+
+import typer
+
+from repx.cli.run import BaseOption, TargetOption
+
+#: Seconds between looks at a followed log.
+_FOLLOW_TICK: Final = 0.2
+
+
+def log(  # noqa: PLR0917 (typer maps parameters to CLI options)
+    job: Annotated[str, typer.Argument(help="A job id or a unique prefix of one.")],
+    stderr: Annotated[
+        bool, typer.Option("--stderr", help="Show stderr instead of stdout.")
+    ] = False,
+    lines: Annotated[
+        int | None, typer.Option("--lines", "-n", min=0, help="Only the last N lines.")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing while the job runs.")
+    ] = False,
+    base: BaseOption = None,
+    target: TargetOption = None,
+) -> None:
+    """Print the stdout (or stderr) log of a job's running or last attempt."""
+    from repx.services.run import Location, find_log, job_is_running  # noqa: PLC0415
+
+    where = Location(base=base, target=target)
+    found = find_log(where, job, stderr=stderr)
+    out = sys.stdout
+    with found.path.open("r", encoding="utf-8", errors="replace") as f:
+        text = f.read()
+        if lines is not None:
+            kept = text.splitlines(keepends=True)[-lines:] if lines else []
+            text = "".join(kept)
+        out.write(text)
+        out.flush()
+        if not (follow and found.running):
+            return
+        # The attempt directory is renamed when the job ends; the open file stays valid.
+        while True:
+            chunk = f.read()
+            if chunk:
+                out.write(chunk)
+                out.flush()
+                continue
+            if not job_is_running(where, found.job):
+                out.write(f.read())
+                out.flush()
+                return
+            time.sleep(_FOLLOW_TICK)

@@ -1,0 +1,96 @@
+"""``repx run``: run the jobs of a lab that are not done yet."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from repx.cli import output
+
+
+class RuntimeChoice(StrEnum):
+    """The ``--runtime`` values (mirrors :class:`repx.config.RuntimeKind`)."""
+
+    native = "native"
+    bwrap = "bwrap"
+
+
+LabOption = Annotated[
+    Path, typer.Option("--lab", help="The lab: a `result` link or a lab directory.")
+]
+BaseOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--base",
+        help="Output store directory (default: the target's base, else ./repx-runs).",
+    ),
+]
+TargetOption = Annotated[
+    str | None, typer.Option("--target", help="Target from config.toml (default: default_target).")
+]
+
+
+def run(  # noqa: PLR0917 (typer maps parameters to CLI options)
+    selectors: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[RUN | @GROUP | JOB_ID]...",
+            help="What to run (default: every run); upstream jobs are included.",
+            show_default=False,
+        ),
+    ] = None,
+    lab: LabOption = Path("result"),
+    base: BaseOption = None,
+    target: TargetOption = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", "-j", min=1, help="Jobs at once (default: the CPU count)."),
+    ] = None,
+    runtime: Annotated[
+        RuntimeChoice | None,
+        typer.Option(
+            "--runtime",
+            help="bwrap (sandbox, the default) or native (no sandbox).",
+            case_sensitive=False,
+        ),
+    ] = None,
+    continue_on_failure: Annotated[
+        bool,
+        typer.Option(
+            "--continue-on-failure", help="Keep starting jobs that do not depend on a failure."
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List the jobs that would run; run nothing.")
+    ] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Stream one JSON event per line on stdout.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug messages.")] = False,
+) -> int:
+    """Run the selected runs of a lab (skipping completed jobs) and summarise."""
+    from repx.config import RuntimeKind  # noqa: PLC0415 (keep `repx --help` fast)
+    from repx.run.reporter import JsonReporter, PlainReporter, Reporter, RichReporter  # noqa: PLC0415
+    from repx.services.run import Location, RunOptions, run_lab  # noqa: PLC0415
+
+    output.setup_logging(verbose)
+    options = RunOptions(
+        where=Location(lab=lab, base=base, target=target),
+        selectors=tuple(selectors or ()),
+        jobs=jobs,
+        runtime=RuntimeKind(runtime.value) if runtime is not None else None,
+        continue_on_failure=continue_on_failure,
+        dry_run=dry_run,
+    )
+    reporter: Reporter
+    if json_output:
+        reporter = JsonReporter()
+    elif output.stderr_is_terminal():
+        reporter = RichReporter(output.err_console())
+    else:
+        reporter = PlainReporter()
+    summary = run_lab(options, reporter)
+    return summary.exit_code

@@ -1,0 +1,214 @@
+"""``repx show job|run``: everything about one job or one run."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Final
+
+import typer
+
+from repx.cli.inspecting import (
+    BaseOption,
+    Column,
+    JsonOption,
+    LabOption,
+    TargetOption,
+    open_view,
+    print_fields,
+    print_model,
+    print_table,
+)
+from repx.cli.list_cmd import format_counts
+
+if TYPE_CHECKING:
+    from pydantic import JsonValue
+
+    from repx.inspect import models
+
+#: Upstream jobs of a gathered input listed by ``show job`` (``list deps`` lists all).
+_MAX_GATHERED: Final = 5
+
+app = typer.Typer(
+    name="show",
+    help="Show one job or one run of a lab in detail.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.command("job")
+def job(
+    job_id: Annotated[str, typer.Argument(metavar="JOB", help="A job id or a unique prefix.")],
+    lab: LabOption = Path("result"),
+    base: BaseOption = None,
+    target: TargetOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """A job: stage, run, parameters, inputs, outputs, script, resources and last run."""
+    from repx.inspect.query import show_job  # noqa: PLC0415 (keep `repx --help` fast)
+
+    details = show_job(open_view(lab, base, target), job_id)
+    if json_output:
+        print_model(details)
+        return
+    print_fields(_job_fields(details))
+
+
+def _job_fields(d: models.JobDetails) -> list[tuple[str, str]]:
+    stage = d.stage + (f" {d.stage_version}" if d.stage_version else "")
+    if d.stage_file:
+        stage += f" ({d.stage_file})"
+    fields = [
+        ("job", d.id),
+        ("short id", d.short_id),
+        ("run", ", ".join(d.runs) or d.run),
+        ("stage", stage),
+        ("parameters", _params_text(d.params)),
+    ]
+    inherited = {k: v for k, v in d.effective_params.items() if k not in d.params}
+    if inherited:
+        fields.append(("inherited", _params_text(inherited)))
+    fields.append(("inputs", _inputs_text(d.inputs)))
+    fields.append(("outputs", _outputs_text(d.outputs)))
+    if d.downstream:
+        used = [f"{c.short_id} ({c.run}/{c.stage}) reads {c.output}" for c in d.downstream]
+        fields.append(("read by", _elide(used)))
+    if d.script:
+        fields.append(("script", d.script))
+    for name, path in d.executables.items():
+        fields.append(("executable" if name == "main" else f"executable {name}", path))
+    fields.append(("parameters file", d.parameters_file))
+    fields.append(("resources", _params_text(d.resources)))
+    fields.append(("status", _status_text(d)))
+    if d.output_dir:
+        fields.append(("output dir", d.output_dir))
+    if d.logs:
+        fields.append(("logs", "\n".join(d.logs.values())))
+    return fields
+
+
+def _params_text(params: Mapping[str, JsonValue]) -> str:
+    from repx.inspect.params import format_value  # noqa: PLC0415
+
+    return "  ".join(f"{k}={format_value(v)}" for k, v in params.items()) or "-"
+
+
+def _inputs_text(inputs: Sequence[models.Dependency]) -> str:
+    if not inputs:
+        return "-"
+    by_name: dict[str, list[models.Dependency]] = {}
+    for dep in inputs:
+        by_name.setdefault(dep.input, []).append(dep)
+    lines = []
+    for name, deps in by_name.items():
+        first = deps[0]
+        if len(deps) == 1 and not first.gather:
+            lines.append(f"{name} ← {first.short_id} ({first.run}/{first.stage}) {first.output}")
+            continue
+        stages = sorted({f"{d.run}/{d.stage}" for d in deps})
+        outputs = sorted({d.output for d in deps})
+        lines.append(
+            f"{name} ← gathers {len(deps)} job{'s' if len(deps) != 1 else ''} of"
+            f" {', '.join(stages)}: {', '.join(outputs)}"
+        )
+        lines += [f"  {d.short_id}" for d in deps[:_MAX_GATHERED]]
+        if len(deps) > _MAX_GATHERED:
+            lines.append(f"  … {len(deps) - _MAX_GATHERED} more (repx list deps)")
+    return "\n".join(lines)
+
+
+def _outputs_text(outputs: Sequence[models.OutputInfo]) -> str:
+    if not outputs:
+        return "-"
+    lines = []
+    for out in outputs:
+        where = f" → {out.path}" if out.path else ""
+        lines.append(f"{out.name}{where}{'' if out.exists or not out.path else ' (not there)'}")
+    return "\n".join(lines)
+
+
+def _status_text(d: models.JobDetails) -> str:
+    attempt = d.attempt
+    if attempt is None:
+        return d.status
+    parts = [d.status]
+    if attempt.status != d.status:
+        parts.append(f"last attempt {attempt.status}")
+    if attempt.exit_code is not None:
+        parts.append(f"exit {attempt.exit_code}")
+    if attempt.reason:
+        parts.append(attempt.reason)
+    if attempt.duration is not None:
+        parts.append(f"{attempt.duration:.1f} s")
+    if attempt.start is not None:
+        parts.append("started " + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(attempt.start)))
+    if attempt.host:
+        parts.append(f"on {attempt.host}" + (f" ({attempt.runtime})" if attempt.runtime else ""))
+    return " · ".join(parts)
+
+
+def _elide(lines: list[str], limit: int = _MAX_GATHERED) -> str:
+    if len(lines) <= limit:
+        return "\n".join(lines)
+    return "\n".join([*lines[:limit], f"… {len(lines) - limit} more (repx list deps)"])
+
+
+@app.command("run")
+def run(
+    name: Annotated[str, typer.Argument(metavar="RUN", help="A run of the lab.")],
+    lab: LabOption = Path("result"),
+    base: BaseOption = None,
+    target: TargetOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """A run: parameters, dependencies, groups, and its stages with their jobs."""
+    from repx.inspect.params import format_value  # noqa: PLC0415
+    from repx.inspect.query import show_run  # noqa: PLC0415
+
+    details = show_run(open_view(lab, base, target), name)
+    if json_output:
+        print_model(details)
+        return
+    params = [
+        f"{p}: {', '.join(format_value(v) for v in values)}"
+        for p, values in details.parameters.items()
+    ]
+    fields = [
+        ("run", details.name),
+        ("jobs", str(details.jobs)),
+        ("parameters", "\n".join(params) or "-"),
+    ]
+    if details.zip_groups:
+        fields.append(("zipped", "\n".join(" + ".join(g) for g in details.zip_groups)))
+    fields += [
+        ("depends on", _kinds(details.depends_on)),
+        ("needed by", _kinds(details.dependents)),
+        ("groups", ", ".join(details.groups) or "-"),
+        ("manifest", details.manifest),
+    ]
+    if details.status is not None:
+        fields.append(("status", format_counts(details.status)))
+    print_fields(fields)
+    columns = [Column("stage"), Column("jobs", "right"), Column("outputs"), Column("reads")]
+    executed = details.status is not None
+    if executed:
+        columns.append(Column("status"))
+    rows = []
+    for stage in details.stages:
+        row = [
+            stage.name,
+            str(stage.jobs),
+            ", ".join(stage.outputs) or "-",
+            ", ".join(stage.depends_on) or "-",
+        ]
+        if executed:
+            row.append(format_counts(stage.status or {}))
+        rows.append(row)
+    typer.echo("")
+    print_table(columns, rows)
+
+
+def _kinds(deps: Mapping[str, str]) -> str:
+    return ", ".join(f"{name} ({kind})" for name, kind in deps.items()) or "-"

@@ -1,0 +1,60 @@
+"""``repx status``: the state of a lab's jobs in the output store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from repx.cli import output
+from repx.cli.run import BaseOption, LabOption, TargetOption
+
+if TYPE_CHECKING:
+    from repx.services.run import StatusReport
+
+
+def status(
+    run: Annotated[
+        str | None, typer.Argument(help="Only this run (default: every run).", show_default=False)
+    ] = None,
+    lab: LabOption = Path("result"),
+    base: BaseOption = None,
+    target: TargetOption = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print every job's state as JSON.")
+    ] = False,
+) -> None:
+    """Show how many jobs of each stage succeeded, failed, run, wait or are blocked."""
+    from repx.services.run import Location, lab_status  # noqa: PLC0415
+
+    report = lab_status(Location(lab=lab, base=base, target=target), run)
+    if json_output:
+        output.print_json(report)
+        return
+    _print_table(report)
+
+
+def _print_table(report: StatusReport) -> None:
+    from rich.table import Table  # noqa: PLC0415
+
+    from repx.inspect.status import JobState  # noqa: PLC0415
+
+    table = Table(title=f"{report.base}", title_justify="left", box=None, pad_edge=False)
+    table.add_column("run", no_wrap=True)
+    table.add_column("stage", no_wrap=True)
+    for state in JobState:
+        table.add_column(state.value, justify="right", no_wrap=True)
+    for stage in report.stages:
+        table.add_row(stage.run, stage.stage, *(_cell(stage.counts[s]) for s in JobState))
+    totals = report.totals()
+    table.add_row("total", "", *(_cell(totals[s]) for s in JobState), style="bold")
+    output.out_console().print(table)
+    for entry in report.jobs:
+        if entry.state is JobState.FAILED:
+            why = f" ({entry.reason})" if entry.reason else ""
+            output.message(f"failed: {entry.job}{why}")
+
+
+def _cell(count: int) -> str:
+    return str(count) if count else "·"

@@ -1,0 +1,116 @@
+"""Progress events of a run and its summary (also the ``--json`` stream, one per line)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from repx.run.store_models import JobStatus
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class RunPlanned(_Event):
+    """The run is about to start: what was selected and what is left to do."""
+
+    event: Literal["plan"] = "plan"
+    lab: str
+    lab_id: str
+    base: str
+    runtime: str
+    concurrency: int
+    selected: int
+    cached: int
+    to_run: int
+
+
+class JobStarted(_Event):
+    """A job's process started."""
+
+    event: Literal["started"] = "started"
+    job: str
+    stage: str
+
+
+class JobWaiting(_Event):
+    """A job is being run by another process; this run waits for its result."""
+
+    event: Literal["waiting"] = "waiting"
+    job: str
+    stage: str
+    holder: str
+
+
+class JobFinished(_Event):
+    """A job ended (``adopted``: the result came from another repx run)."""
+
+    event: Literal["finished"] = "finished"
+    job: str
+    stage: str
+    status: JobStatus
+    exit_code: int | None
+    reason: str | None
+    seconds: float
+    adopted: bool = False
+
+
+class JobBlocked(_Event):
+    """A job will not run because a job it needs did not succeed."""
+
+    event: Literal["blocked"] = "blocked"
+    job: str
+    stage: str
+    cause: str
+
+
+class Notice(_Event):
+    """A warning for the user (e.g. a job larger than the machine)."""
+
+    event: Literal["warning"] = "warning"
+    message: str
+
+
+class FailedJob(BaseModel):
+    """A job that did not succeed, for the summary."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job: str
+    stage: str
+    status: JobStatus
+    exit_code: int | None
+    reason: str | None
+    log: str | None
+    stderr_tail: tuple[str, ...] = ()
+
+
+class RunSummary(_Event):
+    """The end of a run."""
+
+    event: Literal["summary"] = "summary"
+    lab: str
+    base: str
+    outputs: str
+    selected: int
+    cached: int
+    succeeded: int
+    failed: tuple[FailedJob, ...] = ()
+    blocked: int = 0
+    not_started: int = 0
+    interrupted: bool = False
+    seconds: float = 0.0
+    dry_run: bool = False
+    would_run: tuple[str, ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        """0: everything succeeded; 1: a job failed or was blocked; 130: interrupted."""
+        if self.interrupted:
+            return 130
+        return 1 if self.failed or self.blocked or self.not_started else 0
+
+
+Event = RunPlanned | JobStarted | JobWaiting | JobFinished | JobBlocked | Notice | RunSummary

@@ -1,0 +1,298 @@
+"""Reporters: turn run events into a live display, plain lines, JSON lines, or a list.
+
+Events are cheap to handle (counters and one write at most); the rich display redraws on
+its own thread a few times a second, so a fast run does not pay for drawing per job.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, Protocol
+
+from repx.run.events import (
+    Event,
+    JobBlocked,
+    JobFinished,
+    JobStarted,
+    JobWaiting,
+    Notice,
+    RunPlanned,
+    RunSummary,
+)
+from repx.run.store_models import JobStatus
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+    from rich.live import Live
+
+
+class Reporter(Protocol):
+    """Receives every event of a run, in order."""
+
+    def handle(self, event: Event) -> None:
+        """Take one event."""
+
+    def close(self) -> None:
+        """The run is over (stop any display)."""
+
+
+class NullReporter:
+    """Ignores everything."""
+
+    def handle(self, event: Event) -> None:
+        """Ignore ``event``."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+class RecordingReporter:
+    """Keeps every event (for tests)."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.closed = False
+
+    def handle(self, event: Event) -> None:
+        """Record ``event``."""
+        self.events.append(event)
+
+    def close(self) -> None:
+        """Note that the run is over."""
+        self.closed = True
+
+    def of_type(self, kind: type[Event]) -> list[Event]:
+        """The recorded events of one type."""
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+class JsonReporter:
+    """One JSON object per event and line (``--json``)."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stdout
+
+    def handle(self, event: Event) -> None:
+        """Write ``event`` as one line."""
+        self.stream.write(event.model_dump_json() + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        """Flush the stream."""
+        self.stream.flush()
+
+
+class _Counts:
+    """Progress counters shared by the human reporters."""
+
+    def __init__(self) -> None:
+        self.to_run = 0
+        self.succeeded = 0
+        self.failed = 0
+        self.blocked = 0
+        self.started_at = time.monotonic()
+        self.running: dict[str, tuple[str, float]] = {}  # job -> (stage, start)
+        self.waiting: set[str] = set()
+
+    def update(self, event: Event) -> None:
+        if isinstance(event, RunPlanned):
+            self.to_run = event.to_run
+            self.started_at = time.monotonic()
+        elif isinstance(event, JobStarted):
+            self.waiting.discard(event.job)
+            self.running[event.job] = (event.stage, time.monotonic())
+        elif isinstance(event, JobWaiting):
+            self.waiting.add(event.job)
+        elif isinstance(event, JobFinished):
+            self.running.pop(event.job, None)
+            self.waiting.discard(event.job)
+            if event.status is JobStatus.SUCCEEDED:
+                self.succeeded += 1
+            else:
+                self.failed += 1
+        elif isinstance(event, JobBlocked):
+            self.blocked += 1
+
+    @property
+    def finished(self) -> int:
+        return self.succeeded + self.failed + self.blocked
+
+    @property
+    def pending(self) -> int:
+        return max(0, self.to_run - self.finished - len(self.running) - len(self.waiting))
+
+    def eta(self) -> float | None:
+        done = self.succeeded + self.failed
+        if done == 0:
+            return None
+        elapsed = time.monotonic() - self.started_at
+        left = self.to_run - self.finished
+        return elapsed / done * left
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class PlainReporter:
+    """One line per finished or blocked job, on stderr (for logs and non-terminals)."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.counts = _Counts()
+
+    def handle(self, event: Event) -> None:
+        """Print what matters about ``event``."""
+        self.counts.update(event)
+        write = self.stream.write
+        if isinstance(event, RunPlanned):
+            write(_plan_line(event) + "\n")
+        elif isinstance(event, JobFinished):
+            c = self.counts
+            word = "done" if event.status is JobStatus.SUCCEEDED else event.status.value.upper()
+            extra = f" ({event.reason})" if event.reason else ""
+            other = " [by another run]" if event.adopted else ""
+            write(
+                f"[{c.finished}/{c.to_run}] {word} {event.job} {event.seconds:.1f}s{extra}{other}\n"
+            )
+        elif isinstance(event, JobBlocked):
+            c = self.counts
+            write(f"[{c.finished}/{c.to_run}] blocked {event.job} ({event.cause})\n")
+        elif isinstance(event, JobWaiting):
+            write(f"waiting for {event.job}: held by another repx run ({event.holder})\n")
+        elif isinstance(event, Notice):
+            write(f"warning: {event.message}\n")
+        elif isinstance(event, RunSummary):
+            write(format_summary(event))
+        self.stream.flush()
+
+    def close(self) -> None:
+        """Flush the stream."""
+        self.stream.flush()
+
+
+class RichReporter:
+    """A live display on a terminal: counts, elapsed time, ETA and the running jobs."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.counts = _Counts()
+        self._live: Live | None = None
+
+    def handle(self, event: Event) -> None:
+        """Update counters; print plans, failures, warnings and the summary."""
+        self.counts.update(event)
+        if isinstance(event, RunPlanned):
+            self.console.print(_plan_line(event), markup=False, highlight=False)
+            if event.to_run:
+                self._start_live()
+        elif isinstance(event, JobFinished) and event.status is not JobStatus.SUCCEEDED:
+            reason = f": {event.reason}" if event.reason else ""
+            self.console.print(
+                f"[red]{event.status.value}[/red] {event.job}{reason}", highlight=False
+            )
+        elif isinstance(event, Notice):
+            self.console.print(f"[yellow]warning:[/yellow] {event.message}", highlight=False)
+        elif isinstance(event, JobWaiting):
+            self.console.print(
+                f"waiting for {event.job}: held by another repx run ({event.holder})",
+                markup=False,
+                highlight=False,
+            )
+        elif isinstance(event, RunSummary):
+            self.close()
+            self.console.print(
+                format_summary(event), markup=False, highlight=False, end="", soft_wrap=True
+            )
+
+    def close(self) -> None:
+        """Stop the live display."""
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    def _start_live(self) -> None:
+        from rich.live import Live  # noqa: PLC0415 (only on terminals)
+
+        self._live = Live(
+            _Display(self.counts, self._render),
+            console=self.console,
+            refresh_per_second=4,
+            transient=True,
+        )
+        self._live.start()
+
+    def _render(self) -> RenderableType:
+        from rich.text import Text  # noqa: PLC0415
+
+        c = self.counts
+        now = time.monotonic()
+        eta = c.eta()
+        text = Text()
+        text.append(f"{c.succeeded + c.failed + c.blocked}/{c.to_run} ", style="bold")
+        text.append(f"done {c.succeeded}", style="green")
+        text.append(f" · running {len(c.running)}", style="cyan")
+        text.append(f" · failed {c.failed}", style="red" if c.failed else "")
+        text.append(f" · blocked {c.blocked}", style="yellow" if c.blocked else "")
+        text.append(f" · pending {c.pending}")
+        if c.waiting:
+            text.append(f" · waiting on another run {len(c.waiting)}")
+        text.append(f" · {_clock(now - c.started_at)}")
+        if eta is not None:
+            text.append(f" · ETA {_clock(eta)}")
+        for job, (stage, start) in list(c.running.items())[:8]:
+            text.append(f"\n  {job[:12]}…-{stage} {now - start:.0f}s", style="dim")
+        return text
+
+
+class _Display:
+    """A renderable that asks for fresh content at every refresh."""
+
+    def __init__(self, counts: _Counts, render: Callable[[], RenderableType]) -> None:
+        self.counts = counts
+        self.render = render
+
+    def __rich__(self) -> RenderableType:
+        return self.render()
+
+
+def _plan_line(event: RunPlanned) -> str:
+    return (
+        f"{event.selected} job(s) selected: {event.cached} already done, {event.to_run} to run"
+        f" (runtime {event.runtime}, -j {event.concurrency}, base {event.base})"
+    )
+
+
+def format_summary(summary: RunSummary) -> str:
+    """The human summary of a run: counts, each failed job with its log, where results are."""
+    lines: list[str] = []
+    if summary.dry_run:
+        lines.append(f"dry run: {len(summary.would_run)} job(s) would run")
+        lines += [f"  {job}" for job in summary.would_run]
+        return "\n".join(lines) + "\n"
+    parts = [f"{summary.succeeded} succeeded"]
+    if summary.failed:
+        parts.append(f"{len(summary.failed)} failed")
+    if summary.blocked:
+        parts.append(f"{summary.blocked} blocked")
+    if summary.not_started:
+        parts.append(f"{summary.not_started} not started")
+    parts.append(f"{summary.cached} already done")
+    head = ", ".join(parts) + f" in {summary.seconds:.1f} s"
+    if summary.interrupted:
+        head = "interrupted: " + head
+    lines.append(head)
+    for failed in summary.failed:
+        code = f", exit code {failed.exit_code}" if failed.exit_code is not None else ""
+        lines.append(f"{failed.status.value}: {failed.job} (stage {failed.stage}{code})")
+        if failed.reason:
+            lines.append(f"  reason: {failed.reason}")
+        if failed.log:
+            lines.append(f"  log: {failed.log}")
+        lines += [f"  | {line}" for line in failed.stderr_tail]
+    lines.append(f"results: {summary.outputs}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,108 @@
+"""What one job needs to run, resolved against a lab and an output store.
+
+A :class:`JobSpec` is self-contained (absolute paths, no lab loader needed), so the same
+per-job wrapper runs it in-process or on a cluster node (``python -m repx.run.job``).
+"""
+
+# Per-job hot path: os functions on str paths (measured ~3x cheaper than pathlib).
+# ruff: noqa: PTH118
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Final
+
+from pydantic import BaseModel, ConfigDict
+
+from repx.errors import LabError
+from repx.lab.loader import LoadedLab
+from repx.run.store_models import GatherEntry
+
+_OUT_PREFIX: Final = "$out/"
+_MEM: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
+_UNITS: Final = {"": 1024**2, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+class JobSpec(BaseModel):
+    """A job resolved to absolute paths: the input of the per-job lifecycle."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    job: str
+    stage: str
+    lab_root: str
+    lab_id: str
+    executable: str
+    parameters_file: str
+    #: input name -> absolute path of the upstream output (non-gathered inputs)
+    inputs: dict[str, str] = {}
+    #: input name -> every upstream job of a gathered input
+    gathers: dict[str, tuple[GatherEntry, ...]] = {}
+    #: declared outputs, relative to $out
+    outputs: tuple[str, ...] = ()
+    cpus: int = 1
+    mem_bytes: int = 0
+
+
+def make_spec(lab: LoadedLab, job_id: str, outputs_dir: Path) -> JobSpec:
+    """Resolve ``job_id`` of ``lab`` against the store's ``outputs`` directory."""
+    job = lab.jobs[job_id]
+    root = os.fspath(lab.root)
+    outputs = os.fspath(outputs_dir)
+    inputs: dict[str, str] = {}
+    gathers: dict[str, list[GatherEntry]] = {}
+    for inp in job.inputs:
+        upstream = lab.jobs[inp.job]
+        try:
+            rel = output_path(upstream.outputs[inp.output])
+        except KeyError:
+            raise LabError(
+                f"job {job_id}: input '{inp.name}': {inp.job} has no output '{inp.output}'"
+            ) from None
+        path = os.path.join(outputs, inp.job, "out", rel)
+        if inp.gather:
+            gathers.setdefault(inp.name, []).append(
+                GatherEntry(job=inp.job, params=upstream.params, path=path)
+            )
+        else:
+            inputs[inp.name] = path
+    try:
+        main = job.executables["main"]
+    except KeyError:
+        raise LabError(
+            f"job {job_id}: no 'main' executable (stage type '{job.stage_type}' is not supported)"
+        ) from None
+    return JobSpec(
+        job=job_id,
+        stage=job.stage,
+        lab_root=root,
+        lab_id=lab.meta.lab_id,
+        executable=os.path.join(root, main.path),
+        parameters_file=os.path.join(root, job.parameters_file),
+        inputs=inputs,
+        gathers={name: tuple(entries) for name, entries in gathers.items()},
+        outputs=tuple(output_path(v) for v in job.outputs.values()),
+        cpus=job.resources.cpus or 1,
+        mem_bytes=parse_mem(job.resources.mem) if job.resources.mem else 0,
+    )
+
+
+def output_path(template: str) -> str:
+    """``"$out/a/b.csv"`` -> ``"a/b.csv"`` (a declared output, relative to the out dir)."""
+    if not template.startswith(_OUT_PREFIX) or len(template) == len(_OUT_PREFIX):
+        raise LabError(f"declared output '{template}' does not start with '{_OUT_PREFIX}'")
+    rel = template[len(_OUT_PREFIX) :]
+    if rel.startswith("/") or ".." in rel.split("/"):
+        raise LabError(f"declared output '{template}' leaves $out")
+    return rel
+
+
+def parse_mem(text: str) -> int:
+    """Bytes of a memory hint: ``512M``, ``1G``, ``2GiB``; a bare number is MiB (as SLURM)."""
+    match = _MEM.match(text)
+    if match is None:
+        raise LabError(f"invalid memory hint '{text}' (use e.g. 512M, 4G)")
+    value, unit = match.groups()
+    return int(float(value) * _UNITS[unit.upper()])

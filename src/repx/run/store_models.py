@@ -1,0 +1,86 @@
+"""Pydantic models of the files of the output store (see docs/running.md).
+
+```
+<base>/repx-store.json                 StoreInfo
+<base>/completions.jsonl               one JobResult per line, appended after each commit
+<base>/outputs/<job>/repx/result.json  JobResult
+<base>/outputs/<job>/repx/gather-<input>.json   list[GatherEntry]
+```
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Final
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
+
+STORE_FORMAT: Final = "repx-store/1"
+
+
+def _check_format(value: str) -> str:
+    if value != STORE_FORMAT:
+        raise ValueError(
+            f"unsupported output store format '{value}' (this repx reads {STORE_FORMAT})"
+        )
+    return value
+
+
+class JobStatus(StrEnum):
+    """How an attempt to run a job ended."""
+
+    #: exit status 0 and every declared output exists
+    SUCCEEDED = "succeeded"
+    #: the job ran and failed (non-zero exit, killed, or a declared output missing)
+    FAILED = "failed"
+    #: the job could not be started (e.g. its executable or the sandbox is unusable)
+    ERROR = "error"
+    #: stopped by Ctrl-C or a signal to repx
+    INTERRUPTED = "interrupted"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class StoreInfo(_Model):
+    """``repx-store.json``: marks a directory as a repx output store."""
+
+    format: Annotated[str, AfterValidator(_check_format)] = STORE_FORMAT
+
+
+class JobResult(_Model):
+    """The outcome of one attempt (``result.json``; also one line of completions.jsonl)."""
+
+    job: str
+    status: JobStatus
+    exit_code: int | None = Field(
+        default=None, description="exit status; negative: killed by that signal; null: not run"
+    )
+    reason: str | None = Field(default=None, description="why the attempt did not succeed")
+    start: float = Field(description="seconds since the epoch")
+    end: float = Field(description="seconds since the epoch")
+    host: str
+    runtime: str
+    lab_id: str
+    attempt: str = Field(description="nonce of the work directory of this attempt")
+    cpu_seconds: float | None = None
+    max_rss_kib: int | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        """True for a successful attempt."""
+        return self.status is JobStatus.SUCCEEDED
+
+    @property
+    def duration(self) -> float:
+        """Wall-clock seconds of the attempt."""
+        return max(0.0, self.end - self.start)
+
+
+class GatherEntry(_Model):
+    """One upstream job of a gathered input (``gather-<name>.json`` is a list of these)."""
+
+    job: str
+    params: dict[str, JsonValue]
+    path: str

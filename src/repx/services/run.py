@@ -1,0 +1,335 @@
+"""``repx run``, ``repx status`` and ``repx log``: orchestration of the run pieces."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from pydantic import BaseModel, ConfigDict
+
+from repx.config import (
+    RuntimeKind,
+    SchedulerKind,
+    Target,
+    load_config,
+    resolve_base,
+    select_target,
+)
+from repx.errors import UsageError
+from repx.inspect.status import JobState, read_status
+from repx.lab.loader import open_lab
+from repx.lab.validate import validate_lab
+from repx.run.events import FailedJob, RunPlanned, RunSummary
+from repx.run.executor import LocalExecutor
+from repx.run.graph import build_graph
+from repx.run.job import STDERR_LOG, STDOUT_LOG
+from repx.run.reporter import Reporter
+from repx.run.runtime import resolve_runtime
+from repx.run.scheduler import Interrupts, Limits, NodeState, Scheduler
+from repx.run.selection import lab_order, select
+from repx.run.spec import make_spec
+from repx.run.store import REPX, Store
+from repx.run.store_models import JobResult
+
+#: Lines of a failed job's stderr shown in the summary.
+STDERR_TAIL: Final = 10
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a command finds the lab and the output store."""
+
+    lab: Path = Path("result")
+    base: Path | None = None
+    target: str | None = None
+    config_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything ``repx run`` needs, as typed values."""
+
+    where: Location = Location()
+    selectors: tuple[str, ...] = ()
+    jobs: int | None = None
+    runtime: RuntimeKind | None = None
+    continue_on_failure: bool = False
+    dry_run: bool = False
+    verify: bool = True
+
+
+def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
+    """Run the selected jobs of a lab that are not done yet; report progress; summarise."""
+    started = time.monotonic()
+    target = _target(options.where)
+    base = resolve_base(options.where.base, target)
+    lab = open_lab(options.where.lab)
+    if options.verify:
+        validate_lab(lab)
+    selection = select(lab, options.selectors)
+    graph = build_graph(lab, selection)
+    store = Store.existing(base) if options.dry_run else Store.open(base)
+    try:
+        index = store.read_index()
+        if not options.dry_run:
+            store.recover(index.recovered)
+        plan = graph.prune(index.succeeded, selection.targets)
+        to_run = plan.jobs
+        cached = len(selection.jobs) - len(to_run)
+        common = {
+            "lab": os.fspath(lab.root),
+            "base": os.fspath(base),
+            "outputs": os.fspath(store.outputs),
+            "selected": len(selection.jobs),
+            "cached": cached,
+        }
+        if options.dry_run:
+            summary = RunSummary(**common, succeeded=0, dry_run=True, would_run=tuple(to_run))
+            reporter.handle(summary)
+            return summary
+        limits = Limits.of_machine(options.jobs or target.concurrency)
+        runtime = (
+            resolve_runtime(lab, options.runtime or target.runtime, store.outputs)
+            if to_run
+            else None
+        )
+        store.clean_stale()
+        reporter.handle(
+            RunPlanned(
+                lab=common["lab"],
+                lab_id=lab.meta.lab_id,
+                base=common["base"],
+                runtime=runtime.kind.value if runtime else (options.runtime or "-"),
+                concurrency=limits.max_jobs,
+                selected=len(selection.jobs),
+                cached=cached,
+                to_run=len(to_run),
+            )
+        )
+        if runtime is None:
+            summary = RunSummary(
+                **common, succeeded=0, seconds=round(time.monotonic() - started, 3)
+            )
+            reporter.handle(summary)
+            return summary
+        with _interrupts() as interrupts:
+            executor = LocalExecutor(store, runtime, wake_fd=interrupts.fd if interrupts else None)
+            try:
+                scheduler = Scheduler(
+                    plan,
+                    executor,
+                    lambda job: make_spec(lab, job, store.outputs),
+                    reporter.handle,
+                    limits,
+                    continue_on_failure=options.continue_on_failure,
+                    interrupts=interrupts,
+                )
+                outcome = scheduler.run()
+            finally:
+                executor.close()
+        failed = [
+            _failed_job(store, result)
+            for job in to_run
+            if (result := outcome.results.get(job)) is not None and not result.succeeded
+        ]
+        summary = RunSummary(
+            **common,
+            succeeded=outcome.count(NodeState.SUCCEEDED),
+            failed=tuple(failed),
+            blocked=outcome.count(NodeState.BLOCKED),
+            not_started=outcome.count(NodeState.SKIPPED),
+            interrupted=outcome.interrupted,
+            seconds=round(time.monotonic() - started, 3),
+        )
+        reporter.handle(summary)
+        return summary
+    finally:
+        store.close()
+        reporter.close()
+
+
+def _target(where: Location) -> Target:
+    config = load_config(where.config_file)
+    name, target = select_target(config, where.target)
+    if target.scheduler is SchedulerKind.SLURM:
+        raise UsageError(
+            f"target '{name}' uses the SLURM scheduler, which this repx cannot run yet"
+        )
+    return target
+
+
+@contextlib.contextmanager
+def _interrupts() -> Iterator[Interrupts | None]:
+    """Ctrl-C handling when we are in the main thread (tests may call from others)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield None  # signal handlers can only be set from the main thread
+        return
+    with Interrupts().installed() as interrupts:
+        yield interrupts
+
+
+def _failed_job(store: Store, result: JobResult) -> FailedJob:
+    log = store.repx_dir(result.job) / STDERR_LOG if result.attempt else None
+    return FailedJob(
+        job=result.job,
+        stage=result.job.split("-", 1)[-1],
+        status=result.status,
+        exit_code=result.exit_code,
+        reason=result.reason,
+        log=os.fspath(log) if log else None,
+        stderr_tail=tuple(tail_lines(log, STDERR_TAIL)) if log else (),
+    )
+
+
+def tail_lines(path: Path, count: int) -> list[str]:
+    """The last ``count`` lines of a text file (empty when it cannot be read)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64 * 1024))
+            data = f.read()
+    except OSError:
+        return []
+    lines: deque[str] = deque(data.decode("utf-8", "replace").splitlines(), maxlen=count)
+    return list(lines)
+
+
+# -- status -------------------------------------------------------------------------
+
+
+class JobStatusEntry(BaseModel):
+    """One job in ``repx status --json``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job: str
+    run: str
+    stage: str
+    state: JobState
+    exit_code: int | None = None
+    reason: str | None = None
+
+
+class StageStatus(BaseModel):
+    """Counts of one stage of a run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run: str
+    stage: str
+    counts: dict[JobState, int]
+
+
+class StatusReport(BaseModel):
+    """``repx status``: job states of a lab in an output store."""
+
+    model_config = ConfigDict(frozen=True)
+
+    lab: str
+    base: str
+    stages: tuple[StageStatus, ...]
+    jobs: tuple[JobStatusEntry, ...]
+
+    def totals(self) -> dict[JobState, int]:
+        """Counts over every job listed."""
+        totals = dict.fromkeys(JobState, 0)
+        for entry in self.jobs:
+            totals[entry.state] += 1
+        return totals
+
+
+def lab_status(where: Location, run: str | None = None) -> StatusReport:
+    """The state of every job of the lab (or of one run) in the output store.
+
+    The states come from :func:`repx.inspect.status.read_status` (one index read, no tree
+    walk), so ``repx status``, ``repx list jobs --status`` and ``repx show job`` agree.
+    """
+    base = resolve_base(where.base, _target(where))
+    lab = open_lab(where.lab)
+    if run is not None and run not in lab.runs:
+        known = ", ".join(lab.revision.run_order or sorted(lab.runs))
+        raise UsageError(f"unknown run '{run}' (runs: {known})")
+    if base.exists():
+        Store.existing(base)  # refuses a store of an unknown format
+    view = read_status(lab, base)
+    runs = [run] if run is not None else list(lab.revision.run_order or lab.runs)
+    entries: list[JobStatusEntry] = []
+    stages: dict[tuple[str, str], dict[JobState, int]] = {}
+    order = lab_order(lab)
+    for name in runs:
+        for job_id in sorted(lab.runs[name].jobs, key=order.__getitem__):
+            stage = lab.jobs[job_id].stage
+            state = view.state(job_id)
+            attempt = view.attempts.get(job_id) if state is JobState.FAILED else None
+            entries.append(
+                JobStatusEntry(
+                    job=job_id,
+                    run=name,
+                    stage=stage,
+                    state=state,
+                    exit_code=attempt.exit_code if attempt else None,
+                    reason=attempt.reason if attempt else None,
+                )
+            )
+            counts = stages.setdefault((name, stage), dict.fromkeys(JobState, 0))
+            counts[state] += 1
+    return StatusReport(
+        lab=os.fspath(lab.root),
+        base=os.fspath(base),
+        stages=tuple(StageStatus(run=r, stage=s, counts=c) for (r, s), c in stages.items()),
+        jobs=tuple(entries),
+    )
+
+
+# -- logs ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogFile:
+    """A job's log and whether the job is running right now."""
+
+    job: str
+    path: Path
+    running: bool
+
+
+def find_log(where: Location, job_prefix: str, *, stderr: bool = False) -> LogFile:
+    """The stdout (or stderr) log of a job's running or last attempt, by job-id prefix."""
+    base = resolve_base(where.base, _target(where))
+    store = Store.existing(base)
+    in_progress = store.attempts_in_progress()
+    try:
+        committed = os.listdir(store.outputs)  # noqa: PTH208 (names only)
+    except FileNotFoundError:
+        committed = []
+    known = set(committed) | set(in_progress)
+    matches = sorted(j for j in known if j.startswith(job_prefix))
+    exact = job_prefix in known
+    if not matches:
+        raise UsageError(f"no job matching '{job_prefix}' has run in {base}")
+    if len(matches) > 1 and not exact:
+        raise UsageError(
+            f"job id prefix '{job_prefix}' is ambiguous; it matches:", "\n".join(matches[:10])
+        )
+    job = job_prefix if exact else matches[0]
+    name = STDERR_LOG if stderr else STDOUT_LOG
+    if job in in_progress and store.is_locked(job):
+        return LogFile(job, in_progress[job] / REPX / name, running=True)
+    path = store.repx_dir(job) / name
+    if not path.exists():
+        raise UsageError(f"job {job} has no {name} in {base}")
+    return LogFile(job, path, running=False)
+
+
+def job_is_running(where: Location, job: str) -> bool:
+    """True while some process holds the job's lock."""
+    base = resolve_base(where.base, _target(where))
+    return Store.existing(base).is_locked(job)

@@ -1,0 +1,4 @@
+{ repx }:
+repx.mkPipe {
+  echo = repx.callStage ./stage.nix [ ];
+}

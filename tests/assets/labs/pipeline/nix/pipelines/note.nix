@@ -1,0 +1,4 @@
+{ repx }:
+repx.mkPipe {
+  note = repx.callStage ../stages/note.nix [ ];
+}

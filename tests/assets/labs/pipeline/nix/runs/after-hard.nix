@@ -1,0 +1,7 @@
+{
+  name = "after-hard";
+  pipelines = [ ../pipelines/note.nix ];
+  parameters = {
+    tag = [ "hard" ];
+  };
+}

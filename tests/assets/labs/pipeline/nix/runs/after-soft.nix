@@ -1,0 +1,7 @@
+{
+  name = "after-soft";
+  pipelines = [ ../pipelines/note.nix ];
+  parameters = {
+    tag = [ "soft" ];
+  };
+}

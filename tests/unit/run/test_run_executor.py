@@ -1,0 +1,105 @@
+"""LocalExecutor: start, reap, wait for a job held elsewhere and adopt its result, close."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from labfactory import RunSpec, StageSpec, write_lab
+from repx.config import RuntimeKind
+from repx.lab.loader import open_lab
+from repx.run.executor import Finished, LocalExecutor, Started, Waiting
+from repx.run.runtime import Runtime
+from repx.run.spec import make_spec
+from repx.run.store import Store
+from repx.run.store_models import JobResult, JobStatus
+
+HOLD = """
+import fcntl, os, sys
+os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True)
+fd = open(sys.argv[1], "a")
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+def setup(tmp_path, script=None):
+    runs = (RunSpec("one", stages=(StageSpec("s", script=script),)),)
+    factory = write_lab(tmp_path / "lab", runs)
+    lab = open_lab(factory.root)
+    store = Store.open(tmp_path / "base")
+    runtime = Runtime(
+        kind=RuntimeKind.NATIVE,
+        path=str(lab.root / lab.meta.host_tools / "bin"),
+        outputs=str(store.outputs),
+    )
+    job = factory.job_ids[0]
+    return store, LocalExecutor(store, runtime), make_spec(lab, job, store.outputs)
+
+
+def drain(executor, timeout=30.0):
+    events, deadline = [], time.monotonic() + timeout
+    while executor.active and time.monotonic() < deadline:
+        events += executor.poll(1.0)
+    return events + executor.poll(0)
+
+
+def test_runs_and_reports(tmp_path):
+    store, executor, spec = setup(tmp_path)
+    executor.submit(spec)
+    events = drain(executor)
+    assert isinstance(events[0], Started)
+    [finished] = [e for e in events if isinstance(e, Finished)]
+    assert finished.result.succeeded and not finished.adopted
+    assert store.read_index().succeeded(spec.job)
+    executor.close()
+
+
+def test_waits_for_holder_then_adopts_its_result(tmp_path):
+    store, executor, spec = setup(tmp_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(store.locks / f"{spec.job}.lock")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    executor.submit(spec)
+    events = executor.poll(0)
+    assert [type(e) for e in events] == [Waiting]
+    assert events[0].holder == "unknown"  # not a repx process: it wrote no owner line
+    # the other run commits a failure, then releases its lock
+    work, nonce = store.new_attempt(spec.job)
+    other = JobResult(
+        job=spec.job,
+        status=JobStatus.FAILED,
+        exit_code=5,
+        start=0,
+        end=1,
+        host="other",
+        runtime="native",
+        lab_id="l",
+        attempt=nonce,
+    )
+    store.commit(spec.job, work, other)
+    holder.stdin.close()
+    holder.wait()
+    events = drain(executor)
+    [finished] = [e for e in events if isinstance(e, Finished)]
+    assert finished.adopted and finished.result.exit_code == 5
+    assert not [e for e in events if isinstance(e, Started)]  # not executed by us
+    executor.close()
+
+
+def test_close_kills_running_jobs(tmp_path):
+    store, executor, spec = setup(tmp_path, script="sleep 30")
+    executor.submit(spec)
+    assert isinstance(executor.poll(0)[0], Started)
+    started = time.monotonic()
+    executor.close()
+    assert time.monotonic() - started < 5
+    assert executor.active == 0
+    assert not store.is_locked(spec.job)
+    assert list(store.attempts_in_progress()) == [spec.job]  # stale: the next run discards it

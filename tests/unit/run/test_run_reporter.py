@@ -1,0 +1,118 @@
+"""Reporters: plain lines, JSON lines, the summary text, the rich display."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from rich.console import Console
+
+from repx.run.events import FailedJob, JobBlocked, JobFinished, JobStarted, RunPlanned, RunSummary
+from repx.run.reporter import (
+    JsonReporter,
+    PlainReporter,
+    RecordingReporter,
+    RichReporter,
+    format_summary,
+)
+from repx.run.store_models import JobStatus
+
+PLAN = RunPlanned(
+    lab="/lab",
+    lab_id="l",
+    base="/b",
+    runtime="bwrap",
+    concurrency=2,
+    selected=3,
+    cached=1,
+    to_run=2,
+)
+EVENTS = [
+    PLAN,
+    JobStarted(job="j1", stage="s"),
+    JobFinished(
+        job="j1",
+        stage="s",
+        status=JobStatus.FAILED,
+        exit_code=3,
+        reason="exit status 3",
+        seconds=0.5,
+    ),
+    JobBlocked(job="j2", stage="s", cause="j1 did not succeed"),
+]
+SUMMARY = RunSummary(
+    lab="/lab",
+    base="/b",
+    outputs="/b/outputs",
+    selected=3,
+    cached=1,
+    succeeded=0,
+    failed=(
+        FailedJob(
+            job="j1",
+            stage="s",
+            status=JobStatus.FAILED,
+            exit_code=3,
+            reason="exit status 3",
+            log="/b/outputs/j1/repx/stderr.log",
+            stderr_tail=("oops",),
+        ),
+    ),
+    blocked=1,
+    seconds=1.25,
+)
+
+
+def test_plain_reporter():
+    stream = io.StringIO()
+    reporter = PlainReporter(stream)
+    for event in [*EVENTS, SUMMARY]:
+        reporter.handle(event)
+    text = stream.getvalue()
+    assert "3 job(s) selected: 1 already done, 2 to run (runtime bwrap, -j 2" in text
+    assert "[1/2] FAILED j1 0.5s (exit status 3)" in text
+    assert "[2/2] blocked j2 (j1 did not succeed)" in text
+    assert "  | oops" in text and "results: /b/outputs" in text
+
+
+def test_json_reporter_one_event_per_line():
+    stream = io.StringIO()
+    reporter = JsonReporter(stream)
+    for event in [*EVENTS, SUMMARY]:
+        reporter.handle(event)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [e["event"] for e in lines] == ["plan", "started", "finished", "blocked", "summary"]
+    assert lines[2]["status"] == "failed" and lines[2]["exit_code"] == 3
+
+
+def test_summary_exit_codes():
+    assert SUMMARY.exit_code == 1
+    ok = SUMMARY.model_copy(update={"failed": (), "blocked": 0})
+    assert ok.exit_code == 0
+    assert SUMMARY.model_copy(update={"interrupted": True}).exit_code == 130
+    text = format_summary(SUMMARY)
+    assert text.startswith("0 succeeded, 1 failed, 1 blocked, 1 already done in 1.2 s")
+    assert "failed: j1 (stage s, exit code 3)" in text
+    assert "log: /b/outputs/j1/repx/stderr.log" in text
+
+
+def test_recording_reporter():
+    reporter = RecordingReporter()
+    for event in EVENTS:
+        reporter.handle(event)
+    reporter.close()
+    assert reporter.closed
+    assert reporter.of_type(JobBlocked) == [EVENTS[3]]
+
+
+def test_rich_reporter_draws_and_summarises():
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=100)
+    reporter = RichReporter(console)
+    for event in EVENTS:
+        reporter.handle(event)
+    rendered = reporter._render()
+    assert "2/2" in rendered.plain and "failed 1" in rendered.plain
+    reporter.handle(SUMMARY)
+    assert "results: /b/outputs" in buffer.getvalue()
+    assert reporter._live is None
