@@ -38,25 +38,30 @@ def sandbox_options(
     readonly: Sequence[Path] = (),
     writable: Sequence[Path] = (),
     store: Path | None = None,
+    image: Path | None = None,
     chdir: Path | None = None,
 ) -> list[str]:
     """bwrap options (everything but the program and the command).
 
     ``readonly`` and ``writable`` paths are bound at the same place, in that order, after
     ``/tmp`` is replaced (so paths under ``/tmp`` stay visible). ``store``: a directory to
-    bind at ``/nix/store`` in place of the host's ``/nix``.
+    bind at ``/nix/store`` in place of the host's ``/nix``. ``image``: a lab image's root
+    file system that replaces the host's root (containerMode "unified").
     """
     args: list[str] = []
-    if store is None:
+    if image is not None:
+        args += _root_entries(image, skip={"nix", *_REPLACED})
+        args += ["--ro-bind", os.fspath(store) if store is not None else NIX_STORE, NIX_STORE]
+    elif store is None:
         args += ["--ro-bind", "/", "/"]
     else:
-        args += _root_without_nix()
+        args += _root_entries(Path("/"), skip={"nix", *_REPLACED})
         args += ["--ro-bind", os.fspath(store), NIX_STORE]
     args += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
     for path in readonly:
         # Every bind costs time in the kernel (serialised between sandboxes): bind only
-        # what the replaced directories hide.
-        if _hidden(os.fspath(path), store is not None):
+        # what the replaced directories hide (everything, under an image).
+        if image is not None or _hidden(os.fspath(path), store is not None):
             args += ["--ro-bind", os.fspath(path), os.fspath(path)]
     for path in writable:
         args += ["--bind", os.fspath(path), os.fspath(path)]
@@ -93,17 +98,17 @@ def _hidden(path: str, without_nix: bool) -> bool:
     return top in _REPLACED or (without_nix and top == "nix")
 
 
-def _root_without_nix() -> list[str]:
-    """Bind every top-level entry of ``/`` but ``/nix`` (the sandbox root is a tmpfs)."""
+def _root_entries(root: Path, skip: set[str]) -> list[str]:
+    """Bind every top-level entry of ``root`` but ``skip`` at ``/<name>`` (the sandbox
+    root itself is a tmpfs, so other mount points can still be created in it)."""
     args: list[str] = []
-    with os.scandir("/") as entries:
+    with os.scandir(root) as entries:
         for entry in sorted(entries, key=lambda e: e.name):
             name = entry.name
-            if name == "nix" or name in _REPLACED:
+            if name in skip:
                 continue
-            path = f"/{name}"
             if entry.is_symlink():
-                args += ["--symlink", os.readlink(path), path]  # noqa: PTH115 (str in, str out)
+                args += ["--symlink", os.readlink(entry.path), f"/{name}"]  # noqa: PTH115
             elif entry.is_dir() or entry.is_file():
-                args += ["--ro-bind", path, path]
+                args += ["--ro-bind", entry.path, f"/{name}"]
     return args

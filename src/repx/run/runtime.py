@@ -42,6 +42,8 @@ class Runtime(BaseModel):
     bwrap: str | None = None
     #: a lab's store/ copy bound at /nix/store (hosts whose store lacks the lab's closure)
     store: str | None = None
+    #: the root file system of the lab's image (containerMode "unified"), replacing the host's
+    image: str | None = None
 
     def command(self, spec: JobSpec, work: Path) -> tuple[list[str], dict[str, str], str]:
         """argv, environment and working directory of ``spec``'s attempt in ``work``."""
@@ -68,6 +70,7 @@ class Runtime(BaseModel):
             readonly=[Path(spec.lab_root), Path(self.outputs), work],
             writable=[Path(out)],
             store=Path(self.store) if self.store else None,
+            image=Path(self.image) if self.image else None,
             chdir=Path(out),
         )
         return bwrap.command(Path(self.bwrap), options, argv), env, out
@@ -110,7 +113,8 @@ def resolve_runtime(lab: LoadedLab, requested: RuntimeKind | None, outputs: Path
         )
     shell = host_bin / "sh"
     probe_argv = [os.fspath(shell) if os.access(shell, os.X_OK) else "/bin/sh", "-c", ":"]
-    options = bwrap.sandbox_options(readonly=[lab.root], store=store)
+    image = _image_rootfs(lab)
+    options = bwrap.sandbox_options(readonly=[lab.root], store=store, image=image)
     problem = bwrap.probe(program, options, probe_argv, {"PATH": os.fspath(host_bin)})
     if problem is not None:
         raise UsageError(f"bubblewrap ({program}) does not work here: {problem}{fallback}")
@@ -119,5 +123,13 @@ def resolve_runtime(lab: LoadedLab, requested: RuntimeKind | None, outputs: Path
         path=os.fspath(host_bin),
         outputs=os.fspath(outputs),
         bwrap=os.fspath(program),
+        image=os.fspath(image) if image is not None else None,
         store=os.fspath(store) if store else None,
     )
+
+
+def _image_rootfs(lab: LoadedLab) -> Path | None:
+    """The image root file system bwrap jobs run in, when the lab was built with one."""
+    if lab.meta.container_mode == "none":
+        return None
+    return lab.root / lab.meta.images[lab.meta.container_mode] / "rootfs"
