@@ -104,16 +104,32 @@ def _prepare_plain(lab: Path, work: Path) -> tuple[list[list[str]], list[str]]:
     return simple, gather
 
 
-def bench_xargs(lab: Path, work: Path) -> float:
+def _sandboxed(cmd: list[str], lab: Path, work: Path) -> list[str]:
+    """The job command under the same kind of bubblewrap sandbox repx's bwrap runtime uses
+    (the lab and the work area re-bound, as repx does when they live under /dev/shm)."""
+    out = cmd[1]
+    return [
+        "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+        "--ro-bind", str(lab), str(lab), "--ro-bind", str(work), str(work), "--bind", out, out, "--unshare-all", "--die-with-parent", "--", *cmd,
+    ]  # fmt: skip
+
+
+def bench_xargs(lab: Path, work: Path, sandbox: bool = False) -> float:
     simple, gather = _prepare_plain(lab, work)
+    if sandbox:
+        simple = [_sandboxed(cmd, lab, work) for cmd in simple]
+        gather = [shutil.which("bwrap") or "bwrap", *_sandboxed(gather, lab, work)]
     feed = "".join(f"{arg}\0" for cmd in simple for arg in cmd).encode()
     # The jobs get the same PATH as under repx: the lab's host-tools.
     env = {"PATH": str(next((lab / "host-tools").iterdir()) / "bin")}
     xargs = shutil.which("xargs") or "xargs"
     # Each job's executable differs, so xargs runs `env <exe> <args>` (env execs, no fork).
-    launcher = shutil.which("env") or "env"
+    launcher = shutil.which("bwrap" if sandbox else "env") or "env"
+    per_job = len(simple[0])
     start = time.perf_counter()
-    subprocess.run([xargs, "-0", "-P", "2", "-n", "4", launcher], input=feed, check=True, env=env)
+    subprocess.run(
+        [xargs, "-0", "-P", "2", "-n", str(per_job), launcher], input=feed, check=True, env=env
+    )
     subprocess.run(gather, check=True, env=env)
     return time.perf_counter() - start
 
@@ -221,9 +237,14 @@ def main() -> None:
         xargs = min(bench_xargs(lab, tmp / "xargs") for _ in range(args.repeat))
         native = min(bench_repx(lab, tmp / "base", "native") for _ in range(args.repeat))
         bwrap = min(bench_repx(lab, tmp / "base", "bwrap") for _ in range(args.repeat))
+        xargs_bwrap = min(bench_xargs(lab, tmp / "xargs", True) for _ in range(args.repeat))
         print(f"  xargs -P2                  {xargs:7.2f} s")
         print(f"  repx run --runtime native  {native:7.2f} s   {native / xargs:5.2f}x xargs")
-        print(f"  repx run --runtime bwrap   {bwrap:7.2f} s   {bwrap / xargs:5.2f}x xargs")
+        print(f"  xargs -P2, each in bwrap   {xargs_bwrap:7.2f} s")
+        print(
+            f"  repx run --runtime bwrap   {bwrap:7.2f} s   {bwrap / xargs:5.2f}x xargs,"
+            f" {bwrap / xargs_bwrap:5.2f}x xargs with the same sandbox"
+        )
         if args.snakemake.exists():
             smk = bench_snakemake(lab, tmp / "snakemake", args.snakemake)
             print(
