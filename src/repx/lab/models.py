@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 LAB_FORMAT: Final = "repx-lab/1"
 REVISION_FORMAT: Final = "repx-revision/1"
@@ -101,6 +101,13 @@ class Resources(_Model):
     cpus: int | None = Field(default=None, ge=1)
     mem: str | None = None
     time: str | None = None
+    partition: str | None = Field(default=None, description="SLURM partition")
+    sbatch_opts: tuple[str, ...] = Field(default=(), description="extra sbatch options")
+
+    @field_validator("sbatch_opts", mode="before")
+    @classmethod
+    def _one_option(cls, value: object) -> object:
+        return (value,) if isinstance(value, str) else value
 
 
 class StageInfo(_Model):
