@@ -1,0 +1,45 @@
+"""The README's first command, `tools/demo.sh`, runs the example end to end (twice)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        shutil.which("nix") is None or os.geteuid() != 0,
+        reason="needs nix and root (tools/setup.sh configures the machine)",
+    ),
+]
+
+
+def test_demo_runs_the_example_and_shows_the_results(tmp_path: Path) -> None:
+    demo = tmp_path / "demo"
+    first = subprocess.run(
+        [str(REPO / "tools/demo.sh"), str(demo)], capture_output=True, text=True, check=False
+    )
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "# Estimating pi" in first.stdout
+    report = (
+        demo
+        / next(
+            line.split()[-1] for line in first.stdout.splitlines() if line.startswith("report:")
+        ).split(str(demo) + "/")[-1]
+    )
+    assert report.is_file() and "| 20000 | 3 |" in report.read_text()
+    assert "8 succeeded" in first.stdout + first.stderr
+
+    # Idempotent: the second invocation reuses the experiment and every output.
+    second = subprocess.run(
+        [str(REPO / "tools/demo.sh"), str(demo)], capture_output=True, text=True, check=False
+    )
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "8 already done" in second.stdout + second.stderr
+    assert report.read_text() in second.stdout
