@@ -86,11 +86,17 @@ if [ -n "$imageDir" ]; then
     '{format: "repx-image/1", rootfs: "rootfs", store_paths: $paths[0]}' >"$img/image.json"
 fi
 
-# Integrity list of every regular file but lab-metadata.json itself.
-(cd "$out" && find . -type f -print0 | sort -z | xargs -0 -r sha256sum) |
-  awk '{ printf "{\"path\":\"%s\",\"sha256\":\"%s\"}\n", substr($2, 3), $1 }' >files.jsonl
+# Integrity list of every regular file but lab-metadata.json itself. Paths travel
+# NUL-separated and are turned into JSON strings by jq, so any file name is safe.
+(cd "$out" && find . -type f -print0 | sort -z) >files.nul
+# Piped, not redirected: busybox xargs given a regular file as stdin garbles long lists.
+cat files.nul | (cd "$out" && xargs -0 -r sha256sum) | sed 's/^\\//' | cut -c1-64 >hashes.txt
+jq -n --rawfile paths files.nul --rawfile hashes hashes.txt '
+  [($paths | split("\u0000") | map(select(length > 0) | .[2:])), ($hashes | split("\n") | map(select(length > 0)))]
+  | if (.[0] | length) != (.[1] | length) then error("file list and hashes differ in length") else . end
+  | transpose | map({path: .[0], sha256: .[1]})' >files.json
 lab_id="${out#/nix/store/}"
 lab_id="${lab_id:0:32}"
 jq -R -s 'split("\n") | map(select(length > 0))' store-paths >store-paths.json
-jq -c --arg lab_id "$lab_id" --slurpfile paths store-paths.json --slurpfile files <(jq -s . files.jsonl) \
+jq -c --arg lab_id "$lab_id" --slurpfile paths store-paths.json --slurpfile files files.json \
   '. + {lab_id: $lab_id, store_paths: $paths[0], files: $files[0]}' "$labMetaJsonPath" >"$out/lab/lab-metadata.json"

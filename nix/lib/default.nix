@@ -27,6 +27,8 @@ let
         bad = filter (k: !(isList lists.${k}) || length lists.${k} != n) names;
       in
       if names == [ ] then throw "repx: zip needs at least one list"
+      else if !(builtins.all (k: isList lists.${k}) names) then throw "repx: zip: every value must be a list (${showList (filter (k: !(isList lists.${k})) names)} is not)"
+      else if n == 0 then throw "repx: zip: the lists ${showList names} are empty; every parameter needs at least one value"
       else if bad != [ ] then throw "repx: zip: lists ${showList names} must all be lists of the same length (${showList bad} differ)"
       else {
         ${concatStringsSep "+" names} = {

@@ -27,21 +27,41 @@ let
 
   runKeys = [ "name" "pipelines" "parameters" "description" ];
 
+  # A parameter value must survive the trip through JSON unchanged: Nix 2.8 prints floats
+  # with 6 significant digits and jq holds integers as doubles, so such values would
+  # silently merge distinct jobs or reach the script altered.
+  checkValue =
+    where: p: x:
+    if builtins.isFloat x && builtins.fromJSON (toJSON x) != x then
+      fail where "parameter '${p}': the float ${toJSON x}… cannot be represented exactly (Nix prints 6 significant digits); write it as a string, e.g. \"${toString x}\""
+    else if builtins.isInt x && (x > 9007199254740992 || x < -9007199254740992) then
+      fail where "parameter '${p}': the integer ${toString x} is beyond 2^53 and would be altered in JSON; write it as a string"
+    else if builtins.isList x then builtins.all (checkValue where p) x
+    else if isAttrs x && !(x ? outPath) then builtins.all (k: checkValue where p x.${k}) (attrNames x)
+    else true;
+
   # Parameter attrset -> axes [{ names; rows = [{ name = value; }] }].
   axesOf =
     where: parameters:
-    map (
-      p:
-      let
-        v = parameters.${p};
-      in
-      if isType "__repxZip" v then
-        { names = v.names; rows = v.rows; }
-      else if isList v && v != [ ] then
-        { names = [ p ]; rows = map (x: { ${p} = x; }) v; }
-      else
-        fail where "parameter '${p}' must be a non-empty list of values, e.g. ${p} = [ 1 2 3 ]; (use [ null ] for a parameter that is not needed)"
-    ) (attrNames parameters);
+    let
+      axes = map (
+        p:
+        let
+          v = parameters.${p};
+        in
+        if isType "__repxZip" v then
+          { names = v.names; rows = v.rows; }
+        else if isList v && v != [ ] then
+          { names = [ p ]; rows = map (x: { ${p} = x; }) v; }
+        else
+          fail where "parameter '${p}' must be a non-empty list of values, e.g. ${p} = [ 1 2 3 ]; (use [ null ] for a parameter that is not needed)"
+      ) (attrNames parameters);
+      names = concatMap (a: a.names) axes;
+      twice = filter (n: length (filter (m: m == n) names) > 1) (unique names);
+      valid = builtins.all (a: builtins.all (r: builtins.all (n: checkValue where n r.${n}) a.names) a.rows) axes;
+    in
+    if twice != [ ] then fail where "parameter(s) ${showList twice} given more than once (directly and in a repx.zip, or in two zips)"
+    else assert valid; axes;
 
   # A dependency entry of callStage, normalised to { target; gather; mapping = null | [{input; output}] }.
   normaliseDep =
@@ -63,6 +83,8 @@ let
         fail where "a list dependency must be [ STAGE \"output\" \"input\" ] or [ STAGE \"name\" ]"
     else
       (asTarget d) // { mapping = null; };
+
+  uniqueJobs = js: builtins.attrValues (listToAttrs (map (j: { name = j.id; value = j; }) js));
 
   canonicalInput = i: concatStringsSep "\t" [ i.name i.job i.output (if i.gather then "g" else "") ];
 
@@ -170,7 +192,7 @@ let
                     p = acc.${e.producer};
                     common = filter (a: elem a p.axes) axs;
                   in
-                  { inherit common; groups = groupBy (j: keyOf common j.combo) p.jobs; };
+                  { inherit common; groups = groupBy (j: keyOf common j.combo) p.perCombo; };
               }) (filter (e: e.kind == "local" && e.gather) l.edges));
               inputsFor =
                 combo:
@@ -189,7 +211,7 @@ let
                     gather = e.gather || (e.kind == "run" && length upstream != 1);
                     fromRun = if e.kind == "run" then e.run else name;
                   in
-                  concatMap (u: map (m: { name = m.input; job = u.id; output = m.output; run = fromRun; inherit gather; }) e.mapping) upstream
+                  concatMap (u: map (m: { name = m.input; job = u.id; output = m.output; run = fromRun; inherit gather; }) e.mapping) (uniqueJobs upstream)
                 ) l.edges;
               mkJob =
                 combo:
@@ -214,15 +236,18 @@ let
                     resources = st.resources;
                   };
                 };
-              jobs = map mkJob combos;
+              # Several combinations can give one job (a value repeated in a sweep, a zip whose
+              # rows agree on what this stage uses): one job, whichever combination reached it.
+              perCombo = map mkJob combos;
+              jobs = builtins.attrValues (listToAttrs (map (j: { name = j.id; value = j; }) perCombo));
             in
             acc
             // {
               ${pn} = {
-                inherit jobs;
+                inherit jobs perCombo;
                 axes = axs;
                 scriptDrv = script.drv;
-                byKey = listToAttrs (map (j: { name = keyOf axs j.combo; value = j; }) jobs);
+                byKey = listToAttrs (map (j: { name = keyOf axs j.combo; value = j; }) perCombo);
                 outputs = st.outputs;
                 check = stageLib.mkCheck st script severity;
                 info = {
@@ -245,8 +270,14 @@ let
       stages = listToAttrs (map (s: {
         name = s;
         value =
-          let parts = concatMap (p: if p ? ${s} then [ p.${s} ] else [ ]) perPipeline; in
-          { jobs = concatMap (p: p.jobs) parts; scriptDrvs = map (p: p.scriptDrv) parts; outputs = (head parts).outputs; checks = map (p: p.check) parts; info = (head parts).info; };
+          let
+            parts = concatMap (p: if p ? ${s} then [ p.${s} ] else [ ]) perPipeline;
+            scripts = unique (map (p: builtins.unsafeDiscardStringContext p.info.script) parts);
+            files = unique (map (p: p.info.file) parts);
+          in
+          if length scripts > 1 then fail where "two pipelines define a stage '${s}' with different scripts (${showList files}); give one of them another pname"
+          else
+          { jobs = uniqueJobs (concatMap (p: p.jobs) parts); scriptDrvs = map (p: p.scriptDrv) parts; outputs = (head parts).outputs; checks = map (p: p.check) parts; info = (head parts).info; };
       }) stageNames);
       jobList = concatMap (s: s.jobs) (attrValues stages);
       jobs = listToAttrs (map (j: { name = j.id; value = j; }) jobList);

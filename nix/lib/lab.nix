@@ -66,9 +66,16 @@ let
   readme = import ./readme.nix { inherit name gitHash labVersion version runList runDeps groups jobCount; };
 
   scripts = concatLists (map (r: r.scriptDrvs) runList);
+  # Store paths that parameter values refer to (e.g. `data = [ ./input.csv ]`): part of the
+  # closure a host without Nix needs, like the scripts.
+  tableContext = builtins.getContext jobsTable;
+  paramPaths = map (p: builtins.appendContext p { ${p} = { path = true; }; }) (
+    builtins.filter (p: tableContext.${p}.path or false) (attrNames tableContext)
+  );
+  closureRoots = scripts ++ paramPaths;
   # "unified": one image root filesystem for every job, so that a bubblewrap run sees only
   # the lab's closure instead of the host's /usr, /bin, /etc.
-  imageHash = util.hash32 (concatStringsSep "\n" ([ "repx-image/1" ] ++ map toString scripts));
+  imageHash = util.hash32 (concatStringsSep "\n" ([ "repx-image/1" ] ++ map toString closureRoots));
   checks = concatLists (map (r: r.checks) runList);
 in
 derivation (
@@ -90,7 +97,7 @@ derivation (
     hostTools = map toString hostToolPkgs;
     # Building the lab requires every stage check to pass.
     checks = map toString checks;
-    exportReferencesGraph = concatLists (genList (i: [ "closure${toString i}" (builtins.elemAt scripts i) ]) (length scripts));
+    exportReferencesGraph = concatLists (genList (i: [ "closure${toString i}" (builtins.elemAt closureRoots i) ]) (length closureRoots));
     passAsFile = [ "jobsTable" "readme" "revisionJson" "labMetaJson" ] ++ manifestVars;
   }
   // listToAttrs (genList (i: { name = builtins.elemAt manifestVars i; value = (builtins.elemAt manifests i).text; }) (length manifests))

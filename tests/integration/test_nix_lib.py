@@ -274,6 +274,42 @@ BAD_INPUTS = {
         },
         ["s.nix (stage s)", "implicit dependency resolution failed"],
     ),
+    "float that JSON would round": (
+        {
+            "run": '{ name = "r"; pipelines = [ ./pipe.nix ]; parameters = { n = [ 0.1234561 0.1234562 ]; }; }'
+        },
+        ["run.nix (run r)", "parameter 'n': the float", "write it as a string"],
+    ),
+    "integer beyond 2^53": (
+        {
+            "run": '{ name = "r"; pipelines = [ ./pipe.nix ]; parameters = { n = [ 9007199254740993 ]; }; }'
+        },
+        ["parameter 'n': the integer 9007199254740993 is beyond 2^53"],
+    ),
+    "empty zip": (
+        {
+            "run": '{ repx }: { name = "r"; pipelines = [ ./pipe.nix ]; parameters = repx.zip { n = [ ]; m = [ ]; }; }'
+        },
+        ["zip: the lists 'm', 'n' are empty"],
+    ),
+    "parameter both direct and zipped": (
+        {
+            "run": '{ repx }: { name = "r"; pipelines = [ ./pipe.nix ]; parameters = { n = [ 1 ]; } // repx.zip { n = [ 2 ]; m = [ 3 ]; }; }'
+        },
+        ["parameter(s) 'n' given more than once"],
+    ),
+    "output escaping $out": (
+        {"stage_text": stage("s", "true", outputs={"x": "$out/../x"})},
+        ["s.nix (stage s)", "output(s) 'x'"],
+    ),
+    "invalid memory hint": (
+        {"stage_text": '{ pkgs }: { pname = "s"; resources = { mem = "lots"; }; run = "true"; }'},
+        ["s.nix (stage s)", "resources.mem: invalid value"],
+    ),
+    "pname with a space": (
+        {"stage_text": '{ pkgs }: { pname = "my stage"; run = "true"; }'},
+        ["s.nix", "pname 'my stage' must be a plain word"],
+    ),
     "duplicate run names": (
         {"runs": "{ repx }: [ (repx.callRun ./run.nix [ ]) (repx.callRun ./run.nix [ ]) ]"},
         ["duplicate run name(s) 'r'"],
@@ -425,3 +461,49 @@ def test_unified_container_mode_writes_an_image_a_job_runs_in(
     exp.write("flake.nix", FLAKE)
     assert exp.build().returncode == 0
     assert not ((exp.root / "result") / "images").exists()
+
+
+@pytest.mark.slow
+def test_repeated_values_collapse_into_one_job_gathered_once(exp: Experiment) -> None:
+    minimal_experiment(
+        exp,
+        run='{ name = "r"; pipelines = [ ./pipe.nix ]; parameters = { n = [ 1 1 2 ]; }; }',
+        pipe="{ repx }: repx.mkPipe rec { s = repx.callStage ./s.nix [ ]; "
+        'g = repx.callStage ./g.nix [ [ (repx.gather s) "out.txt" "all" ] ]; }',
+    )
+    exp.write(
+        "g.nix", stage("g", 'jq length "${inputs.all}" > "${outputs."out.txt"}"', inputs=["all"])
+    )
+    jobs = exp.eval_jobs()
+    assert len(by_stage(jobs, "s")) == 2
+    (gather,) = by_stage(jobs, "g").values()
+    assert sorted(gather["inputs"]) == sorted(by_stage(jobs, "s"))
+
+
+@pytest.mark.slow
+def test_file_parameters_are_part_of_the_lab_store(exp: Experiment) -> None:
+    """A path given as a parameter value travels in the lab, for hosts without Nix."""
+    minimal_experiment(
+        exp,
+        run='{ name = "r"; pipelines = [ ./pipe.nix ]; parameters = { n = [ ./data.txt ]; }; }',
+        stage_text=stage("s", 'cat "${parameters.n}" > "${outputs."out.txt"}"', params={"n": ""}),
+    )
+    exp.write("data.txt", "payload\n")
+    proc = exp.build()
+    assert proc.returncode == 0, proc.stderr
+    lab = (exp.root / "result").resolve()
+    meta = json.loads((lab / "lab/lab-metadata.json").read_text())
+    (data,) = [p for p in meta["store_paths"] if p.endswith("-data.txt")]
+    assert (lab / "store" / Path(data).name).read_text() == "payload\n"
+
+
+@pytest.mark.slow
+def test_a_few_thousand_jobs_build_and_pass_validation(exp: Experiment) -> None:
+    """Long file lists go through the builder's batched passes intact (integrity checked)."""
+    sweep_experiment(exp, list(range(1500)))
+    proc = exp.build()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout)
+    assert summary["total_jobs"] == 3000 + 3000 + 1 + 2  # make, post, agg, side
+    meta = json.loads((exp.root / "result/lab/lab-metadata.json").read_text())
+    assert len(meta["files"]) > 2 * 3000
