@@ -27,10 +27,12 @@ echo "==> repx run"
 "$repx" run
 
 echo "==> results"
-report=$(echo repx-runs/outputs/*-report/out/report.md)
-summary=$(echo repx-runs/outputs/*-aggregate/out/summary.csv)
+# Ask repx where the outputs of this lab's jobs are (ids change when the experiment does).
+output_of() { "$repx" list jobs --stage "$1" --output-paths --json | jq -r ".jobs[0].output_paths[\"$2\"]"; }
+report=$(output_of report report.md)
+summary=$(output_of aggregate summary.csv)
 cat "$report"
 echo
-echo "report:        $demo/$report"
-echo "summary table: $demo/$summary"
+echo "report:        $report"
+echo "summary table: $summary"
 echo "all outputs:   $demo/repx-runs/outputs   (repx status, repx list jobs --output-paths)"

@@ -43,3 +43,13 @@ def test_demo_runs_the_example_and_shows_the_results(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr[-3000:]
     assert "8 already done" in second.stdout + second.stderr
     assert report.read_text() in second.stdout
+
+    # After an edit that changes job ids, the old outputs stay and the new report is shown.
+    runs = demo / "nix/runs/report.nix"
+    runs.write_text(runs.read_text().replace("digits = [ 4 ]", "digits = [ 2 ]"))
+    third = subprocess.run(
+        [str(REPO / "tools/demo.sh"), str(demo)], capture_output=True, text=True, check=False
+    )
+    assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
+    assert "| 20000 | 3 | 3.13 | 0.01 |" in third.stdout
+    assert len(list((demo / "repx-runs/outputs").glob("*-report"))) == 2

@@ -156,9 +156,10 @@ def _outcome(
 ) -> tuple[JobStatus, str | None]:
     if exit is None:
         return JobStatus.ERROR, error or "not started"
-    if interrupted:
-        return JobStatus.INTERRUPTED, "interrupted"
     code = exit.returncode
+    # A job that had already ended successfully when the stop came keeps its result.
+    if interrupted and code != 0:
+        return JobStatus.INTERRUPTED, "interrupted"
     if code < 0:
         try:
             name = signal.Signals(-code).name

@@ -168,7 +168,7 @@ class Store:
         if root.is_dir():
             if info.exists():
                 _read_info(info)
-            elif any(root.iterdir()):
+            elif any(not _is_store_entry(entry.name) for entry in root.iterdir()):
                 raise StoreError(
                     f"{root} is not empty and is not a repx output store (no {STORE_INFO});"
                     " choose another --base"
@@ -474,3 +474,14 @@ def _check_free_space(root: Path) -> None:
 def _describe(exc: OSError) -> str:
     text = exc.strerror or str(exc)
     return f"{text} ({exc.filename})" if exc.filename else text
+
+
+def _is_store_entry(name: str) -> bool:
+    """True for what a store being initialised (perhaps by a concurrent run) contains
+    before its ``repx-store.json`` exists: another run starting on the same new base
+    directory must join it, not refuse it."""
+    return (
+        name in {OUTPUTS, WORK, LOCKS, COMPLETIONS}
+        or name.startswith(".probe-")
+        or name.startswith(f".{STORE_INFO}.")
+    )

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -188,3 +189,22 @@ def test_locks_and_stale_attempts(tmp_path):
     store.discard_leftovers(OTHER)  # remembered while busy: deleted once we hold the lock
     assert not live.exists()
     lock.release()
+
+
+def test_a_second_run_joins_a_store_another_run_is_initialising(tmp_path: Path) -> None:
+    # What a concurrent `repx run` may have created before writing repx-store.json.
+    base = tmp_path / "base"
+    for sub in ("outputs", ".work", "locks"):
+        (base / sub).mkdir(parents=True)
+    (base / ".probe-123-abcd").write_bytes(b"repx")
+    store = Store.open(base)
+    assert (base / "repx-store.json").is_file()
+    assert store.outputs == base / "outputs"
+
+
+def test_a_directory_with_foreign_files_is_still_refused(tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    (base / "outputs").mkdir(parents=True)
+    (base / "thesis.tex").write_text("x")
+    with pytest.raises(StoreError, match="not a repx output store"):
+        Store.open(base)
