@@ -9,7 +9,7 @@
     base = "~/experiments/runs"   # output store; relative paths are taken from the cwd
     runtime = "bwrap"             # or "native"
     concurrency = 8               # default of -j
-    scheduler = "local"           # or "slurm" (issue 6)
+    scheduler = "local"           # or "slurm" (docs/slurm.md)
 
     [targets.cluster]
     scheduler = "slurm"
@@ -17,6 +17,8 @@
     [targets.cluster.slurm]
     partition = "short"
     sbatch_options = ["--qos=normal"]
+    resources = "~/.config/repx/cluster-resources.toml"   # see docs/slurm.md
+    python = "/shared/me/venv/bin/python"                  # repx on the nodes
 
 A missing file is an empty configuration: everything then comes from the command line
 and the built-in defaults (:data:`DEFAULT_BASE`).
@@ -65,10 +67,18 @@ class _Model(BaseModel):
 
 
 class SlurmOptions(_Model):
-    """Options of a SLURM target (used by the SLURM backend)."""
+    """Options of a SLURM target (see docs/slurm.md)."""
 
-    partition: str | None = None
-    sbatch_options: tuple[str, ...] = ()
+    partition: str | None = Field(default=None, description="default partition")
+    sbatch_options: tuple[str, ...] = Field(
+        default=(), description="extra sbatch options, one per element"
+    )
+    resources: Path | None = Field(
+        default=None, description="resources.toml of this target (default: next to config.toml)"
+    )
+    python: str | None = Field(
+        default=None, description="Python with repx on the nodes (default: this interpreter)"
+    )
 
 
 class Target(_Model):

@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 
 from repx import __version__
 from repx.cli import build as build_cmd
+from repx.cli import cancel as cancel_cmd
 from repx.cli import init as init_cmd
 from repx.cli import list_cmd, show, trace, verify, viz
 from repx.cli import log as log_cmd
@@ -136,6 +137,7 @@ app.command("schema")(schema_cmd.schema)
 app.command("run")(run_cmd.run)
 app.command("status")(status_cmd.status)
 app.command("log")(log_cmd.log)
+app.command("cancel")(cancel_cmd.cancel)
 app.add_typer(list_cmd.app, name="list")
 app.add_typer(show.app, name="show")
 app.command("trace-params")(trace.trace_params)

@@ -66,6 +66,21 @@ def run(  # noqa: PLR0917 (typer maps parameters to CLI options)
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List the jobs that would run; run nothing.")
     ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="SLURM targets: follow the jobs until they end (default: submit, return).",
+        ),
+    ] = False,
+    resources: Annotated[
+        Path | None,
+        typer.Option(
+            "--resources",
+            help="SLURM targets: resources.toml to use (default: the target's, else the one"
+            " next to config.toml).",
+        ),
+    ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Stream one JSON event per line on stdout.")
     ] = False,
@@ -84,6 +99,8 @@ def run(  # noqa: PLR0917 (typer maps parameters to CLI options)
         runtime=RuntimeKind(runtime.value) if runtime is not None else None,
         continue_on_failure=continue_on_failure,
         dry_run=dry_run,
+        wait=wait,
+        resources=resources,
     )
     reporter: Reporter
     if json_output:
@@ -93,4 +110,8 @@ def run(  # noqa: PLR0917 (typer maps parameters to CLI options)
     else:
         reporter = PlainReporter()
     summary = run_lab(options, reporter)
+    if summary.submitted_only and not json_output:
+        # the result of a submission: the SLURM job ids, one per line (for scripts)
+        for slurm_id in summary.slurm_ids:
+            typer.echo(slurm_id)
     return summary.exit_code

@@ -38,20 +38,22 @@ def status(
 def _print_table(report: StatusReport) -> None:
     from rich.table import Table  # noqa: PLC0415
 
-    from repx.inspect.status import JobState  # noqa: PLC0415
+    from repx.services.run import SLURM_ONLY_STATES, RunState  # noqa: PLC0415
 
+    totals = report.totals()
+    # queued/cancelled only exist for SLURM targets: show them when some job is in them
+    states = [s for s in RunState if s not in SLURM_ONLY_STATES or totals[s]]
     table = Table(title=f"{report.base}", title_justify="left", box=None, pad_edge=False)
     table.add_column("run", no_wrap=True)
     table.add_column("stage", no_wrap=True)
-    for state in JobState:
+    for state in states:
         table.add_column(state.value, justify="right", no_wrap=True)
     for stage in report.stages:
-        table.add_row(stage.run, stage.stage, *(_cell(stage.counts[s]) for s in JobState))
-    totals = report.totals()
-    table.add_row("total", "", *(_cell(totals[s]) for s in JobState), style="bold")
+        table.add_row(stage.run, stage.stage, *(_cell(stage.counts[s]) for s in states))
+    table.add_row("total", "", *(_cell(totals[s]) for s in states), style="bold")
     output.out_console().print(table)
     for entry in report.jobs:
-        if entry.state is JobState.FAILED:
+        if entry.state is RunState.FAILED:
             why = f" ({entry.reason})" if entry.reason else ""
             output.message(f"failed: {entry.job}{why}")
 

@@ -102,7 +102,7 @@ class Resources(_Model):
     mem: str | None = None
     time: str | None = None
     partition: str | None = Field(default=None, description="SLURM partition")
-    sbatch_opts: tuple[str, ...] = Field(default=(), description="extra sbatch options")
+    sbatch_opts: list[str] | None = Field(default=None, description="extra sbatch options")
 
     @field_validator("sbatch_opts", mode="before")
     @classmethod

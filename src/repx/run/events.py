@@ -25,6 +25,22 @@ class RunPlanned(_Event):
     selected: int
     cached: int
     to_run: int
+    #: the SLURM target the jobs go to (None: they run here)
+    slurm_target: str | None = None
+
+
+class JobsSubmitted(_Event):
+    """One sbatch call: jobs of one stage went to SLURM (an array, or a single job)."""
+
+    event: Literal["submitted"] = "submitted"
+    slurm_id: str
+    stage: str
+    jobs: int
+    #: the ``--array`` indices (None: a single job)
+    array: str | None = None
+    dependency: str | None = None
+    #: jobs each array task runs one after another
+    bundle: int = 1
 
 
 class JobStarted(_Event):
@@ -104,6 +120,10 @@ class RunSummary(_Event):
     seconds: float = 0.0
     dry_run: bool = False
     would_run: tuple[str, ...] = ()
+    #: SLURM ids of the sbatch calls of this run (jobs queued or running there)
+    slurm_ids: tuple[str, ...] = ()
+    #: the run returned after submitting to SLURM (without --wait): jobs are still queued
+    submitted_only: bool = False
 
     @property
     def exit_code(self) -> int:
@@ -113,4 +133,13 @@ class RunSummary(_Event):
         return 1 if self.failed or self.blocked or self.not_started else 0
 
 
-Event = RunPlanned | JobStarted | JobWaiting | JobFinished | JobBlocked | Notice | RunSummary
+Event = (
+    RunPlanned
+    | JobsSubmitted
+    | JobStarted
+    | JobWaiting
+    | JobFinished
+    | JobBlocked
+    | Notice
+    | RunSummary
+)

@@ -15,6 +15,7 @@ from repx.run.events import (
     Event,
     JobBlocked,
     JobFinished,
+    JobsSubmitted,
     JobStarted,
     JobWaiting,
     Notice,
@@ -164,6 +165,8 @@ class PlainReporter:
             write(f"[{c.finished}/{c.to_run}] blocked {event.job} ({event.cause})\n")
         elif isinstance(event, JobWaiting):
             write(f"waiting for {event.job}: held by another repx run ({event.holder})\n")
+        elif isinstance(event, JobsSubmitted):
+            write(submitted_line(event) + "\n")
         elif isinstance(event, Notice):
             write(f"warning: {event.message}\n")
         elif isinstance(event, RunSummary):
@@ -197,6 +200,8 @@ class RichReporter:
             )
         elif isinstance(event, Notice):
             self.console.print(f"[yellow]warning:[/yellow] {event.message}", highlight=False)
+        elif isinstance(event, JobsSubmitted):
+            self.console.print(submitted_line(event), markup=False, highlight=False)
         elif isinstance(event, JobWaiting):
             self.console.print(
                 f"waiting for {event.job}: held by another repx run ({event.holder})",
@@ -261,15 +266,41 @@ class _Display:
 
 
 def _plan_line(event: RunPlanned) -> str:
+    if event.slurm_target is not None:
+        return (
+            f"{event.selected} job(s) selected: {event.cached} already done,"
+            f" {event.to_run} to run (SLURM target {event.slurm_target}, runtime"
+            f" {event.runtime}, base {event.base})"
+        )
     return (
         f"{event.selected} job(s) selected: {event.cached} already done, {event.to_run} to run"
         f" (runtime {event.runtime}, -j {event.concurrency}, base {event.base})"
     )
 
 
+def submitted_line(event: JobsSubmitted) -> str:
+    """``submitted SLURM job 123: stage simulate, array 0-5 (6 jobs), after afterok:122``."""
+    shape = f"array {event.array} ({event.jobs} jobs" if event.array else f"{event.jobs} job"
+    if event.array and event.bundle > 1:
+        shape += f", up to {event.bundle} per task"
+    shape += ")" if event.array else ""
+    after = f", {event.dependency}" if event.dependency else ""
+    return f"submitted SLURM job {event.slurm_id}: stage {event.stage}, {shape}{after}"
+
+
 def format_summary(summary: RunSummary) -> str:
     """The human summary of a run: counts, each failed job with its log, where results are."""
     lines: list[str] = []
+    if summary.submitted_only:
+        ids = " ".join(summary.slurm_ids) or "none"
+        lines.append(
+            f"{summary.selected - summary.cached} job(s) queued in SLURM"
+            f" ({len(summary.slurm_ids)} sbatch call(s): {ids}), {summary.cached} already done"
+            f" in {summary.seconds:.1f} s"
+        )
+        lines.append("follow with `repx status`, cancel with `repx cancel`")
+        lines.append(f"results: {summary.outputs}")
+        return "\n".join(lines) + "\n"
     if summary.dry_run:
         lines.append(f"dry run: {len(summary.would_run)} job(s) would run")
         lines += [f"  {job}" for job in summary.would_run]

@@ -141,8 +141,6 @@ class Scheduler:
         continue_on_failure: bool = False,
         interrupts: Interrupts | None = None,
     ) -> None:
-        if executor.holds_dependencies:
-            raise NotImplementedError("executors that hold dependencies (SLURM) come next")
         self.graph = graph
         self.executor = executor
         self.spec_for = spec_for
@@ -169,9 +167,12 @@ class Scheduler:
 
     def run(self) -> Outcome:
         """Run until nothing more can start and nothing is running."""
-        for node in self.graph.order:
-            if self.waiting_on[node] == 0:
-                self._make_ready(node)
+        if self.executor.holds_dependencies:
+            self._submit_held()
+        else:
+            for node in self.graph.order:
+                if self.waiting_on[node] == 0:
+                    self._make_ready(node)
         while True:
             if not self._stopping:
                 self._dispatch()
@@ -194,6 +195,16 @@ class Scheduler:
             return
         self.state[node] = NodeState.READY
         heapq.heappush(self._ready, (self.rank[node], node))
+
+    def _submit_held(self) -> None:
+        """Hand every job to an executor that orders them itself (SLURM: ``--dependency``).
+
+        They count as running from now on; barriers stay here and complete as their jobs
+        are reported; a failure blocks (and withdraws) the held jobs that need it.
+        """
+        for node in self.graph.order:
+            if not is_barrier(node):
+                self._submit(node, self.spec_for(node))
 
     def _dispatch(self) -> None:
         ready = self._ready
@@ -252,7 +263,9 @@ class Scheduler:
 
     def _on_finished(self, event: Finished) -> None:
         node = event.job
-        spec = self._running.pop(node)
+        spec = self._running.pop(node, None)
+        if spec is None:
+            return  # a held job blocked meanwhile (its executor drops it on its own)
         self._used_cpus -= spec.cpus
         self._used_mem -= spec.mem_bytes
         result = event.result
@@ -295,6 +308,10 @@ class Scheduler:
                     stack.append((succ, False))
 
     def _block(self, node: str, cause: str) -> None:
+        held = self._running.pop(node, None)  # submitted to an executor holding it
+        if held is not None:
+            self._used_cpus -= held.cpus
+            self._used_mem -= held.mem_bytes
         self.state[node] = NodeState.BLOCKED
         origin = self.outcome.blocked_by.get(cause, cause)
         self.outcome.blocked_by[node] = origin

@@ -9,6 +9,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Final
 
@@ -26,17 +27,19 @@ from repx.errors import UsageError
 from repx.inspect.status import JobState, read_status
 from repx.lab.loader import open_lab
 from repx.lab.validate import validate_lab
-from repx.run.events import FailedJob, RunPlanned, RunSummary
-from repx.run.executor import LocalExecutor
+from repx.run.events import FailedJob, Notice, RunPlanned, RunSummary
+from repx.run.executor import Executor, LocalExecutor
 from repx.run.graph import build_graph
 from repx.run.job import STDERR_LOG, STDOUT_LOG
 from repx.run.reporter import Reporter
 from repx.run.runtime import resolve_runtime
 from repx.run.scheduler import Interrupts, Limits, NodeState, Scheduler
 from repx.run.selection import lab_order, select
+from repx.run.slurm_executor import SlurmExecutor
 from repx.run.spec import make_spec
 from repx.run.store import REPX, Store
 from repx.run.store_models import JobResult
+from repx.services.slurm import SlurmBackend, slurm_overrides, stopped_following, submit_all
 
 #: Lines of a failed job's stderr shown in the summary.
 STDERR_TAIL: Final = 10
@@ -63,12 +66,16 @@ class RunOptions:
     continue_on_failure: bool = False
     dry_run: bool = False
     verify: bool = True
+    #: SLURM targets: follow the jobs until they end (default: return after submitting)
+    wait: bool = False
+    #: SLURM targets: a resources.toml overriding the target's (docs/slurm.md)
+    resources: Path | None = None
 
 
 def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
     """Run the selected jobs of a lab that are not done yet; report progress; summarise."""
     started = time.monotonic()
-    target = _target(options.where)
+    target_name, target = _named_target(options.where)
     base = resolve_base(options.where.base, target)
     lab = open_lab(options.where.lab)
     if options.verify:
@@ -94,6 +101,12 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
             summary = RunSummary(**common, succeeded=0, dry_run=True, would_run=tuple(to_run))
             reporter.handle(summary)
             return summary
+        # SLURM: every job's resources are checked and SLURM asked before anything is done.
+        backend = (
+            SlurmBackend.prepare(target_name, target, lab, to_run, options.resources)
+            if target.scheduler is SchedulerKind.SLURM
+            else None
+        )
         limits = Limits.of_machine(options.jobs or target.concurrency)
         runtime = (
             resolve_runtime(lab, options.runtime or target.runtime, store.outputs)
@@ -111,6 +124,7 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
                 selected=len(selection.jobs),
                 cached=cached,
                 to_run=len(to_run),
+                slurm_target=backend.name if backend else None,
             )
         )
         if runtime is None:
@@ -120,8 +134,26 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
             reporter.handle(summary)
             return summary
         with _interrupts() as interrupts:
-            executor = LocalExecutor(store, runtime, wake_fd=interrupts.fd if interrupts else None)
+            wake_fd = interrupts.fd if interrupts else None
+            executor: Executor
+            if backend is not None:
+                executor = backend.executor(
+                    store, runtime, plan, lab, wake_fd=wake_fd, emit=reporter.handle
+                )
+            else:
+                executor = LocalExecutor(store, runtime, wake_fd=wake_fd)
             try:
+                if isinstance(executor, SlurmExecutor) and not options.wait:
+                    ids = submit_all(executor, [make_spec(lab, j, store.outputs) for j in to_run])
+                    summary = RunSummary(
+                        **common,
+                        succeeded=0,
+                        slurm_ids=ids,
+                        submitted_only=True,
+                        seconds=round(time.monotonic() - started, 3),
+                    )
+                    reporter.handle(summary)
+                    return summary
                 scheduler = Scheduler(
                     plan,
                     executor,
@@ -139,6 +171,11 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
             for job in to_run
             if (result := outcome.results.get(job)) is not None and not result.succeeded
         ]
+        slurm_ids: tuple[str, ...] = ()
+        if isinstance(executor, SlurmExecutor):
+            slurm_ids = tuple(g.slurm_id for g in executor.submitted)
+            if outcome.interrupted and outcome.count(NodeState.SKIPPED):
+                reporter.handle(Notice(message=stopped_following(outcome.count(NodeState.SKIPPED))))
         summary = RunSummary(
             **common,
             succeeded=outcome.count(NodeState.SUCCEEDED),
@@ -147,6 +184,7 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
             not_started=outcome.count(NodeState.SKIPPED),
             interrupted=outcome.interrupted,
             seconds=round(time.monotonic() - started, 3),
+            slurm_ids=slurm_ids,
         )
         reporter.handle(summary)
         return summary
@@ -155,14 +193,12 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
         reporter.close()
 
 
+def _named_target(where: Location) -> tuple[str | None, Target]:
+    return select_target(load_config(where.config_file), where.target)
+
+
 def _target(where: Location) -> Target:
-    config = load_config(where.config_file)
-    name, target = select_target(config, where.target)
-    if target.scheduler is SchedulerKind.SLURM:
-        raise UsageError(
-            f"target '{name}' uses the SLURM scheduler, which this repx cannot run yet"
-        )
-    return target
+    return _named_target(where)[1]
 
 
 @contextlib.contextmanager
@@ -205,6 +241,24 @@ def tail_lines(path: Path, count: int) -> list[str]:
 # -- status -------------------------------------------------------------------------
 
 
+class RunState(StrEnum):
+    """The states of ``repx status``: the output store's, plus SLURM's ``queued`` and
+    ``cancelled`` (for jobs submitted to SLURM from this base; see docs/slurm.md)."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    RUNNING = "running"
+    QUEUED = "queued"
+    PENDING = "pending"
+    WAITING = "waiting"
+    BLOCKED = "blocked"
+    CANCELLED = "cancelled"
+
+
+#: States shown only when some job is in them (SLURM targets).
+SLURM_ONLY_STATES: Final = (RunState.QUEUED, RunState.CANCELLED)
+
+
 class JobStatusEntry(BaseModel):
     """One job in ``repx status --json``."""
 
@@ -213,9 +267,11 @@ class JobStatusEntry(BaseModel):
     job: str
     run: str
     stage: str
-    state: JobState
+    state: RunState
     exit_code: int | None = None
     reason: str | None = None
+    #: the SLURM job (``123_4``) when SLURM decided the state
+    slurm_id: str | None = None
 
 
 class StageStatus(BaseModel):
@@ -225,7 +281,7 @@ class StageStatus(BaseModel):
 
     run: str
     stage: str
-    counts: dict[JobState, int]
+    counts: dict[RunState, int]
 
 
 class StatusReport(BaseModel):
@@ -238,9 +294,9 @@ class StatusReport(BaseModel):
     stages: tuple[StageStatus, ...]
     jobs: tuple[JobStatusEntry, ...]
 
-    def totals(self) -> dict[JobState, int]:
+    def totals(self) -> dict[RunState, int]:
         """Counts over every job listed."""
-        totals = dict.fromkeys(JobState, 0)
+        totals = dict.fromkeys(RunState, 0)
         for entry in self.jobs:
             totals[entry.state] += 1
         return totals
@@ -250,7 +306,9 @@ def lab_status(where: Location, run: str | None = None) -> StatusReport:
     """The state of every job of the lab (or of one run) in the output store.
 
     The states come from :func:`repx.inspect.status.read_status` (one index read, no tree
-    walk), so ``repx status``, ``repx list jobs --status`` and ``repx show job`` agree.
+    walk), so ``repx status``, ``repx list jobs --status`` and ``repx show job`` agree. Jobs
+    submitted to SLURM from this base and not settled in the store get SLURM's state
+    (one ``squeue`` call): queued, running, cancelled, failed, blocked.
     """
     base = resolve_base(where.base, _target(where))
     lab = open_lab(where.lab)
@@ -261,16 +319,32 @@ def lab_status(where: Location, run: str | None = None) -> StatusReport:
         Store.existing(base)  # refuses a store of an unknown format
     view = read_status(lab, base)
     runs = [run] if run is not None else list(lab.revision.run_order or lab.runs)
+    shown = {job for name in runs for job in lab.runs[name].jobs}
+    overrides = slurm_overrides(
+        lab, base, shown, {job: view.state(job).value for job in shown}, view.records
+    )
     entries: list[JobStatusEntry] = []
-    stages: dict[tuple[str, str], dict[JobState, int]] = {}
+    stages: dict[tuple[str, str], dict[RunState, int]] = {}
     order = lab_order(lab)
     for name in runs:
         for job_id in sorted(lab.runs[name].jobs, key=order.__getitem__):
             stage = lab.jobs[job_id].stage
-            state = view.state(job_id)
-            attempt = view.attempts.get(job_id) if state is JobState.FAILED else None
-            entries.append(
-                JobStatusEntry(
+            override = overrides.get(job_id)
+            if override is not None:
+                state = RunState(override.state)
+                entry = JobStatusEntry(
+                    job=job_id,
+                    run=name,
+                    stage=stage,
+                    state=state,
+                    reason=override.reason,
+                    slurm_id=override.slurm_id,
+                )
+            else:
+                store_state = view.state(job_id)
+                state = RunState(store_state.value)
+                attempt = view.attempts.get(job_id) if store_state is JobState.FAILED else None
+                entry = JobStatusEntry(
                     job=job_id,
                     run=name,
                     stage=stage,
@@ -278,8 +352,8 @@ def lab_status(where: Location, run: str | None = None) -> StatusReport:
                     exit_code=attempt.exit_code if attempt else None,
                     reason=attempt.reason if attempt else None,
                 )
-            )
-            counts = stages.setdefault((name, stage), dict.fromkeys(JobState, 0))
+            entries.append(entry)
+            counts = stages.setdefault((name, stage), dict.fromkeys(RunState, 0))
             counts[state] += 1
     return StatusReport(
         lab=os.fspath(lab.root),

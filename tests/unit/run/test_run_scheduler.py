@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import networkx as nx
-import pytest
 
 from repx.run.events import JobBlocked, JobFinished, Notice
 from repx.run.executor import Finished, Started
@@ -214,9 +213,71 @@ def test_interrupt_cancels_and_starts_nothing_new():
     assert outcome.states[job("c")] is NodeState.SKIPPED
 
 
-def test_executor_that_holds_dependencies_is_not_supported_yet():
-    graph, specs = make([], nodes=["a"])
-    executor = FakeExecutor()
-    executor.holds_dependencies = True
-    with pytest.raises(NotImplementedError):
-        run(graph, specs, executor)
+class HoldingExecutor(FakeExecutor):
+    """Takes every job at once (as SLURM does) and reports them in submission order; a
+    job whose dependency failed is reported as SLURM would (cancelled, never run)."""
+
+    holds_dependencies = True
+
+    def __init__(self, fail=(), never_run=()):
+        super().__init__(fail)
+        self.polls_before_first_result = None
+        self.never_run = set(never_run)
+
+    def poll(self, timeout):
+        if self.polls_before_first_result is None:
+            self.polls_before_first_result = list(self.submitted)
+        spec = self.running.pop(0)
+        if spec.job in self.never_run:
+            status = JobStatus.INTERRUPTED
+        else:
+            status = JobStatus.FAILED if spec.job in self.fail else JobStatus.SUCCEEDED
+        result = JobResult(
+            job=spec.job,
+            status=status,
+            start=0.0,
+            end=1.0,
+            host="h",
+            runtime="native",
+            lab_id="l",
+            attempt="a",
+        )
+        return [Finished(spec.job, result)]
+
+
+def test_holding_executor_gets_every_job_before_the_first_poll():
+    graph, specs = make([("a", "b", D), ("b", "c", D)], nodes=["d"])
+    executor = HoldingExecutor()
+    outcome, events = run(graph, specs, executor, Limits(1, 1, 0))
+    # no admission limit applies: the executor orders and places them itself
+    assert executor.polls_before_first_result == [job(n) for n in ("a", "b", "c", "d")]
+    assert outcome.count(NodeState.SUCCEEDED) == 4
+    assert [e.job for e in events if isinstance(e, JobFinished)] == [
+        job(n) for n in ("a", "b", "c", "d")
+    ]
+
+
+def test_holding_executor_failure_blocks_held_dependents():
+    graph, specs = make(
+        [("a", "b", D), ("b", "c", D), ("a", "run:r:ok", H), ("run:r:ok", "e", H)],
+        nodes=["d"],
+    )
+    # b and c never run in SLURM; the executor still reports them (ignored: blocked)
+    executor = HoldingExecutor(fail={job("a")}, never_run={job("b"), job("c"), job("e")})
+    outcome, events = run(graph, specs, executor)
+    assert outcome.states[job("a")] is NodeState.FAILED
+    assert outcome.states[job("d")] is NodeState.SUCCEEDED  # independent: SLURM runs it
+    for name in ("b", "c", "e"):
+        assert outcome.states[job(name)] is NodeState.BLOCKED
+        assert outcome.blocked_by[job(name)] == job("a")
+    finished = [e.job for e in events if isinstance(e, JobFinished)]
+    assert finished == [job("a"), job("d")]
+    assert {e.job for e in events if isinstance(e, JobBlocked)} == {job(n) for n in "bce"}
+
+
+def test_holding_executor_soft_dependency_runs_after_a_failure():
+    graph, specs = make([("a", "run:r:done", S), ("run:r:done", "b", H)])
+    executor = HoldingExecutor(fail={job("a")})
+    outcome, _ = run(graph, specs, executor)
+    assert outcome.states[job("a")] is NodeState.FAILED
+    assert outcome.states[job("b")] is NodeState.SUCCEEDED

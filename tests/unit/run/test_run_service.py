@@ -10,10 +10,10 @@ import pytest
 
 from labfactory import RunSpec, StageSpec, write_lab
 from repx.config import RuntimeKind
-from repx.errors import UsageError
 from repx.run.events import JobFinished, JobStarted, JobWaiting, Notice, RunPlanned, RunSummary
 from repx.run.reporter import RecordingReporter
 from repx.services.run import Location, RunOptions, lab_status, run_lab
+from repx.slurm import SlurmUnavailableError
 
 
 def options(lab, base, **kwargs):
@@ -55,14 +55,16 @@ def test_oversized_job_warns(tmp_path):
     assert "4096 CPU(s)" in notice.message
 
 
-def test_slurm_target_is_refused(factory_lab, tmp_path, monkeypatch):
+def test_slurm_target_without_slurm_names_the_target(factory_lab, tmp_path, monkeypatch):
     config = tmp_path / "cfg"
     config.mkdir()
     (config / "config.toml").write_text('[targets.hpc]\nscheduler = "slurm"\n')
     monkeypatch.setenv("REPX_CONFIG_DIR", str(config))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     where = Location(lab=factory_lab.root, base=tmp_path / "b", target="hpc")
-    with pytest.raises(UsageError, match="SLURM"):
+    with pytest.raises(SlurmUnavailableError, match="target 'hpc': 'sbatch' was not found"):
         run_lab(RunOptions(where=where), RecordingReporter())
+    assert not (tmp_path / "b" / "slurm").exists()
 
 
 HOLD = """

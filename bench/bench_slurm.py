@@ -1,0 +1,240 @@
+"""`repx run --target <slurm>` speed: a 1,000-job sweep on the local SLURM cluster.
+
+    .venv/bin/python bench/bench_slurm.py [--jobs 1000] [--skip-plain]
+
+The sweep is a lab written by tests/labfactory.py (one stage, ``--jobs`` jobs; each job is
+a `/bin/sh` script that copies its parameters into its output), so this measures overhead.
+Every job declares a time limit of one minute (resources.toml ``[defaults] time``; the plain
+array gets the same ``--time``). In the same run, on the same cluster:
+
+- **plain**: one ``sbatch --array=0-999`` whose task i runs job i's command directly (the
+  lab's ``jobs/<id>/bin/<stage> <out> <inputs.json> <parameters.json>``, same PATH), one
+  SLURM log per task;
+- **repx** (the defaults, ``jobs_per_task = "auto"``): ``repx run --target bench --runtime
+  native`` (returns after submission), then completion = every job committed in the output
+  store (counted in completions.jsonl). "auto" runs several jobs per array task when the
+  sweep is much larger than the partition (here 1,000 jobs for 16 CPUs);
+- **repx, one job per task** (``jobs_per_task = 1``): every job is its own array task and
+  starts its own job wrapper (a Python process), like the plain array starts /bin/sh.
+
+Reported: sbatch calls, submission time, completion time (from the start of submission),
+and the ratio to the plain array. Targets (issue 6): submission <= 10 s with <= 20 sbatch
+calls; completion within 1.2x of the plain array.
+
+A cluster that answers is used as it is; otherwise one is started with
+tools/slurm-single-node.sh (16 CPUs declared, batch_sched_delay=0,sched_min_interval=0) and
+stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+from labfactory import sweep_runs, write_lab  # noqa: E402
+from slurm_cluster import CPUS, SCHED_PARAMS, SCRIPT, SlurmCluster  # noqa: E402
+
+REPX = [sys.executable, "-m", "repx"]
+POLL = 0.1
+#: The time limit every job declares.
+TIME = "00:01:00"
+
+
+def ensure_cluster(work: Path) -> dict[str, str] | None:
+    """Start a cluster unless one answers; return the environment to stop it with."""
+    if SlurmCluster.answering():
+        print("cluster: using the running one")
+        return None
+    why = SlurmCluster.missing()
+    if why:
+        sys.exit(f"bench_slurm: {why}")
+    env = {
+        **os.environ,
+        "SLURM_DIR": str(work / "slurm"),
+        "CPUS": str(CPUS),
+        "SCHED_PARAMS": SCHED_PARAMS,
+    }
+    subprocess.run(["bash", str(SCRIPT), "start"], env=env, check=True, capture_output=True)
+    print(f"cluster: started (CPUs={CPUS}, {SCHED_PARAMS})")
+    return env
+
+
+def cluster_description() -> str:
+    config = subprocess.run(
+        ["scontrol", "show", "config"], capture_output=True, text=True, check=True
+    ).stdout
+    wanted = ("SchedulerParameters", "MaxArraySize", "SelectTypeParameters")
+    keep = [
+        line.split("=", 1)
+        for line in config.splitlines()
+        if line.split("=", 1)[0].strip() in wanted
+    ]
+    node = subprocess.run(
+        ["sinfo", "-h", "-N", "-o", "%N CPUs=%c"], capture_output=True, text=True, check=True
+    )
+    parts = [f"{k.strip()}={v.strip()}" for k, v in keep]
+    return f"node {node.stdout.strip()} ({os.cpu_count()} real), " + ", ".join(parts)
+
+
+def wait_gone(job_id: str) -> None:
+    while True:
+        out = subprocess.run(
+            ["squeue", "-h", "-r", f"--jobs={job_id}", "-o", "%T"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split()
+        if not any(s in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING") for s in out):
+            return
+        time.sleep(POLL)
+
+
+def jobs_of(lab: Path) -> dict[str, dict]:
+    meta = json.loads((lab / "revision" / "metadata.json").read_text())
+    jobs: dict[str, dict] = {}
+    for entry in meta["runs"].values():
+        jobs.update(json.loads((lab / entry["manifest"]).read_text())["jobs"])
+    return jobs
+
+
+def bench_plain(lab: Path, work: Path) -> tuple[float, float]:
+    """One sbatch --array of the job commands; (submission s, completion s)."""
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "cmd").mkdir(parents=True)
+    (work / "logs").mkdir()
+    meta = json.loads((lab / "lab" / "lab-metadata.json").read_text())
+    path = lab / meta["host_tools"] / "bin"
+    for i, (job_id, job) in enumerate(sorted(jobs_of(lab).items())):
+        out = work / "jobs" / job_id
+        (out / "out").mkdir(parents=True)
+        (out / "inputs.json").write_text("{}\n")
+        shutil.copyfile(lab / job["parameters_file"], out / "parameters.json")
+        exe = lab / job["executables"]["main"]["path"]
+        (work / "cmd" / f"{i}.sh").write_text(
+            f"cd {out / 'out'} && PATH={path} exec {exe} {out / 'out'} {out / 'inputs.json'} {out / 'parameters.json'}\n"
+        )
+    count = len(list((work / "cmd").iterdir()))
+    script = work / "array.sh"
+    script.write_text(f'#!/bin/sh\nexec /bin/sh {work}/cmd/"$SLURM_ARRAY_TASK_ID".sh\n')
+    start = time.perf_counter()
+    job_id = subprocess.run(
+        [
+            "sbatch",
+            "--parsable",
+            f"--array=0-{count - 1}",
+            f"--output={work}/logs/%A_%a.log",
+            f"--chdir={work}",
+            str(script),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    submitted = time.perf_counter() - start
+    wait_gone(job_id)
+    done = time.perf_counter() - start
+    missing = [p for p in (work / "jobs").iterdir() if not (p / "out" / "result.json").exists()]
+    assert not missing, f"plain array: {len(missing)} job(s) without output"
+    return submitted, done
+
+
+def bench_repx(lab: Path, work: Path, resources: str) -> tuple[int, int, float, float]:
+    """repx run --target bench; (sbatch calls, jobs per task, submission s, completion s)."""
+    shutil.rmtree(work, ignore_errors=True)
+    config = work / "config"
+    config.mkdir(parents=True)
+    base = work / "base"
+    (config / "config.toml").write_text(
+        f'[targets.bench]\nscheduler = "slurm"\nbase = "{base}"\nruntime = "native"\n'
+    )
+    (config / "resources.toml").write_text(resources)
+    env = {**os.environ, "REPX_CONFIG_DIR": str(config)}
+    total = len(jobs_of(lab))
+    start = time.perf_counter()
+    result = subprocess.run(
+        [*REPX, "run", "--lab", str(lab), "--target", "bench", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    submitted = time.perf_counter() - start
+    if result.returncode != 0:
+        sys.exit(f"repx run failed:\n{result.stderr}")
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    calls = sum(1 for e in events if e["event"] == "submitted")
+    bundle = max(e["bundle"] for e in events if e["event"] == "submitted")
+    completions = base / "completions.jsonl"
+    while True:
+        try:
+            with completions.open("rb") as f:
+                done = sum(1 for _ in f)
+        except FileNotFoundError:
+            done = 0
+        if done >= total:
+            break
+        time.sleep(POLL)
+    finished = time.perf_counter() - start
+    records = [json.loads(line) for line in completions.read_text().splitlines()]
+    assert all(r["status"] == "succeeded" for r in records), "a job failed"
+    for slurm_id in (e["slurm_id"] for e in events if e["event"] == "submitted"):
+        wait_gone(slurm_id)  # leave the cluster idle for the next measurement
+    return calls, bundle, submitted, finished
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--skip-plain", action="store_true")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="repx-bench-slurm-"))
+    stop_env = ensure_cluster(work)
+    try:
+        print(cluster_description())
+        lab = write_lab(work / "lab", sweep_runs(args.jobs)).root
+        print(f"lab: {args.jobs} jobs (one swept stage), runtime native, time limit {TIME}\n")
+        plain = None if args.skip_plain else bench_plain(lab, work / "plain")
+        timed = f'[defaults]\ntime = "{TIME}"\n'
+        rows = [
+            ("repx (defaults)", *bench_repx(lab, work / "auto", timed)),
+            (
+                "repx, jobs_per_task = 1",
+                *bench_repx(lab, work / "one", timed + "jobs_per_task = 1\n"),
+            ),
+        ]
+        head = (
+            f"{'':26} {'sbatch calls':>12} {'jobs/task':>9} {'submission':>11} {'completion':>11}"
+        )
+        print(head + f" {'vs plain':>9}")
+        if plain is not None:
+            print(
+                f"{'plain sbatch --array':26} {1:>12} {1:>9} {plain[0]:>10.2f}s {plain[1]:>10.2f}s {1.0:>8.2f}x"
+            )
+        for name, calls, bundle, submitted, finished in rows:
+            ratio = f"{finished / plain[1]:>8.2f}x" if plain else "       -"
+            print(
+                f"{name:26} {calls:>12} {bundle:>9} {submitted:>10.2f}s {finished:>10.2f}s {ratio}"
+            )
+        print("\ntargets: submission <= 10 s with <= 20 sbatch calls; completion <= 1.2x plain")
+    finally:
+        if stop_env is not None:
+            subprocess.run(
+                ["bash", str(SCRIPT), "stop"], env=stop_env, capture_output=True, check=False
+            )
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""The program a SLURM task runs: ``python -m repx.run.slurm_task MANIFEST INDEX``.
+
+It looks up the jobs of task ``INDEX`` in the submission's manifest and runs each through
+:func:`repx.run.job.run_job`, the same lifecycle as a local run (lock, attempt directory,
+logs, markers, atomic commit, ``completions.jsonl``). Exit status 0 when every job of the
+task succeeded (so ``afterok`` dependencies hold exactly then), 1 when one did not, 2 when
+the task cannot run at all (its message goes to the task's SLURM log).
+
+A node whose ``/nix/store`` lacks the lab's store paths runs like a local host without
+Nix: the bwrap runtime binds the lab's ``store/`` copy at ``/nix/store``; a bwrap missing
+on the node is taken from the lab's host-tools.
+"""
+
+# ruff: noqa: PTH110, PTH112, PTH118
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from repx.config import RuntimeKind
+from repx.run.job import run_job
+from repx.run.runtime import Runtime
+from repx.run.spec import JobSpec
+from repx.run.store import Store, StoreError
+from repx.run.store_models import JobStatus
+
+
+class TaskError(Exception):
+    """This task cannot run here (a message for the task's log)."""
+
+
+def node_runtime(runtime: Runtime, store_probe: str | None, lab_store: str | None) -> Runtime:
+    """Adapt the submit host's runtime to this node (no Nix here, no bwrap on PATH)."""
+    if runtime.kind is RuntimeKind.NATIVE:
+        if store_probe and not os.path.exists(store_probe):
+            raise TaskError(
+                f"this node's /nix/store lacks the lab's store paths (e.g. {store_probe}):"
+                ' the native runtime cannot run here; use runtime = "bwrap" in the target'
+            )
+        return runtime
+    update: dict[str, Any] = {}
+    if runtime.bwrap is not None and not os.access(runtime.bwrap, os.X_OK):
+        candidate = os.path.join(runtime.path, "bwrap")
+        if not os.access(candidate, os.X_OK):
+            raise TaskError(f"bubblewrap is neither at {runtime.bwrap} nor at {candidate}")
+        update["bwrap"] = candidate
+    if runtime.store is None and store_probe and not os.path.exists(store_probe):
+        if not lab_store or not os.path.isdir(lab_store):
+            raise TaskError(
+                f"this node's /nix/store lacks the lab's store paths (e.g. {store_probe})"
+                " and the lab has no store/ copy"
+            )
+        update["store"] = lab_store
+    return runtime.model_copy(update=update) if update else runtime
+
+
+def run_task(manifest: Path, index: str) -> int:
+    """Run the jobs of one task; return the exit status."""
+    data = json.loads(manifest.read_bytes())
+    try:
+        entries = data["tasks"][index]
+    except KeyError:
+        raise TaskError(f"{manifest} has no task {index}") from None
+    runtime = node_runtime(
+        Runtime.model_validate(data["runtime"]), data.get("store_probe"), data.get("lab_store")
+    )
+    specs = [JobSpec.model_validate(entry) for entry in entries]
+    missing = [s.lab_root for s in specs if not os.path.isdir(s.lab_root)]
+    if missing:
+        raise TaskError(
+            f"the lab {missing[0]} is not visible on this node: put it on a file system the"
+            " nodes share (copy it with `cp -a result/. DIR` and pass --lab DIR)"
+        )
+    store = Store.open(Path(data["base"]))
+    ok = True
+    try:
+        for spec in specs:
+            result = run_job(store, spec, runtime)
+            ok = ok and result.succeeded
+            if result.status is JobStatus.INTERRUPTED:
+                break  # cancelled: do not start the rest of the bundle
+    finally:
+        store.close()
+    return 0 if ok else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; see the module docstring."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 2:
+        sys.stderr.write("usage: python -m repx.run.slurm_task MANIFEST INDEX\n")
+        return 2
+    try:
+        return run_task(Path(args[0]), args[1])
+    except (TaskError, StoreError) as exc:
+        message = exc.message if isinstance(exc, StoreError) else str(exc)
+        sys.stderr.write(f"repx slurm task: {message}\n")
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"repx slurm task: cannot read {args[0]}: {exc}\n")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

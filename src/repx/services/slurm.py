@@ -1,0 +1,314 @@
+"""SLURM targets: resources, submission, status from ``squeue``, and ``repx cancel``.
+
+``repx run`` (:func:`repx.services.run.run_lab`) hands a SLURM target's jobs to
+:class:`repx.run.slurm_executor.SlurmExecutor`; this module prepares it (resources checked
+and SLURM reachable before anything is submitted), merges SLURM's view into ``repx
+status`` and cancels what repx submitted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from repx import slurm
+from repx.config import Target, config_dir, resolve_base
+from repx.lab.loader import LoadedLab, open_lab
+from repx.run.events import Event
+from repx.run.graph import JobGraph
+from repx.run.runtime import Runtime
+from repx.run.selection import lab_order, select
+from repx.run.slurm_executor import SlurmExecutor, SlurmSettings
+from repx.run.slurm_models import JobRef, job_refs, read_submissions
+from repx.run.slurm_resources import (
+    RESOURCES_FILE,
+    ResourcePolicy,
+    ResourcesFile,
+    SlurmResources,
+    check_target,
+    load_resources,
+)
+from repx.run.spec import JobSpec
+from repx.run.store import Store
+
+if TYPE_CHECKING:
+    from repx.services.run import Location
+
+logger = logging.getLogger(__name__)
+
+#: The target name used in messages when the default (unnamed) target is a SLURM one.
+UNNAMED: Final = "(default)"
+#: States after which a job's dependents never run.
+_NOT_SUCCEEDING: Final = frozenset({"failed", "blocked", "cancelled"})
+
+
+@dataclass(frozen=True)
+class SlurmBackend:
+    """A SLURM target ready to submit: its name, settings and checked resources."""
+
+    name: str
+    settings: SlurmSettings
+    resources: Mapping[str, SlurmResources]
+
+    @classmethod
+    def prepare(
+        cls,
+        name: str | None,
+        target: Target,
+        lab: LoadedLab,
+        jobs: Sequence[str],
+        resources_file: Path | None,
+    ) -> SlurmBackend:
+        """Check every job's resources, then that SLURM answers; nothing is submitted."""
+        label = name or UNNAMED
+        policy = resource_policy(resources_file, label, target)
+        resolved = {
+            job: policy.resolve(job, lab.jobs[job], lab.job_runs.get(job, [])) for job in jobs
+        }
+        if jobs:
+            check_reachable(label)
+        settings = SlurmSettings(target=label, python=target.slurm.python or sys.executable)
+        return cls(label, settings, resolved)
+
+    def executor(
+        self,
+        store: Store,
+        runtime: Runtime,
+        plan: JobGraph,
+        lab: LoadedLab,
+        *,
+        wake_fd: int | None = None,
+        emit: Callable[[Event], None] | None = None,
+    ) -> SlurmExecutor:
+        """The executor that submits ``plan``'s jobs (``emit`` receives its submissions)."""
+        probe, lab_store = node_store_info(lab)
+        return SlurmExecutor(
+            store,
+            runtime,
+            plan,
+            self.resources,
+            self.settings,
+            lab_id=lab.meta.lab_id,
+            store_probe=probe,
+            lab_store=lab_store,
+            wake_fd=wake_fd,
+            emit=emit,
+        )
+
+
+def submit_all(executor: SlurmExecutor, specs: Sequence[JobSpec]) -> tuple[str, ...]:
+    """Submit ``specs`` (a pruned plan, in order) without following; return the SLURM ids."""
+    for spec in specs:
+        executor.submit(spec)
+    return tuple(group.slurm_id for group in executor.flush())
+
+
+def stopped_following(count: int) -> str:
+    """The notice when ``repx run --wait`` stops following (Ctrl-C)."""
+    return (
+        f"stopped following; {count} job(s) stay queued or running in SLURM"
+        " (`repx status` shows them, `repx cancel` cancels them)"
+    )
+
+
+def resource_policy(cli_file: Path | None, name: str, target: Target) -> ResourcePolicy:
+    """``--resources FILE``, else the target's ``slurm.resources``, else
+    ``resources.toml`` next to config.toml (optional), on top of the target's settings."""
+    if cli_file is not None:
+        path, required = cli_file.expanduser(), True
+    elif target.slurm.resources is not None:
+        path, required = target.slurm.resources.expanduser(), True
+    else:
+        path, required = config_dir() / RESOURCES_FILE, False
+    file = load_resources(path, required=required) if required or path.exists() else ResourcesFile()
+    check_target(name, target.slurm.partition, target.slurm.sbatch_options)
+    return ResourcePolicy(
+        file,
+        source=os.fspath(path),
+        target_partition=target.slurm.partition,
+        target_options=target.slurm.sbatch_options,
+    )
+
+
+def check_reachable(name: str) -> None:
+    """Raise :class:`~repx.slurm.SlurmUnavailableError`, naming the target, if SLURM is unusable."""
+    try:
+        slurm.ping()
+    except slurm.SlurmUnavailableError as exc:
+        raise slurm.SlurmUnavailableError(f"target '{name}': {exc.message}") from None
+
+
+def node_store_info(lab: LoadedLab) -> tuple[str | None, str | None]:
+    """A store path of the lab (nodes without it bind the lab's store/ copy) and that copy."""
+    probe = lab.meta.store_paths[0] if lab.meta.store_paths else None
+    copy = lab.root / lab.meta.store
+    return probe, os.fspath(copy) if copy.is_dir() else None
+
+
+# -- status -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SlurmOverride:
+    """What SLURM says of a job the store has not settled: a state and why."""
+
+    state: str
+    reason: str | None = None
+    slurm_id: str | None = None
+
+
+def slurm_overrides(
+    lab: LoadedLab,
+    base: Path,
+    jobs: Iterable[str],
+    store_states: Mapping[str, str],
+    records: Mapping[str, Mapping[str, object]],
+) -> dict[str, SlurmOverride]:
+    """States SLURM adds to the store's: ``queued``, ``running``, ``cancelled``, ``failed``,
+    ``blocked`` (for jobs whose last submission is newer than their last result).
+
+    The store's markers win: a succeeded or running job is never changed, and a job queued
+    behind an upstream job that failed (or is blocked, or was cancelled) is blocked. Returns
+    an empty mapping when nothing was submitted from ``base`` or SLURM cannot be asked.
+    """
+    refs = job_refs(read_submissions(base))
+    mine = {
+        job: refs[job]
+        for job in jobs
+        if job in refs and store_states.get(job) not in ("succeeded", "running")
+    }
+    if not mine:
+        return {}
+    try:
+        entries = {e.job_id: e for e in slurm.squeue({r.array_job for r in mine.values()})}
+    except slurm.SlurmError as exc:
+        logger.warning("SLURM states left out: %s", exc.message)
+        return {}
+    overrides: dict[str, SlurmOverride] = {}
+    for job, ref in mine.items():
+        entry = entries.get(ref.ref)
+        if entry is None:
+            continue
+        override = _override(entry, ref, records.get(job))
+        if override is not None:
+            overrides[job] = override
+    # Queued behind a job that will not succeed: SLURM drops it soon (kill-on-invalid-dep).
+    final = {**store_states, **{job: o.state for job, o in overrides.items()}}
+    order = lab_order(lab)
+    for job in sorted(overrides, key=lambda j: order.get(j, 0)):
+        if overrides[job].state != "queued":
+            continue
+        ups = [i.job for i in lab.jobs[job].inputs] if job in lab.jobs else []
+        if any(final.get(up) in _NOT_SUCCEEDING for up in ups):
+            overrides[job] = SlurmOverride(
+                "blocked", "a job it needs did not succeed", overrides[job].slurm_id
+            )
+            final[job] = "blocked"
+    return overrides
+
+
+def _override(
+    entry: slurm.QueueEntry, ref: JobRef, record: Mapping[str, object] | None
+) -> SlurmOverride | None:
+    if entry.never_runs:
+        return SlurmOverride("blocked", "a job it needs did not succeed", entry.job_id)
+    if entry.state.queued:
+        return SlurmOverride(
+            "queued", entry.reason if entry.reason != "None" else None, entry.job_id
+        )
+    if entry.state.running:
+        return SlurmOverride("running", None, entry.job_id)
+    end = record.get("end") if record is not None else None
+    if isinstance(end, int | float) and end >= ref.submitted:
+        return None  # the store has this submission's result
+    if entry.state is slurm.JobState.COMPLETED:
+        return None
+    if entry.state is slurm.JobState.CANCELLED:
+        if entry.reason == "DependencyNeverSatisfied":
+            return SlurmOverride("blocked", "a job it needs did not succeed", entry.job_id)
+        return SlurmOverride("cancelled", None, entry.job_id)
+    reason = f"SLURM: {entry.state.value}" + (
+        f" ({entry.reason})" if entry.reason not in ("None", "") else ""
+    )
+    return SlurmOverride("failed", f"{reason}; log: {ref.log}", entry.job_id)
+
+
+# -- cancel -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    """One SLURM job or array task cancelled, and the repx jobs it was running or holding."""
+
+    slurm_id: str
+    stage: str
+    jobs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CancelReport:
+    """What ``repx cancel`` did."""
+
+    base: Path
+    cancelled: tuple[Cancelled, ...]
+    #: what was given to scancel (whole arrays as one id)
+    slurm_ids: tuple[str, ...] = ()
+
+    @property
+    def job_count(self) -> int:
+        """repx jobs concerned."""
+        return sum(len(c.jobs) for c in self.cancelled)
+
+
+def cancel_submitted(base: Path, jobs: Iterable[str] | None) -> CancelReport:
+    """Cancel the queued or running SLURM tasks of ``jobs`` (None: everything submitted
+    from ``base``). A task that runs several jobs (a bundle) is cancelled whole."""
+    refs = job_refs(read_submissions(base))
+    wanted = refs if jobs is None else {j: refs[j] for j in jobs if j in refs}
+    if not wanted:
+        return CancelReport(base, ())
+    entries = slurm.squeue({r.array_job for r in wanted.values()})
+    active = {e.job_id for e in entries if e.state.active}
+    by_task: dict[str, JobRef] = {}
+    for job_ref in wanted.values():
+        if job_ref.ref in active:
+            by_task.setdefault(job_ref.ref, job_ref)
+    if not by_task:
+        return CancelReport(base, ())
+    # A whole array whose every live task is cancelled goes as one id.
+    tasks_of: dict[str, set[str]] = {}
+    for entry in entries:
+        if entry.state.active:
+            tasks_of.setdefault(entry.array_job_id, set()).add(entry.job_id)
+    chosen: dict[str, set[str]] = {}
+    for task, job_ref in by_task.items():
+        chosen.setdefault(job_ref.array_job, set()).add(task)
+    ids: list[str] = []
+    for array_job, task_refs in chosen.items():
+        if task_refs == tasks_of.get(array_job, set()):
+            ids.append(array_job)
+        else:
+            ids.extend(sorted(task_refs))
+    slurm.scancel(ids)
+    cancelled = tuple(
+        Cancelled(ref, by_task[ref].stage, by_task[ref].task_jobs) for ref in sorted(by_task)
+    )
+    return CancelReport(base, cancelled, tuple(ids))
+
+
+def cancel_jobs(where: Location, selectors: Sequence[str]) -> CancelReport:
+    """``repx cancel [SELECTOR]…``: selectors name runs, @groups or job ids of the lab
+    (without their upstream); none cancels everything submitted from the base."""
+    from repx.services.run import _target  # noqa: PLC0415 (services.run imports this module)
+
+    base = resolve_base(where.base, _target(where))
+    jobs: list[str] | None = None
+    if selectors:
+        lab = open_lab(where.lab)
+        jobs = list(select(lab, selectors).targets)
+    return cancel_submitted(base, jobs)

@@ -1,0 +1,87 @@
+"""The program each SLURM task runs: the local job lifecycle, on a node, for one array index."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from labfactory import RunSpec, StageSpec, write_lab
+from repx.config import RuntimeKind
+from repx.lab.loader import open_lab
+from repx.run import slurm_task
+from repx.run.runtime import Runtime
+from repx.run.slurm_models import TaskManifest, manifest_json
+from repx.run.spec import make_spec
+from repx.run.store import Store
+
+
+def test_runs_the_jobs_of_one_task(tmp_path, capsys):
+    script = 'case "$(cat "$params")" in *\'"seed":2\'*) exit 4;; esac\ncat "$params" > "$out/result.json"'
+    runs = (
+        RunSpec(
+            "s",
+            parameters={"seed": [1, 2, 3]},
+            stages=(StageSpec("sim", params=("seed",), script=script),),
+        ),
+    )
+    lab = open_lab(write_lab(tmp_path / "lab", runs).root)
+    base = tmp_path / "base"
+    store = Store.open(base)
+    specs = [make_spec(lab, job, store.outputs) for job in lab.jobs]
+    by_seed = {lab.jobs[s.job].params["seed"]: s for s in specs}
+    host_bin = lab.root / lab.meta.host_tools / "bin"
+    runtime = Runtime(kind=RuntimeKind.NATIVE, path=str(host_bin), outputs=str(store.outputs))
+    manifest = tmp_path / "m.json"
+    content = TaskManifest(
+        base=str(base),
+        runtime=runtime,
+        tasks={"0": (by_seed[1],), "4": (by_seed[2], by_seed[3])},
+    )
+    manifest.write_text(manifest_json(content))
+    assert slurm_task.main([str(manifest), "0"]) == 0
+    assert (store.out_dir(by_seed[1].job) / "result.json").read_text() == '{"seed":1}'
+    # a bundle: the failure is committed, the next job still runs, the task exits 1
+    assert slurm_task.main([str(manifest), "4"]) == 1
+    assert (store.repx_dir(by_seed[2].job) / "FAIL").exists()
+    assert (store.out_dir(by_seed[3].job) / "result.json").exists()
+    lines = [json.loads(x) for x in store.completions.read_text().splitlines()]
+    assert [r["status"] for r in lines] == ["succeeded", "failed", "succeeded"]
+    assert slurm_task.main([str(manifest), "9"]) == 2
+    assert "has no task 9" in capsys.readouterr().err
+
+
+def test_a_lab_the_node_cannot_see(tmp_path, capsys):
+    lab = open_lab(write_lab(tmp_path / "lab").root)
+    store = Store.open(tmp_path / "base")
+    spec = make_spec(lab, next(iter(lab.jobs)), store.outputs)
+    spec = spec.model_copy(update={"lab_root": str(tmp_path / "elsewhere")})
+    runtime = Runtime(kind=RuntimeKind.NATIVE, path="/x", outputs=str(store.outputs))
+    manifest = tmp_path / "m.json"
+    manifest.write_text(
+        manifest_json(TaskManifest(base=str(store.root), runtime=runtime, tasks={"0": (spec,)}))
+    )
+    assert slurm_task.main([str(manifest), "0"]) == 2
+    assert "is not visible on this node" in capsys.readouterr().err
+    assert slurm_task.main([]) == 2
+
+
+def test_node_without_nix_or_bwrap(tmp_path):
+    tools = tmp_path / "host-tools"
+    tools.mkdir()
+    (tools / "bwrap").write_text("#!/bin/sh\n")
+    os.chmod(tools / "bwrap", 0o755)
+    lab_store = tmp_path / "store"
+    lab_store.mkdir()
+    missing = "/nix/store/00000000000000000000000000000000-absent"
+    bwrap = Runtime(kind=RuntimeKind.BWRAP, path=str(tools), outputs="/o", bwrap="/no/such/bwrap")
+    adapted = slurm_task.node_runtime(bwrap, missing, str(lab_store))
+    assert adapted.bwrap == str(tools / "bwrap")
+    assert adapted.store == str(lab_store)  # the lab's store/ copy at /nix/store
+    assert slurm_task.node_runtime(adapted, None, None) == adapted
+    native = Runtime(kind=RuntimeKind.NATIVE, path=str(tools), outputs="/o")
+    with pytest.raises(slurm_task.TaskError, match="native runtime cannot run here"):
+        slurm_task.node_runtime(native, missing, str(lab_store))
+    with pytest.raises(slurm_task.TaskError, match="has no store/ copy"):
+        slurm_task.node_runtime(bwrap.model_copy(update={"bwrap": None}), missing, None)
