@@ -30,7 +30,7 @@ import os
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Final
+from typing import Annotated, Final, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -107,25 +107,34 @@ def config_dir() -> Path:
     return Path(base) / "repx"
 
 
-def load_config(path: Path | None = None) -> Config:
-    """Read the configuration file (default: :func:`config_dir`/config.toml)."""
-    file = path if path is not None else config_dir() / CONFIG_FILE
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def read_toml_model(file: Path, model: type[_M], *, required: bool, kind: str) -> _M:
+    """Read a TOML file into ``model``; a missing file gives the model's defaults unless
+    ``required``. Every problem is a one-line :class:`UsageError` naming the file and key."""
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        if path is not None:
-            raise UsageError(f"{file}: no such configuration file") from None
-        return Config()
+        if required:
+            raise UsageError(f"{file}: no such {kind}") from None
+        return model()
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{file}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{file}: invalid TOML: {exc}") from None
     try:
-        config = Config.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"])
         raise UsageError(f"{file}: {where}: {first['msg']}") from None
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read the configuration file (default: :func:`config_dir`/config.toml)."""
+    file = path if path is not None else config_dir() / CONFIG_FILE
+    config = read_toml_model(file, Config, required=path is not None, kind="configuration file")
     if config.default_target is not None and config.default_target not in config.targets:
         raise UsageError(
             f"{file}: default_target: no target '{config.default_target}'"

@@ -29,14 +29,14 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Final, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from repx.config import read_toml_model
 from repx.errors import UsageError
 from repx.lab.models import Job, Resources
 
@@ -217,22 +217,7 @@ def auto_bundle(
 
 def load_resources(path: Path, *, required: bool) -> ResourcesFile:
     """Read and check a ``resources.toml`` (a missing optional file is empty)."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        if required:
-            raise UsageError(f"{path}: no such resources file") from None
-        return ResourcesFile()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{path}: invalid TOML: {exc}") from None
-    try:
-        resources = ResourcesFile.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise UsageError(f"{path}: {where}: {first['msg']}") from None
+    resources = read_toml_model(path, ResourcesFile, required=required, kind="resources file")
     # Check every value now, whether or not a job matches it.
     for origin, values in [
         (f"{path}: [defaults]", resources.defaults),
