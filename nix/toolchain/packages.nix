@@ -101,17 +101,22 @@ let
       inherit programs;
     };
 
-  # The relocatable wrapper of a bundled dynamic program (pkgsStatic): finds its package
-  # directory from $0 (following symlinks), so `bin lib libexec` may be copied anywhere.
-  relocatableWrapper = program: ''
-    #!/bin/sh
-    # repx offline toolchain: start the bundled ${program} with its own libraries.
+  # Shell lines that set $p to the wrapper's own file, following symlinks (applet links).
+  findSelf = ''
     p=$0
     case $p in */*) ;; *) p=./$p ;; esac
     while [ -L "$p" ]; do
       l=$(readlink "$p") || break
       case $l in /*) p=$l ;; *) p=''${p%/*}/$l ;; esac
     done
+  '';
+
+  # The relocatable wrapper of a bundled dynamic program (pkgsStatic): finds its package
+  # directory from $0 (following symlinks), so `bin lib libexec` may be copied anywhere.
+  relocatableWrapper = program: ''
+    #!/bin/sh
+    # repx offline toolchain: start the bundled ${program} with its own libraries.
+  '' + findSelf + ''
     d=''${p%/*}/..
     case $d in /*) ;; *) d=$PWD/$d ;; esac
     exec "$d/lib/ld-linux-x86-64.so.2" --argv0 "$0" --inhibit-cache --library-path "$d/lib" "$d/libexec/${program}" "$@"
@@ -120,12 +125,7 @@ let
   # Same for a busybox applet that busybox knows under another name (gawk -> awk).
   relocatableAppletWrapper = applet: ''
     #!/bin/sh
-    p=$0
-    case $p in */*) ;; *) p=./$p ;; esac
-    while [ -L "$p" ]; do
-      l=$(readlink "$p") || break
-      case $l in /*) p=$l ;; *) p=''${p%/*}/$l ;; esac
-    done
+  '' + findSelf + ''
     exec "''${p%/*}/busybox" ${applet} "$@"
   '';
 
