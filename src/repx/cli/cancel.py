@@ -29,7 +29,7 @@ def cancel(
     Running jobs are stopped and recorded as interrupted; the next `repx run` submits
     again exactly what is missing.
     """
-    from repx.services.run import Location  # noqa: PLC0415
+    from repx.services.location import Location  # noqa: PLC0415
     from repx.services.slurm import cancel_jobs  # noqa: PLC0415
 
     report = cancel_jobs(Location(lab=lab, base=base, target=target), tuple(selectors or ()))

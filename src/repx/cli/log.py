@@ -29,7 +29,8 @@ def log(  # noqa: PLR0917 (typer maps parameters to CLI options)
     target: TargetOption = None,
 ) -> None:
     """Print the stdout (or stderr) log of a job's running or last attempt."""
-    from repx.services.run import Location, find_log, job_is_running  # noqa: PLC0415
+    from repx.services.location import Location  # noqa: PLC0415
+    from repx.services.run import find_log, job_is_running  # noqa: PLC0415
 
     where = Location(base=base, target=target)
     found = find_log(where, job, stderr=stderr)

@@ -89,7 +89,8 @@ def run(  # noqa: PLR0917 (typer maps parameters to CLI options)
     """Run the selected runs of a lab (skipping completed jobs) and summarise."""
     from repx.config import RuntimeKind  # noqa: PLC0415 (keep `repx --help` fast)
     from repx.run.reporter import JsonReporter, PlainReporter, Reporter, RichReporter  # noqa: PLC0415
-    from repx.services.run import Location, RunOptions, run_lab  # noqa: PLC0415
+    from repx.services.location import Location  # noqa: PLC0415
+    from repx.services.run import RunOptions, run_lab  # noqa: PLC0415
 
     output.setup_logging(verbose)
     options = RunOptions(

@@ -26,7 +26,8 @@ def status(
     ] = False,
 ) -> None:
     """Show how many jobs of each stage succeeded, failed, run, wait or are blocked."""
-    from repx.services.run import Location, lab_status  # noqa: PLC0415
+    from repx.services.location import Location  # noqa: PLC0415
+    from repx.services.run import lab_status  # noqa: PLC0415
 
     report = lab_status(Location(lab=lab, base=base, target=target), run)
     if json_output:

@@ -8,58 +8,41 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Final
 
 from pydantic import BaseModel, ConfigDict
 
-from repx.config import (
-    RuntimeKind,
-    SchedulerKind,
-    Target,
-    load_config,
-    resolve_base,
-    select_target,
-)
+from repx.config import RuntimeKind, resolve_base
 from repx.errors import UsageError
 from repx.inspect.status import JobState, read_status
 from repx.lab.loader import open_lab
 from repx.lab.validate import validate_lab
 from repx.run.events import FailedJob, Notice, RunPlanned, RunSummary
-from repx.run.executor import Executor, LocalExecutor
 from repx.run.graph import build_graph
 from repx.run.job import STDERR_LOG, STDOUT_LOG
 from repx.run.reporter import Reporter
 from repx.run.runtime import resolve_runtime
 from repx.run.scheduler import Interrupts, Limits, NodeState, Scheduler
 from repx.run.selection import lab_order, select
-from repx.run.slurm_executor import SlurmExecutor
 from repx.run.spec import make_spec
 from repx.run.store import REPX, Store
 from repx.run.store_models import JobResult
-from repx.services.slurm import SlurmBackend, slurm_overrides, stopped_following, submit_all
+from repx.services.backend import choose_backend
+from repx.services.location import Location, named_target, target_of
+from repx.services.slurm import slurm_overrides
 
 #: Lines of a failed job's stderr shown in the summary.
 STDERR_TAIL: Final = 10
 
 
 @dataclass(frozen=True)
-class Location:
-    """Where a command finds the lab and the output store."""
-
-    lab: Path = Path("result")
-    base: Path | None = None
-    target: str | None = None
-    config_file: Path | None = None
-
-
-@dataclass(frozen=True)
 class RunOptions:
     """Everything ``repx run`` needs, as typed values."""
 
-    where: Location = Location()
+    where: Location = field(default_factory=Location)
     selectors: tuple[str, ...] = ()
     jobs: int | None = None
     runtime: RuntimeKind | None = None
@@ -75,7 +58,7 @@ class RunOptions:
 def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
     """Run the selected jobs of a lab that are not done yet; report progress; summarise."""
     started = time.monotonic()
-    target_name, target = _named_target(options.where)
+    target_name, target = named_target(options.where)
     base = resolve_base(options.where.base, target)
     lab = open_lab(options.where.lab)
     if options.verify:
@@ -102,11 +85,7 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
             reporter.handle(summary)
             return summary
         # SLURM: every job's resources are checked and SLURM asked before anything is done.
-        backend = (
-            SlurmBackend.prepare(target_name, target, lab, to_run, options.resources)
-            if target.scheduler is SchedulerKind.SLURM
-            else None
-        )
+        backend = choose_backend(target_name, target, lab, to_run, options.resources)
         limits = Limits.of_machine(options.jobs or target.concurrency)
         runtime = (
             resolve_runtime(lab, options.runtime or target.runtime, store.outputs)
@@ -124,7 +103,7 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
                 selected=len(selection.jobs),
                 cached=cached,
                 to_run=len(to_run),
-                slurm_target=backend.name if backend else None,
+                slurm_target=backend.target,
             )
         )
         if runtime is None:
@@ -135,16 +114,12 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
             return summary
         with _interrupts() as interrupts:
             wake_fd = interrupts.fd if interrupts else None
-            executor: Executor
-            if backend is not None:
-                executor = backend.executor(
-                    store, runtime, plan, lab, wake_fd=wake_fd, emit=reporter.handle
-                )
-            else:
-                executor = LocalExecutor(store, runtime, wake_fd=wake_fd)
+            executor = backend.executor(
+                store, runtime, plan, lab, wake_fd=wake_fd, emit=reporter.handle
+            )
             try:
-                if isinstance(executor, SlurmExecutor) and not options.wait:
-                    ids = submit_all(executor, [make_spec(lab, j, store.outputs) for j in to_run])
+                if backend.detached and not options.wait:
+                    ids = backend.submit_all([make_spec(lab, j, store.outputs) for j in to_run])
                     summary = RunSummary(
                         **common,
                         succeeded=0,
@@ -171,11 +146,9 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
             for job in to_run
             if (result := outcome.results.get(job)) is not None and not result.succeeded
         ]
-        slurm_ids: tuple[str, ...] = ()
-        if isinstance(executor, SlurmExecutor):
-            slurm_ids = tuple(g.slurm_id for g in executor.submitted)
-            if outcome.interrupted and outcome.count(NodeState.SKIPPED):
-                reporter.handle(Notice(message=stopped_following(outcome.count(NodeState.SKIPPED))))
+        notice = backend.stopped_notice(outcome.count(NodeState.SKIPPED))
+        if outcome.interrupted and notice is not None:
+            reporter.handle(Notice(message=notice))
         summary = RunSummary(
             **common,
             succeeded=outcome.count(NodeState.SUCCEEDED),
@@ -184,21 +157,13 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
             not_started=outcome.count(NodeState.SKIPPED),
             interrupted=outcome.interrupted,
             seconds=round(time.monotonic() - started, 3),
-            slurm_ids=slurm_ids,
+            slurm_ids=backend.submitted_ids(),
         )
         reporter.handle(summary)
         return summary
     finally:
         store.close()
         reporter.close()
-
-
-def _named_target(where: Location) -> tuple[str | None, Target]:
-    return select_target(load_config(where.config_file), where.target)
-
-
-def _target(where: Location) -> Target:
-    return _named_target(where)[1]
 
 
 @contextlib.contextmanager
@@ -310,7 +275,7 @@ def lab_status(where: Location, run: str | None = None) -> StatusReport:
     submitted to SLURM from this base and not settled in the store get SLURM's state
     (one ``squeue`` call): queued, running, cancelled, failed, blocked.
     """
-    base = resolve_base(where.base, _target(where))
+    base = resolve_base(where.base, target_of(where))
     lab = open_lab(where.lab)
     if run is not None and run not in lab.runs:
         known = ", ".join(lab.revision.run_order or sorted(lab.runs))
@@ -377,7 +342,7 @@ class LogFile:
 
 def find_log(where: Location, job_prefix: str, *, stderr: bool = False) -> LogFile:
     """The stdout (or stderr) log of a job's running or last attempt, by job-id prefix."""
-    base = resolve_base(where.base, _target(where))
+    base = resolve_base(where.base, target_of(where))
     store = Store.existing(base)
     in_progress = store.attempts_in_progress()
     try:
@@ -405,5 +370,5 @@ def find_log(where: Location, job_prefix: str, *, stderr: bool = False) -> LogFi
 
 def job_is_running(where: Location, job: str) -> bool:
     """True while some process holds the job's lock."""
-    base = resolve_base(where.base, _target(where))
+    base = resolve_base(where.base, target_of(where))
     return Store.existing(base).is_locked(job)

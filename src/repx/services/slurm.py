@@ -1,9 +1,9 @@
-"""SLURM targets: resources, submission, status from ``squeue``, and ``repx cancel``.
+"""SLURM targets: the SLURM backend, status from ``squeue``, and ``repx cancel``.
 
-``repx run`` (:func:`repx.services.run.run_lab`) hands a SLURM target's jobs to
-:class:`repx.run.slurm_executor.SlurmExecutor`; this module prepares it (resources checked
-and SLURM reachable before anything is submitted), merges SLURM's view into ``repx
-status`` and cancels what repx submitted.
+:class:`SlurmBackend` is the :class:`~repx.services.backend.Backend` of a SLURM target: it
+checks resources and that SLURM answers before anything is submitted, then hands jobs to
+:class:`repx.run.slurm_executor.SlurmExecutor`. This module also merges SLURM's view into
+``repx status`` and cancels what repx submitted.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from repx import slurm
 from repx.config import Target, config_dir, resolve_base
@@ -35,9 +35,7 @@ from repx.run.slurm_resources import (
 )
 from repx.run.spec import JobSpec
 from repx.run.store import Store
-
-if TYPE_CHECKING:
-    from repx.services.run import Location
+from repx.services.location import Location, target_of
 
 logger = logging.getLogger(__name__)
 
@@ -47,13 +45,27 @@ UNNAMED: Final = "(default)"
 _NOT_SUCCEEDING: Final = frozenset({"failed", "blocked", "cancelled"})
 
 
-@dataclass(frozen=True)
 class SlurmBackend:
-    """A SLURM target ready to submit: its name, settings and checked resources."""
+    """A SLURM target ready to submit: its name, settings and checked resources.
 
-    name: str
-    settings: SlurmSettings
-    resources: Mapping[str, SlurmResources]
+    It creates one :class:`SlurmExecutor` per run (:meth:`executor`) and answers the
+    backend calls about it.
+    """
+
+    detached = True
+
+    def __init__(
+        self, name: str, settings: SlurmSettings, resources: Mapping[str, SlurmResources]
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.resources = resources
+        self._executor: SlurmExecutor | None = None
+
+    @property
+    def target(self) -> str:
+        """The target's name (for the plan line)."""
+        return self.name
 
     @classmethod
     def prepare(
@@ -87,7 +99,7 @@ class SlurmBackend:
     ) -> SlurmExecutor:
         """The executor that submits ``plan``'s jobs (``emit`` receives its submissions)."""
         probe, lab_store = node_store_info(lab)
-        return SlurmExecutor(
+        self._executor = SlurmExecutor(
             store,
             runtime,
             plan,
@@ -99,13 +111,29 @@ class SlurmBackend:
             wake_fd=wake_fd,
             emit=emit,
         )
+        return self._executor
 
+    def submit_all(self, specs: Sequence[JobSpec]) -> tuple[str, ...]:
+        """Submit ``specs`` (a pruned plan, in order) without following; return the SLURM ids."""
+        executor = self._require_executor()
+        for spec in specs:
+            executor.submit(spec)
+        return tuple(group.slurm_id for group in executor.flush())
 
-def submit_all(executor: SlurmExecutor, specs: Sequence[JobSpec]) -> tuple[str, ...]:
-    """Submit ``specs`` (a pruned plan, in order) without following; return the SLURM ids."""
-    for spec in specs:
-        executor.submit(spec)
-    return tuple(group.slurm_id for group in executor.flush())
+    def submitted_ids(self) -> tuple[str, ...]:
+        """Every sbatch call's SLURM id, in order."""
+        if self._executor is None:
+            return ()
+        return tuple(g.slurm_id for g in self._executor.submitted)
+
+    def stopped_notice(self, not_started: int) -> str | None:
+        """Jobs stay in SLURM when following stops: say how to see or cancel them."""
+        return stopped_following(not_started) if not_started else None
+
+    def _require_executor(self) -> SlurmExecutor:
+        if self._executor is None:
+            raise RuntimeError("SlurmBackend.executor() must be called first")
+        return self._executor
 
 
 def stopped_following(count: int) -> str:
@@ -304,9 +332,7 @@ def cancel_submitted(base: Path, jobs: Iterable[str] | None) -> CancelReport:
 def cancel_jobs(where: Location, selectors: Sequence[str]) -> CancelReport:
     """``repx cancel [SELECTOR]…``: selectors name runs, @groups or job ids of the lab
     (without their upstream); none cancels everything submitted from the base."""
-    from repx.services.run import _target  # noqa: PLC0415 (services.run imports this module)
-
-    base = resolve_base(where.base, _target(where))
+    base = resolve_base(where.base, target_of(where))
     jobs: list[str] | None = None
     if selectors:
         lab = open_lab(where.lab)

@@ -12,7 +12,8 @@ from labfactory import RunSpec, StageSpec, write_lab
 from repx.config import RuntimeKind
 from repx.run.events import JobFinished, JobStarted, JobWaiting, Notice, RunPlanned, RunSummary
 from repx.run.reporter import RecordingReporter
-from repx.services.run import Location, RunOptions, lab_status, run_lab
+from repx.services.location import Location
+from repx.services.run import RunOptions, lab_status, run_lab
 from repx.slurm import SlurmUnavailableError
 
 

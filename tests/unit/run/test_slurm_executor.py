@@ -36,7 +36,7 @@ def fake(tmp_path, monkeypatch):
     return fake
 
 
-def setup(tmp_path, runs, *, rules=()):
+def setup(tmp_path, runs, *, rules=(), settings=None):
     lab = open_lab(write_lab(tmp_path / "lab", runs).root)
     base = tmp_path / "base"
     store = Store.open(base)
@@ -52,7 +52,7 @@ def setup(tmp_path, runs, *, rules=()):
         runtime,
         plan,
         resources,
-        SlurmSettings(target="hpc", python="/venv/bin/python"),
+        settings or SlurmSettings(target="hpc", python="/venv/bin/python"),
         lab_id=lab.meta.lab_id,
         emit=events.append,
     )
@@ -271,9 +271,12 @@ def test_stale_queued_tasks_behind_new_submissions_are_cancelled(tmp_path, fake)
 
 
 def test_following_reports_results_from_the_store(tmp_path, fake):
-    t = setup(tmp_path, pipeline_runs(1))
-    t.executor.settings = SlurmSettings(
-        target="hpc", python="/p", poll_interval=0, queue_interval=0, lost_grace=0
+    t = setup(
+        tmp_path,
+        pipeline_runs(1),
+        settings=SlurmSettings(
+            target="hpc", python="/p", poll_interval=0, queue_interval=0, lost_grace=0
+        ),
     )
     t.executor.flush()
     sim = next(j for j in t.plan.jobs if j.endswith("-simulate"))

@@ -9,7 +9,8 @@ from fakeslurm import install
 from labfactory import pipeline_runs, write_lab
 from repx.config import RuntimeKind
 from repx.run.reporter import RecordingReporter
-from repx.services.run import Location, RunOptions, RunState, lab_status, run_lab
+from repx.services.location import Location
+from repx.services.run import RunOptions, RunState, lab_status, run_lab
 from repx.services.slurm import cancel_submitted
 
 
