@@ -109,3 +109,14 @@ def test_waits_for_a_job_held_by_another_process(factory_lab, tmp_path):
     [finished] = reporter.of_type(JobFinished)
     assert finished.job == plot and not finished.adopted  # nothing to adopt: we ran it
     assert summary.exit_code == 0
+
+
+def test_resources_file_on_a_local_target_is_refused_before_anything_runs(factory_lab, tmp_path):
+    from repx.errors import UsageError  # noqa: PLC0415
+
+    resources = tmp_path / "resources.toml"
+    resources.write_text("[defaults]\ncpus = 1\n")
+    base = tmp_path / "base"
+    with pytest.raises(UsageError, match="--resources applies to SLURM targets only"):
+        run_lab(options(factory_lab.root, base, resources=resources), RecordingReporter())
+    assert not (base / "outputs").exists() or not any((base / "outputs").iterdir())
