@@ -295,7 +295,6 @@ def test_the_probes_work_outside_the_sandbox(scene):
             "LISTENER": LISTENER.replace("@PORT@", str(PORT)),
             "SOCK": str(scene.sock),
             "RUN_SOCK": str(scene.run_sock),
-            "RUN_SOCK": str(scene.run_sock),
             "PORT_FILE": str(scene.port_file),
             "LOG": str(scene.log),
         },
