@@ -346,3 +346,20 @@ def test_mount_host_paths_shows_the_host_read_only_and_is_recorded(scene):
     assert (job / "repx" / "stdout.log").read_text() == "ENV-RAN\nUSR-VISIBLE\n"
     assert not Path("/usr/repx-escape").exists()
     assert json.loads((job / "repx" / "result.json").read_text())["impure"] == ["/"]
+
+
+def test_a_lab_whose_shell_needs_the_host_is_refused_with_the_reason(tmp_path):
+    _require()
+    lab = write_lab(tmp_path / "lab").root  # host-tools: links to the host's /usr/bin
+    base = tmp_path / "base"
+    argv = [sys.executable, "-m", "repx", "run", "--lab", str(lab), "--base", str(base)]
+    env = dict(os.environ, REPX_CONFIG_DIR=str(tmp_path))
+    result = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
+    assert result.returncode == 2
+    assert "does not run in the hermetic sandbox" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    impure = subprocess.run(
+        [*argv, "--mount-host-paths"], capture_output=True, text=True, check=False, env=env
+    )
+    assert impure.returncode == 0, impure.stderr
+    assert "NOT reproducible" in impure.stderr

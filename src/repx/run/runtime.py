@@ -221,6 +221,17 @@ def resolve_runtime(
     without = candidate.model_copy(update={"userns": False})
     if _probe(without, lab) is None:
         return without
+    if (
+        image is None
+        and _probe(candidate.model_copy(update={"mount_host_paths": True}), lab) is None
+    ):
+        # bubblewrap works; the lab's shell does not without the host's files
+        shell = os.path.realpath(os.path.join(candidate.path, "sh"))
+        raise UsageError(
+            f"the lab's host-tools shell ({shell}) does not run in the hermetic sandbox"
+            f" ({problem}): host-tools must be static programs in the lab or its store;"
+            " --mount-host-paths runs it impurely"
+        )
     raise UsageError(f"bubblewrap ({program}) does not work here: {problem}{fallback}")
 
 
@@ -232,7 +243,8 @@ def _probe(runtime: Runtime, lab: LoadedLab) -> str | None:
     # A lab without a host-tools shell: probe bubblewrap itself with the host's.
     if runtime.image is None and not os.path.lexists(os.path.join(runtime.path, "sh")):
         runtime = runtime.model_copy(update={"mount_host_paths": True})
-    options = runtime._options([os.fspath(lab.root)], [])
+    # with the mounted host paths: one that bwrap cannot bind stops the run here
+    options = runtime._options([os.fspath(lab.root), *runtime.mount_paths], [])
     argv = ["/bin/sh", "-c", ":"]
     return bwrap.probe(Path(program), options, argv, {"PATH": runtime.path})
 
