@@ -112,13 +112,7 @@ def bench(sizes: list[int], workdir: Path) -> list[dict[str, float | int]]:
             ["nix", "flake", "lock", *override], cwd=exp, check=True, capture_output=True
         )
         eval_s, eval_mib = _timed(["nix", "eval", "--raw", ".#default.drvPath", *override], cwd=exp)
-        build = [
-            str(VENV_BIN / "repx"),
-            "build",
-            "--json",
-            "--override-input",
-            f"repx=path:{repx_flake}",
-        ]
+        build = [str(VENV_BIN / "repx"), "build", "--json", "--override-input", f"repx=path:{repx_flake}"]
         clean_s, build_mib = _timed(build, cwd=exp)
         noop_s, _ = _timed(build, cwd=exp)
         row = {
