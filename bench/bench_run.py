@@ -3,8 +3,8 @@
     .venv/bin/python bench/bench_run.py [--jobs 1000] [--noop 10000] [--snakemake /tmp/smk/bin/snakemake]
 
 The DAG: 999 independent `simulate` jobs and one `aggregate` job gathering all of them
-(a lab written by tests/labfactory.py: every job is a `/bin/sh` script that copies its
-parameters into its output — as trivial as a job gets, so this measures overhead).
+(a lab written by tests/labfactory.py: every job is a `/bin/sh` script, run by the lab's
+static busybox, that copies its parameters into its output — as trivial as a job gets, so this measures overhead).
 
 - `repx run -j 2 --runtime native` (and `--runtime bwrap`) on a fresh output store;
 - `xargs -P2` running the very same 1,000 job commands (the lab's `jobs/<id>/bin/<stage>
@@ -105,13 +105,17 @@ def _prepare_plain(lab: Path, work: Path) -> tuple[list[list[str]], list[str]]:
 
 
 def _sandboxed(cmd: list[str], lab: Path, work: Path) -> list[str]:
-    """The job command under the same kind of bubblewrap sandbox repx's bwrap runtime uses
-    (the lab and the work area re-bound, as repx does when they live under /dev/shm)."""
+    """The job command under the sandbox repx's bwrap runtime builds (repx.bwrap: hermetic
+    root, the lab, the work area and the job's out/, /bin/sh from the lab's host-tools)."""
+    from repx import bwrap  # noqa: PLC0415 (the bench imports repx only here)
+
     out = cmd[1]
-    return [
-        "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-        "--ro-bind", str(lab), str(lab), "--ro-bind", str(work), str(work), "--bind", out, out, "--unshare-all", "--die-with-parent", "--", *cmd,
-    ]  # fmt: skip
+    tools = next((lab / "host-tools").iterdir()) / "bin"
+    links = {"/bin/sh": str(tools / "sh"), "/usr/bin/env": str(tools / "env")}
+    options = bwrap.sandbox_options(
+        readonly=[lab, work], writable=[Path(out)], links=links, chdir=Path(out)
+    )
+    return [*options, "--", *cmd]
 
 
 def bench_xargs(lab: Path, work: Path, sandbox: bool = False) -> float:
@@ -229,7 +233,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="repx-bench-run-", dir=args.tmpdir) as tmp_s:
         tmp = Path(tmp_s)
         lab = tmp / "lab"
-        write_lab(lab, fan_in(args.jobs - 1))
+        write_lab(lab, fan_in(args.jobs - 1), static_tools=True)
         print(
             f"fan-in DAG: {args.jobs} trivial jobs ({args.jobs - 1} independent + 1 gather),"
             f" 2 at once, in {tmp}"

@@ -19,12 +19,14 @@ copies its parameters into each declared output. After mutating files, call
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
 import os
 import re
 import shutil
+import subprocess
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +36,8 @@ NIX_BASE32 = "0123456789abcdfghijklmnpqrsvwxyz"
 LAB_METADATA = "lab/lab-metadata.json"
 REVISION_METADATA = "revision/metadata.json"
 HOST_TOOLS = ("sh", "bash", "cat", "cp", "mkdir", "jq", "rsync", "bwrap", "env")
+#: Tools that stay links to the host's (busybox has no equivalent, or tests need the real one).
+_HOST_ONLY = frozenset({"bash", "jq", "rsync", "bwrap"})
 
 
 @dataclass(frozen=True)
@@ -145,13 +149,19 @@ def write_lab(
     git_hash: str = "unknown",
     lab_version: str = "0.1.0",
     host_tools: bool = True,
+    static_tools: bool = False,
 ) -> FactoryLab:
-    """Write a complete, valid lab into ``root`` (created) and return what it holds."""
+    """Write a complete, valid lab into ``root`` (created) and return what it holds.
+
+    ``static_tools``: host-tools from a static busybox copied into the lab (sh, cat, env…),
+    so that jobs run in the hermetic bwrap sandbox; otherwise links to the host's programs,
+    which only the native runtime (or an impure run) can start.
+    """
     runs = tuple(runs) if runs is not None else default_runs()
     root.mkdir(parents=True, exist_ok=True)
     for sub in ("lab", "revision", "jobs", "store", "readme"):
         (root / sub).mkdir(exist_ok=True)
-    tools_rel = _write_host_tools(root, enabled=host_tools)
+    tools_rel = _write_host_tools(root, enabled=host_tools, static=static_tools)
 
     state = _State()
     run_jobs: dict[str, list[str]] = {}
@@ -412,16 +422,42 @@ def _write_job(root: Path, job_id: str, job: dict[str, Any], script: bytes) -> N
             (out / parent).mkdir(parents=True, exist_ok=True)
 
 
-def _write_host_tools(root: Path, *, enabled: bool) -> str:
+def _write_host_tools(root: Path, *, enabled: bool, static: bool) -> str:
     rel = f"host-tools/{_base32_hash('host-tools')}"
     bin_dir = root / rel / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
+    if enabled and static:
+        _link_busybox(bin_dir)
     if enabled:
         for tool in HOST_TOOLS:
             found = shutil.which(tool)
             if found and not (bin_dir / tool).exists():
                 (bin_dir / tool).symlink_to(found)
     return rel
+
+
+def _link_busybox(bin_dir: Path) -> None:
+    """A static busybox in the lab, its applets linked to it: like a real lab's host-tools,
+    they run in the hermetic bwrap sandbox, where the host's /usr is not visible."""
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        return
+    target = bin_dir / "busybox"
+    if target.exists():
+        return
+    try:
+        os.link(os.path.realpath(busybox), target)
+    except OSError:
+        shutil.copy2(busybox, target)
+    for name in _busybox_applets(busybox):
+        if name not in _HOST_ONLY and not os.path.lexists(bin_dir / name):
+            (bin_dir / name).symlink_to("busybox")
+
+
+@functools.cache
+def _busybox_applets(busybox: str) -> tuple[str, ...]:
+    listed = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True)
+    return tuple(listed.stdout.split())
 
 
 def _run_order(runs: Iterable[RunSpec]) -> list[str]:

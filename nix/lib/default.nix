@@ -75,7 +75,7 @@ let
         system = pkgs.system or pkgs.stdenv.hostPlatform.system;
       };
       stageLib = import ./stage.nix { inherit util tools; };
-      expand = import ./expand.nix { inherit util stageLib tools pkgs severity; };
+      expand = import ./expand.nix { inherit util stageLib tools pkgs severity containerMode; };
       runsIn = args.runs or (fail "mkLab" "needs 'runs'");
       runList = if isAttrs runsIn && !(runsIn ? __repxRun) then attrValues runsIn else runsIn;
       runNames = map (r: r.name) runList;

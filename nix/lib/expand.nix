@@ -3,7 +3,7 @@
 # Everything here is pure evaluation: no derivation per job. A stage's jobs range over the
 # axes of the parameters it declares plus the axes of its (non-gather) upstream stages; a
 # `gather` dependency collects every upstream job that agrees on the shared axes.
-{ util, stageLib, tools, pkgs, severity }:
+{ util, stageLib, tools, pkgs, severity, containerMode ? "none" }:
 let
   inherit (builtins)
     attrNames
@@ -26,6 +26,18 @@ let
   inherit (util) concatMap fail isType showList unique;
 
   runKeys = [ "name" "pipelines" "parameters" "description" ];
+
+  # What a job can see is part of its identity. Under containerMode "unified" a job also
+  # sees the lab image (build-lab.sh: /bin/sh, /usr/bin/env, /etc files; recipe
+  # "repx-image/1" — bump it in lab.nix and here when the recipe changes), so that image
+  # enters every job id: a job that succeeded without the image is not reused with it,
+  # and back. "none" (the hermetic sandbox: the job's closure, which its script path
+  # already names) adds nothing, so ids of such labs stay as they were.
+  environmentLines =
+    if containerMode == "unified" then
+      [ "environment:unified repx-image/1 ${tools.bash}/bin/bash ${tools.coreutils}/bin/env" ]
+    else
+      [ ];
 
   # A parameter value must survive the trip through JSON unchanged: Nix 2.8 prints floats
   # with 6 significant digits and jq holds integers as doubles, so such values would
@@ -218,7 +230,7 @@ let
                 let
                   params = listToAttrs (map (p: { name = p; value = (elemAt (rowsOf axisOf.${p}) combo.${axisOf.${p}}).${p}; }) st.paramNames);
                   inputs = sort (a: b: canonicalInput a < canonicalInput b) (inputsFor combo);
-                  hash = util.hash32 (concatStringsSep "\n" ([ "repx-job/1" scriptPath (toJSON params) ] ++ map canonicalInput inputs));
+                  hash = util.hash32 (concatStringsSep "\n" ([ "repx-job/1" scriptPath (toJSON params) ] ++ environmentLines ++ map canonicalInput inputs));
                   id = "${hash}-${st.pname}";
                 in
                 {

@@ -10,6 +10,9 @@
     runtime = "bwrap"             # or "native"
     concurrency = 8               # default of -j
     scheduler = "local"           # or "slurm" (docs/slurm.md)
+    # impure, NOT reproducible (docs/running.md): host paths visible read-only in jobs
+    mount_host_paths = false      # true: the host's whole file system
+    mount_paths = ["/data/x"]     # these host paths only
 
     [targets.cluster]
     scheduler = "slurm"
@@ -32,7 +35,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Final, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from repx.errors import UsageError
 
@@ -46,6 +49,8 @@ CONFIG_FILE: Final = "config.toml"
 #: hidden per-user directory grows without bound. Share one base between checkouts (or
 #: machines) by naming it in a target.
 DEFAULT_BASE: Final = Path("repx-runs")
+#: Why an empty base is refused (config.toml and --base).
+EMPTY_BASE: Final = "is empty; give a directory, or leave it out to use the default (./repx-runs)"
 
 
 class RuntimeKind(StrEnum):
@@ -89,6 +94,22 @@ class Target(_Model):
     concurrency: Annotated[int, Field(ge=1)] | None = None
     scheduler: SchedulerKind = SchedulerKind.LOCAL
     slurm: SlurmOptions = SlurmOptions()
+    mount_host_paths: bool = Field(
+        default=False,
+        description="impure: jobs see the host's file system read-only (NOT reproducible)",
+    )
+    mount_paths: tuple[str, ...] = Field(
+        default=(),
+        description="impure: host paths jobs see read-only, e.g. ['/data/x'] (NOT reproducible)",
+    )
+
+    @field_validator("base", mode="before")
+    @classmethod
+    def _base_not_empty(cls, value: object) -> object:
+        # Path("") is ".": an empty base would silently mean "wherever repx is started".
+        if isinstance(value, str) and not value.strip():
+            raise ValueError(EMPTY_BASE)
+        return value
 
 
 class Config(_Model):

@@ -18,12 +18,15 @@ def exp(tmp_path: Path, repx_flake_copy: Path) -> Experiment:
     return Experiment(tmp_path / "exp", repx_flake_copy)
 
 
+# The host's root has /etc/debian_version, the image an /etc/passwd of its own, the
+# hermetic sandbox ("none") no /etc at all.
 PROBE = (
-    'if [ -e /etc/debian_version ]; then echo host; else echo image; fi > "${outputs."out.txt"}"'
+    "if [ -e /etc/debian_version ]; then echo host; elif [ -e /etc/passwd ]; then echo image;"
+    ' else echo hermetic; fi > "${outputs."out.txt"}"'
 )
 
 
-def run_and_read(exp: Experiment, base: str) -> str:
+def run_and_read(exp: Experiment, base: str, seen: set[Path]) -> str:
     assert exp.build().returncode == 0
     proc = subprocess.run(
         [str(REPX_BIN), "run", "--runtime", "bwrap", "--base", str(exp.root / base)],
@@ -33,7 +36,9 @@ def run_and_read(exp: Experiment, base: str) -> str:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    (out,) = (exp.root / base / "outputs").glob("*-s/out/out.txt")
+    # the job this run committed: the one whose output was not there before
+    (out,) = set((exp.root / base / "outputs").glob("*-s/out/out.txt")) - seen
+    seen.add(out)
     return out.read_text().strip()
 
 
@@ -43,10 +48,12 @@ def test_unified_lab_runs_jobs_in_its_image(exp: Experiment) -> None:
         run='{ name = "r"; pipelines = [ ./pipe.nix ]; parameters = { }; }',
         stage_text=stage("s", PROBE),
     )
-    assert run_and_read(exp, "runs-none") == "host"
+    seen: set[Path] = set()
+    assert run_and_read(exp, "runs", seen) == "hermetic"
     exp.write(
         "flake.nix",
         FLAKE.replace("runs = import", 'containerMode = "unified";\n      runs = import'),
     )
-    # Same job id (the image is not part of it): a fresh base so that it runs again.
-    assert run_and_read(exp, "runs-unified") == "image"
+    # The image is part of the job id: the same base does not reuse the "none" result.
+    assert run_and_read(exp, "runs", seen) == "image"
+    assert len(list((exp.root / "runs" / "outputs").glob("*-s"))) == 2

@@ -21,11 +21,23 @@ class RuntimeChoice(StrEnum):
 LabOption = Annotated[
     Path, typer.Option("--lab", help="The lab: a `result` link or a lab directory.")
 ]
+
+
+def parse_base(value: str) -> Path:
+    """``--base``: a directory; an empty value is refused (``Path("")`` would be ``.``)."""
+    from repx.config import EMPTY_BASE  # noqa: PLC0415 (keep `repx --help` fast)
+
+    if not value.strip():
+        raise typer.BadParameter(EMPTY_BASE)
+    return Path(value)
+
+
 BaseOption = Annotated[
     Path | None,
     typer.Option(
         "--base",
         help="Output store directory (default: the target's base, else ./repx-runs).",
+        parser=parse_base,
     ),
 ]
 TargetOption = Annotated[
@@ -81,6 +93,21 @@ def run(  # noqa: PLR0917 (typer maps parameters to CLI options)
             " next to config.toml).",
         ),
     ] = None,
+    mount_host_paths: Annotated[
+        bool,
+        typer.Option(
+            "--mount-host-paths",
+            help="Impure, NOT reproducible: jobs see the host's file system read-only.",
+        ),
+    ] = False,
+    mount_path: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--mount-path",
+            metavar="PATH",
+            help="Impure, NOT reproducible: jobs see this host path read-only (repeatable).",
+        ),
+    ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Stream one JSON event per line on stdout.")
     ] = False,
@@ -102,6 +129,8 @@ def run(  # noqa: PLR0917 (typer maps parameters to CLI options)
         dry_run=dry_run,
         wait=wait,
         resources=resources,
+        mount_host_paths=mount_host_paths,
+        mount_paths=tuple(mount_path or ()),
     )
     reporter: Reporter
     if json_output:

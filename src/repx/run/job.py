@@ -59,6 +59,7 @@ class Attempt:
     start_time: float
     child: proc.Child | None = None
     interrupted: bool = False
+    impure: tuple[str, ...] = ()
 
 
 def gather_file_name(name: str) -> str:
@@ -88,7 +89,9 @@ def prepare(store: Store, spec: JobSpec, lock: JobLock, runtime: Runtime) -> Att
     except BaseException:
         store.discard_attempt(work)
         raise
-    return Attempt(spec, lock, work, nonce, runtime.kind.value, store.host, start_time)
+    return Attempt(
+        spec, lock, work, nonce, runtime.kind.value, store.host, start_time, impure=runtime.impure
+    )
 
 
 def start(attempt: Attempt, runtime: Runtime, stdin: int) -> proc.Child:
@@ -144,6 +147,7 @@ def finish(
             attempt=attempt.nonce,
             cpu_seconds=round(exit.cpu_seconds, 6) if exit is not None else None,
             max_rss_kib=exit.max_rss_kib if exit is not None else None,
+            impure=attempt.impure,
         )
         store.commit(spec.job, attempt.work, result)
     finally:

@@ -4,21 +4,29 @@ Both give the job the same environment: ``PATH`` = the lab's host-tools,
 ``TMPDIR=/tmp`` (a private tmpfs under bwrap), ``HOME=/homeless-shelter`` (as in Nix
 builds: it does not exist), ``LANG=C.UTF-8`` and ``REPX_JOB_ID``; nothing else of the
 caller's environment leaks in, so native and bwrap runs produce the same outputs.
+
+Under bwrap a job sees only the Nix store (or the lab's ``store/`` copy), the lab, its
+inputs read-only, its work directory (``out/`` writable), ``/bin/sh`` and
+``/usr/bin/env`` from the lab's host-tools, and a private ``/dev``, ``/proc``, ``/tmp``
+(docs/running.md, "What a job can see"). Host paths are visible only when the target
+asks for them (``mount_host_paths``, ``mount_paths``): such runs are not reproducible,
+and their results say so (``impure``).
 """
 
 # Per-job hot path: os functions on str paths (measured ~3x cheaper than pathlib).
-# ruff: noqa: PTH110, PTH118
+# ruff: noqa: PTH110, PTH117, PTH118
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
 from pydantic import BaseModel, ConfigDict
 
 from repx import bwrap
-from repx.config import RuntimeKind
+from repx.config import RuntimeKind, Target
 from repx.errors import UsageError
 from repx.lab.loader import LoadedLab
 from repx.run.spec import JobSpec
@@ -27,6 +35,16 @@ from repx.run.spec import JobSpec
 _TMP: Final = "/tmp"
 #: HOME of jobs: a directory that does not exist, as in Nix builds.
 _HOME: Final = "/homeless-shelter"
+#: The host root, as recorded in ``impure`` by ``mount_host_paths``.
+HOST_ROOT: Final = "/"
+#: Programs that scripts and libraries call by these absolute paths (POSIX system() and
+#: popen() run /bin/sh; `#!/usr/bin/env python3` shebangs), linked to the lab's
+#: host-tools, which are part of the lab — not the host's.
+_LINKS: Final = {"/bin/sh": "sh", "/usr/bin/env": "env"}
+#: A job consuming more upstream jobs than this sees the whole outputs directory
+#: (read-only) instead of one bind per upstream job: each bind costs ~0.2 ms and a few
+#: hundred bytes of bwrap's argv, which the kernel limits.
+MAX_INPUT_BINDS: Final = 64
 
 
 class Runtime(BaseModel):
@@ -37,13 +55,26 @@ class Runtime(BaseModel):
     kind: RuntimeKind
     #: PATH given to jobs: the lab's host-tools
     path: str
-    #: the outputs directory of the store (read-only inside the sandbox)
+    #: the outputs directory of the store (upstream outputs are bound from there)
     outputs: str
     bwrap: str | None = None
     #: a lab's store/ copy bound at /nix/store (hosts whose store lacks the lab's closure)
     store: str | None = None
-    #: the root file system of the lab's image (containerMode "unified"), replacing the host's
+    #: the root file system of the lab's image (containerMode "unified")
     image: str | None = None
+    #: False where the kernel refuses user namespaces (capabilities are dropped anyway)
+    userns: bool = True
+    #: impure: the host's top-level directories are visible read-only
+    mount_host_paths: bool = False
+    #: impure: host paths bound read-only at the same place
+    mount_paths: tuple[str, ...] = ()
+
+    @property
+    def impure(self) -> tuple[str, ...]:
+        """The host paths a job of this runtime sees beyond the lab (empty: hermetic)."""
+        if self.kind is RuntimeKind.NATIVE:
+            return ()
+        return ((HOST_ROOT,) if self.mount_host_paths else ()) + self.mount_paths
 
     def command(self, spec: JobSpec, work: Path) -> tuple[list[str], dict[str, str], str]:
         """argv, environment and working directory of ``spec``'s attempt in ``work``."""
@@ -66,14 +97,44 @@ class Runtime(BaseModel):
         if self.kind is RuntimeKind.NATIVE:
             return argv, env, out
         assert self.bwrap is not None
-        options = bwrap.sandbox_options(
-            readonly=[Path(spec.lab_root), Path(self.outputs), work],
-            writable=[Path(out)],
+        readonly = [spec.lab_root, *self.mount_paths, *self._inputs(spec), w]
+        options = self._options(readonly, [out], chdir=out)
+        return bwrap.command(Path(self.bwrap), options, argv), env, out
+
+    def _options(
+        self, readonly: Sequence[str], writable: Sequence[str], chdir: str | None = None
+    ) -> list[str]:
+        image = self.image is not None
+        return bwrap.sandbox_options(
+            readonly=[Path(p) for p in readonly],
+            writable=[Path(p) for p in writable],
             store=Path(self.store) if self.store else None,
             image=Path(self.image) if self.image else None,
-            chdir=Path(out),
+            host_root=self.mount_host_paths,
+            links=None if image or self.mount_host_paths else self._links(),
+            userns=self.userns,
+            chdir=Path(chdir) if chdir is not None else None,
         )
-        return bwrap.command(Path(self.bwrap), options, argv), env, out
+
+    def _links(self) -> dict[str, str]:
+        return {link: os.path.join(self.path, name) for link, name in _LINKS.items()}
+
+    def _inputs(self, spec: JobSpec) -> list[str]:
+        """The upstream jobs' ``out/`` directories (or the whole outputs directory)."""
+        prefix = os.path.join(self.outputs, "")
+        dirs: dict[str, None] = {}
+        paths = [*spec.inputs.values(), *(e.path for g in spec.gathers.values() for e in g)]
+        for path in paths:
+            if path.startswith(prefix):
+                job = path[len(prefix) :].split("/", 1)[0]
+                dirs[os.path.join(self.outputs, job, "out")] = None
+            else:
+                dirs[path] = None
+        if len(dirs) > MAX_INPUT_BINDS:
+            return [self.outputs]
+        # an upstream output deleted since (its consumers then fail reading it): skip it
+        # rather than refuse to start the sandbox
+        return [d for d in dirs if os.path.exists(d)]
 
 
 def missing_store_paths(lab: LoadedLab) -> list[str]:
@@ -81,8 +142,34 @@ def missing_store_paths(lab: LoadedLab) -> list[str]:
     return [p for p in lab.meta.store_paths if not os.path.exists(p)]
 
 
-def resolve_runtime(lab: LoadedLab, requested: RuntimeKind | None, outputs: Path) -> Runtime:
-    """Choose and check the runtime: bwrap by default (it must work), native only if asked."""
+def check_mount_paths(paths: Sequence[str], where: str) -> tuple[str, ...]:
+    """Validate ``mount_paths``: absolute, existing, not ``/`` (``where`` names the source)."""
+    checked: list[str] = []
+    for path in paths:
+        if not os.path.isabs(path):
+            raise UsageError(f"{where}: '{path}' is not an absolute path")
+        norm = os.path.normpath(path)
+        if norm == HOST_ROOT:
+            raise UsageError(f"{where}: '/' is the whole host; use mount_host_paths = true")
+        if not os.path.exists(norm):
+            raise UsageError(f"{where}: '{path}' does not exist on this host")
+        if norm not in checked:
+            checked.append(norm)
+    return tuple(checked)
+
+
+def resolve_runtime(
+    lab: LoadedLab,
+    requested: RuntimeKind | None,
+    outputs: Path,
+    *,
+    mount_host_paths: bool = False,
+    mount_paths: Sequence[str] = (),
+) -> Runtime:
+    """Choose and check the runtime: bwrap by default (it must work), native only if asked.
+
+    ``mount_paths`` must have been checked (:func:`check_mount_paths`).
+    """
     host_bin = lab.root / lab.meta.host_tools / "bin"
     missing = missing_store_paths(lab)
     store: Path | None = None
@@ -111,21 +198,55 @@ def resolve_runtime(lab: LoadedLab, requested: RuntimeKind | None, outputs: Path
         raise UsageError(
             f"bubblewrap (bwrap) is not installed and the lab's host-tools have none{fallback}"
         )
-    shell = host_bin / "sh"
-    probe_argv = [os.fspath(shell) if os.access(shell, os.X_OK) else "/bin/sh", "-c", ":"]
     image = _image_rootfs(lab)
-    options = bwrap.sandbox_options(readonly=[lab.root], store=store, image=image)
-    problem = bwrap.probe(program, options, probe_argv, {"PATH": os.fspath(host_bin)})
-    if problem is not None:
-        raise UsageError(f"bubblewrap ({program}) does not work here: {problem}{fallback}")
-    return Runtime(
+    if image is not None and mount_host_paths:
+        raise UsageError(
+            "mount_host_paths would replace the lab image's root file system; with"
+            ' containerMode "unified" name the host paths in mount_paths instead'
+        )
+    candidate = Runtime(
         kind=RuntimeKind.BWRAP,
         path=os.fspath(host_bin),
         outputs=os.fspath(outputs),
         bwrap=os.fspath(program),
         image=os.fspath(image) if image is not None else None,
         store=os.fspath(store) if store else None,
+        mount_host_paths=mount_host_paths,
+        mount_paths=tuple(mount_paths),
     )
+    problem = _probe(candidate, lab)
+    if problem is None:
+        return candidate
+    # Kernels that forbid user namespaces: the sandbox still drops every capability.
+    without = candidate.model_copy(update={"userns": False})
+    if _probe(without, lab) is None:
+        return without
+    if (
+        image is None
+        and _probe(candidate.model_copy(update={"mount_host_paths": True}), lab) is None
+    ):
+        # bubblewrap works; the lab's shell does not without the host's files
+        shell = os.path.realpath(os.path.join(candidate.path, "sh"))
+        raise UsageError(
+            f"the lab's host-tools shell ({shell}) does not run in the hermetic sandbox"
+            f" ({problem}): host-tools must be static programs in the lab or its store;"
+            " --mount-host-paths runs it impurely"
+        )
+    raise UsageError(f"bubblewrap ({program}) does not work here: {problem}{fallback}")
+
+
+def _probe(runtime: Runtime, lab: LoadedLab) -> str | None:
+    """Start ``/bin/sh -c :`` in the runtime's sandbox: None if it works, else why not."""
+    program = runtime.bwrap
+    assert program is not None
+    # The shell a job finds: the /bin/sh link to the lab's host-tools, or the image's.
+    # A lab without a host-tools shell: probe bubblewrap itself with the host's.
+    if runtime.image is None and not os.path.lexists(os.path.join(runtime.path, "sh")):
+        runtime = runtime.model_copy(update={"mount_host_paths": True})
+    # with the mounted host paths: one that bwrap cannot bind stops the run here
+    options = runtime._options([os.fspath(lab.root), *runtime.mount_paths], [])
+    argv = ["/bin/sh", "-c", ":"]
+    return bwrap.probe(Path(program), options, argv, {"PATH": runtime.path})
 
 
 def _image_rootfs(lab: LoadedLab) -> Path | None:
@@ -133,3 +254,26 @@ def _image_rootfs(lab: LoadedLab) -> Path | None:
     if lab.meta.container_mode == "none":
         return None
     return lab.root / lab.meta.images[lab.meta.container_mode] / "rootfs"
+
+
+def impure_mounts(
+    target_name: str | None, target: Target, cli_host_paths: bool, cli_paths: Sequence[str]
+) -> tuple[bool, tuple[str, ...]]:
+    """``mount_host_paths`` and the checked ``mount_paths`` of a target and the command line."""
+    where = f"config.toml: targets.{target_name}.mount_paths" if target_name else "mount_paths"
+    paths = check_mount_paths(target.mount_paths, where) + check_mount_paths(
+        cli_paths, "--mount-path"
+    )
+    return target.mount_host_paths or cli_host_paths, tuple(dict.fromkeys(paths))
+
+
+def impure_warning(runtime: Runtime) -> str | None:
+    """The warning of a run whose jobs see host paths (None for a hermetic run)."""
+    if not runtime.impure:
+        return None
+    whole = "the host's whole file system"
+    what = ", ".join(whole if p == HOST_ROOT else p for p in runtime.impure)
+    return (
+        f"impure run, NOT reproducible: jobs see {what} (read-only); their results"
+        " record it (impure)"
+    )

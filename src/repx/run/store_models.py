@@ -66,6 +66,11 @@ class JobResult(_Model):
     attempt: str = Field(description="nonce of the work directory of this attempt")
     cpu_seconds: float | None = None
     max_rss_kib: int | None = None
+    impure: tuple[str, ...] = Field(
+        default=(),
+        description="host paths the job could see beyond the lab (mount_host_paths: '/',"
+        " mount_paths): such a result is NOT reproducible; empty for a hermetic run",
+    )
 
     @property
     def succeeded(self) -> bool:

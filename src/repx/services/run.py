@@ -24,7 +24,7 @@ from repx.run.events import FailedJob, Notice, RunPlanned, RunSummary
 from repx.run.graph import build_graph
 from repx.run.job import STDERR_LOG, STDOUT_LOG
 from repx.run.reporter import Reporter
-from repx.run.runtime import resolve_runtime
+from repx.run.runtime import impure_mounts, impure_warning, resolve_runtime
 from repx.run.scheduler import Interrupts, Limits, NodeState, Scheduler
 from repx.run.selection import lab_order, select
 from repx.run.spec import make_spec
@@ -53,6 +53,9 @@ class RunOptions:
     wait: bool = False
     #: SLURM targets: a resources.toml overriding the target's (docs/slurm.md)
     resources: Path | None = None
+    #: impure (NOT reproducible): host paths jobs see, beside the target's
+    mount_host_paths: bool = False
+    mount_paths: tuple[str, ...] = ()
 
 
 def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
@@ -87,11 +90,22 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
         # SLURM: every job's resources are checked and SLURM asked before anything is done.
         backend = choose_backend(target_name, target, lab, to_run, options.resources)
         limits = Limits.of_machine(options.jobs or target.concurrency)
+        host_paths, mount_paths = impure_mounts(
+            target_name, target, options.mount_host_paths, options.mount_paths
+        )
         runtime = (
-            resolve_runtime(lab, options.runtime or target.runtime, store.outputs)
+            resolve_runtime(
+                lab,
+                options.runtime or target.runtime,
+                store.outputs,
+                mount_host_paths=host_paths,
+                mount_paths=mount_paths,
+            )
             if to_run
             else None
         )
+        if runtime is not None and (warning := impure_warning(runtime)) is not None:
+            reporter.handle(Notice(message=warning))
         store.clean_stale()
         reporter.handle(
             RunPlanned(

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from repx.cli import app
 from repx.config import (
     DEFAULT_BASE,
     Config,
@@ -77,3 +79,34 @@ def test_unknown_target_lists_targets(tmp_path):
     config = load_config(write(tmp_path, "[targets.a]\n[targets.b]\n"))
     with pytest.raises(UsageError, match=r"unknown target 'c' \(targets: a, b\)"):
         select_target(config, "c")
+
+
+def test_impure_target_options(tmp_path):
+    path = write(
+        tmp_path,
+        '[targets.t]\nmount_host_paths = true\nmount_paths = ["/data/x", "/data/y"]\n',
+    )
+    target = load_config(path).targets["t"]
+    assert target.mount_host_paths is True
+    assert target.mount_paths == ("/data/x", "/data/y")
+    assert Target().mount_host_paths is False and Target().mount_paths == ()
+
+
+@pytest.mark.parametrize("value", ['""', '"  "'])
+def test_empty_base_is_an_error_naming_the_file_and_field(tmp_path, value):
+    path = write(tmp_path, f"[targets.t]\nbase = {value}\n")
+    with pytest.raises(UsageError) as info:
+        load_config(path)
+    text = str(info.value)
+    assert str(path) in text and "targets.t.base" in text and "is empty" in text
+
+
+def test_empty_base_on_the_command_line_is_an_error(tmp_path, monkeypatch):
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("REPX_CONFIG_DIR", str(tmp_path))
+    for command in (["run"], ["status"], ["log", "x"]):
+        result = CliRunner().invoke(app, [*command, "--base", ""])
+        assert result.exit_code == 2, result.output
+        assert "--base" in result.output and "is empty" in result.output
+    assert not (tmp_path / "repx-store.json").exists()
