@@ -30,12 +30,12 @@ one the build checks a stage's hints with): the lab's are valid and normalised o
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Final, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from repx.config import read_toml_model
 from repx.errors import UsageError
@@ -47,6 +47,7 @@ RESOURCES_FILE: Final = "resources.toml"
 RESERVED_OPTIONS: Final = hints.RESERVED_LONG + hints.RESERVED_SHORT
 _T = TypeVar("_T")
 _R = TypeVar("_R")
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class ResourceValues(BaseModel):
@@ -84,12 +85,14 @@ class Rule(ResourceValues):
 
     def describe(self, index: int) -> str:
         """``rules[2] (stage 'simulate')`` for error messages."""
-        globs = [
-            f"{key} '{value}'"
-            for key, value in (("stage", self.stage), ("run", self.run), ("job", self.job))
-            if value is not None
-        ]
-        return f"rules[{index}]" + (f" ({', '.join(globs)})" if globs else "")
+        return _describe_rule(index, {"stage": self.stage, "run": self.run, "job": self.job})
+
+
+def _describe_rule(index: int, rule: Mapping[str, object]) -> str:
+    globs = [
+        f"{key} '{rule[key]}'" for key in ("stage", "run", "job") if isinstance(rule.get(key), str)
+    ]
+    return f"rules[{index}]" + (f" ({', '.join(globs)})" if globs else "")
 
 
 class ResourcesFile(BaseModel):
@@ -195,10 +198,36 @@ def auto_bundle(
     return max(1, min(bundle, AUTO_MAX_BUNDLE))
 
 
+class _FileTables(BaseModel):
+    """``resources.toml`` read table by table, so that an error can name its rule."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    defaults: dict[str, object] = {}
+    rules: tuple[dict[str, object], ...] = ()
+
+
 def load_resources(path: Path, *, required: bool) -> ResourcesFile:
     """Read and check a ``resources.toml`` (a missing optional file is empty); a bad value
-    is an error naming the file and the field (``rules.1.mem: invalid value "lots": …``)."""
-    return read_toml_model(path, ResourcesFile, required=required, kind="resources file")
+    is an error naming the file, the table and the field (``rules[1] (stage 'sim*'): mem:
+    invalid value "lots": …``)."""
+    tables = read_toml_model(path, _FileTables, required=required, kind="resources file")
+    return ResourcesFile(
+        defaults=_table(f"{path}: [defaults]", ResourceValues, tables.defaults),
+        rules=tuple(
+            _table(f"{path}: {_describe_rule(i, rule)}", Rule, rule)
+            for i, rule in enumerate(tables.rules)
+        ),
+    )
+
+
+def _table(origin: str, model: type[_M], data: Mapping[str, object]) -> _M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise UsageError(f"{origin}: {where}: {first['msg']}") from None
 
 
 def check_target(name: str, partition: str | None, options: Sequence[str]) -> None:

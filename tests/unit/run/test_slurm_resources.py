@@ -118,17 +118,17 @@ def test_resources_file_errors_name_the_rule(tmp_path):
     with pytest.raises(UsageError) as info:
         load_resources(path, required=True)
     assert info.value.message == (
-        f'{path}: rules.1.mem: invalid value "lots": use a whole number of MiB (512) or a size'
+        f"{path}: rules[1] (stage 'sim*'): mem: invalid value \"lots\": use a whole number of MiB (512) or a size"
         ' with a unit K, M, G or T ("512M", "1.5G"), from 1M to 1048576T'
     )
     path.write_text('[defaults]\ntime = "99:99"\n')
-    with pytest.raises(UsageError, match=r'defaults\.time: invalid value "99:99": use minutes'):
+    with pytest.raises(UsageError, match=r'\[defaults\]: time: invalid value "99:99": use minutes'):
         load_resources(path, required=True)
     # every option is checked, not only the first
     path.write_text('[[rules]]\nsbatch_options = ["--qos=long", "--array=1-3"]\n')
     with pytest.raises(
         UsageError,
-        match=r'rules\.0\.sbatch_options\.1: invalid value "--array=1-3": --array is set by repx',
+        match=r'rules\[0\]: sbatch_options\.1: invalid value "--array=1-3": --array is set by repx',
     ):
         load_resources(path, required=True)
     path.write_text('[[rules]]\nsbatch_options = ["--qos", "long"]\n')
@@ -137,13 +137,13 @@ def test_resources_file_errors_name_the_rule(tmp_path):
     ):
         load_resources(path, required=True)
     path.write_text("[[rules]]\ncpus = 0\n")
-    with pytest.raises(UsageError, match=r"rules\.0\.cpus: invalid value 0"):
+    with pytest.raises(UsageError, match=r"rules\[0\]: cpus: invalid value 0"):
         load_resources(path, required=True)
     path.write_text('[defaults]\nmem = "1.5 G"\n')
-    with pytest.raises(UsageError, match=r'defaults\.mem: invalid value "1.5 G"'):
+    with pytest.raises(UsageError, match=r'\[defaults\]: mem: invalid value "1.5 G"'):
         load_resources(path, required=True)
     path.write_text("[defaults]\ngpus = 1\n")
-    with pytest.raises(UsageError, match=r"defaults\.gpus: Extra inputs"):
+    with pytest.raises(UsageError, match=r"\[defaults\]: gpus: Extra inputs"):
         load_resources(path, required=True)
     assert load_resources(tmp_path / "absent.toml", required=False) == ResourcesFile()
     with pytest.raises(UsageError, match="no such resources file"):
