@@ -90,8 +90,9 @@ def _invalid(value: object, accepted: str) -> ValueError:
     return ValueError(f"invalid value {show(value)}: {accepted}")
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _integer(value: object) -> int | None:
+    """The value when it is an integer (a JSON/Nix boolean is not one), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _number(text: str | None) -> int | None:
@@ -104,29 +105,25 @@ def _number(text: str | None) -> int | None:
 
 def cpus(value: object) -> int:
     """A CPU count."""
-    if _is_int(value) and 1 <= value <= MAX_CPUS:  # type: ignore[operator]
-        return value  # type: ignore[return-value]
+    n = _integer(value)
+    if n is not None and 1 <= n <= MAX_CPUS:
+        return n
     raise _invalid(value, CPUS_ACCEPTED)
 
 
 def mem_mib(value: object) -> int:
     """MiB of a memory hint: ``512`` / ``"512"`` / ``"512M"`` -> 512, ``"1.5G"`` -> 1536."""
-    mib: int | None = None
-    if _is_int(value):
-        mib = value  # type: ignore[assignment]
-    elif isinstance(value, str) and (match := _MEM.fullmatch(value)):
-        n = _number(match.group(1))
+    mib = _integer(value)
+    if isinstance(value, str) and (match := _MEM.fullmatch(value)):
+        mib = _number(match.group(1))
         decimals = match.group(3) or ""
-        scale = 10 ** len(decimals)
-        frac = int(decimals or 0)
+        scale, frac = 10 ** len(decimals), int(decimals or 0)
         factor = _MEM_FACTOR[(match.group(5) or "M").upper()]
         # n.frac units rounded up to whole MiB, in integers (exactly as the Nix side)
-        if n is None:
-            pass
-        elif factor == 0:
-            mib = -(-(n * scale + frac) // (scale * 1024))
-        else:
-            mib = n * factor + -(-(frac * factor) // scale)
+        if mib is not None and factor == 0:
+            mib = -(-(mib * scale + frac) // (scale * 1024))
+        elif mib is not None:
+            mib = mib * factor + -(-(frac * factor) // scale)
     if mib is not None and 1 <= mib <= MAX_MEM_MIB:
         return mib
     raise _invalid(value, MEM_ACCEPTED)
@@ -160,10 +157,8 @@ def _time_seconds(text: str) -> int | None:
 
 def time_minutes(value: object) -> int:
     """Minutes of a time limit: ``30`` / ``"30"`` -> 30, ``"1-00:00:00"`` -> 1440."""
-    minutes: int | None = None
-    if _is_int(value):
-        minutes = value  # type: ignore[assignment]
-    elif isinstance(value, str) and (seconds := _time_seconds(value)) is not None:
+    minutes = _integer(value)
+    if isinstance(value, str) and (seconds := _time_seconds(value)) is not None:
         minutes = -(-seconds // 60)
     if minutes is not None and 1 <= minutes <= MAX_MINUTES:
         return minutes
@@ -256,9 +251,9 @@ def _pydantic(parse: Callable[[object], _T]) -> BeforeValidator:
 
 
 def _option(value: object) -> str:
-    if (problem := option_problem(value)) is not None:
+    if (problem := option_problem(value)) is not None or not isinstance(value, str):
         raise ValueError(problem)
-    return value  # type: ignore[return-value]
+    return value
 
 
 def _option_list(value: object) -> object:
