@@ -13,7 +13,7 @@
 #               none of the options repx sets itself (nor an abbreviation of one)
 # Every number has at most 12 significant digits (so nothing below can overflow).
 # src/repx/lab/hints.py is the same grammar for the Python side (and resources.toml);
-# tests/unit/lab/test_hints_agree.py runs both on one table of values.
+# tests/unit/test_hints_agree.py runs both on one table of values.
 let
   inherit (builtins)
     all

@@ -5,7 +5,7 @@ the lab is built and writes the normalised values into the lab; this module is t
 grammar for Python, used by the lab models (so a lab read back accepts exactly what the
 build accepts) and by ``resources.toml`` and ``config.toml``. Every check returns the
 normalised value or raises :class:`ValueError` with the same text as the Nix side
-(``tests/unit/lab/test_hints_agree.py`` runs both on one table). Normalised values:
+(``tests/unit/test_hints_agree.py`` runs both on one table). Normalised values:
 
 - ``cpus``: an integer, 1 … 65535;
 - ``mem``: MiB, an integer 1 … 2**40 (``"4G"`` -> 4096, ``"1.5G"`` -> 1536, ``"1K"`` rounds
