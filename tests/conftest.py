@@ -128,8 +128,6 @@ def repx_flake_copy(tmp_path_factory: pytest.TempPathFactory, repx_flake_dir: Pa
     A ``git+file:`` reference to the checkout would show nix only committed or staged
     files; the copy shows the working tree as it is.
     """
-    if not (repx_flake_dir / "nix" / "lib" / "default.nix").is_file():
-        pytest.skip("the Nix library (nix/lib/default.nix) is not there yet")
     copy = tmp_path_factory.mktemp("repx-flake")
     for part in FLAKE_PARTS:
         src = repx_flake_dir / part
@@ -196,16 +194,14 @@ def built_lab(
     """Factory: ``built_lab("default")`` inits + builds that template once per session.
 
     Runs the real CLI: ``repx init`` then ``repx build --json --override-input
-    repx=path:<copy>``. Skips when the template is missing; fails with repx's stderr
-    when init or build fails. Treat the result as read-only (it is shared).
+    repx=path:<copy>``. Fails with repx's stderr when init or build fails (an
+    unknown template included). Treat the result as read-only (it is shared).
     """
     built: dict[str, BuiltLab] = {}
 
     def build(template: str = "default") -> BuiltLab:
         if template in built:
             return built[template]
-        if not (repx_cli.flake_copy / "templates" / template / "flake.nix").is_file():
-            pytest.skip(f"template '{template}' does not exist yet")
         experiment = tmp_path_factory.mktemp(f"experiment-{template}") / "exp"
         repx_cli.ok("init", str(experiment), "--template", template)
         stdout = repx_cli.ok("build", "--json", *repx_cli.override_args, cwd=experiment)

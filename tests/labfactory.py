@@ -11,7 +11,13 @@ Typical use::
 Runs are described with :class:`RunSpec`/:class:`StageSpec`; expansion follows the
 architecture's rules in a simplified way: a stage's axes are its own parameters plus the
 axes of its (non-gather) upstream stages; gathered and ``from_run`` inputs take every
-matching upstream job. Every job's ``bin/<stage>`` is a real ``/bin/sh`` script that
+matching upstream job. Manifests are laid out as the Nix library writes them: stages by
+name, jobs by id (which is not a dependency order: consumers must not rely on it), each
+job's outputs and inputs sorted as Nix sorts them, and resource hints normalised
+(``{"mem": "1G"}`` is written as ``{"mem": 1024}``). Parameters (of a run, of a job) and
+the revision's ``runs`` stay in declaration order although Nix sorts them by name too
+(tests read them back in that order). Every job's
+``bin/<stage>`` is a real ``/bin/sh`` script that
 honours the job contract (``<out-dir> <inputs.json> <parameters.json>``): by default it
 copies its parameters into each declared output. After mutating files, call
 :func:`refresh_integrity` to recompute ``files`` (or don't, to test integrity errors).
@@ -31,6 +37,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from repx.lab import hints
 
 NIX_BASE32 = "0123456789abcdfghijklmnpqrsvwxyz"
 LAB_METADATA = "lab/lab-metadata.json"
@@ -285,7 +293,7 @@ def _expand_run(run: RunSpec, state: _State) -> tuple[dict[str, Any], dict[str, 
         stage_axes[spec.name] = names
         state.stage_axes[(run.name, spec.name)] = names
         index = state.by_combo[(run.name, spec.name)] = {}
-        outputs = {o: f"$out/{o}" for o in spec.outputs}
+        outputs = {o: f"$out/{o}" for o in sorted(spec.outputs)}
         script = _script(spec).encode()
         state.scripts[spec.name] = script
         state.stage_outputs[(run.name, spec.name)] = spec.outputs
@@ -303,7 +311,7 @@ def _expand_run(run: RunSpec, state: _State) -> tuple[dict[str, Any], dict[str, 
             ],
             "outputs": outputs,
             "depends_on": [*spec.after, *spec.gather, *(f"{r}.{s}" for r, s in spec.from_run)],
-            "resources": dict(spec.resources),
+            "resources": _hints(spec),
         }
         ids: list[str] = []
         for values in itertools.product(*(range(axes[a]) for a in names)):
@@ -322,7 +330,7 @@ def _expand_run(run: RunSpec, state: _State) -> tuple[dict[str, Any], dict[str, 
                 "outputs": outputs,
                 "executables": {"main": {"path": f"jobs/{job_id}/bin/{spec.name}"}},
                 "parameters_file": f"jobs/{job_id}/parameters.json",
-                "resources": dict(spec.resources),
+                "resources": _hints(spec),
             }
         state.stage_jobs[(run.name, spec.name)] = ids
     manifest = {
@@ -331,8 +339,9 @@ def _expand_run(run: RunSpec, state: _State) -> tuple[dict[str, Any], dict[str, 
         "hash": "",
         "parameters": {k: list(v) for k, v in run.parameters.items()},
         "zip_groups": [list(g) for g in run.zip_groups],
-        "stages": stages_json,
-        "jobs": jobs,
+        # Nix writes attribute sets with sorted keys: stages by name, jobs by id
+        "stages": _sorted(stages_json),
+        "jobs": _sorted(jobs),
     }
     return manifest, jobs
 
@@ -374,7 +383,10 @@ def _inputs(
                         "gather": gather,
                     }
                 )
-    return inputs
+    # in the order the Nix library sorts them (name, job, output, gather)
+    return sorted(
+        inputs, key=lambda i: "\t".join([i["name"], i["job"], i["output"], "g" * i["gather"]])
+    )
 
 
 def _job_id(stage: str, script: bytes, params: dict[str, Any], inputs: list[dict[str, Any]]) -> str:
@@ -478,6 +490,16 @@ def _regular_files(root: Path) -> Iterable[str]:
             path = os.path.join(dirpath, name)
             if not os.path.islink(path):
                 yield os.path.relpath(path, root).replace(os.sep, "/")
+
+
+def _sorted(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(sorted(mapping.items()))
+
+
+def _hints(spec: StageSpec) -> dict[str, Any]:
+    """The stage's resource hints as the build writes them (checked and normalised)."""
+    normalised = {key: hints.check(key, value) for key, value in sorted(spec.resources.items())}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in normalised.items()}
 
 
 def _canonical(value: Any) -> str:

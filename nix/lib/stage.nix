@@ -19,7 +19,7 @@ let
   inherit (util) fail showList;
 
   allowedKeys = [ "pname" "version" "description" "inputs" "outputs" "parameters" "runDependencies" "resources" "run" ];
-  resourceKeys = [ "cpus" "mem" "time" "partition" "sbatch_opts" ];
+  resourceKeys = hints.keys;
   scatterGatherKeys = [ "scatter" "steps" "gather" ];
 
   # Commands every job gets, whatever its runDependencies (as RepX users expect).
@@ -29,15 +29,8 @@ let
 
   validName = n: match "[A-Za-z0-9_][A-Za-z0-9_.+-]*" n != null;
 
-  # Scheduling hints are checked here so that a bad one fails the build, not a run.
-  validResource =
-    k: v:
-    if k == "cpus" then builtins.isInt v && v > 0
-    else if k == "mem" then (builtins.isInt v && v > 0) || (isString v && match "[0-9]+([KMGT]B?|[kmgt])?" v != null)
-    else if k == "time" then isString v && match "([0-9]+-)?[0-9]+(:[0-9]{2}){0,2}" v != null || builtins.isInt v && v > 0
-    else if k == "partition" then isString v && validName v
-    else if k == "sbatch_opts" then isList v && builtins.all isString v
-    else false;
+  # Scheduling hints: one grammar, checked and normalised at build time (see resources.nix).
+  hints = import ./resources.nix;
 
   # The line of the stage file where the body of `run` starts: the line after the one
   # holding the opening '' of the indented string. 0 when it cannot be told.
@@ -71,11 +64,10 @@ let
         else fail where "'inputs' must be a list of names or an attribute set";
       outputs = spec.outputs or { };
       parameters = spec.parameters or { };
-      resources = spec.resources or { };
-      badResources = filter (k: !(builtins.elem k resourceKeys)) (attrNames resources);
+      resourcesRaw = spec.resources or { };
+      badResources = if isAttrs resourcesRaw then filter (k: !(builtins.elem k resourceKeys)) (attrNames resourcesRaw) else [ ];
       badInputs = filter (n: !(validName n)) inputNames;
       badOutputs = filter (n: !(validName n) || match "\\$out/.+" outputs.${n} == null || match "(.*/)?\\.\\.(/.*)?" outputs.${n} != null) (attrNames outputs);
-      badResourceValues = filter (k: !(validResource k resources.${k})) (attrNames resources);
       badParams = filter (n: !(validName n)) (attrNames parameters);
       runDependencies = spec.runDependencies or [ ];
       checked =
@@ -87,13 +79,15 @@ let
         else if badInputs != [ ] then fail where "input name(s) ${showList badInputs} must be plain words ([A-Za-z0-9_.+-])"
         else if !(isAttrs parameters) then fail where "'parameters' must be an attribute set of defaults"
         else if badParams != [ ] then fail where "parameter name(s) ${showList badParams} must be plain words"
-        else if !(isAttrs resources) then fail where "'resources' must be an attribute set"
+        else if !(isAttrs resourcesRaw) then fail where "'resources' must be an attribute set"
         else if badResources != [ ] then fail where "unknown resource key(s) ${showList badResources}; allowed: ${showList resourceKeys}"
-        else if badResourceValues != [ ] then fail where "resources.${builtins.head badResourceValues}: invalid value; cpus: a positive integer, mem: e.g. \"512M\" or \"4G\", time: e.g. \"30\", \"02:00:00\" or \"1-00:00:00\", partition: a name, sbatch_opts: a list of strings"
+        else if !(isAttrs resources) then false # never: normalise fails on a bad hint
         else if !(validName pname) then fail where0 "pname '${pname}' must be a plain word ([A-Za-z0-9_.+-])"
         else if !(validName (toString (spec.version or "1.0"))) then fail where "version '${toString spec.version}' must be a plain word ([A-Za-z0-9_.+-])"
         else if !(isList runDependencies) then fail where "'runDependencies' must be a list of packages"
         else true;
+      # The lab carries the normalised hints (mem in MiB, time in minutes).
+      resources = hints.normalise fail where resourcesRaw;
     in
     assert checked;
     {

@@ -70,8 +70,6 @@ def sweep_lab(
     tmp_path_factory: pytest.TempPathFactory, repx_cli: RepxCli, repx_flake_copy: Path
 ) -> BuiltLab:
     """The default template swept over 20 seeds and 3 sample sizes, built once."""
-    if not (repx_flake_copy / "templates/default/flake.nix").is_file():
-        pytest.skip("template 'default' does not exist yet")
     experiment = tmp_path_factory.mktemp("sweep") / "exp"
     repx_cli.ok("init", str(experiment), "--template", "default")
     run_file = experiment / "nix/runs/simulation.nix"

@@ -402,7 +402,7 @@ def test_invalid_resources_fail_before_submission(slurm_cluster, tmp_path):
     resources.write_text('[[rules]]\nstage = "stats"\nmem = "lots"\n')
     result = repx("run", "--lab", lab, "--resources", resources, env=env)
     assert result.returncode == 2
-    assert "rules[0] (stage 'stats'): mem: invalid memory 'lots'" in result.stderr
+    assert "rules[0] (stage 'stats'): mem: invalid value \"lots\"" in result.stderr
     assert not (tmp_path / "base" / "slurm").exists()
 
 

@@ -111,6 +111,19 @@ def test_no_arguments_shows_help():
     assert "Usage" in result.output
 
 
+def test_the_cli_uses_only_public_typer_api():
+    """pyproject admits typer by its public API: private modules move between releases
+    (typer._click did not exist before 0.26 and its contents moved in 0.27)."""
+    cli = Path(__file__).resolve().parents[2] / "src" / "repx" / "cli"
+    private = [
+        f"{path.name}:{n}"
+        for path in sorted(cli.glob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if "typer._" in line or "import click" in line or "from click" in line
+    ]
+    assert private == []
+
+
 # -- the installed entry point, in a real process --------------------------------------------
 
 
@@ -134,6 +147,17 @@ def test_entry_point_nix_failure_has_no_traceback(tmp_path):
     assert proc.returncode in (1, 2)  # 2 when nix itself is not installed
     assert proc.stderr.startswith("error: ")
     assert "Traceback" not in proc.stderr
+
+
+def test_entry_point_plain_help_without_arguments():
+    """Without rich, typer's no-arguments help is text: shown as is, not as an error line."""
+    env = {**os.environ, "NO_COLOR": "1", "TYPER_USE_RICH": "0"}
+    proc = subprocess.run(
+        [str(REPX_BIN), "list"], capture_output=True, text=True, env=env, check=False
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("Usage: repx list")
+    assert "error:" not in proc.stderr
 
 
 def test_entry_point_version_and_module():

@@ -20,8 +20,7 @@ def make_flake_dir(path: Path) -> Path:
 
 
 def test_checkout_is_found_from_the_package():
-    if not resources.is_flake_dir(REPO):
-        pytest.skip("this checkout has no flake.nix + nix/lib yet")
+    assert resources.is_flake_dir(REPO)
     assert resources.flake_dir() == REPO
     assert resources.templates_dir() == REPO / "templates"
 

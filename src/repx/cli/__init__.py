@@ -55,8 +55,6 @@ def _invoke(
     run: Any, args: Any, prog_name: str, complete_var: str | None, extra: dict[str, Any]
 ) -> int:
     """Run the click machinery without its own error handling; return the exit code."""
-    from typer._click import exceptions as click_exc  # noqa: PLC0415
-
     try:
         result = run(
             args=args,
@@ -68,18 +66,10 @@ def _invoke(
     except RepxError as exc:
         _print_error(exc.message, exc.details)
         return exc.exit_code
-    except click_exc.NoArgsIsHelpError as exc:
-        # typer's rich help printer has already shown the help; plain click returns it
-        if text := exc.format_message().strip():
-            sys.stderr.write(text + "\n")
-        return EXIT_USAGE
-    except click_exc.UsageError as exc:
-        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-        _print_error(exc.format_message() + hint)
-        return EXIT_USAGE
-    except click_exc.ClickException as exc:
-        _print_error(exc.format_message())
-        return exc.exit_code
+    except typer.TyperException as exc:
+        # typer's own errors (public base class; typer >= 0.26 bundles its own click, whose
+        # UsageError it does not export): usage errors carry the command's context
+        return _typer_error(exc)
     except (typer.Abort, KeyboardInterrupt):
         _print_error("interrupted")
         return EXIT_INTERRUPTED
@@ -92,6 +82,20 @@ def _invoke(
         return 1
     # standalone_mode=False returns the exit code of typer.Exit, or the command's value.
     return result if isinstance(result, int) else 0
+
+
+def _typer_error(exc: typer.TyperException) -> int:
+    code: int = getattr(exc, "exit_code", 1)
+    text = exc.format_message().strip()
+    ctx = getattr(exc, "ctx", None)
+    if not text:  # no arguments: typer's rich help printer has already shown the help
+        return code
+    if "\n" in text:  # the same help as text (TYPER_USE_RICH=0): a message is one line
+        sys.stderr.write(text + "\n")
+        return code
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    _print_error(text + hint)
+    return code
 
 
 def _print_error(message: str, details: str = "") -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
+
+from repx.lab import hints
 
 LAB_FORMAT: Final = "repx-lab/1"
 REVISION_FORMAT: Final = "repx-revision/1"
@@ -96,18 +98,22 @@ class RevisionMetadata(_Model):
 
 
 class Resources(_Model):
-    """Scheduler hints of a stage or job (not part of the job hash)."""
+    """Scheduler hints of a stage or job (not part of the job hash).
 
-    cpus: int | None = Field(default=None, ge=1)
-    mem: str | None = None
-    time: str | None = None
-    partition: str | None = Field(default=None, description="SLURM partition")
-    sbatch_opts: list[str] | None = Field(default=None, description="extra sbatch options")
+    The grammar is :mod:`repx.lab.hints` (the build checks the same one and writes the
+    normalised values: ``mem`` in MiB, ``time`` in minutes); anything the build refuses,
+    an unknown key included, is refused here too.
+    """
 
-    @field_validator("sbatch_opts", mode="before")
-    @classmethod
-    def _one_option(cls, value: object) -> object:
-        return (value,) if isinstance(value, str) else value
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cpus: hints.Cpus = Field(default=None, description="CPUs per job")
+    mem: hints.MemMiB = Field(default=None, description="memory per job, in MiB")
+    time: hints.TimeMinutes = Field(default=None, description="time limit, in minutes")
+    partition: hints.Partition = Field(default=None, description="SLURM partition(s)")
+    sbatch_opts: hints.SbatchOptions = Field(
+        default=None, description="extra sbatch options, one option per element"
+    )
 
 
 class StageInfo(_Model):

@@ -21,63 +21,47 @@
 Precedence of each value: the last matching rule, else the job's own hints (the stage's
 ``resources`` in the lab), else ``[defaults]``, else the target (``partition``); sbatch
 options accumulate in that order (target, defaults, lab, rules), so later ones win in
-sbatch. Hints never change job ids. Every value is checked before anything is submitted;
-an invalid one is an error naming the rule, the defaults or the stage it comes from.
+sbatch. Hints never change job ids. Values follow one grammar, :mod:`repx.lab.hints` (the
+one the build checks a stage's hints with): the lab's are valid and normalised once read,
+``resources.toml`` is checked when read (an error names the file and the field) and
+``config.toml``'s target settings when the target is chosen.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Final, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from repx.config import read_toml_model
 from repx.errors import UsageError
+from repx.lab import hints
 from repx.lab.models import Job, Resources
 
 RESOURCES_FILE: Final = "resources.toml"
+#: Options repx sets itself (a user's value would break submission or following).
+RESERVED_OPTIONS: Final = hints.RESERVED_LONG + hints.RESERVED_SHORT
 _T = TypeVar("_T")
 _R = TypeVar("_R")
-
-_MEM: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
-_MEM_FACTOR: Final = {"K": 1, "M": 1024, "G": 1024**2, "T": 1024**3}  # in KiB
-_DAYS: Final = re.compile(r"^(\d+)-(\d+)(?::(\d+)(?::(\d+))?)?$")
-_CLOCK: Final = re.compile(r"^(\d+)(?::(\d+)(?::(\d+))?)?$")
-_PARTITION: Final = re.compile(r"^[A-Za-z0-9_.,:+-]+$")
-#: Options repx sets itself (a user's value would break submission or following).
-RESERVED_OPTIONS: Final = (
-    "-a",
-    "--array",
-    "-d",
-    "--dependency",
-    "-o",
-    "--output",
-    "-e",
-    "--error",
-    "--parsable",
-    "--wrap",
-    "-W",
-    "--wait",
-    "--kill-on-invalid-dep",
-    "--test-only",
-)
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class ResourceValues(BaseModel):
-    """Values that a ``[defaults]`` table or a rule may set (all optional)."""
+    """Values that a ``[defaults]`` table or a rule may set (all optional, normalised)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    cpus: Annotated[int, Field(ge=1)] | None = None
-    mem: str | None = Field(default=None, description="memory per job: 512M, 4G, 2GiB")
-    time: str | None = Field(default=None, description="time limit: MM, HH:MM:SS, D-HH:MM:SS")
-    partition: str | None = None
-    sbatch_options: tuple[str, ...] = ()
+    cpus: hints.Cpus = None
+    mem: hints.MemMiB = Field(default=None, description="memory per job: 512, 512M, 4G, 2GiB")
+    time: hints.TimeMinutes = Field(
+        default=None, description="time limit: minutes, MM:SS, HH:MM:SS, D-HH[:MM[:SS]]"
+    )
+    partition: hints.Partition = None
+    sbatch_options: hints.SbatchOptions = ()
     jobs_per_task: Annotated[int, Field(ge=1)] | Literal["auto"] | None = Field(
         default=None,
         description="jobs run one after another by one array task, or 'auto' (the default)",
@@ -101,12 +85,14 @@ class Rule(ResourceValues):
 
     def describe(self, index: int) -> str:
         """``rules[2] (stage 'simulate')`` for error messages."""
-        globs = [
-            f"{key} '{value}'"
-            for key, value in (("stage", self.stage), ("run", self.run), ("job", self.job))
-            if value is not None
-        ]
-        return f"rules[{index}]" + (f" ({', '.join(globs)})" if globs else "")
+        return _describe_rule(index, {"stage": self.stage, "run": self.run, "job": self.job})
+
+
+def _describe_rule(index: int, rule: Mapping[str, object]) -> str:
+    globs = [
+        f"{key} '{rule[key]}'" for key in ("stage", "run", "job") if isinstance(rule.get(key), str)
+    ]
+    return f"rules[{index}]" + (f" ({', '.join(globs)})" if globs else "")
 
 
 class ResourcesFile(BaseModel):
@@ -123,8 +109,8 @@ class SlurmResources:
     """What one job asks SLURM for (checked and normalised)."""
 
     cpus: int | None = None
+    #: ``--mem`` text (``8G``, ``1536M``)
     mem: str | None = None
-    #: seconds, and the value as the user wrote it
     time_seconds: int | None = None
     partition: str | None = None
     options: tuple[str, ...] = ()
@@ -156,37 +142,34 @@ class ResourcePolicy:
     target_options: tuple[str, ...] = ()
 
     def resolve(self, job_id: str, job: Job, runs: Sequence[str]) -> SlurmResources:
-        """The resources of one job; raises :class:`UsageError` naming a bad value's origin."""
-        layers: list[tuple[str, ResourceValues | Resources]] = [
-            (f"{self.source}: [defaults]", self.file.defaults),
-            (f"stage '{job.stage}' (resources in the lab)", job.resources),
-        ]
-        for index, rule in enumerate(self.file.rules):
-            if rule.matches(job_id, job.stage, runs):
-                layers.append((f"{self.source}: {rule.describe(index)}", rule))
+        """The resources of one job (every value was checked when its file was read)."""
+        layers: list[ResourceValues | Resources] = [self.file.defaults, job.resources]
+        layers += [rule for rule in self.file.rules if rule.matches(job_id, job.stage, runs)]
         cpus: int | None = None
-        mem: str | None = None
-        time: int | None = None
+        mem: int | None = None
+        minutes: int | None = None
         partition = self.target_partition
         per_task: int | None = None
         options = list(self.target_options)
-        for origin, values in layers:
-            if values.cpus is not None:
-                cpus = values.cpus
-            if values.mem is not None:
-                mem = _checked(origin, "mem", values.mem, slurm_mem)
-            if values.time is not None:
-                time = _checked(origin, "time", values.time, parse_time)
-            if values.partition is not None:
-                partition = _checked(origin, "partition", values.partition, _partition)
+        for values in layers:
+            cpus = values.cpus if values.cpus is not None else cpus
+            mem = values.mem if values.mem is not None else mem
+            minutes = values.time if values.time is not None else minutes
+            partition = values.partition if values.partition is not None else partition
             if isinstance(values, Resources):
-                extra: Sequence[str] = values.sbatch_opts or ()
+                options += values.sbatch_opts or ()
             else:
-                extra = values.sbatch_options
-            options += _checked(origin, "sbatch options", extra, _options)
-            if isinstance(values, ResourceValues) and values.jobs_per_task is not None:
-                per_task = None if values.jobs_per_task == "auto" else values.jobs_per_task
-        return SlurmResources(cpus, mem, time, partition, tuple(options), per_task)
+                options += values.sbatch_options or ()
+                if values.jobs_per_task is not None:
+                    per_task = None if values.jobs_per_task == "auto" else values.jobs_per_task
+        return SlurmResources(
+            cpus,
+            None if mem is None else hints.mem_text(mem),
+            None if minutes is None else minutes * 60,
+            partition,
+            tuple(options),
+            per_task,
+        )
 
 
 #: "auto" bundles only when a group has more than this many jobs per CPU of its partition.
@@ -215,66 +198,52 @@ def auto_bundle(
     return max(1, min(bundle, AUTO_MAX_BUNDLE))
 
 
+class _FileTables(BaseModel):
+    """``resources.toml`` read table by table, so that an error can name its rule."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    defaults: dict[str, object] = {}
+    rules: tuple[dict[str, object], ...] = ()
+
+
 def load_resources(path: Path, *, required: bool) -> ResourcesFile:
-    """Read and check a ``resources.toml`` (a missing optional file is empty)."""
-    resources = read_toml_model(path, ResourcesFile, required=required, kind="resources file")
-    # Check every value now, whether or not a job matches it.
-    for origin, values in [
-        (f"{path}: [defaults]", resources.defaults),
-        *((f"{path}: {r.describe(i)}", r) for i, r in enumerate(resources.rules)),
-    ]:
-        _check_values(origin, values)
-    return resources
+    """Read and check a ``resources.toml`` (a missing optional file is empty); a bad value
+    is an error naming the file, the table and the field (``rules[1] (stage 'sim*'): mem:
+    invalid value "lots": …``)."""
+    tables = read_toml_model(path, _FileTables, required=required, kind="resources file")
+    return ResourcesFile(
+        defaults=_table(f"{path}: [defaults]", ResourceValues, tables.defaults),
+        rules=tuple(
+            _table(f"{path}: {_describe_rule(i, rule)}", Rule, rule)
+            for i, rule in enumerate(tables.rules)
+        ),
+    )
+
+
+def _table(origin: str, model: type[_M], data: Mapping[str, object]) -> _M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise UsageError(f"{origin}: {where}: {first['msg']}") from None
 
 
 def check_target(name: str, partition: str | None, options: Sequence[str]) -> None:
     """Check a target's ``slurm.partition`` and ``slurm.sbatch_options``."""
     origin = f"target '{name}' (config.toml)"
     if partition is not None:
-        _checked(origin, "slurm.partition", partition, _partition)
-    _checked(origin, "slurm.sbatch_options", options, _options)
-
-
-def slurm_mem(text: str) -> str:
-    """``4G`` -> ``4G``, ``1.5G`` -> ``1536M``, ``2GiB`` -> ``2G``, ``512`` -> ``512M``."""
-    match = _MEM.match(text)
-    if match is None:
-        raise ValueError(f"invalid memory '{text}' (use e.g. 512M, 4G)")
-    value, unit = match.group(1), (match.group(2) or "M").upper()
-    if "." not in value:
-        if int(value) == 0:
-            raise ValueError(f"invalid memory '{text}' (must be more than 0)")
-        return f"{int(value)}{unit}"
-    kib = float(value) * _MEM_FACTOR[unit]
-    for suffix in ("T", "G", "M", "K"):
-        if kib >= _MEM_FACTOR[suffix] and kib % _MEM_FACTOR[suffix] == 0:
-            return f"{int(kib // _MEM_FACTOR[suffix])}{suffix}"
-    if kib < 1:
-        raise ValueError(f"invalid memory '{text}' (less than 1K)")
-    return f"{round(kib)}K"
+        _checked(origin, "slurm.partition", partition, hints.partition)
+    for index, option in enumerate(options):
+        if (problem := hints.option_problem(option)) is not None:
+            raise UsageError(f"{origin}: slurm.sbatch_options[{index}]: {problem}")
 
 
 def parse_time(text: str) -> int:
-    """Seconds of a SLURM time limit: ``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH[:MM[:SS]]``."""
-    value = text.strip()
-    seconds: int | None = None
-    if match := _DAYS.match(value):
-        days, hours, minutes, secs = (int(g) if g else 0 for g in match.groups())
-        if minutes < 60 and secs < 60:
-            seconds = ((days * 24 + hours) * 60 + minutes) * 60 + secs
-    elif match := _CLOCK.match(value):
-        parts = [int(g) for g in match.groups() if g is not None]
-        if len(parts) == 1:
-            seconds = parts[0] * 60
-        elif len(parts) == 2 and parts[1] < 60:
-            seconds = parts[0] * 60 + parts[1]
-        elif len(parts) == 3 and parts[1] < 60 and parts[2] < 60:
-            seconds = (parts[0] * 60 + parts[1]) * 60 + parts[2]
-    if seconds is None or seconds <= 0:
-        raise ValueError(
-            f"invalid time limit '{text}' (use MM, MM:SS, HH:MM:SS or D-HH:MM:SS, more than 0)"
-        )
-    return seconds
+    """Seconds of a SLURM time string (as ``sinfo`` prints a partition's MaxTime), in the
+    hints' grammar: ``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH[:MM[:SS]]``; ValueError else."""
+    return hints.time_minutes(text) * 60
 
 
 def format_time(seconds: int) -> str:
@@ -284,35 +253,6 @@ def format_time(seconds: int) -> str:
     days, hours = divmod(hours, 24)
     clock = f"{hours:02d}:{minutes:02d}:{secs:02d}"
     return f"{days}-{clock}" if days else clock
-
-
-def _partition(text: str) -> str:
-    if not _PARTITION.match(text):
-        raise ValueError(f"invalid partition name '{text}'")
-    return text
-
-
-def _options(options: Sequence[str]) -> list[str]:
-    for option in options:
-        name = option.split("=", 1)[0]
-        reserved = name in RESERVED_OPTIONS or any(
-            len(r) == 2 and option.startswith(r) and len(option) > 2 for r in RESERVED_OPTIONS
-        )
-        if reserved:
-            raise ValueError(f"'{option}' is set by repx itself and cannot be given")
-    if options and not options[0].startswith("-"):
-        raise ValueError(f"'{options[0]}' is not an option (options start with '-')")
-    return list(options)
-
-
-def _check_values(origin: str, values: ResourceValues) -> None:
-    if values.mem is not None:
-        _checked(origin, "mem", values.mem, slurm_mem)
-    if values.time is not None:
-        _checked(origin, "time", values.time, parse_time)
-    if values.partition is not None:
-        _checked(origin, "partition", values.partition, _partition)
-    _checked(origin, "sbatch options", values.sbatch_options, _options)
 
 
 def _checked(origin: str, key: str, value: _T, check: Callable[[_T], _R]) -> _R:

@@ -10,7 +10,6 @@ per-job wrapper runs it in-process or on a cluster node (``python -m repx.run.jo
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Final
 
@@ -21,8 +20,6 @@ from repx.lab.loader import LoadedLab
 from repx.run.store_models import GatherEntry
 
 _OUT_PREFIX: Final = "$out/"
-_MEM: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
-_UNITS: Final = {"": 1024**2, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 
 class JobSpec(BaseModel):
@@ -85,7 +82,7 @@ def make_spec(lab: LoadedLab, job_id: str, outputs_dir: Path) -> JobSpec:
         gathers={name: tuple(entries) for name, entries in gathers.items()},
         outputs=tuple(output_path(v) for v in job.outputs.values()),
         cpus=job.resources.cpus or 1,
-        mem_bytes=parse_mem(job.resources.mem) if job.resources.mem else 0,
+        mem_bytes=(job.resources.mem or 0) * 1024**2,  # the lab holds MiB
     )
 
 
@@ -97,12 +94,3 @@ def output_path(template: str) -> str:
     if rel.startswith("/") or ".." in rel.split("/"):
         raise LabError(f"declared output '{template}' leaves $out")
     return rel
-
-
-def parse_mem(text: str) -> int:
-    """Bytes of a memory hint: ``512M``, ``1G``, ``2GiB``; a bare number is MiB (as SLURM)."""
-    match = _MEM.match(text)
-    if match is None:
-        raise LabError(f"invalid memory hint '{text}' (use e.g. 512M, 4G)")
-    value, unit = match.groups()
-    return int(float(value) * _UNITS[unit.upper()])

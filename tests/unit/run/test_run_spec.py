@@ -7,7 +7,7 @@ import pytest
 from labfactory import edit_json
 from repx.errors import LabError
 from repx.lab.loader import open_lab
-from repx.run.spec import make_spec, output_path, parse_mem
+from repx.run.spec import make_spec, output_path
 
 
 def test_simple_and_gathered_inputs(factory_lab, tmp_path):
@@ -41,17 +41,6 @@ def test_output_paths():
     for bad in ("out/x", "$out/", "$out//etc/passwd", "$out/../x"):
         with pytest.raises(LabError):
             output_path(bad)
-
-
-def test_parse_mem():
-    assert parse_mem("512M") == 512 * 2**20
-    assert parse_mem("1G") == 2**30
-    assert parse_mem("2GiB") == 2 * 2**30
-    assert parse_mem("1.5g") == int(1.5 * 2**30)
-    assert parse_mem("100") == 100 * 2**20  # MiB, as SLURM
-    assert parse_mem("64K") == 64 * 1024
-    with pytest.raises(LabError, match="invalid memory hint 'lots'"):
-        parse_mem("lots")
 
 
 def test_missing_upstream_output_is_a_lab_error(factory_lab, tmp_path):

@@ -17,7 +17,6 @@ from repx.run.slurm_resources import (
     format_time,
     load_resources,
     parse_time,
-    slurm_mem,
 )
 
 
@@ -30,45 +29,21 @@ def job(stage="simulate", **hints):
     )
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("4G", "4G"),
-        ("512", "512M"),
-        ("1.5G", "1536M"),
-        ("2GiB", "2G"),
-        ("100k", "100K"),
-        ("0.5M", "512K"),
-    ],
-)
-def test_memory(text, expected):
-    assert slurm_mem(text) == expected
-
-
-@pytest.mark.parametrize("text", ["lots", "", "4 X", "0", "-1G"])
-def test_bad_memory(text):
-    with pytest.raises(ValueError, match="invalid memory"):
-        slurm_mem(text)
+# The grammar itself (mem, time, partition, options) is tested once, against the Nix side,
+# in tests/unit/lab/test_hints_agree.py; here: how the values combine and what errors say.
 
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [
-        ("10", 600),
-        ("10:30", 630),
-        ("01:00:00", 3600),
-        ("2-00", 172800),
-        ("1-02:03", 93780),
-        ("1-0:0:5", 86405),
-    ],
+    [("10", 600), ("1-02:03", 93780), ("1-0:0:5", 86460), ("00:30", 60)],
 )
-def test_time(text, seconds):
-    assert parse_time(text) == seconds
+def test_sinfo_max_time(text, seconds):
+    assert parse_time(text) == seconds  # whole minutes, as SLURM counts them
 
 
-@pytest.mark.parametrize("text", ["soon", "1:99", "1:00:60", "0", "1-2:3:4:5", "-5"])
-def test_bad_time(text):
-    with pytest.raises(ValueError, match="invalid time limit"):
+@pytest.mark.parametrize("text", ["infinite", "UNLIMITED", "1:99"])
+def test_bad_sinfo_max_time(text):
+    with pytest.raises(ValueError, match="invalid value"):
         parse_time(text)
 
 
@@ -80,24 +55,24 @@ def test_format_time():
 def test_precedence_target_defaults_hints_rules():
     file = ResourcesFile(
         defaults=ResourceValues(
-            partition="p-default", time="10", mem="1G", sbatch_options=("--a",)
+            partition="p-default", time="10", mem="1G", sbatch_options=("--qos=a",)
         ),
         rules=(
-            Rule(stage="sim*", cpus=4, sbatch_options=("--b",)),
+            Rule(stage="sim*", cpus=4, sbatch_options=("--qos=b",)),
             Rule(job="0000*", mem="8G"),
             Rule(run="other", cpus=99),
             Rule(stage="simulate", cpus=2, jobs_per_task=5),
         ),
     )
-    policy = ResourcePolicy(file, target_partition="p-target", target_options=("--t",))
-    hinted = job(mem="2G", time="00:05:00", partition="p-lab", sbatch_opts=["--lab"])
+    policy = ResourcePolicy(file, target_partition="p-target", target_options=("--qos=t",))
+    hinted = job(mem="2G", time="00:05:00", partition="p-lab", sbatch_opts=["--qos=lab"])
     resolved = policy.resolve("0000abc-simulate", hinted, ["simulation"])
     assert resolved == SlurmResources(
         cpus=2,  # the last matching rule
         mem="8G",  # a rule beats the hint
         time_seconds=300,  # the hint beats [defaults]
         partition="p-lab",
-        options=("--t", "--a", "--lab", "--b"),
+        options=("--qos=t", "--qos=a", "--qos=lab", "--qos=b"),
         jobs_per_task=5,
     )
     assert resolved.sbatch_args(bundle=2) == [
@@ -105,22 +80,34 @@ def test_precedence_target_defaults_hints_rules():
         "--mem=8G",
         "--time=00:10:00",
         "--partition=p-lab",
-        "--t",
-        "--a",
-        "--lab",
-        "--b",
+        "--qos=t",
+        "--qos=a",
+        "--qos=lab",
+        "--qos=b",
     ]
     plain = policy.resolve("1111-other", job(stage="other"), ["simulation"])
     assert plain.partition == "p-default" and plain.time_seconds == 600 and plain.cpus is None
     assert ResourcePolicy().resolve("x", job(), []).sbatch_args() == []
 
 
-def test_bad_hint_names_the_stage():
+def test_integer_hints_and_units():
+    """The lab carries mem in MiB and time in minutes; --mem uses the largest exact unit."""
     policy = ResourcePolicy()
-    with pytest.raises(
-        UsageError, match=r"stage 'simulate' \(resources in the lab\): mem: invalid memory 'lots'"
-    ):
-        policy.resolve("x-simulate", job(mem="lots"), [])
+    assert policy.resolve("x", job(mem=512, time=30), []).sbatch_args() == [
+        "--mem=512M",
+        "--time=00:30:00",
+    ]
+    assert policy.resolve("x", job(mem="1536M", time="1-00"), []).sbatch_args() == [
+        "--mem=1536M",
+        "--time=1-00:00:00",
+    ]
+    assert policy.resolve("x", job(mem="2T"), []).mem == "2T"
+    assert (
+        ResourcePolicy(ResourcesFile(defaults=ResourceValues(mem="3072")))
+        .resolve("x", job(), [])
+        .mem
+        == "3G"
+    )
 
 
 def test_resources_file_errors_name_the_rule(tmp_path):
@@ -130,21 +117,33 @@ def test_resources_file_errors_name_the_rule(tmp_path):
     )
     with pytest.raises(UsageError) as info:
         load_resources(path, required=True)
-    assert (
-        info.value.message
-        == f"{path}: rules[1] (stage 'sim*'): mem: invalid memory 'lots' (use e.g. 512M, 4G)"
+    assert info.value.message == (
+        f"{path}: rules[1] (stage 'sim*'): mem: invalid value \"lots\": use a whole number of MiB (512) or a size"
+        ' with a unit K, M, G or T ("512M", "1.5G"), from 1M to 1048576T'
     )
-    path.write_text('[defaults]\ntime = "soon"\n')
-    with pytest.raises(UsageError, match=r"\[defaults\]: time: invalid time limit 'soon'"):
+    path.write_text('[defaults]\ntime = "99:99"\n')
+    with pytest.raises(UsageError, match=r'\[defaults\]: time: invalid value "99:99": use minutes'):
         load_resources(path, required=True)
-    path.write_text('[[rules]]\nsbatch_options = ["--array=1-3"]\n')
-    with pytest.raises(UsageError, match="'--array=1-3' is set by repx itself"):
+    # every option is checked, not only the first
+    path.write_text('[[rules]]\nsbatch_options = ["--qos=long", "--array=1-3"]\n')
+    with pytest.raises(
+        UsageError,
+        match=r'rules\[0\]: sbatch_options\.1: invalid value "--array=1-3": --array is set by repx',
+    ):
+        load_resources(path, required=True)
+    path.write_text('[[rules]]\nsbatch_options = ["--qos", "long"]\n')
+    with pytest.raises(
+        UsageError, match=r'sbatch_options\.1: invalid value "long": use one option'
+    ):
         load_resources(path, required=True)
     path.write_text("[[rules]]\ncpus = 0\n")
-    with pytest.raises(UsageError, match=r"rules\.0\.cpus"):
+    with pytest.raises(UsageError, match=r"rules\[0\]: cpus: invalid value 0"):
+        load_resources(path, required=True)
+    path.write_text('[defaults]\nmem = "1.5 G"\n')
+    with pytest.raises(UsageError, match=r'\[defaults\]: mem: invalid value "1.5 G"'):
         load_resources(path, required=True)
     path.write_text("[defaults]\ngpus = 1\n")
-    with pytest.raises(UsageError, match=r"defaults\.gpus: Extra inputs"):
+    with pytest.raises(UsageError, match=r"\[defaults\]: gpus: Extra inputs"):
         load_resources(path, required=True)
     assert load_resources(tmp_path / "absent.toml", required=False) == ResourcesFile()
     with pytest.raises(UsageError, match="no such resources file"):
@@ -155,8 +154,8 @@ def test_target_settings_are_checked():
     check_target("hpc", "short", ["--qos=normal"])
     with pytest.raises(UsageError, match=r"target 'hpc' \(config.toml\): slurm.partition"):
         check_target("hpc", "bad name", [])
-    with pytest.raises(UsageError, match="'-d' is set by repx itself"):
-        check_target("hpc", None, ["-d"])
+    with pytest.raises(UsageError, match=r"slurm.sbatch_options\[1\]: .*-d is set by repx itself"):
+        check_target("hpc", None, ["--qos=normal", "-d"])
 
 
 def test_auto_bundle():
