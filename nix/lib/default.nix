@@ -71,7 +71,7 @@ let
       containerMode = args.containerMode or "none";
       severity = args.shellcheckSeverity or "info";
       tools = {
-        inherit (pkgs) bash coreutils findutils gnused gnugrep gawk jq shellcheck rsync bubblewrap;
+        inherit (pkgs) bash coreutils findutils gnused gnugrep gawk jq shellcheck shfmt rsync bubblewrap;
         system = pkgs.system or pkgs.stdenv.hostPlatform.system;
       };
       stageLib = import ./stage.nix { inherit util tools; };
