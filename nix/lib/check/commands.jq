@@ -18,21 +18,21 @@
 # Words that are not plain text (`$cmd`, `"${tools[0]}"`, `$(which x)`) cannot be resolved
 # here and are skipped, unless they start with a literal absolute path (`/opt/$v/bin/x`).
 
+# Builtins and keywords (keywords in case a quoted or escaped one reaches command position).
+# One string rather than an array literal: jq 1.6 compiles a long literal slowly.
 def builtins:
-  [ ".", ":", "[", "alias", "bg", "bind", "break", "builtin", "caller", "cd", "command",
-    "compgen", "complete", "compopt", "continue", "declare", "dirs", "disown", "echo", "enable",
-    "eval", "exec", "exit", "export", "false", "fc", "fg", "getopts", "hash", "help", "history",
-    "jobs", "kill", "let", "local", "logout", "mapfile", "popd", "printf", "pushd", "pwd", "read",
-    "readarray", "readonly", "return", "set", "shift", "shopt", "source", "suspend", "test",
-    "times", "trap", "true", "type", "typeset", "ulimit", "umask", "unalias", "unset", "wait",
-    # keywords, in case a quoted or escaped one reaches command position
-    "if", "then", "else", "elif", "fi", "case", "esac", "for", "select", "while", "until", "do",
-    "done", "in", "function", "time", "{", "}", "!", "[[", "]]", "coproc" ];
+  ". : [ alias bg bind break builtin caller cd command compgen complete compopt continue "
+  + "declare dirs disown echo enable eval exec exit export false fc fg getopts hash help "
+  + "history jobs kill let local logout mapfile popd printf pushd pwd read readarray readonly "
+  + "return set shift shopt source suspend test times trap true type typeset ulimit umask "
+  + "unalias unset wait if then else elif fi case esac for select while until do done in "
+  + "function time { } ! [[ ]] coproc"
+  | split(" ");
 
 # Text of an unquoted literal: a backslash quotes the next character.
-def unquote: if test("\\\\") then gsub("\\\\(?<c>(.|\n))"; .c) else . end;
+def unquote: if index("\\") then gsub("\\\\(?<c>(.|\n))"; .c) else . end;
 # Inside double quotes a backslash only quotes $ ` " \ and newline.
-def dqunquote: if test("\\\\") then gsub("\\\\(?<c>[$`\"\\\\\n])"; .c) else . end;
+def dqunquote: if index("\\") then gsub("\\\\(?<c>[$`\"\\\\\n])"; .c) else . end;
 
 # The literal text of one word part, or null when it expands to something unknown.
 def parttext:
@@ -54,70 +54,81 @@ def litprefix:
     end)
   | .s;
 
+# The text of a word (a shfmt Word node), or null when it is not plain text.
+def wt: [ .Parts[] | parttext ] | if any(.[]; . == null) then null else join("") end;
+
 # A word as {t: its text or null, p: its literal prefix, line, col, off}.
-def word:
-  [ .Parts[] | parttext ] as $parts
-  | {
-      t: (if any($parts[]; . == null) then null else $parts | join("") end),
-      p: (.Parts | litprefix),
-      line: .Pos.Line, col: .Pos.Col, off: .Pos.Offset
-    };
+def word: { t: wt, p: (.Parts | litprefix), line: .Pos.Line, col: .Pos.Col, off: .Pos.Offset };
 
 def member($list): . as $x | any($list[]; . == $x);
 
-# Index of the first word at or after $i that is not an option: `--` ends the options, a
-# short option in $s or a long one in $l takes the next word as its argument unless the value
-# is attached (`-n1`, `-I{}`, `--max-args=1`). A word that is not plain text ends them too.
-def skipopts($w; $i; $s; $l):
+# The functions below take $w, the Args (Word nodes) of one simple command, and compute the
+# text of only the words they look at: most commands need just their first word.
+
+# Wrappers: commands that run the command given in their arguments, with their options that
+# take the next word as their value (s: short option letters, l: long options). JSON text,
+# because jq 1.6 takes longer to compile the same object written as jq.
+def wrappers:
+  { "env": { "s": "uCS", "l": ["--unset", "--chdir", "--split-string"] },
+    "xargs": { "s": "adEILnPs", "l": ["--arg-file", "--delimiter", "--max-args", "--max-procs",
+      "--max-chars", "--process-slot-var", "--max-lines", "--replace", "--eof"] },
+    "nice": { "s": "n", "l": ["--adjustment"] },
+    "timeout": { "s": "sk", "l": ["--signal", "--kill-after"] },
+    "nohup": { "s": "", "l": [] }, "setsid": { "s": "", "l": [] },
+    "stdbuf": { "s": "ioe", "l": ["--input", "--output", "--error"] },
+    "exec": { "s": "a", "l": [] },
+    "time": { "s": "fo", "l": ["--format", "--output"] },
+    "command": { "s": "", "l": [] },
+    "find": { "s": "", "l": [] } } | tojson | fromjson;
+
+# How many words the option word $t takes up (its value may be the next word); 0: $t is not
+# an option (a word that is not plain text is not one either). `-n1`, `-I{}`, `--max-args=1`
+# carry their value; in a cluster like `-0n` only an option letter at the end takes the next.
+def optwords($t; $o):
+  if $t == null or ($t | startswith("-") | not) then 0
+  elif $t == "-" then 1
+  elif $t | startswith("--") then
+    if ($t | contains("=") | not) and any($o.l[]; . == $t) then 2 else 1 end
+  elif $o.s != "" and ($t | test("^-[^" + $o.s + "]*[" + $o.s + "]$")) then 2
+  else 1 end;
+
+# Index of the first word at or after $i that is not an option of wrapper $o (`--` ends them).
+def skipopts($w; $i; $o):
   if $i >= ($w | length) then $i
-  else $w[$i].t as $t
-  | if $t == null then $i
-    elif $t == "--" then $i + 1
-    elif $t == "-" then skipopts($w; $i + 1; $s; $l)
-    elif $t | startswith("--") then
-      if ($t | contains("=") | not) and ($t | member($l)) then skipopts($w; $i + 2; $s; $l)
-      else skipopts($w; $i + 1; $s; $l) end
-    elif ($t | startswith("-")) and ($t | length) > 1 then
-      ($t[1:] | split("")) as $cs
-      | ([ range(0; $cs | length) | select($cs[.] | member($s)) ] | first) as $k
-      | if $k != null and $k == ($cs | length) - 1 then skipopts($w; $i + 2; $s; $l)
-        else skipopts($w; $i + 1; $s; $l) end
-    else $i end
+  else ($w[$i] | wt) as $t
+  | if $t == "--" then $i + 1
+    else optwords($t; $o) as $n | if $n == 0 then $i else skipopts($w; $i + $n; $o) end
+    end
   end;
 
 def isassign: test("^[A-Za-z_][A-Za-z0-9_]*=");
 def firstnonassign($w; $i):
-  if $i < ($w | length) and ($w[$i].p | isassign) then firstnonassign($w; $i + 1) else $i end;
+  if $i < ($w | length) and ($w[$i].Parts | litprefix | isassign) then firstnonassign($w; $i + 1)
+  else $i end;
 
 # The index of the command run by wrapper $n at word $i (nothing when it runs none).
 def wrapped($w; $i; $n):
-  if $n == "env" then
-    firstnonassign($w; skipopts($w; $i + 1; ["u", "C", "S"]; ["--unset", "--chdir", "--split-string"]))
-  elif $n == "xargs" then
-    skipopts($w; $i + 1; ["a", "d", "E", "I", "L", "n", "P", "s"];
-      ["--arg-file", "--delimiter", "--max-args", "--max-procs", "--max-chars",
-       "--process-slot-var", "--max-lines", "--replace", "--eof"])
-  elif $n == "nice" then skipopts($w; $i + 1; ["n"]; ["--adjustment"])
-  elif $n == "timeout" then skipopts($w; $i + 1; ["s", "k"]; ["--signal", "--kill-after"]) + 1
-  elif $n == "nohup" or $n == "setsid" then skipopts($w; $i + 1; []; [])
-  elif $n == "stdbuf" then skipopts($w; $i + 1; ["i", "o", "e"]; ["--input", "--output", "--error"])
-  elif $n == "exec" then skipopts($w; $i + 1; ["a"]; [])
-  elif $n == "time" then skipopts($w; $i + 1; ["f", "o"]; ["--format", "--output"])
-  elif $n == "command" then
-    skipopts($w; $i + 1; []; []) as $j
-    # `command -v x` / `-V` only looks x up.
-    | if any($w[$i + 1:$j][]; .t != null and (.t | test("^-[pvV]*[vV]"))) then empty else $j end
-  elif $n == "find" then
-    range($i + 1; $w | length) as $k
-    | select($w[$k].t | member(["-exec", "-execdir", "-ok", "-okdir"])) | $k + 1
-  else empty end;
+  wrappers[$n] as $o
+  | if $o == null then empty
+    elif $n == "find" then
+      range($i + 1; $w | length) as $k
+      | select($w[$k] | wt | . == "-exec" or . == "-execdir" or . == "-ok" or . == "-okdir")
+      | $k + 1
+    else skipopts($w; $i + 1; $o) as $j
+    | if $n == "env" then firstnonassign($w; $j)
+      elif $n == "timeout" then $j + 1                 # the duration
+      # `command -v x` / `-V` only looks x up.
+      elif $n == "command" and any($w[$i + 1:$j][] | wt; . != null and test("^-[pvV]*[vV]")) then
+        empty
+      else $j end
+    end;
 
 def hostpath: startswith("/") and (startswith("/nix/store/") or startswith("/tmp/") | not);
 
 # Records for the command at word $i of $w and for the commands it wraps.
 def at($w; $i):
   if $i >= ($w | length) then empty
-  else $w[$i] as $x
+  else ($w[$i] | word) as $x
   | if $x.t == null then
       if $x.p | hostpath then $x + {kind: "path", text: ($x.p + "...")} else empty end
     else $x.t as $n
@@ -129,19 +140,20 @@ def at($w; $i):
       else
         $x + {kind: "cmd", text: $n},
         (if ($n == "source" or $n == ".") and $i + 1 < ($w | length) then
-           $w[$i + 1] | select(.p | hostpath) | . + {kind: "source", text: (.t // (.p + "..."))}
+           $w[$i + 1] | word | select(.p | hostpath) | . + {kind: "source", text: (.t // (.p + "..."))}
          else empty end),
         at($w; wrapped($w; $i; $n))
       end
     end
   end;
 
-. as $root
-| ([ $root | .. | objects | select(.Type == "FuncDecl") | .Name.Value ] + ($allowed | split(" "))
-   + builtins) as $local
-| [ $root | .. | objects | select(.Type == "CallExpr") | [ .Args[]? | word ] as $w | at($w; 0)
+[ .. | objects | select(.Type == "CallExpr" or .Type == "FuncDecl") ] as $nodes
+| ([ $nodes[] | select(.Type == "FuncDecl") | .Name.Value ] + ($allowed | split(" ")) + builtins
+   | map({(.): true}) | add) as $local
+| [ $nodes[] | select(.Type == "CallExpr" and .Pos.Line <= (if $last < 0 then infinite else $last end))
+    | .Args as $w | at($w; 0)
     | select(.line >= $first and ($last < 0 or .line <= $last))
-    | select(.text | member($local) | not)
+    | select($local[.text] | not)
     | select(.kind != "cmd" or (.text | test("[*?\\[{}~=]|^-|^$") | not)) ]
 | sort_by(.off)
 | reduce .[] as $r ({seen: {}, rows: []};
