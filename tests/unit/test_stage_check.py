@@ -599,6 +599,20 @@ def test_allowed_host_path(sandbox, tmp_path):
     assert [path for _, path, _ in found] == ["/usr/bin/frob2"]
 
 
+def test_allow_directive_accepts_names_and_paths(sandbox, tmp_path):
+    body = (
+        "# repx: allow /usr/bin/nvidia-smi frob\n"
+        "/usr/bin/nvidia-smi -L\nfrob\n"
+        "/opt/frob2  # repx: allow /opt/frob2\n"
+        "/usr/bin/frob3; frob4  # repx: allowed frob4 (not the directive)\n"
+    )
+    result = run_check(sandbox, tmp_path, body, severity="error")
+    assert [line.split("): ", 1)[1].split(" ")[:2] for line in result.stderr] == [
+        ["'/usr/bin/frob3'", "is"],
+        ["command", "'frob4'"],
+    ]
+
+
 # --- What the parser sees that a tokenizer would not -----------------------------
 
 

@@ -9,7 +9,8 @@
 # Arguments:
 #   --argjson first N, --argjson last N   script lines whose commands are reported (the
 #                                         user's body; `last` < 0: to the end)
-#   --arg allowed "a b"                   names (or absolute paths) never to report
+#   --arg allowed "a b"                   names (or absolute paths) never to report; a body
+#                                         comment `# repx: allow a b` adds to them
 # Output: TSV rows `kind line col text`, ordered by position, each (kind, text) once:
 #   cmd     a command name looked up on PATH (builtins, keywords, functions defined anywhere
 #           in the script and allowed names are left out)
@@ -147,12 +148,23 @@ def at($w; $i):
     end
   end;
 
-[ .. | objects | select(.Type == "CallExpr" or .Type == "FuncDecl") ] as $nodes
-| ([ $nodes[] | select(.Type == "FuncDecl") | .Name.Value ] + ($allowed | split(" ")) + builtins
+def inbody: . >= $first and ($last < 0 or . <= $last);
+
+# `# repx: allow NAME...` in the body: names or paths the author vouches for (a host program
+# used on purpose, with a target that mounts host paths).
+def directives:
+  .Comments[] | select(.Hash.Line | inbody) | .Text
+  | capture("^\\s*repx:\\s*allow\\s+(?<w>.*)$")? | .w | splits("\\s+") | select(. != "");
+
+[ .. | objects | select(.Type == "CallExpr" or .Type == "FuncDecl" or .Comments != null) ]
+  as $nodes
+| ([ $nodes[] | select(.Type == "FuncDecl") | .Name.Value ]
+   + [ $nodes[] | select(.Comments != null) | directives ]
+   + ($allowed | split(" ")) + builtins
    | map({(.): true}) | add) as $local
 | [ $nodes[] | select(.Type == "CallExpr" and .Pos.Line <= (if $last < 0 then infinite else $last end))
     | .Args as $w | at($w; 0)
-    | select(.line >= $first and ($last < 0 or .line <= $last))
+    | select(.line | inbody)
     | select($local[.text] | not)
     | select(.kind != "cmd" or (.text | test("[*?\\[{}~=]|^-|^$") | not)) ]
 | sort_by(.off)
