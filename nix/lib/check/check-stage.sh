@@ -138,16 +138,6 @@ provided() {
     return 1
 }
 
-# ShellCheck (step 2) runs meanwhile, as a coprocess: the two are independent,
-# and a stage rebuilt on its own then waits for the slower one only.  json1
-# rather than gcc: gcc reports both info and style as "note", and json1 counts
-# a tab as one column, like the source file does.  --norc keeps a .shellcheckrc
-# from the build directory or $HOME out of the verdict.
-coproc SHELLCHECK { exec "$shellcheck" --norc -s bash -f json1 -S "$severity" -- "$script"; }
-sc_pid=$SHELLCHECK_PID
-# A copy of the pipe: bash closes the coprocess's own descriptors when it ends.
-exec {sc_fd}<&"${SHELLCHECK[0]}"
-
 # --- Step 1: the programs the body runs must come from REPX_DEP_PATH ------
 # shfmt parses the whole script (the preamble's functions are local commands
 # for the body) and prints its syntax tree; commands.jq lists the command
@@ -204,12 +194,12 @@ else
         "$stage" "$where" "$reason")
 fi
 
-# --- Step 2: ShellCheck's findings ------------------------------------------
-sc_json=''
-IFS= read -r -d '' -u "$sc_fd" sc_json || true     # to the end of its output
-exec {sc_fd}<&-
+# --- Step 2: ShellCheck --------------------------------------------------
+# json1 rather than gcc: gcc reports both info and style as "note", and json1
+# counts a tab as one column, like the source file does.  --norc keeps a
+# .shellcheckrc from the build directory or $HOME out of the verdict.
 sc_status=0
-wait "$sc_pid" || sc_status=$?
+sc_json=$("$shellcheck" --norc -s bash -f json1 -S "$severity" -- "$script") || sc_status=$?
 case $sc_status in
     0) ;;
     1)
