@@ -240,6 +240,12 @@ def test_bad_environment_is_a_usage_error(sandbox, tmp_path):
     ]
 
 
+def test_missing_shfmt_is_a_usage_error(sandbox, tmp_path):
+    result = run_check(sandbox, tmp_path, 'echo "ok"\n', REPX_SHFMT="/nonexistent/shfmt")
+    assert result.code == 2
+    assert result.stderr == ["repx: check-stage: shfmt (/nonexistent/shfmt) not found"]
+
+
 # --- Step 2: commands must come from runDependencies -----------------------------
 
 

@@ -144,6 +144,7 @@ provided() {
 # names, absolute program paths and sourced files of the body's lines.
 # `-ln bash` rather than auto: the script has a bash shebang, but a checked
 # body alone (tests, other callers) may not.
+command -v "$shfmt" >/dev/null || die "shfmt ($shfmt) not found"
 first_body_line=$((preamble + 1))
 if ast=$("$shfmt" -ln bash --to-json <"$script" 2>/dev/null); then
     rows=$(jq -r --argjson first "$first_body_line" --argjson last "$last_body_line" \
@@ -156,8 +157,8 @@ if ast=$("$shfmt" -ln bash --to-json <"$script" 2>/dev/null); then
             cmd)
                 provided "$text" && continue
                 suggest "$text"
-                dep_problems+=("$(printf "repx: stage '%s' (%s): command '%s' is not provided by runDependencies; add the package that provides it (e.g. pkgs.%s) to runDependencies" \
-                    "$stage" "$where" "$text" "$package")")
+                printf -v problem "repx: stage '%s' (%s): command '%s' is not provided by runDependencies; add the package that provides it (e.g. pkgs.%s) to runDependencies" \
+                    "$stage" "$where" "$text" "$package"
                 ;;
             path)
                 name=${text##*/}
@@ -169,15 +170,16 @@ if ast=$("$shfmt" -ln bash --to-json <"$script" 2>/dev/null); then
                     suggest "$name"
                     advice="add the package that provides it (e.g. pkgs.$package) to runDependencies and call it by name ('$name')"
                 fi
-                dep_problems+=("$(printf "repx: stage '%s' (%s): '%s' is a program outside the Nix store, which the job cannot rely on; %s" \
-                    "$stage" "$where" "$text" "$advice")")
+                printf -v problem "repx: stage '%s' (%s): '%s' is a program outside the Nix store, which the job cannot rely on; %s" \
+                    "$stage" "$where" "$text" "$advice"
                 ;;
             source)
-                dep_problems+=("$(printf "repx: stage '%s' (%s): '%s' is sourced from outside the Nix store, which the job cannot rely on; put the file into the experiment and source it from the store (\"\${./file.sh}\")" \
-                    "$stage" "$where" "$text")")
+                printf -v problem "repx: stage '%s' (%s): '%s' is sourced from outside the Nix store, which the job cannot rely on; put the file into the experiment and source it from the store (\"\${./file.sh}\")" \
+                    "$stage" "$where" "$text"
                 ;;
             *) die "command analysis printed an unknown row kind '$kind'" ;;
         esac
+        dep_problems+=("$problem")
     done <<<"$rows"
 else
     # Reported only when ShellCheck, whose parse errors say more, accepts the script.
@@ -190,8 +192,8 @@ else
     else
         where=${stage_file:-stage script}
     fi
-    parse_problem=$(printf "repx: stage '%s' (%s): the dependency analysis cannot parse the script (shfmt: %s); write that construct another way (bash may accept it, but its commands cannot be checked)" \
-        "$stage" "$where" "$reason")
+    printf -v parse_problem "repx: stage '%s' (%s): the dependency analysis cannot parse the script (shfmt: %s); write that construct another way (bash may accept it, but its commands cannot be checked)" \
+        "$stage" "$where" "$reason"
 fi
 
 # --- Step 2: ShellCheck --------------------------------------------------
@@ -208,8 +210,9 @@ case $sc_status in
             die "cannot read shellcheck's json1 output for '$script'"
         while IFS=$'\t' read -r line col level code message; do
             locate "$line" "$col"
-            sc_problems+=("$(printf "repx: stage '%s' (%s): ShellCheck SC%s (%s): %s" \
-                "$stage" "$where" "$code" "$level" "$message")")
+            printf -v problem "repx: stage '%s' (%s): ShellCheck SC%s (%s): %s" \
+                "$stage" "$where" "$code" "$level" "$message"
+            sc_problems+=("$problem")
             [[ $code != 1??? ]] || sc_parse_error=1
         done <<<"$rows"
         ;;
