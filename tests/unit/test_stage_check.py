@@ -135,7 +135,7 @@ def missing(sandbox: Sandbox, tmp_path: Path, body: str, **extra: str) -> list[s
     return names
 
 
-# --- Step 1: ShellCheck --------------------------------------------------------
+# --- ShellCheck --------------------------------------------------------------
 
 
 def test_clean_script_passes_silently(sandbox, tmp_path):
@@ -246,7 +246,7 @@ def test_missing_shfmt_is_a_usage_error(sandbox, tmp_path):
     assert result.stderr == ["repx: check-stage: shfmt (/nonexistent/shfmt) not found"]
 
 
-# --- Step 2: commands must come from runDependencies -----------------------------
+# --- Commands must come from runDependencies -----------------------------------
 
 
 @pytest.mark.parametrize(
