@@ -20,7 +20,6 @@
 # here and are skipped, unless they start with a literal absolute path (`/opt/$v/bin/x`).
 
 # Builtins and keywords (keywords in case a quoted or escaped one reaches command position).
-# One string rather than an array literal: jq 1.6 compiles a long literal slowly.
 def builtins:
   ". : [ alias bg bind break builtin caller cd command compgen complete compopt continue "
   + "declare dirs disown echo enable eval exec exit export false fc fg getopts hash help "
@@ -61,14 +60,11 @@ def wt: [ .Parts[] | parttext ] | if any(.[]; . == null) then null else join("")
 # A word as {t: its text or null, p: its literal prefix, line, col, off}.
 def word: { t: wt, p: (.Parts | litprefix), line: .Pos.Line, col: .Pos.Col, off: .Pos.Offset };
 
-def member($list): . as $x | any($list[]; . == $x);
-
 # The functions below take $w, the Args (Word nodes) of one simple command, and compute the
 # text of only the words they look at: most commands need just their first word.
 
 # Wrappers: commands that run the command given in their arguments, with their options that
-# take the next word as their value (s: short option letters, l: long options). JSON text,
-# because jq 1.6 takes longer to compile the same object written as jq.
+# take the next word as their value (s: short option letters, l: long options).
 def wrappers:
   { "env": { "s": "uCS", "l": ["--unset", "--chdir", "--split-string"] },
     "xargs": { "s": "adEILnPs", "l": ["--arg-file", "--delimiter", "--max-args", "--max-procs",
@@ -80,7 +76,7 @@ def wrappers:
     "exec": { "s": "a", "l": [] },
     "time": { "s": "fo", "l": ["--format", "--output"] },
     "command": { "s": "", "l": [] },
-    "find": { "s": "", "l": [] } } | tojson | fromjson;
+    "find": { "s": "", "l": [] } };
 
 # How many words the option word $t takes up (its value may be the next word); 0: $t is not
 # an option (a word that is not plain text is not one either). `-n1`, `-I{}`, `--max-args=1`
