@@ -20,7 +20,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 toolchain=${REPX_TOOLCHAIN_DIR:-/var/lib/repx/toolchain}
 conf_dir=${REPX_NIX_CONF_DIR:-/etc/nix}
 python=${PYTHON:-python3}
-apt_packages=(nix-bin busybox-static bash-static shellcheck bubblewrap graphviz jq rsync git
+apt_packages=(nix-bin busybox-static bash-static shellcheck shfmt bubblewrap graphviz jq rsync git
   python3-venv slurm-wlm munge)
 skip_apt=false skip_venv=false
 

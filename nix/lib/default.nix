@@ -72,6 +72,8 @@ let
       severity = args.shellcheckSeverity or "info";
       tools = {
         inherit (pkgs) bash coreutils findutils gnused gnugrep gawk jq shellcheck rsync bubblewrap;
+        # The stage check's bash parser; a toolchain assembled before it was added lacks it.
+        shfmt = pkgs.shfmt or (fail "mkLab" "the package set has no 'shfmt' (the stage check parses scripts with it); with the repx offline toolchain, re-run tools/setup.sh or nix/toolchain/assemble.sh");
         system = pkgs.system or pkgs.stdenv.hostPlatform.system;
       };
       stageLib = import ./stage.nix { inherit util tools; };

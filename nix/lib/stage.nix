@@ -152,7 +152,7 @@ let
       checker = ./check;
       script = "${script.drv}/bin/${st.pname}";
       args = [ "-c" "bash \"$checker/check-stage.sh\" \"$script\" && : > \"$out\"" ];
-      PATH = binPath [ tools.coreutils tools.gnused tools.gnugrep tools.gawk tools.jq tools.bash ];
+      PATH = binPath [ tools.jq tools.bash ];
       REPX_STAGE = st.pname;
       REPX_STAGE_FILE = st.relFile;
       REPX_PREAMBLE_LINES = toString script.preambleLines;
@@ -161,6 +161,7 @@ let
       REPX_BODY_LINES = toString script.bodyLines;
       REPX_DEP_PATH = binPath (baseTools ++ st.runDependencies);
       REPX_SHELLCHECK = "${tools.shellcheck}/bin/shellcheck";
+      REPX_SHFMT = "${tools.shfmt}/bin/shfmt";
       REPX_SHELLCHECK_SEVERITY = severity;
     };
 in

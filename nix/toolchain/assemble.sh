@@ -144,6 +144,17 @@ else
   sc_kind=bundle sc_version=$(upstream_version shellcheck) sc_origin="debian:shellcheck=$(debian_version shellcheck)"
 fi
 
+# shfmt (the bash parser of the stage check): Debian's is a static Go binary; bundle it like the
+# dynamic tools should a build ever link it dynamically.
+[[ -x /usr/bin/shfmt ]] || die "/usr/bin/shfmt missing (apt-get install shfmt)"
+if ldd /usr/bin/shfmt >/dev/null 2>&1; then
+  bundle shfmt /usr/bin/shfmt
+  shfmt_kind=bundle
+else
+  copy_bin /usr/bin/shfmt "$stage/sources/shfmt/bin/shfmt"
+  shfmt_kind=static
+fi
+
 # --- dynamic Debian tools, bundled with their libraries ----------------------------------------
 bundle jq /usr/bin/jq
 bundle rsync /usr/bin/rsync
@@ -156,6 +167,7 @@ jq -n -S \
   --arg jqv "$(upstream_version jq)" --arg jqd "$(debian_version jq)" \
   --arg rsv "$(upstream_version rsync)" --arg rsd "$(debian_version rsync)" \
   --arg bwv "$(upstream_version bubblewrap)" --arg bwd "$(debian_version bubblewrap)" \
+  --arg sfv "$(upstream_version shfmt)" --arg sfd "$(debian_version shfmt)" --arg sfk "$shfmt_kind" \
   --arg lcd "$(debian_version libc6)" \
   --arg sck "$sc_kind" --arg scv "$sc_version" --arg sco "$sc_origin" \
   --arg applets "$applets" '
@@ -169,7 +181,8 @@ jq -n -S \
     shellcheck: { version: $scv, kind: $sck, program: "shellcheck", origin: $sco },
     jq: { version: $jqv, kind: "bundle", program: "jq", origin: ("debian:jq=" + $jqd) },
     rsync: { version: $rsv, kind: "bundle", program: "rsync", origin: ("debian:rsync=" + $rsd) },
-    bwrap: { version: $bwv, kind: "bundle", program: "bwrap", origin: ("debian:bubblewrap=" + $bwd) }
+    bwrap: { version: $bwv, kind: "bundle", program: "bwrap", origin: ("debian:bubblewrap=" + $bwd) },
+    shfmt: { version: $sfv, kind: $sfk, program: "shfmt", origin: ("debian:shfmt=" + $sfd) }
   }' >"$stage/manifest.json"
 
 # --- nix files -------------------------------------------------------------------------------

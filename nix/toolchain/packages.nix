@@ -267,24 +267,34 @@ let
         '';
       };
 
-    shellcheckPackage = relocatable:
-      if manifest.shellcheck.kind == "static" then
+    # A program the toolchain holds either as a static binary (sources/<program>/bin/<program>,
+    # relocatable as it is) or as a bundle with its libraries (manifest `kind`).
+    staticOrBundle = { pname, description, m, relocatable }:
+      if m.kind == "static" then
         mkPackage {
-          pname = "shellcheck"; version = manifest.shellcheck.version;
-          description = "Shell script analysis tool (static build)";
-          programs = [ "shellcheck" ];
-          origin = manifest.shellcheck.origin;
+          inherit pname; version = m.version;
+          description = "${description} (static build)";
+          mainProgram = m.program;
+          programs = [ m.program ];
+          origin = m.origin;
           script = ''
             mkdir -p "$out/bin"
-            cp ${source "shellcheck"}/bin/shellcheck "$out/bin/shellcheck"
-            chmod 0555 "$out/bin/shellcheck"
+            cp ${source m.program}/bin/${m.program} "$out/bin/${m.program}"
+            chmod 0555 "$out/bin/${m.program}"
           '';
         }
       else
-        mkBundle {
-          pname = "shellcheck"; description = "Shell script analysis tool";
-          m = manifest.shellcheck; inherit relocatable;
-        };
+        mkBundle { inherit pname description m relocatable; };
+
+    shellcheckPackage = relocatable: staticOrBundle {
+      pname = "shellcheck"; description = "Shell script analysis tool";
+      m = manifest.shellcheck; inherit relocatable;
+    };
+    # The stage check's bash parser (`shfmt --to-json`).
+    shfmtPackage = relocatable: staticOrBundle {
+      pname = "shfmt"; description = "Shell parser, formatter and interpreter";
+      m = manifest.shfmt; inherit relocatable;
+    };
 
     appletPackages = builtins.mapAttrs mkAppletPackage busyboxPackages;
     bundles = builtins.mapAttrs (_: b: mkBundle b) bundleInfo;
@@ -324,6 +334,7 @@ let
     };
 
     shellcheck = shellcheckPackage false;
+    shfmt = shfmtPackage false;
 
     runtimeShell = "${bash}/bin/bash";
     runtimeShellPackage = bash;
@@ -346,6 +357,7 @@ let
         bash = final.bash;
         busybox = final.busybox;
         shellcheck = shellcheckPackage true;
+        shfmt = shfmtPackage true;
       };
   };
 

@@ -373,6 +373,18 @@ def test_missing_run_dependency_fails_the_build_naming_the_command(exp: Experime
 
 
 @pytest.mark.slow
+def test_host_program_path_fails_the_build_naming_file_and_line(exp: Experiment) -> None:
+    body = 'echo start\n/usr/bin/python3 -c "print(1)" > "${outputs."out.txt"}"'
+    minimal_experiment(exp, stage_text=stage("s", body))
+    proc = exp.build()
+    assert proc.returncode == 1
+    # Body line 2 is line 9 of s.nix, indented by 4 columns.
+    expected = "stage 's' (s.nix:9:5): '/usr/bin/python3' is a program outside the Nix store"
+    assert expected in proc.stderr, proc.stderr
+    assert "(e.g. pkgs.python3) to runDependencies and call it by name ('python3')" in proc.stderr
+
+
+@pytest.mark.slow
 def test_default_template_builds_against_the_nixpkgs_standin(
     tmp_path: Path, repx_flake_copy: Path, built_lab
 ) -> None:

@@ -88,10 +88,12 @@ def test_assemble_layout_and_idempotence(toolchain: Path) -> None:
         "sources/jq/lib/ld-linux-x86-64.so.2",
         "sources/rsync/bin/rsync",
         "sources/bwrap/bin/bwrap",
+        "sources/shfmt/bin/shfmt",
     ]:
         assert (toolchain / rel).exists(), rel
     manifest = json.loads((toolchain / "manifest.json").read_text())
     assert manifest["shellcheck"]["kind"] == "static"
+    assert manifest["shfmt"]["kind"] == "static"  # Debian's is a static Go binary
     assert "awk" in manifest["busybox"]["applets"]
 
     before = run("nix", "hash", "path", toolchain).stdout
@@ -108,8 +110,9 @@ def test_scripts_pass_shellcheck(flake: str) -> None:
 
 
 def test_packages_run(flake: str) -> None:
-    names = ["bash", "coreutils", "gawk", "jq", "rsync", "bubblewrap", "shellcheck"]
+    names = ["bash", "coreutils", "gawk", "jq", "rsync", "bubblewrap", "shellcheck", "shfmt"]
     outs = {n: o["out"] for n, o in build_attrs(f"{flake}#legacyPackages.{SYSTEM}", names).items()}
+    assert run(f"{outs['shfmt']}/bin/shfmt", "--version").stdout == "3.6.0\n"
     assert run(f"{outs['jq']}/bin/jq", "-c", ".a", input='{"a":[1]}').stdout == "[1]\n"
     assert "rsync  version" in run(f"{outs['rsync']}/bin/rsync", "--version").stdout
     assert run(f"{outs['bubblewrap']}/bin/bwrap", "--version").stdout.startswith("bubblewrap ")
@@ -127,6 +130,7 @@ def test_sandboxed_derivation_uses_tools(flake: str, tmp_path: Path) -> None:
     assert Path(out["out"], "log").read_text().split() == [
         "6",
         "shellcheck-ok",
+        "shfmt-ok",
         "b",
         "c",
         "3",
@@ -146,7 +150,7 @@ def test_derivations_are_deterministic(flake: str) -> None:
 
 
 def test_pkgs_static_runs_outside_the_store(flake: str, tmp_path: Path) -> None:
-    names = ["bash", "coreutils", "gawk", "jq", "rsync", "bubblewrap"]
+    names = ["bash", "coreutils", "gawk", "jq", "rsync", "bubblewrap", "shfmt"]
     built = build_attrs(f"{flake}#legacyPackages.{SYSTEM}", [f"pkgsStatic.{n}" for n in names])
     outs = [o["out"] for o in built.values()]
     tools = tmp_path / "host-tools"
@@ -164,6 +168,7 @@ def test_pkgs_static_runs_outside_the_store(flake: str, tmp_path: Path) -> None:
         awk 'BEGIN {{ print 3 }}'
         rsync --version >/dev/null && echo rsync-ok
         bwrap --version >/dev/null && echo bwrap-ok
+        echo 'true' | shfmt --to-json | jq -r .Type
         ln -s {tools}/bin/jq {tmp_path}/jq-link && {tmp_path}/jq-link -n 4
     """
     argv = [str(tools / "bin" / "bash"), "-euc", script]
@@ -180,7 +185,7 @@ def test_pkgs_static_runs_outside_the_store(flake: str, tmp_path: Path) -> None:
             "sh",
             *argv,
         ]
-    assert run(*argv).stdout.split() == ["2", "3", "rsync-ok", "bwrap-ok", "4"]
+    assert run(*argv).stdout.split() == ["2", "3", "rsync-ok", "bwrap-ok", "File", "4"]
 
 
 @pytest.fixture(scope="module")
@@ -202,14 +207,16 @@ def test_standin_has_nixpkgs_shape(standin: Path, flake: str) -> None:
         "gawk",
         "jq",
         "shellcheck",
+        "shfmt",
         "rsync",
         "bubblewrap",
     ]
-    static = ["bash", "busybox", "coreutils", "jq", "rsync", "bubblewrap"]
+    static = ["bash", "busybox", "coreutils", "jq", "rsync", "bubblewrap", "shfmt"]
     by_name = build_attrs(attrs, names + [f"pkgsStatic.{n}" for n in static], extra=over)
     assert "bin" in by_name["jq"] and "lib" not in by_name["jq"]  # default output only
     assert run(f"{by_name['jq']['bin']}/bin/jq", "-n", "1+1").stdout == "2\n"
     assert not Path(by_name["coreutils"]["out"], "bin", "busybox").exists()
+    assert run(f"{by_name['shfmt']['out']}/bin/shfmt", "--version").stdout == "3.6.0\n"
     shape = nix_eval_json(
         f"path:{standin}#legacyPackages.{SYSTEM}",
         *over,
@@ -238,7 +245,12 @@ def test_experiment_builds_against_standin(standin: Path, flake: str, tmp_path: 
             flake,
         ),
     )
-    assert Path(out["out"], "log").read_text().split()[:3] == ["6", "shellcheck-ok", "b"]
+    assert Path(out["out"], "log").read_text().split()[:4] == [
+        "6",
+        "shellcheck-ok",
+        "shfmt-ok",
+        "b",
+    ]
 
 
 def test_machine_registry_alias() -> None:
@@ -257,7 +269,7 @@ SANDBOX_FLAKE = r"""
     let
       pkgs = nixpkgs.legacyPackages.x86_64-linux;
       path = nixpkgs.lib.makeBinPath (with pkgs;
-        [ bash coreutils findutils gnused gnugrep gawk jq shellcheck rsync ]);
+        [ bash coreutils findutils gnused gnugrep gawk jq shellcheck shfmt rsync ]);
     in {
       packages.x86_64-linux.default = derivation {
         name = "toolchain-sandbox-check";
@@ -269,6 +281,8 @@ SANDBOX_FLAKE = r"""
           echo '{"x":[1,2,3]}' | jq '.x | add' > "$out/log"
           printf '#!/bin/sh\necho "$1"\n' > "$out/src/s.sh"
           shellcheck "$out/src/s.sh" && echo shellcheck-ok >> "$out/log"
+          shfmt --to-json < "$out/src/s.sh" | jq -r '.Stmts[0].Cmd.Args[0].Parts[0].Value' \
+            | sed 's/^echo$/shfmt-ok/' >> "$out/log"
           echo "a b c" | awk '{print $2}' >> "$out/log"
           echo "a b c" | gawk '{print $3}' | sed 's/x/y/' >> "$out/log"
           seq 3 | sort -r | head -n 1 >> "$out/log"

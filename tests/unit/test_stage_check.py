@@ -1,9 +1,9 @@
 """Tests of nix/lib/check/check-stage.sh, the build-time stage checker.
 
-The checker runs inside a Nix build sandbox with only a static bash, busybox
-applets, jq and shellcheck.  These tests reproduce that: /bin/bash-static runs
-the checker with PATH holding nothing but busybox applet links, jq and
-shellcheck, and an otherwise empty environment.
+The checker runs inside a Nix build sandbox with only a static bash, jq, shfmt
+and shellcheck.  These tests reproduce that: /bin/bash-static runs the checker
+with PATH holding nothing but busybox applet links, jq, shfmt and shellcheck,
+and an otherwise empty environment.
 
 REPX_TEST_SHELLCHECK selects the shellcheck binary (default: the one on PATH).
 """
@@ -31,7 +31,7 @@ PREAMBLE_LINES = 3
 DEP_TOOLS = ("present", "xargs", "env", "timeout", "nice", "nohup", "find", "sort", "stdbuf")
 
 MISSING_RE = re.compile(
-    r"^repx: stage 'simulate' \(stages/simulate\.nix\): command '([^']+)' is not provided by "
+    r"^repx: stage 'simulate' \(stages/simulate\.nix:\d+:\d+\): command '([^']+)' is not provided by "
     r"runDependencies; add the package that provides it \(e\.g\. pkgs\.[^)]+\) to runDependencies$"
 )
 
@@ -50,8 +50,9 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Sandbox:
     busybox = shutil.which("busybox")
     jq = shutil.which("jq")
     shellcheck = os.environ.get("REPX_TEST_SHELLCHECK") or shutil.which("shellcheck")
-    if not (busybox and jq and shellcheck):
-        pytest.skip("busybox, jq and shellcheck are needed")
+    shfmt = shutil.which("shfmt")
+    if not (busybox and jq and shellcheck and shfmt):
+        pytest.skip("busybox, jq, shellcheck and shfmt are needed")
     root = tmp_path_factory.mktemp("sandbox")
     bin_dir = root / "bin"
     bin_dir.mkdir()
@@ -60,6 +61,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Sandbox:
         (bin_dir / applet).symlink_to(busybox)
     (bin_dir / "jq").symlink_to(jq)
     (bin_dir / "shellcheck").symlink_to(shellcheck)
+    (bin_dir / "shfmt").symlink_to(shfmt)
 
     deps = root / "deps"
     deps.mkdir()
@@ -133,7 +135,7 @@ def missing(sandbox: Sandbox, tmp_path: Path, body: str, **extra: str) -> list[s
     return names
 
 
-# --- Step 1: ShellCheck --------------------------------------------------------
+# --- ShellCheck --------------------------------------------------------------
 
 
 def test_clean_script_passes_silently(sandbox, tmp_path):
@@ -238,7 +240,13 @@ def test_bad_environment_is_a_usage_error(sandbox, tmp_path):
     ]
 
 
-# --- Step 2: commands must come from runDependencies -----------------------------
+def test_missing_shfmt_is_a_usage_error(sandbox, tmp_path):
+    result = run_check(sandbox, tmp_path, 'echo "ok"\n', REPX_SHFMT="/nonexistent/shfmt")
+    assert result.code == 2
+    assert result.stderr == ["repx: check-stage: shfmt (/nonexistent/shfmt) not found"]
+
+
+# --- Commands must come from runDependencies -----------------------------------
 
 
 @pytest.mark.parametrize(
@@ -337,7 +345,10 @@ def test_missing_command_is_reported(sandbox, tmp_path, body, expected):
             id="local-functions",
         ),
         pytest.param("repx_log starting\n", id="preamble-function"),
-        pytest.param("./run.sh; /usr/bin/frob; ../bin/frob2 a; ~/bin/frob3\n", id="paths"),
+        pytest.param(
+            './run.sh; /nix/store/abc-frob/bin/frob; ../bin/frob2 a; ~/bin/frob3; "$out/bin/x"\n',
+            id="paths",
+        ),
         pytest.param(
             'cmd=frob; $cmd; "$cmd" a; ${cmd}; tools=(frob2); "${tools[0]}"\n', id="dynamic-names"
         ),
@@ -400,16 +411,313 @@ def test_empty_dep_path_reports_everything(sandbox, tmp_path):
 
 def test_package_hint_for_known_commands(sandbox, tmp_path):
     result = run_check(sandbox, tmp_path, "python3 -c 'print(1)' | Rscript x.R\n")
-    prefix = "repx: stage 'simulate' (stages/simulate.nix): command"
+    prefix = "repx: stage 'simulate' (stages/simulate.nix:14:{}): command"
     advice = "is not provided by runDependencies; add the package that provides it"
     assert result == Result(
         1,
         "",
         [
-            f"{prefix} 'python3' {advice} (e.g. pkgs.python3) to runDependencies",
-            f"{prefix} 'Rscript' {advice} (e.g. pkgs.R) to runDependencies",
+            f"{prefix.format(1)} 'python3' {advice} (e.g. pkgs.python3) to runDependencies",
+            f"{prefix.format(25)} 'Rscript' {advice} (e.g. pkgs.R) to runDependencies",
         ],
     )
+
+
+def test_missing_command_names_its_first_use(sandbox, tmp_path):
+    body = 'echo "start"\n  frob a\nfrob b\n'
+    advice = "is not provided by runDependencies; add the package that provides it"
+    expected = f"command 'frob' {advice} (e.g. pkgs.frob) to runDependencies"
+    result = run_check(sandbox, tmp_path, body, REPX_BODY_INDENT="4")
+    assert result.stderr == [f"repx: stage 'simulate' (stages/simulate.nix:15:7): {expected}"]
+    result = run_check(sandbox, tmp_path, body, body_line=0)
+    assert result.stderr == [
+        f"repx: stage 'simulate' (stages/simulate.nix, script line 5): {expected}"
+    ]
+
+
+def test_unknown_command_comes_before_shellcheck_findings(sandbox, tmp_path):
+    # ShellCheck knows jq's syntax ($x is jq's, not the shell's) but not a typo's.
+    result = run_check(sandbox, tmp_path, "jqq -r '.a | $x' data.json\n")
+    assert result.code == 1
+    assert result.stderr == [
+        "repx: stage 'simulate' (stages/simulate.nix:14:1): command 'jqq' is not provided by "
+        "runDependencies; add the package that provides it (e.g. pkgs.jqq) to runDependencies",
+        "repx: stage 'simulate' (stages/simulate.nix:14:8): ShellCheck SC2016 (info): "
+        "Expressions don't expand in single quotes, use double quotes for that.",
+        hint(1),
+    ]
+
+
+def test_both_checks_report_in_order(sandbox, tmp_path):
+    result = run_check(sandbox, tmp_path, "echo $1\nfrob\n/usr/bin/frob2\n")
+    assert result.code == 1
+    assert [line.split(": ", 2)[1] for line in result.stderr[:-1]] == [
+        "stage 'simulate' (stages/simulate.nix:15:1)",
+        "stage 'simulate' (stages/simulate.nix:16:1)",
+        "stage 'simulate' (stages/simulate.nix:14:6)",
+    ]
+    assert "ShellCheck SC2086" in result.stderr[2]
+    assert result.stderr[-1] == hint(1)
+
+
+# --- Absolute paths to programs outside the Nix store ----------------------------
+
+
+def host_paths(sandbox: Sandbox, tmp_path: Path, body: str, **extra: str) -> list[str]:
+    """The (location, path, advice) of every host-path report; no other stderr line."""
+    result = run_check(sandbox, tmp_path, body, severity="error", **extra)
+    found = []
+    for line in result.stderr:
+        match = re.match(
+            r"^repx: stage 'simulate' \(stages/simulate\.nix:(\d+:\d+)\): '([^']+)' is (.*)$", line
+        )
+        assert match, f"unexpected stderr line: {line!r}"
+        found.append(match.groups())
+    assert result.code == (1 if found else 0), result
+    return found
+
+
+OUTSIDE = "a program outside the Nix store, which the job cannot rely on; "
+
+
+def test_absolute_program_paths_are_flagged(sandbox, tmp_path):
+    body = (
+        "/usr/bin/python3 run.py\n"
+        'x=$("/opt/tool/bin/tool" --version)\n'
+        "/home/me/bin/frob \"$x\" | /bin/sh -c 'echo'\n"
+        "/usr/local/bin/present\n"
+    )
+    assert host_paths(sandbox, tmp_path, body) == [
+        (
+            "14:1",
+            "/usr/bin/python3",
+            OUTSIDE + "add the package that provides it (e.g. "
+            "pkgs.python3) to runDependencies and call it by name ('python3')",
+        ),
+        (
+            "15:5",
+            "/opt/tool/bin/tool",
+            OUTSIDE + "add the package that provides it (e.g. "
+            "pkgs.tool) to runDependencies and call it by name ('tool')",
+        ),
+        (
+            "16:1",
+            "/home/me/bin/frob",
+            OUTSIDE + "add the package that provides it (e.g. "
+            "pkgs.frob) to runDependencies and call it by name ('frob')",
+        ),
+        (
+            "16:26",
+            "/bin/sh",
+            OUTSIDE + "add the package that provides it (e.g. "
+            "pkgs.bash) to runDependencies and call it by name ('sh')",
+        ),
+        (
+            "17:1",
+            "/usr/local/bin/present",
+            OUTSIDE + "runDependencies provides 'present': call it by name",
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param("env X=1 /usr/bin/frob\n", [("14:9", "/usr/bin/frob")], id="after-env"),
+        pytest.param(
+            "printf x | xargs -n 1 /bin/frob\n", [("14:23", "/bin/frob")], id="after-xargs"
+        ),
+        pytest.param(
+            "exec /opt/frob\ncommand /opt/frob2\n",
+            [("14:6", "/opt/frob"), ("15:9", "/opt/frob2")],
+            id="after-exec-command",
+        ),
+        pytest.param(
+            "find . -exec /usr/bin/frob {} +\n", [("14:14", "/usr/bin/frob")], id="find-exec"
+        ),
+        pytest.param(
+            'v=1\n"/opt/frob-$v/bin/frob"\n', [("15:1", "/opt/frob-...")], id="partly-literal"
+        ),
+        pytest.param(
+            "if true; then\n  /usr/bin/frob\nfi\n/usr/bin/frob\n",
+            [("15:3", "/usr/bin/frob")],
+            id="reported-once",
+        ),
+        pytest.param(
+            "/usr/bin/env python3 x.py\n",
+            [("14:1", "/usr/bin/env")],
+            id="env-by-path",
+        ),
+    ],
+)
+def test_host_program_paths_in_any_position(sandbox, tmp_path, body, expected):
+    found = host_paths(sandbox, tmp_path, body, REPX_ALLOWED_COMMANDS="python3")
+    assert [(where, path) for where, path, _ in found] == expected
+
+
+def test_program_run_by_env_path_is_checked_too(sandbox, tmp_path):
+    result = run_check(sandbox, tmp_path, "/usr/bin/env frob\n", severity="error")
+    assert [line.split("): ", 1)[1].split(";")[0] for line in result.stderr] == [
+        "'/usr/bin/env' is a program outside the Nix store, which the job cannot rely on",
+        "command 'frob' is not provided by runDependencies",
+    ]
+
+
+def test_sourcing_a_host_file_is_flagged(sandbox, tmp_path):
+    directive = "# shellcheck source=/dev/null\n"
+    body = f"{directive}source /etc/profile\n{directive}. /opt/conda/etc/profile.d/conda.sh\n"
+    result = run_check(sandbox, tmp_path, body, severity="error")
+    advice = (
+        "is sourced from outside the Nix store, which the job cannot rely on; put the file into "
+        'the experiment and source it from the store ("${./file.sh}")'
+    )
+    assert result == Result(
+        1,
+        "",
+        [
+            f"repx: stage 'simulate' (stages/simulate.nix:15:8): '/etc/profile' {advice}",
+            f"repx: stage 'simulate' (stages/simulate.nix:17:3): "
+            f"'/opt/conda/etc/profile.d/conda.sh' {advice}",
+        ],
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param("/nix/store/0000-frob/bin/frob a\n", id="store-path"),
+        pytest.param('"$out/bin/frob"; "${HOME}/bin/frob2"; $PWD/frob3\n', id="variable-paths"),
+        pytest.param("/tmp/frob.sh\n", id="job-private-tmp"),
+        pytest.param("present > /dev/null < /etc/hosts\ncat_() { :; }\n", id="redirections"),
+        pytest.param("present /usr/bin/frob /opt/x\n", id="arguments"),
+        pytest.param('echo /usr/bin/frob; x=/opt/frob; echo "$x"\n', id="strings"),
+        pytest.param("cat_() { :; }\ncat_ <<EOF\n/usr/bin/frob\nEOF\n", id="heredoc-text"),
+        pytest.param("command -v /usr/bin/frob || :\n", id="command-v-lookup"),
+    ],
+)
+def test_paths_that_are_fine(sandbox, tmp_path, body):
+    assert host_paths(sandbox, tmp_path, body) == []
+
+
+def test_allowed_host_path(sandbox, tmp_path):
+    body = "/usr/bin/frob; /usr/bin/frob2\n"
+    found = host_paths(sandbox, tmp_path, body, REPX_ALLOWED_COMMANDS="/usr/bin/frob")
+    assert [path for _, path, _ in found] == ["/usr/bin/frob2"]
+
+
+def test_allow_directive_accepts_names_and_paths(sandbox, tmp_path):
+    body = (
+        "# repx: allow /usr/bin/nvidia-smi frob\n"
+        "/usr/bin/nvidia-smi -L\nfrob\n"
+        "/opt/frob2  # repx: allow /opt/frob2\n"
+        "/usr/bin/frob3; frob4  # repx: allowed frob4 (not the directive)\n"
+    )
+    result = run_check(sandbox, tmp_path, body, severity="error")
+    assert [line.split("): ", 1)[1].split(" ")[:2] for line in result.stderr] == [
+        ["'/usr/bin/frob3'", "is"],
+        ["command", "'frob4'"],
+    ]
+
+
+# --- What the parser sees that a tokenizer would not -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param('select s in a b; do frob "$s"; break; done\n', ["frob"], id="select-body"),
+        pytest.param("coproc worker { frob; }\ncoproc frob2\n", ["frob", "frob2"], id="coproc"),
+        pytest.param(
+            'case "$1" in a) frob ;& b) frob2 ;;& *) frob3 ;; esac\n',
+            ["frob", "frob2", "frob3"],
+            id="case-fallthrough",
+        ),
+        pytest.param("present |& frob\n{ frob2; } 2>&1\n", ["frob", "frob2"], id="pipe-stderr"),
+        pytest.param(
+            'for x in $(frob); do :; done\ncase $(frob2) in *) ;; esac\necho "$x"\n',
+            ["frob", "frob2"],
+            id="substitution-in-lists",
+        ),
+        pytest.param(
+            'while read -r l; do frob "$l"; done < <(frob2)\n', ["frob", "frob2"], id="read-loop"
+        ),
+        pytest.param(
+            "if ! frob; then :; fi\nuntil frob2 || frob3; do :; done\n",
+            ["frob", "frob2", "frob3"],
+            id="conditions",
+        ),
+        pytest.param(
+            'f() {\n  local x\n  x=$(frob)\n  export Y="$(frob2)"\n  echo "$x"\n}\nf\n',
+            ["frob", "frob2"],
+            id="declarations",
+        ),
+        pytest.param(
+            'echo "${x:-$(frob)}" $(( $(frob2) + 1 ))\na=( $(frob3) )\necho "${a[@]}"\n',
+            ["frob", "frob2", "frob3"],
+            id="nested-expansions",
+        ),
+        pytest.param('read -r y <<<"$(frob)"\necho "$y"\n', ["frob"], id="here-string"),
+        pytest.param(
+            "cat_() { :; }\ncat_ <<-EOF\n\t$(frob) `frob2`\n\tEOF\n",
+            ["frob", "frob2"],
+            id="tab-heredoc-substitution",
+        ),
+        pytest.param(
+            'x=$(cat_() { :; }; frob; (frob2; $(frob3)))\necho "$x"\n',
+            ["frob", "frob2", "frob3"],
+            id="nested-subshells",
+        ),
+        pytest.param(
+            "exec -a name frob\nnice -10 frob2\ntimeout --signal=KILL 5s frob3\n"
+            "env -i PATH=/x frob4\ncommand -p frob5\nxargs -I{} -P 2 frob6 {}\n"
+            "stdbuf -oL frob7\ntime -p nice frob8\n",
+            ["frob", "frob2", "frob3", "frob4", "frob5", "frob6", "frob7", "frob8"],
+            id="wrapper-options",
+        ),
+        pytest.param("env X=1 nice -n 2 timeout 5 frob\n", ["frob"], id="nested-wrappers"),
+        pytest.param(
+            "f1() { later; }\nlater() { :; }\nfunction f2() { :; }\nf1; f2\n",
+            [],
+            id="functions-anywhere",
+        ),
+        pytest.param('"frob"; fr\\ob2; f"ro"b3\n', ["frob", "frob2", "frob3"], id="quoting"),
+    ],
+)
+def test_commands_found_by_the_parser(sandbox, tmp_path, body, expected):
+    assert missing(sandbox, tmp_path, body) == expected
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param('$(echo frob) a\n"$(printf frob2)"\n', id="substituted-names"),
+        pytest.param("builtin echo x; builtin printf y\n", id="builtin-prefix"),
+        pytest.param("fr*b; fro?2\n", id="globs"),
+        pytest.param("X=1\nY=2 Z=3\nexport X Y Z\n", id="assignments-only"),
+        pytest.param("exec 3>&1\nexec\n", id="exec-redirections-only"),
+    ],
+)
+def test_not_reported_by_the_parser(sandbox, tmp_path, body):
+    assert missing(sandbox, tmp_path, body) == []
+
+
+def test_construct_only_bash_parses_is_reported(sandbox, tmp_path):
+    # bash runs `$((echo a) | cat)` as a command substitution; shfmt reads arithmetic.
+    body = '# shellcheck disable=SC1102\nx=$((echo a) | cat)\necho "$x"\n'
+    result = run_check(sandbox, tmp_path, body)
+    assert result == Result(
+        1,
+        "",
+        [
+            "repx: stage 'simulate' (stages/simulate.nix:15:11): the dependency analysis cannot "
+            "parse the script (shfmt: not a valid arithmetic operator: a); write that construct "
+            "another way (bash may accept it, but its commands cannot be checked)"
+        ],
+    )
+    # Without the directive ShellCheck's own, clearer, parse error is all that is reported.
+    result = run_check(sandbox, tmp_path, body.split("\n", 1)[1])
+    assert [line for line in result.stderr if "shfmt" in line] == []
+    assert "SC1102" in result.stderr[0]
 
 
 def test_empty_body_passes(sandbox, tmp_path):

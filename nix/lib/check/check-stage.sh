@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # check-stage.sh SCRIPT: build-time checks of one rendered repx stage script.
 #
-# Runs inside the Nix build sandbox, where only a static bash, busybox applets,
-# jq and shellcheck exist; so: bash builtins, busybox awk, no temporary files.
+# Runs inside the Nix build sandbox, where only a static bash, jq, shfmt
+# and ShellCheck exist; so: bash builtins, no temporary files.
 #
 # Environment:
 #   REPX_STAGE                stage name (for messages)
@@ -15,8 +15,10 @@
 #                             rest of SCRIPT; lines after it are generated)
 #   REPX_DEP_PATH             colon-separated bin dirs the job will have on PATH
 #   REPX_SHELLCHECK           shellcheck executable (default: shellcheck on PATH)
+#   REPX_SHFMT                shfmt executable, >= 3.6 (default: shfmt on PATH)
 #   REPX_SHELLCHECK_SEVERITY  error | warning | info | style (default: info)
-#   REPX_ALLOWED_COMMANDS     space-separated command names to accept anyway
+#   REPX_ALLOWED_COMMANDS     space-separated command names (or absolute program
+#                             paths) to accept anyway
 #
 # Exit status: 0 all checks pass (nothing printed), 1 the stage has problems
 # (one line each on stderr), 2 the checker itself was misused or failed.
@@ -42,6 +44,7 @@ body_line=${REPX_BODY_LINE:-0}
 indent=${REPX_BODY_INDENT:-0}
 body_count=${REPX_BODY_LINES:-}
 shellcheck=${REPX_SHELLCHECK:-shellcheck}
+shfmt=${REPX_SHFMT:-shfmt}
 severity=${REPX_SHELLCHECK_SEVERITY:-info}
 nonneg REPX_PREAMBLE_LINES "$preamble"
 nonneg REPX_BODY_LINE "$body_line"
@@ -52,24 +55,20 @@ case $severity in
     *) die "REPX_SHELLCHECK_SEVERITY must be error, warning, info or style, got '$severity'" ;;
 esac
 
-# The awk tokenizer lives next to this file: reference the whole directory
+# The jq program lives next to this file: reference the whole directory
 # from Nix ("${./check}/check-stage.sh"), not this file alone.
 here=${BASH_SOURCE[0]%/*}
 [[ $here != "${BASH_SOURCE[0]}" ]] || here=.
-commands_awk=$here/commands.awk
-[[ -r $commands_awk ]] || die "missing $commands_awk (copy the whole check/ directory)"
+commands_jq=$here/commands.jq
+[[ -r $commands_jq ]] || die "missing $commands_jq (copy the whole check/ directory)"
 
 mapfile -t lines <"$script"
 total=${#lines[@]}
 ((preamble <= total)) || die "REPX_PREAMBLE_LINES=$preamble but '$script' has only $total lines"
 # Last body line (1-based).  Without REPX_BODY_LINES the body runs to the end,
 # including the line past it where ShellCheck reports unexpected end of file.
-body_end=$total
 last_body_line=-1
-if [[ -n $body_count ]]; then
-    last_body_line=$((preamble + body_count))
-    ((last_body_line >= total)) || body_end=$last_body_line
-fi
+[[ -z $body_count ]] || last_body_line=$((preamble + body_count))
 
 # Where script line $1 (column $2) comes from, for messages; sets `where`.
 locate() {
@@ -85,85 +84,18 @@ locate() {
     fi
 }
 
-# --- Step 1: ShellCheck --------------------------------------------------
-# json1 rather than gcc: gcc reports both info and style as "note", and json1
-# counts a tab as one column, like the source file does.  --norc keeps a
-# .shellcheckrc from the build directory or $HOME out of the verdict.
-sc_status=0
-sc_json=$("$shellcheck" --norc -s bash -f json1 -S "$severity" -- "$script") || sc_status=$?
-case $sc_status in
-    0) ;;
-    1)
-        rows=$(jq -r '.comments | sort_by(.line, .column) | .[]
-                      | [.line, .column, .level, .code, .message] | @tsv' <<<"$sc_json") ||
-            die "cannot read shellcheck's json1 output for '$script'"
-        findings=0
-        while IFS=$'\t' read -r line col level code message; do
-            locate "$line" "$col"
-            printf "repx: stage '%s' (%s): ShellCheck SC%s (%s): %s\n" \
-                "$stage" "$where" "$code" "$level" "$message" >&2
-            findings=$((findings + 1))
-        done <<<"$rows"
-        printf "repx: stage '%s': %d ShellCheck finding(s) at severity '%s' or above; fix them, or silence a deliberate one with a '# shellcheck disable=SCnnnn' comment on the line before it\n" \
-            "$stage" "$findings" "$severity" >&2
-        exit 1
-        ;;
-    *) die "shellcheck ($shellcheck) failed with status $sc_status on '$script'" ;;
-esac
+# Problems are collected and printed at the end: the dependency analysis first
+# (a typo in a command name is the likelier cause of odd ShellCheck findings),
+# then ShellCheck's findings and the hint that goes with them.
+dep_problems=()
+parse_problem=''
+sc_problems=()
+sc_parse_error=0
 
-# --- Step 2: commands the body runs must come from REPX_DEP_PATH ----------
-# bash parses the text and prints it back without running any of it
-# (--pretty-print), which drops comments, joins continuations and lays out
-# compound commands; commands.awk then only has to follow quoting and command
-# position.  BASH_ENV is cleared because bash would source it even here;
-# extglob is on because a body may enable it before using @(...) patterns.
-normalize() {
-    BASH_ENV='' "$BASH" --pretty-print -O extglob 2>/dev/null <<<"$1"
-}
-preamble_text=''
-((preamble == 0)) || printf -v preamble_text '%s\n' "${lines[@]:0:preamble}"
-body_text=''
-((body_end == preamble)) || printf -v body_text '%s\n' "${lines[@]:preamble:body_end-preamble}"
-
-# Functions of the generated preamble are local commands for the body.  A
-# preamble bash cannot parse on its own only costs those names.
-preamble_norm=$(normalize "$preamble_text") || preamble_norm=''
-if ! body_norm=$(normalize "$body_text"); then
-    normalize '' >/dev/null || die "$BASH does not support --pretty-print (bash >= 5.2 is needed)"
-    # Rare: ShellCheck accepted what bash rejects.  Report bash's first line.
-    reason=$(BASH_ENV='' "$BASH" --pretty-print -O extglob 2>&1 >/dev/null <<<"$body_text") || true
-    reason=${reason%%$'\n'*}
-    if [[ $reason =~ line\ ([0-9]+):\ (.*)$ ]]; then
-        locate "$((preamble + BASH_REMATCH[1]))" 1
-        reason=${BASH_REMATCH[2]}
-    else
-        where=${stage_file:-stage script}
-    fi
-    printf "repx: stage '%s' (%s): bash cannot parse the script body: %s\n" \
-        "$stage" "$where" "${reason:-unknown error}" >&2
-    exit 1
-fi
-
-commands=$(REPX_PRE_NORM=$preamble_norm REPX_BODY_NORM=$body_norm \
-    REPX_ALLOWED_COMMANDS=${REPX_ALLOWED_COMMANDS:-} awk -f "$commands_awk") ||
-    die "command analysis (awk -f $commands_awk) failed"
-
-# An explicit directory scan rather than `type -P`: bash's command hash could
-# answer from this checker's own PATH, and empty entries must not mean ".".
-IFS=: read -r -a dep_dirs <<<"${REPX_DEP_PATH:-}"
-missing=0
-while IFS= read -r name; do
-    [[ -n $name ]] || continue
-    found=0
-    for dir in "${dep_dirs[@]}"; do
-        if [[ -n $dir && -f $dir/$name && -x $dir/$name ]]; then
-            found=1
-            break
-        fi
-    done
-    ((found)) && continue
-    # Package attribute to suggest: the usual nixpkgs home of common commands.
-    case $name in
+# Package attribute to suggest for command $1 (sets `package`): the usual
+# nixpkgs home of common commands, else the command's own name.
+suggest() {
+    case $1 in
         python | python3 | pip | pip3) package=python3 ;;
         R | Rscript) package=R ;;
         awk | gawk) package=gawk ;;
@@ -172,6 +104,7 @@ while IFS= read -r name; do
         find | xargs) package=findutils ;;
         make) package=gnumake ;;
         tar) package=gnutar ;;
+        sh | bash) package=bash ;;
         node) package=nodejs ;;
         sqlite3) package=sqlite ;;
         dot | neato) package=graphviz ;;
@@ -190,10 +123,109 @@ while IFS= read -r name; do
             nice | nohup | timeout | stat | du | df | sha256sum | md5sum | realpath | readlink | \
             printenv | id | uname | paste | join | split | comm | nproc | yes | stdbuf | install | \
             shuf | tac | numfmt | expr | od | fold | fmt | nl | tsort | sum | cksum | base64) package=coreutils ;;
-        *) package=$name ;;
+        *) package=$1 ;;
     esac
-    printf "repx: stage '%s' (%s): command '%s' is not provided by runDependencies; add the package that provides it (e.g. pkgs.%s) to runDependencies\n" \
-        "$stage" "${stage_file:-stage script}" "$name" "$package" >&2
-    missing=1
-done <<<"$commands"
-exit "$missing"
+}
+
+# An explicit directory scan rather than `type -P`: bash's command hash could
+# answer from this checker's own PATH, and empty entries must not mean ".".
+IFS=: read -r -a dep_dirs <<<"${REPX_DEP_PATH:-}"
+provided() {
+    local dir
+    for dir in "${dep_dirs[@]}"; do
+        [[ -n $dir && -f $dir/$1 && -x $dir/$1 ]] && return 0
+    done
+    return 1
+}
+
+# --- Step 1: the programs the body runs must come from REPX_DEP_PATH ------
+# shfmt parses the whole script (the preamble's functions are local commands
+# for the body) and prints its syntax tree; commands.jq lists the command
+# names, absolute program paths and sourced files of the body's lines.
+# `-ln bash` rather than auto: the script has a bash shebang, but a checked
+# body alone (tests, other callers) may not.
+command -v "$shfmt" >/dev/null || die "shfmt ($shfmt) not found"
+first_body_line=$((preamble + 1))
+if ast=$("$shfmt" -ln bash --to-json <"$script" 2>/dev/null); then
+    rows=$(jq -r --argjson first "$first_body_line" --argjson last "$last_body_line" \
+        --arg allowed "${REPX_ALLOWED_COMMANDS:-}" -f "$commands_jq" <<<"$ast") ||
+        die "command analysis (jq -f $commands_jq) failed on '$script'"
+    while IFS=$'\t' read -r kind line col text; do
+        [[ -n $kind ]] || continue
+        locate "$line" "$col"
+        case $kind in
+            cmd)
+                provided "$text" && continue
+                suggest "$text"
+                printf -v problem "repx: stage '%s' (%s): command '%s' is not provided by runDependencies; add the package that provides it (e.g. pkgs.%s) to runDependencies" \
+                    "$stage" "$where" "$text" "$package"
+                ;;
+            path)
+                name=${text##*/}
+                if [[ $name == *... || -z $name ]]; then
+                    advice="add the package that provides it to runDependencies and call the program by name"
+                elif provided "$name"; then
+                    advice="runDependencies provides '$name': call it by name"
+                else
+                    suggest "$name"
+                    advice="add the package that provides it (e.g. pkgs.$package) to runDependencies and call it by name ('$name')"
+                fi
+                printf -v problem "repx: stage '%s' (%s): '%s' is a program outside the Nix store, which the job cannot rely on; %s" \
+                    "$stage" "$where" "$text" "$advice"
+                ;;
+            source)
+                printf -v problem "repx: stage '%s' (%s): '%s' is sourced from outside the Nix store, which the job cannot rely on; put the file into the experiment and source it from the store (\"\${./file.sh}\")" \
+                    "$stage" "$where" "$text"
+                ;;
+            *) die "command analysis printed an unknown row kind '$kind'" ;;
+        esac
+        dep_problems+=("$problem")
+    done <<<"$rows"
+else
+    # Reported only when ShellCheck, whose parse errors say more, accepts the script.
+    reason=$("$shfmt" -ln bash --to-json <"$script" 2>&1 >/dev/null) || true
+    reason=${reason%%$'\n'*}
+    [[ -n $reason ]] || die "shfmt ($shfmt) failed on '$script' without a message"
+    if [[ $reason =~ ^([0-9]+):([0-9]+):\ (.*)$ ]]; then
+        locate "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+        reason=${BASH_REMATCH[3]}
+    else
+        where=${stage_file:-stage script}
+    fi
+    printf -v parse_problem "repx: stage '%s' (%s): the dependency analysis cannot parse the script (shfmt: %s); write that construct another way (bash may accept it, but its commands cannot be checked)" \
+        "$stage" "$where" "$reason"
+fi
+
+# --- Step 2: ShellCheck --------------------------------------------------
+# json1 rather than gcc: gcc reports both info and style as "note", and json1
+# counts a tab as one column, like the source file does.  --norc keeps a
+# .shellcheckrc from the build directory or $HOME out of the verdict.
+sc_status=0
+sc_json=$("$shellcheck" --norc -s bash -f json1 -S "$severity" -- "$script") || sc_status=$?
+case $sc_status in
+    0) ;;
+    1)
+        rows=$(jq -r '.comments | sort_by(.line, .column) | .[]
+                      | [.line, .column, .level, .code, .message] | @tsv' <<<"$sc_json") ||
+            die "cannot read shellcheck's json1 output for '$script'"
+        while IFS=$'\t' read -r line col level code message; do
+            locate "$line" "$col"
+            printf -v problem "repx: stage '%s' (%s): ShellCheck SC%s (%s): %s" \
+                "$stage" "$where" "$code" "$level" "$message"
+            sc_problems+=("$problem")
+            [[ $code != 1??? ]] || sc_parse_error=1
+        done <<<"$rows"
+        ;;
+    *) die "shellcheck ($shellcheck) failed with status $sc_status on '$script'" ;;
+esac
+
+# --- Report ----------------------------------------------------------------
+((sc_parse_error)) || [[ -z $parse_problem ]] || dep_problems+=("$parse_problem")
+((${#dep_problems[@]} + ${#sc_problems[@]})) || exit 0
+((${#dep_problems[@]} == 0)) || printf '%s\n' "${dep_problems[@]}" >&2
+if ((${#sc_problems[@]})); then
+    printf '%s\n' "${sc_problems[@]}" >&2
+    printf "repx: stage '%s': %d ShellCheck finding(s) at severity '%s' or above; fix them, or silence a deliberate one with a '# shellcheck disable=SCnnnn' comment on the line before it\n" \
+        "$stage" "${#sc_problems[@]}" "$severity" >&2
+fi
+exit 1

@@ -186,6 +186,20 @@ let
         '';
     };
 
+    # Real nixpkgs: a Go build with one output; here the binary sits in libexec, linked from bin.
+    shfmt =
+      if manifest.shfmt.kind == "static" then mkDerivation {
+        pname = "shfmt"; version = manifest.shfmt.version;
+        meta = { mainProgram = "shfmt"; description = "Shell parser and formatter"; platforms = [ system ]; };
+        script = ''
+          mkdir -p "$out/bin" "$out/libexec/shfmt"
+          cp ${toolchain}/sources/shfmt/bin/shfmt "$out/libexec/shfmt/shfmt"
+          chmod 0555 "$out/libexec/shfmt/shfmt"
+          ln -s ../libexec/shfmt/shfmt "$out/bin/shfmt"
+        '';
+      }
+      else bundled { pname = "shfmt"; program = "shfmt"; m = manifest.shfmt; description = "Shell parser and formatter"; };
+
     # Real pkgsStatic packages are single static binaries; these keep working after
     # `bin lib libexec` are copied out of the store, and never share a file name except the
     # identical busybox applet links of busybox/coreutils/…
@@ -254,6 +268,9 @@ let
       jq = relocatable { pname = "jq"; program = "jq"; src = "${toolchain}/sources/jq"; m = manifest.jq; };
       rsync = relocatable { pname = "rsync"; program = "rsync"; src = "${toolchain}/sources/rsync"; m = manifest.rsync; };
       bubblewrap = relocatable { pname = "bubblewrap"; program = "bwrap"; src = "${toolchain}/sources/bwrap"; m = manifest.bwrap; };
+      shfmt =
+        if manifest.shfmt.kind == "static" then shfmt
+        else relocatable { pname = "shfmt"; program = "shfmt"; src = "${toolchain}/sources/shfmt"; m = manifest.shfmt; };
       shellcheck =
         if manifest.shellcheck.kind == "static" then shellcheck
         else relocatable { pname = "shellcheck"; program = "shellcheck"; src = "${toolchain}/sources/shellcheck"; m = manifest.shellcheck; };
