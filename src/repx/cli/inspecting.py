@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Final, Literal
 import typer
 
 from repx.cli import output
+from repx.cli.options import parse_base
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -35,6 +36,7 @@ BaseOption = Annotated[
     typer.Option(
         "--base",
         help="Output store to read job states from (default: the target's base, else ./repx-runs).",
+        parser=parse_base,
     ),
 ]
 TargetOption = Annotated[

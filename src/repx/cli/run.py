@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from repx.cli import output
+from repx.cli.options import parse_base
 
 
 class RuntimeChoice(StrEnum):
@@ -21,15 +22,6 @@ class RuntimeChoice(StrEnum):
 LabOption = Annotated[
     Path, typer.Option("--lab", help="The lab: a `result` link or a lab directory.")
 ]
-
-
-def parse_base(value: str) -> Path:
-    """``--base``: a directory; an empty value is refused (``Path("")`` would be ``.``)."""
-    from repx.config import EMPTY_BASE  # noqa: PLC0415 (keep `repx --help` fast)
-
-    if not value.strip():
-        raise typer.BadParameter(EMPTY_BASE)
-    return Path(value)
 
 
 BaseOption = Annotated[

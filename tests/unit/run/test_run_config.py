@@ -102,10 +102,10 @@ def test_empty_base_is_an_error_naming_the_file_and_field(tmp_path, value):
 
 
 def test_empty_base_on_the_command_line_is_an_error(tmp_path, monkeypatch):
-
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("REPX_CONFIG_DIR", str(tmp_path))
-    for command in (["run"], ["status"], ["log", "x"]):
+    commands = (["run"], ["status"], ["log", "x"], ["list", "jobs"], ["show", "job", "x"], ["viz"])
+    for command in commands:
         result = CliRunner().invoke(app, [*command, "--base", ""])
         assert result.exit_code == 2, result.output
         assert "--base" in result.output and "is empty" in result.output
