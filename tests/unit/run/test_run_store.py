@@ -155,9 +155,10 @@ def test_deleted_output_is_not_done(tmp_path):
 
 
 HOLD = """
-import fcntl, sys, time
-fd = open(sys.argv[1], "a")
-fcntl.flock(fd, fcntl.LOCK_EX)
+import sys, time
+from pathlib import Path
+from repx.run.store import Store
+lock = Store(Path(sys.argv[1])).lock(sys.argv[2])
 print("held", flush=True)
 time.sleep(60)
 """
@@ -169,7 +170,7 @@ def test_locks_and_stale_attempts(tmp_path):
     stale, _ = store.new_attempt(JOB)
     live, _ = store.new_attempt(OTHER)
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(tmp_path / "locks" / f"{OTHER}.lock")],
+        [sys.executable, "-c", HOLD, str(tmp_path), OTHER],
         stdout=subprocess.PIPE,
         text=True,
     )
