@@ -36,7 +36,7 @@ descriptor of the same file does not release it (unlike POSIX record locks).
 """
 
 # Per-job hot path: os functions on str paths (measured ~3x cheaper than pathlib).
-# ruff: noqa: PTH102, PTH104, PTH118, PTH123, PTH208
+# ruff: noqa: PTH102, PTH104, PTH108, PTH110, PTH112, PTH114, PTH118, PTH123, PTH208
 
 from __future__ import annotations
 
