@@ -174,12 +174,24 @@ class Store:
         return store
 
     @classmethod
-    def existing(cls, root: Path) -> Store:
-        """A store for reading only (it may not exist: then it is empty)."""
+    def existing(cls, root: Path, *, strict: bool = False) -> Store:
+        """A store for reading only (it may not exist: then it is empty).
+
+        ``strict``: refuse a directory that exists and is not a store (not empty, no
+        ``repx-store.json``), or a file.
+        """
         store = cls(root)
         info = root / STORE_INFO
         if info.exists():
             _read_info(info)
+        elif strict and root.exists():
+            if not root.is_dir():
+                raise StoreError(f"{root} is not a directory; choose another --base")
+            if any(not _is_store_entry(entry.name) for entry in root.iterdir()):
+                raise StoreError(
+                    f"{root} is not a repx output store (no {STORE_INFO}); check --base"
+                    " or the target's base"
+                )
         return store
 
     def _check_or_init(self) -> None:

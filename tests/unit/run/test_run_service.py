@@ -36,7 +36,7 @@ def test_run_then_resume(factory_lab, tmp_path):
     assert summary.cached == 14 and summary.succeeded == 0
     assert not again.of_type(JobStarted)
     status = lab_status(Location(lab=factory_lab.root, base=base))
-    assert {e.state.value for e in status.jobs} == {"succeeded"}
+    assert {e.status.value for e in status.jobs} == {"succeeded"}
 
 
 def test_dry_run_creates_nothing(factory_lab, tmp_path):
