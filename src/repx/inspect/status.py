@@ -254,38 +254,49 @@ def intact_successes(
     The one notion of "done": ``repx run`` prunes with it, ``repx status`` shows it.
     """
     jobs = lab.jobs
-    done: set[str] = set()
-    damaged: dict[str, str] = {}
-    for job in index.committed:
-        if job not in jobs or not index.succeeded(job):
-            continue
-        why = store.damage(job, declared_outputs(lab, job))
-        if why is None:
-            done.add(job)
-            continue
+    succeeded = [job for job in index.committed if job in jobs and index.succeeded(job)]
+    outputs = _Declared(lab)
+    damaged = store.damages((job, outputs[job]) for job in succeeded)
+    done = {job for job in succeeded if job not in damaged}
+    for job in list(damaged):
         # A new attempt committed (rename) and its record not appended yet: result.json
         # is the truth (rare: only damaged successes are read).
         found = store.read_result(job)
-        record = index.records.get(job, {})
-        if found is not None and found.attempt != record.get("attempt"):
-            index.records[job] = found.model_dump(mode="json")
-            if found.succeeded:
-                again = store.damage(job, declared_outputs(lab, job))
-                if again is None:
-                    done.add(job)
-                    continue
-                why = again
-            else:
-                continue  # a committed failure: the record now says so
-        damaged[job] = why
+        if found is None or found.attempt == index.records.get(job, {}).get("attempt"):
+            continue
+        index.records[job] = found.model_dump(mode="json")
+        why = store.damage(job, outputs[job]) if found.succeeded else None
+        if found.succeeded and why is None:
+            done.add(job)
+        if why is None:
+            del damaged[job]  # intact after all, or a committed failure the record now shows
+        else:
+            damaged[job] = why
     return done, damaged
+
+
+class _Declared:
+    """job -> its declared outputs relative to ``out/`` (shared by the jobs of a stage)."""
+
+    def __init__(self, lab: LoadedLab) -> None:
+        self._jobs = lab.jobs
+        self._seen: dict[tuple[str, ...], list[str]] = {}
+
+    def __getitem__(self, job: str) -> list[str]:
+        paths = tuple(self._jobs[job].outputs.values())
+        found = self._seen.get(paths)
+        if found is None:
+            found = self._seen[paths] = [_relative(p) for p in paths]
+        return found
 
 
 def declared_outputs(lab: LoadedLab, job: str) -> list[str]:
     """The declared outputs of a job, relative to its ``out/``."""
-    return [
-        path.removeprefix("$out").removeprefix("/") for path in lab.jobs[job].outputs.values()
-    ]
+    return [_relative(path) for path in lab.jobs[job].outputs.values()]
+
+
+def _relative(declared: str) -> str:
+    return declared.removeprefix("$out").removeprefix("/")
 
 
 def _read_facts(lab: LoadedLab, base: Path, *, scheduler: bool) -> _Facts:

@@ -36,7 +36,7 @@ descriptor of the same file does not release it (unlike POSIX record locks).
 """
 
 # Per-job hot path: os functions on str paths (measured ~3x cheaper than pathlib).
-# ruff: noqa: PTH102, PTH104, PTH108, PTH110, PTH112, PTH114, PTH118, PTH123, PTH208
+# ruff: noqa: PTH102, PTH104, PTH108, PTH112, PTH114, PTH118, PTH123, PTH208
 
 from __future__ import annotations
 
@@ -324,23 +324,23 @@ class Store:
         ``outputs/<job>/out`` is a real directory (not a symlink), the attempt is not
         marked FAIL, and every declared output exists. A few ``lstat`` calls.
         """
-        job_dir = os.path.join(self.outputs, job)
+        return self.damages([(job, outputs)]).get(job)
+
+    def damages(self, jobs: Iterable[tuple[str, Sequence[str]]]) -> dict[str, str]:
+        """:meth:`damage` of many (job, declared outputs): job -> why, for damaged ones."""
+        found: dict[str, str] = {}
         try:
-            mode = os.lstat(os.path.join(job_dir, OUT)).st_mode
+            fd = os.open(self.outputs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
-            return "out/ is missing"
-        except OSError as exc:
-            return f"out/ cannot be read ({_describe(exc)})"
-        if stat.S_ISLNK(mode):
-            return "out/ is a symlink"
-        if not stat.S_ISDIR(mode):
-            return "out/ is not a directory"
-        if os.path.lexists(os.path.join(job_dir, REPX, FAIL_MARKER)):
-            return "its committed attempt is marked FAIL"
-        for rel in outputs:
-            if not os.path.exists(os.path.join(job_dir, OUT, rel)):
-                return f"missing output {rel}"
-        return None
+            return {job: "out/ is missing" for job, _ in jobs}
+        try:  # paths relative to outputs/: a short walk per call (10,000 jobs: 30,000 calls)
+            for job, outputs in jobs:
+                why = _damage(fd, job, outputs)
+                if why is not None:
+                    found[job] = why
+        finally:
+            os.close(fd)
+        return found
 
     def distrust(self, jobs: Iterable[str]) -> None:
         """Treat the committed successes of ``jobs`` as not done (they will be rerun).
@@ -534,6 +534,34 @@ class Store:
         """Re-append records recovered by :meth:`read_index`."""
         for result in results:
             self.append_completion(result)
+
+
+def _damage(outputs_fd: int, job: str, outputs: Sequence[str]) -> str | None:
+    out = f"{job}/{OUT}"
+    try:
+        mode = os.lstat(out, dir_fd=outputs_fd).st_mode
+    except FileNotFoundError:
+        return "out/ is missing"
+    except OSError as exc:
+        return f"out/ cannot be read ({_describe(exc)})"
+    if stat.S_ISLNK(mode):
+        return "out/ is a symlink"
+    if not stat.S_ISDIR(mode):
+        return "out/ is not a directory"
+    try:
+        os.lstat(f"{job}/{REPX}/{FAIL_MARKER}", dir_fd=outputs_fd)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        return f"its markers cannot be read ({_describe(exc)})"
+    else:
+        return "its committed attempt is marked FAIL"
+    for rel in outputs:
+        try:
+            os.stat(f"{out}/{rel}", dir_fd=outputs_fd)  # follows links, as the job's check does
+        except OSError:
+            return f"missing output {rel}"
+    return None
 
 
 def _attempt_job(name: str) -> str:
