@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import repx
 from fakeslurm import install
 from labfactory import FactoryLab, RunSpec, StageSpec, write_lab
 from repx.cli import app
@@ -303,6 +304,10 @@ def test_a_damaged_success_is_not_done_and_runs_again(damage, tmp_path):
     )
     rows = {j["id"]: j for j in json.loads(listed.stdout)["jobs"]}
     assert (rows[a]["status"], rows[a]["reason"]) == ("pending", why)
+    shown = runner.invoke(app, ["show", "job", a, "--lab", str(factory.root), "--base", str(base)])
+    assert f"pending ({why})" in shown.output
+    api_job = repx.Lab.open(factory.root, base=base).job(a)
+    assert (api_job.status, api_job.reason, api_job.succeeded) == ("pending", why, False)
     reporter = run()
     started = {e.job for e in reporter.of_type(JobStarted)}
     assert a in started and c in started
