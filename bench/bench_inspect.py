@@ -79,17 +79,23 @@ def _run_on_pty(argv: list[str], env: dict[str, str]) -> tuple[float, int]:
 
 
 def fill_store(base: Path, lab: labfactory.FactoryLab) -> float:
-    """Record a successful attempt of every job through the store's commit protocol."""
+    """Record a successful attempt of every job (its declared outputs written) through the
+    store's commit protocol."""
+    from repx.inspect.status import declared_outputs  # noqa: PLC0415
+    from repx.lab.loader import open_lab  # noqa: PLC0415
     from repx.run.store import Store  # noqa: PLC0415
     from repx.run.store_models import JobResult, JobStatus  # noqa: PLC0415
 
     start = time.perf_counter()
+    loaded = open_lab(lab.root)
     store = Store.open(base)
     now = time.time()
     for job in lab.job_ids:
         lock = store.lock(job)
         work, nonce = store.new_attempt(job)
         (work / "repx" / "stdout.log").write_text("")
+        for rel in declared_outputs(loaded, job):
+            (work / "out" / rel).write_text("")
         result = JobResult(
             job=job,
             status=JobStatus.SUCCEEDED,

@@ -318,12 +318,18 @@ class Job:
 
     @property
     def status(self) -> str:
-        """The job's state: succeeded, failed, running, pending, waiting or blocked."""
+        """The job's state (as ``repx status`` shows it): succeeded, failed, running,
+        queued, pending, waiting, blocked or cancelled."""
         return self._view.status.state(self.id).value
 
     @property
+    def reason(self) -> str | None:
+        """Why the job is in its state (e.g. ``missing output report.md``), if known."""
+        return self._view.status.reason(self.id)
+
+    @property
     def succeeded(self) -> bool:
-        """True when the job's outputs are in the output store."""
+        """True when the job's outputs are in the output store, intact."""
         return self._view.status.state(self.id) is JobState.SUCCEEDED
 
     @property

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import random
 import signal
@@ -19,6 +18,8 @@ from runlab import (
     run_jobs,
     success_counts,
 )
+
+from repx.run.store import Store
 
 pytestmark = pytest.mark.slow
 
@@ -43,17 +44,10 @@ def _tokens(base, jobs):
 def _wait_unlocked(base, jobs, timeout=30.0):
     """Orphaned native jobs of a killed repx hold their lock until they end: let them."""
     deadline = time.monotonic() + timeout
+    store = Store(base)
     for job in jobs:
-        path = base / "locks" / f"{job}.lock"
-        if not path.exists():
-            continue
-        while True:
-            with path.open("a") as f:
-                try:
-                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    assert time.monotonic() < deadline, f"{job} stays locked"
+        while store.is_locked(job):  # tests the lock without taking it
+            assert time.monotonic() < deadline, f"{job} stays locked"
             time.sleep(0.05)
 
 

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -44,18 +45,28 @@ def target_env(tmp_path: Path, base: Path, *, runtime: str = "native", extra: st
 def status(lab: Path, env: dict) -> dict[str, dict]:
     result = repx("status", "--lab", lab, "--json", env=env)
     assert result.returncode == 0, result.stderr
-    return {e["job"]: e for e in json.loads(result.stdout)["jobs"]}
+    return {e["id"]: e for e in json.loads(result.stdout)["jobs"]}
 
 
-def wait_settled(lab: Path, env: dict, timeout: float = 120) -> dict[str, dict]:
-    """Poll `repx status` until no job is queued or running."""
+def wait_settled(
+    lab: Path, env: dict, *, results: Iterable[str] = (), timeout: float = 120
+) -> dict[str, dict]:
+    """Poll `repx status` until no job is queued or running and every job of ``results``
+    (those whose task ran, so the store gets their result) is succeeded or failed.
+
+    ``cancelled`` or ``pending`` is not the end for such a job: SLURM may say CANCELLED
+    while the task's wrapper still commits its result.
+    """
+    expected = set(results)
     deadline = time.monotonic() + timeout
     while True:
         states = status(lab, env)
-        if not any(e["state"] in ("queued", "running") for e in states.values()):
+        active = any(e["status"] in ("queued", "running") for e in states.values())
+        recorded = all(states[j]["status"] in ("succeeded", "failed") for j in expected)
+        if not active and recorded:
             return states
         if time.monotonic() > deadline:
-            pytest.fail(f"jobs still queued or running after {timeout} s: {states}")
+            pytest.fail(f"jobs not settled after {timeout} s: {states}")
         time.sleep(0.5)
 
 
@@ -110,7 +121,7 @@ def test_example_lab_on_slurm_is_byte_identical_to_local(slurm_cluster, tmp_path
     ]
     assert {r["runtime"] for r in results} == {"bwrap"}
     assert_store_consistent(base, lab)
-    assert set(status(lab, env)[j]["state"] for j in jobs) == {"succeeded"}
+    assert set(status(lab, env)[j]["status"] for j in jobs) == {"succeeded"}
     # a second run has nothing to submit
     again = repx("run", "--lab", lab, "--json", env=env)
     assert again.returncode == 0, again.stderr
@@ -127,19 +138,20 @@ def test_failing_job_blocks_its_dependents(slurm_cluster, tmp_path):
     result = repx("run", "@failing", "--lab", lab, env=env)
     assert result.returncode == 0, result.stderr
     assert len(submitted_ids(result.stdout)) == 4  # work array, total, after-soft, after-hard
-    states = wait_settled(lab, env)
     jobs = lab_jobs(lab)
     broken = run_jobs(lab, "broken")
     failing = next(j for j in broken if j.endswith("-work") and jobs[j]["params"]["i"] == 3)
     total = next(j for j in broken if j.endswith("-total"))
     [hard] = run_jobs(lab, "after-hard")
     [soft] = run_jobs(lab, "after-soft")
-    assert states[failing]["state"] == "failed" and states[failing]["exit_code"] == 3
-    assert states[total]["state"] == "blocked"
-    assert states[hard]["state"] == "blocked"  # hard run dependency: afterok
-    assert states[soft]["state"] == "succeeded"  # soft run dependency: afterany
+    work = [j for j in broken if j.endswith("-work")]
+    states = wait_settled(lab, env, results=[*work, soft])
+    assert states[failing]["status"] == "failed" and states[failing]["exit_code"] == 3
+    assert states[total]["status"] == "blocked"
+    assert states[hard]["status"] == "blocked"  # hard run dependency: afterok
+    assert states[soft]["status"] == "succeeded"  # soft run dependency: afterany
     others = [j for j in broken if j.endswith("-work") and j != failing]
-    assert all(states[j]["state"] == "succeeded" for j in others)
+    assert all(states[j]["status"] == "succeeded" for j in others)
     stderr = (tmp_path / "base" / "outputs" / failing / "repx" / "stderr.log").read_text()
     assert stderr == "work 3: failing on purpose\n"
     assert_store_consistent(tmp_path / "base", lab)
@@ -206,7 +218,7 @@ def test_resume_after_a_failure_submits_only_what_is_missing(slurm_cluster, tmp_
     for job, text in tokens.items():  # succeeded jobs were not run again
         if json.loads(text)["status"] == "succeeded":
             assert (base / "outputs" / job / "repx" / "result.json").read_text() == text
-    assert {e["state"] for e in status(lab, env).values()} == {"succeeded"}
+    assert {e["status"] for e in status(lab, env).values()} == {"succeeded"}
 
 
 def test_scancel_of_a_running_job_is_a_failure_and_resume_completes(slurm_cluster, tmp_path):
@@ -234,7 +246,7 @@ def test_scancel_of_a_running_job_is_a_failure_and_resume_completes(slurm_cluste
     slow = next(j for j, job in jobs.items() if job["params"].get("pause") == 60)
     total = next(j for j in jobs if j.endswith("-total"))
     deadline = time.monotonic() + 60
-    while status(lab, env)[slow]["state"] != "running":
+    while status(lab, env)[slow]["status"] != "running":
         assert time.monotonic() < deadline, "the slow job never started"
         time.sleep(0.3)
     task = job_refs(read_submissions(base))[slow].ref
@@ -244,10 +256,11 @@ def test_scancel_of_a_running_job_is_a_failure_and_resume_completes(slurm_cluste
         assert time.monotonic() < deadline, f"squeue never showed {task} running"
         time.sleep(0.3)
     subprocess.run(["scancel", task], check=True)  # as a user would, behind repx's back
-    states = wait_settled(lab, env)
-    assert states[slow]["state"] == "failed"
+    # the slow task ran: its wrapper records the interruption (SLURM says CANCELLED first)
+    states = wait_settled(lab, env, results=[slow])
+    assert states[slow]["status"] == "failed"
     assert states[slow]["reason"] == "interrupted"
-    assert states[total]["state"] == "blocked"
+    assert states[total]["status"] == "blocked"
     assert not (base / "outputs" / slow / "out").exists()
     assert (base / "outputs" / slow / "repx" / "FAIL").exists()
     assert_store_consistent(base, lab)
@@ -260,7 +273,7 @@ def test_scancel_of_a_running_job_is_a_failure_and_resume_completes(slurm_cluste
     events = resumed.events()
     assert sum(e["jobs"] for e in events if e["event"] == "submitted") == 2
     assert events[-1]["succeeded"] == 2 and events[-1]["cached"] == 1
-    assert {e["state"] for e in status(lab, env).values()} == {"succeeded"}
+    assert {e["status"] for e in status(lab, env).values()} == {"succeeded"}
     assert (base / "outputs" / quick_job / "repx" / "result.json").read_text() == first_result
     assert_store_consistent(base, lab)
 
@@ -306,13 +319,13 @@ def test_arrays_and_dependencies_in_scontrol(slurm_cluster, tmp_path):
         assert "ArrayTaskId" not in ag
         assert ag["Dependency"].startswith(f"afterok:{stats}_*")
         states = status(lab, env)
-        assert {e["state"] for j, e in states.items() if j.endswith("-stats")} == {"queued"}
+        assert {e["status"] for j, e in states.items() if j.endswith("-stats")} == {"queued"}
     finally:
         cancelled = repx("cancel", "--lab", lab, env=env)
     assert cancelled.returncode == 0, cancelled.stderr
     assert set(submitted_ids(cancelled.stdout)) == {simulate, stats, aggregate}
     states = wait_settled(lab, env)
-    assert {e["state"] for j, e in states.items() if j.endswith("-stats")} <= {
+    assert {e["status"] for j, e in states.items() if j.endswith("-stats")} <= {
         "cancelled",
         "blocked",
     }
@@ -392,7 +405,7 @@ def test_unknown_partition_shows_slurms_message(slurm_cluster, tmp_path):
     assert "target 'hpc'" in result.stderr and "stage 'simulate'" in result.stderr
     assert "Invalid partition name specified" in result.stderr
     assert "-simulate" in result.stderr  # a job is named
-    assert {e["state"] for e in status(lab, env).values()} <= {"pending", "waiting"}
+    assert {e["status"] for e in status(lab, env).values()} <= {"pending", "waiting"}
 
 
 def test_invalid_resources_fail_before_submission(slurm_cluster, tmp_path):

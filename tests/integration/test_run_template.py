@@ -130,11 +130,11 @@ def test_status_and_log(lab, tmp_path):
     base = tmp_path / "base"
     before = repx("status", "--lab", lab, "--base", base, "--json")
     assert before.returncode == 0, before.stderr
-    states = {j["job"]: j["state"] for j in json.loads(before.stdout)["jobs"]}
+    states = {j["id"]: j["status"] for j in json.loads(before.stdout)["jobs"]}
     assert sorted(set(states.values())) == ["pending", "waiting"]
     assert repx("run", "simulation", "--lab", lab, "--base", base).returncode == 0
     after = json.loads(repx("status", "--lab", lab, "--base", base, "--json").stdout)
-    states = {j["job"]: j["state"] for j in after["jobs"]}
+    states = {j["id"]: j["status"] for j in after["jobs"]}
     assert sum(s == "succeeded" for s in states.values()) == 7
     table = repx("status", "simulation", "--lab", lab, "--base", base)
     assert "simulate" in table.stdout and "aggregate" in table.stdout

@@ -60,6 +60,8 @@ STATE_STYLES: Final = {
     "failed": "red",
     "running": "yellow",
     "blocked": "magenta",
+    "cancelled": "magenta",
+    "queued": "dim",
     "waiting": "dim",
 }
 _ANSI: Final = {"green": "32", "red": "31", "yellow": "33", "magenta": "35", "dim": "2"}

@@ -100,7 +100,8 @@ def jobs(  # noqa: PLR0917 (typer maps parameters to CLI options)
         typer.Option(
             "--status",
             metavar="STATE",
-            help="Only jobs in this state: succeeded, failed, running, pending, waiting, blocked.",
+            help="Only jobs in this state: succeeded, failed, running, queued, pending, waiting,"
+            " blocked, cancelled.",
             show_default=False,
         ),
     ] = None,

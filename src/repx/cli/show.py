@@ -131,14 +131,17 @@ def _outputs_text(outputs: Sequence[models.OutputInfo]) -> str:
 
 def _status_text(d: models.JobDetails) -> str:
     attempt = d.attempt
+    head = f"{d.status} ({d.reason})" if d.reason else d.status
+    if d.slurm_id:
+        head += f" · SLURM {d.slurm_id}"
     if attempt is None:
-        return d.status
-    parts = [d.status]
+        return head
+    parts = [head]
     if attempt.status != d.status:
         parts.append(f"last attempt {attempt.status}")
     if attempt.exit_code is not None:
         parts.append(f"exit {attempt.exit_code}")
-    if attempt.reason:
+    if attempt.reason and attempt.reason != d.reason:
         parts.append(attempt.reason)
     if attempt.duration is not None:
         parts.append(f"{attempt.duration:.1f} s")

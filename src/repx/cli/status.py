@@ -39,11 +39,11 @@ def status(
 def _print_table(report: StatusReport) -> None:
     from rich.table import Table  # noqa: PLC0415
 
-    from repx.services.run import SLURM_ONLY_STATES, RunState  # noqa: PLC0415
+    from repx.inspect.status import SCHEDULER_STATES, JobState  # noqa: PLC0415
 
     totals = report.totals()
     # queued/cancelled only exist for SLURM targets: show them when some job is in them
-    states = [s for s in RunState if s not in SLURM_ONLY_STATES or totals[s]]
+    states = [s for s in JobState if s not in SCHEDULER_STATES or totals[s]]
     table = Table(title=f"{report.base}", title_justify="left", box=None, pad_edge=False)
     table.add_column("run", no_wrap=True)
     table.add_column("stage", no_wrap=True)
@@ -54,9 +54,12 @@ def _print_table(report: StatusReport) -> None:
     table.add_row("total", "", *(_cell(totals[s]) for s in states), style="bold")
     output.out_console().print(table)
     for entry in report.jobs:
-        if entry.state is RunState.FAILED:
+        if entry.status is JobState.FAILED:
             why = f" ({entry.reason})" if entry.reason else ""
-            output.message(f"failed: {entry.job}{why}")
+            output.message(f"failed: {entry.id}{why}")
+        elif entry.reason and entry.status in (JobState.PENDING, JobState.WAITING):
+            # a success whose outputs were damaged: say why it runs again
+            output.message(f"{entry.status.value}: {entry.id} ({entry.reason})")
 
 
 def _cell(count: int) -> str:

@@ -177,7 +177,7 @@ def summary_state(counts: dict[JobState, int]) -> str:
         return "succeeded"
     if counts.get(JobState.SUCCEEDED):
         return "partial"
-    if counts.get(JobState.BLOCKED):
+    if counts.get(JobState.BLOCKED) or counts.get(JobState.CANCELLED):
         return "blocked"
     return "pending"
 

@@ -1,7 +1,8 @@
 """The ``--json`` forms of the inspection commands (documented in docs/inspecting.md).
 
 Field names are stable: new fields may be added, existing ones keep their name and meaning.
-Paths are absolute. ``status`` is one of the :class:`~repx.inspect.status.JobState` values.
+Paths are absolute. ``status`` is one of the :class:`~repx.inspect.status.JobState` values
+(the state owner's; ``repx status --json`` uses the same names: ``id``, ``status``, ``reason``).
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ class JobRow(_Out):
     runs: list[str]
     stage: str
     status: str
+    #: why the job is in its state (as in ``repx status --json``), when there is more to say
+    reason: str | None = None
+    #: the SLURM task (``123_4``) when SLURM decided the state
+    slurm_id: str | None = None
     #: the job's own parameters (its parameters.json)
     params: dict[str, JsonValue]
     #: own parameters plus the single-valued parameters of its upstream jobs
@@ -164,6 +169,9 @@ class JobDetails(_Out):
     parameters_file: str
     resources: dict[str, JsonValue]
     status: str
+    #: why the job is in its state (as in ``repx status --json``)
+    reason: str | None = None
+    slurm_id: str | None = None
     attempt: AttemptInfo | None
     output_dir: str | None
     #: "stdout"/"stderr" -> log of the last attempt (when it exists)

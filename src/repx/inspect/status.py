@@ -1,10 +1,33 @@
-"""Job states from the output store: the one adapter between inspection and ``repx run``.
+"""Job states: the one owner. Lab + output store + SLURM's view -> one consistent snapshot.
 
-Everything inspection knows about executions comes through :func:`read_status`, which
-reads the store through :class:`repx.run.store.Store` (``<base>/outputs/<job>/{out,repx}``,
-``<base>/completions.jsonl``: one index read and one ``readdir``, no per-job access). The
-states are those of ``repx status``. A missing base directory or an unreadable store is
-not an error: every job is then ``pending`` (nothing upstream) or ``waiting``.
+Every command that shows or uses a job's state reads it here: ``repx status``, ``repx list
+jobs --status``, ``repx show``, ``repx viz``, ``repx.Lab.jobs()`` (:func:`read_status`), and
+``repx run`` deciding what is done (:func:`intact_successes`).
+
+Reading order (why no job is ever seen going backwards while a run commits):
+
+1. SLURM (only for jobs submitted from the store and not settled in it): ``squeue``;
+2. the attempts in progress (``.work``) and their locks (tested, never taken);
+3. the index (``completions.jsonl`` and the ``outputs/`` listing), then one ``lstat`` of
+   each success's ``out/``, FAIL marker and declared outputs.
+
+A job moves pending -> running -> succeeded/failed, and each step leaves a trace that a
+later read sees: a job that commits after step 2 is in the index of step 3, and a
+committed result wins over a lock or a SLURM state. A task SLURM reports ended while its
+wrapper still commits holds its lock: ``running``, then the store's result.
+
+Rules, per job (the store's facts first): a succeeded, intact attempt -> ``succeeded``;
+lock held -> ``running``; submitted to SLURM after its last result -> SLURM's state
+(``queued``, ``running``, ``cancelled``, ``failed``, ``blocked``); last attempt not
+succeeded -> ``failed``. Anything else is propagated over one topological order of data
+inputs and run dependencies: ``blocked`` when something it needs failed, was blocked or
+cancelled (a soft run dependency only needs its run to finish), ``pending`` when all it needs
+succeeded, else ``waiting``. A success whose outputs were damaged (``out/`` gone or a
+symlink, a declared output deleted, the attempt marked FAIL) is not done: its reason says
+why and ``repx run`` reruns it.
+
+A missing base directory or an unreadable store is not an error here: every job is then
+``pending`` or ``waiting`` (``repx status`` refuses a directory that is not a store).
 """
 
 from __future__ import annotations
@@ -21,7 +44,8 @@ from repx.errors import RepxError, UsageError
 from repx.lab.loader import LoadedLab
 
 if TYPE_CHECKING:
-    from repx.run.store import Store
+    from repx.inspect.scheduler import Queued
+    from repx.run.store import Store, StoreIndex
 
 logger = logging.getLogger(__name__)
 
@@ -31,20 +55,35 @@ _OUT: Final = "out"
 _REPX: Final = "repx"
 _LOGS: Final = {"stdout": "stdout.log", "stderr": "stderr.log"}
 _SUCCEEDED: Final = "succeeded"
+#: Run-dependency nodes of the propagation (job ids never contain ':').
+_BARRIER: Final = "run:"
+_NEEDS_FAILED: Final = "a job it needs did not succeed"
 
 
 class JobState(StrEnum):
-    """The state of a job in an output store (the states of ``repx status``)."""
+    """The state of a job: the one enum of ``repx status``, ``list``, ``show`` and the API."""
 
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     RUNNING = "running"
-    #: nothing upstream is missing: the next ``repx run`` starts it
+    #: submitted to SLURM and waiting there (dependencies, priority, resources)
+    QUEUED = "queued"
+    #: not done, nothing it needs is missing: the next ``repx run`` starts it
     PENDING = "pending"
-    #: an upstream job has not succeeded yet
+    #: something it needs has not succeeded yet
     WAITING = "waiting"
-    #: an upstream job failed
+    #: something it needs failed, was blocked or cancelled
     BLOCKED = "blocked"
+    #: cancelled in SLURM before it ran (``repx cancel``, ``scancel``)
+    CANCELLED = "cancelled"
+
+
+#: States only SLURM targets have (tables show them when some job is in them).
+SCHEDULER_STATES: Final = (JobState.QUEUED, JobState.CANCELLED)
+#: States after which what needs the job never runs.
+NOT_SUCCEEDING: Final = frozenset({JobState.FAILED, JobState.BLOCKED, JobState.CANCELLED})
+#: States of a job that will not change without a new ``repx run``.
+FINISHED: Final = NOT_SUCCEEDING | {JobState.SUCCEEDED}
 
 
 @dataclass(frozen=True)
@@ -71,7 +110,7 @@ class Attempt:
 
 @dataclass(frozen=True)
 class StatusView:
-    """The state of every job of a lab in one output store (``base``)."""
+    """The state of every job of a lab in one output store (``base``): one snapshot."""
 
     base: Path | None
     states: Mapping[str, JobState]
@@ -79,10 +118,33 @@ class StatusView:
     records: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     #: True when the store knows at least one job of the lab (it has been run there).
     executed: bool = False
+    #: job -> why it is in its state (failed, blocked, queued, a damaged success)
+    reasons: Mapping[str, str] = field(default_factory=dict)
+    #: job -> its SLURM task (``123_4``) when SLURM decided its state
+    slurm_ids: Mapping[str, str] = field(default_factory=dict)
 
     def state(self, job: str) -> JobState:
         """State of ``job`` (pending for a job the view does not know)."""
         return self.states.get(job, JobState.PENDING)
+
+    def reason(self, job: str) -> str | None:
+        """Why ``job`` is in its state, when there is more to say than the state."""
+        return self.reasons.get(job)
+
+    def slurm_id(self, job: str) -> str | None:
+        """The SLURM task whose state ``job`` shows."""
+        return self.slurm_ids.get(job)
+
+    def exit_code(self, job: str) -> int | None:
+        """The exit status of a failed job's last attempt (None otherwise)."""
+        if self.state(job) is not JobState.FAILED or job in self.slurm_ids:
+            return None
+        attempt = self.attempt(job)
+        return attempt.exit_code if attempt is not None else None
+
+    def done(self, job: str) -> bool:
+        """True when the job's outputs are there and intact."""
+        return self.state(job) is JobState.SUCCEEDED
 
     def attempt(self, job: str) -> Attempt | None:
         """The last recorded attempt to run ``job``."""
@@ -153,106 +215,252 @@ def find_base(cli_base: Path | None, target: str | None) -> Path:
     return resolve_base(None, chosen)
 
 
-def read_status(lab: LoadedLab, base: Path | None) -> StatusView:
-    """Read the state of every job of ``lab`` in the output store at ``base`` (never fails)."""
-    succeeded: set[str] = set()
-    running: set[str] = set()
-    records: dict[str, Mapping[str, object]] = {}
+# -- the snapshot ---------------------------------------------------------------------
+
+
+@dataclass
+class _Facts:
+    """What the scheduler and the store say of each job, before propagation."""
+
+    own: dict[str, JobState] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
+    slurm_ids: dict[str, str] = field(default_factory=dict)
+    records: dict[str, Mapping[str, object]] = field(default_factory=dict)
+
+
+def read_status(lab: LoadedLab, base: Path | None, *, scheduler: bool = True) -> StatusView:
+    """One snapshot of every job of ``lab`` in the output store at ``base`` (never fails).
+
+    ``scheduler``: ask SLURM about jobs submitted from ``base`` (one ``squeue`` call, only
+    when some submitted job has not settled in the store).
+    """
+    facts = _Facts()
     if base is not None and base.is_dir():
         try:
-            succeeded, running, records = _read_store(lab, base)
+            facts = _read_facts(lab, base, scheduler=scheduler)
         except (RepxError, OSError, ValueError) as exc:
             message = exc.message if isinstance(exc, RepxError) else str(exc)
             logger.warning("cannot read the output store %s: %s", base, message)
-    failed = {job for job, record in records.items() if record.get("status") != _SUCCEEDED}
-    states = derive_states(lab, succeeded, running, failed)
-    executed = bool(succeeded or running or records)
-    return StatusView(base, states, records, executed)
+    states, reasons = propagate(lab, facts.own, facts.reasons)
+    executed = bool(facts.own or facts.records)
+    return StatusView(base, states, facts.records, executed, reasons, facts.slurm_ids)
 
 
-def derive_states(
-    lab: LoadedLab, succeeded: set[str], running: set[str], failed: set[str]
-) -> dict[str, JobState]:
-    """Each job's state from what the store says of it and of its upstream jobs.
+def intact_successes(
+    lab: LoadedLab, store: Store, index: StoreIndex
+) -> tuple[set[str], dict[str, str]]:
+    """(jobs of ``lab`` whose success in ``index`` is intact, damaged success -> why).
 
-    The rules of ``repx status``: succeeded, else running, else failed (last attempt did
-    not succeed), else blocked (an upstream job failed or is blocked), else pending when
-    every upstream job succeeded, else waiting.
+    The one notion of "done": ``repx run`` prunes with it, ``repx status`` shows it.
     """
     jobs = lab.jobs
-    if not (succeeded or running or failed):  # never run here: no need to walk the graph
-        return {
-            job_id: JobState.WAITING if any(i.job in jobs for i in job.inputs) else JobState.PENDING
-            for job_id, job in jobs.items()
-        }
-    states: dict[str, JobState] = {}
-    visiting: set[str] = set()
-    for start, start_job in jobs.items():
-        if start in states:
+    succeeded = [job for job in index.committed if job in jobs and index.succeeded(job)]
+    outputs = _Declared(lab)
+    damaged = store.damages((job, outputs[job]) for job in succeeded)
+    done = {job for job in succeeded if job not in damaged}
+    for job in list(damaged):
+        # A new attempt committed (rename) and its record not appended yet: result.json
+        # is the truth (rare: only damaged successes are read).
+        found = store.read_result(job)
+        if found is None or found.attempt == index.records.get(job, {}).get("attempt"):
             continue
-        if not start_job.inputs:  # most jobs of a sweep: no upstream to wait for
-            states[start] = _own_state(start, succeeded, running, failed, [])
-            continue
-        stack = [start]
-        while stack:
-            job = stack[-1]
-            if job in states:
-                stack.pop()
-                continue
-            upstream = [i.job for i in jobs[job].inputs if i.job in jobs]
-            todo = [u for u in upstream if u not in states and u not in visiting]
-            if todo:
-                visiting.add(job)
-                stack.extend(todo)
-                continue
-            stack.pop()
-            visiting.discard(job)
-            # an upstream job still being visited closes a cycle (invalid lab): it waits
-            ups = [states.get(u, JobState.WAITING) for u in upstream]
-            states[job] = _own_state(job, succeeded, running, failed, ups)
-    return states
+        index.records[job] = found.model_dump(mode="json")
+        why = store.damage(job, outputs[job]) if found.succeeded else None
+        if found.succeeded and why is None:
+            done.add(job)
+        if why is None:
+            del damaged[job]  # intact after all, or a committed failure the record now shows
+        else:
+            damaged[job] = why
+    return done, damaged
 
 
-def _own_state(
-    job: str, succeeded: set[str], running: set[str], failed: set[str], ups: list[JobState]
-) -> JobState:
-    if job in succeeded:
-        return JobState.SUCCEEDED
-    if job in running:
-        return JobState.RUNNING
-    if job in failed:
-        return JobState.FAILED
-    if any(s in (JobState.FAILED, JobState.BLOCKED) for s in ups):
-        return JobState.BLOCKED
-    if all(s is JobState.SUCCEEDED for s in ups):
-        return JobState.PENDING
-    return JobState.WAITING
+class _Declared:
+    """job -> its declared outputs relative to ``out/`` (shared by the jobs of a stage)."""
+
+    def __init__(self, lab: LoadedLab) -> None:
+        self._jobs = lab.jobs
+        self._seen: dict[tuple[str, ...], list[str]] = {}
+
+    def __getitem__(self, job: str) -> list[str]:
+        paths = tuple(self._jobs[job].outputs.values())
+        found = self._seen.get(paths)
+        if found is None:
+            found = self._seen[paths] = [_relative(p) for p in paths]
+        return found
 
 
-def _read_store(
-    lab: LoadedLab, base: Path
-) -> tuple[set[str], set[str], dict[str, Mapping[str, object]]]:
+def declared_outputs(lab: LoadedLab, job: str) -> list[str]:
+    """The declared outputs of a job, relative to its ``out/``."""
+    return [_relative(path) for path in lab.jobs[job].outputs.values()]
+
+
+def _relative(declared: str) -> str:
+    return declared.removeprefix("$out").removeprefix("/")
+
+
+def _read_facts(lab: LoadedLab, base: Path, *, scheduler: bool) -> _Facts:
+    from repx.inspect import scheduler as queue  # noqa: PLC0415 (SLURM only when used)
     from repx.run.store import Store  # noqa: PLC0415 (only when a store exists)
 
     store = Store.existing(base)
-    index = store.read_index()
     jobs = lab.jobs
-    succeeded = {job for job in index.committed if job in jobs and index.succeeded(job)}
-    records: dict[str, Mapping[str, object]] = {
-        job: rec for job, rec in index.records.items() if job in jobs
-    }
-    running: set[str] = set()
-    for job in store.attempts_in_progress():
-        if job in jobs and job not in succeeded and _is_locked(store, job):
-            running.add(job)
-    return succeeded, running, records
+    # 1. SLURM, for the jobs its submissions name that the store has not settled.
+    slurm_view: dict[str, Queued] = {}
+    if scheduler and queue.has_submissions(base):
+        slurm_view = queue.read_queue(base, jobs, store.read_index().records)
+    # 2. Attempts in progress and locks, before the index (see the module docstring). A
+    # task SLURM says ended may still be committing under its lock: probed too.
+    probe = {job for job in store.attempts_in_progress() if job in jobs}
+    probe.update(job for job, queued in slurm_view.items() if not queued.active)
+    running = {job for job in probe if _is_locked(store, job)}
+    # 3. The index, and the intact successes.
+    index = store.read_index()
+    done, damaged = intact_successes(lab, store, index)
+    facts = _Facts(records={job: rec for job, rec in index.records.items() if job in jobs})
+    for job in done:
+        facts.own[job] = JobState.SUCCEEDED
+    for job in running - done:
+        facts.own[job] = JobState.RUNNING
+    for job, queued in slurm_view.items():
+        if job in facts.own or queue.result_is_newer(facts.records.get(job), queued.ref):
+            continue  # the store's facts win
+        state, reason = _slurm_state(queued)
+        if state is not None:
+            facts.own[job] = state
+            facts.slurm_ids[job] = queued.entry.job_id
+            if reason:
+                facts.reasons[job] = reason
+    for job, record in facts.records.items():
+        if job in facts.own or record.get("status") == _SUCCEEDED:
+            continue
+        facts.own[job] = JobState.FAILED
+        text = record.get("reason")
+        if isinstance(text, str) and text:
+            facts.reasons[job] = text
+    for job, why in damaged.items():
+        if job not in facts.own:
+            facts.reasons[job] = why
+    for job in facts.records:
+        if job not in facts.own and job not in index.committed:
+            facts.reasons[job] = f"outputs/{job} is missing"  # deleted since it succeeded
+    return facts
+
+
+def _slurm_state(queued: Queued) -> tuple[JobState | None, str | None]:
+    from repx import slurm  # noqa: PLC0415
+
+    entry, ref = queued.entry, queued.ref
+    if entry.never_runs:
+        return JobState.BLOCKED, _NEEDS_FAILED
+    if entry.state.queued:
+        return JobState.QUEUED, entry.reason if entry.reason not in ("None", "") else None
+    if entry.state.running:
+        return JobState.RUNNING, None
+    if entry.state is slurm.JobState.COMPLETED:
+        return None, None  # the store says how it went
+    if entry.state is slurm.JobState.CANCELLED:
+        if entry.reason == "DependencyNeverSatisfied":
+            return JobState.BLOCKED, _NEEDS_FAILED
+        return JobState.CANCELLED, None
+    reason = f"SLURM: {entry.state.value}" + (
+        f" ({entry.reason})" if entry.reason not in ("None", "") else ""
+    )
+    return JobState.FAILED, f"{reason}; log: {ref.log}"
 
 
 def _is_locked(store: Store, job: str) -> bool:
     try:
         return store.is_locked(job)
-    except OSError:  # a read-only store: nobody can be running there from here
+    except OSError:  # an unreadable lock file: nobody we can see is running it
         return False
+
+
+# -- propagation ------------------------------------------------------------------------
+
+
+def propagate(
+    lab: LoadedLab, own: Mapping[str, JobState], reasons: Mapping[str, str]
+) -> tuple[dict[str, JobState], dict[str, str]]:
+    """Every job's state from the jobs' own states (``own``; absent: not settled), over one
+    topological order of data inputs and run dependencies (hard: every job of the run must
+    succeed; soft: every job must finish). Returns (states, reasons)."""
+    jobs = lab.jobs
+    runs = lab.runs
+    deps = {name: entry.depends_on for name, entry in lab.revision.runs.items()}
+
+    def preds(node: str) -> list[str]:
+        if node.startswith(_BARRIER):
+            dep = node[len(_BARRIER) :].rpartition(":")[0]
+            return list(runs[dep].jobs) if dep in runs else []
+        found = [i.job for i in jobs[node].inputs if i.job in jobs]
+        for run in lab.job_runs.get(node, ()):
+            for dep, kind in deps.get(run, {}).items():
+                # a job listed in both runs is part of the dependency: it cannot wait for it
+                if dep in runs and node not in runs[dep].jobs:
+                    found.append(f"{_BARRIER}{dep}:{kind}")
+        return found
+
+    states: dict[str, JobState] = {}
+    why: dict[str, str] = dict(reasons)
+    visiting: set[str] = set()
+    for start in jobs:
+        if start in states:
+            continue
+        stack = [start]
+        while stack:
+            node = stack[-1]
+            if node in states:
+                stack.pop()
+                continue
+            ups = preds(node)
+            todo = [u for u in ups if u not in states and u not in visiting]
+            if todo:
+                visiting.add(node)
+                stack.extend(todo)
+                continue
+            stack.pop()
+            visiting.discard(node)
+            # an upstream node still being visited closes a cycle (invalid lab): it waits
+            up_states = [(u, states.get(u, JobState.WAITING)) for u in ups]
+            if node.startswith(_BARRIER):
+                states[node] = _barrier_state(node, up_states)
+            else:
+                states[node] = _job_state(node, own.get(node), up_states, why)
+    return {job: states[job] for job in jobs}, why
+
+
+def _barrier_state(node: str, members: list[tuple[str, JobState]]) -> JobState:
+    if node.endswith(":soft"):
+        finished = all(s in FINISHED for _, s in members)
+        return JobState.SUCCEEDED if finished else JobState.WAITING
+    if any(s in NOT_SUCCEEDING for _, s in members):
+        return JobState.BLOCKED
+    if all(s is JobState.SUCCEEDED for _, s in members):
+        return JobState.SUCCEEDED
+    return JobState.WAITING
+
+
+def _job_state(
+    job: str, own: JobState | None, ups: list[tuple[str, JobState]], why: dict[str, str]
+) -> JobState:
+    if own is not None and own is not JobState.QUEUED:
+        return own
+    failing = next(((u, s) for u, s in ups if s in NOT_SUCCEEDING), None)
+    if failing is not None:
+        # queued behind a job that will not succeed: SLURM drops it soon
+        up, state = failing
+        if up.startswith(_BARRIER):
+            run = up[len(_BARRIER) :].rpartition(":")[0]
+            why[job] = f"run '{run}' it depends on did not succeed"
+        else:
+            why[job] = f"{_NEEDS_FAILED} ({up}: {state})"
+        return JobState.BLOCKED
+    if own is JobState.QUEUED:
+        return own
+    if all(s is JobState.SUCCEEDED for _, s in ups):
+        return JobState.PENDING
+    return JobState.WAITING
 
 
 def _attempt(record: Mapping[str, object]) -> Attempt:

@@ -40,6 +40,8 @@ STATE_COLOURS: Final = {
     "running": "#ffe08a",
     "failed": "#f4a6a0",
     "blocked": "#d9d9d9",
+    "cancelled": "#d9d9d9",
+    "queued": "#ffffff",
     "pending": "#ffffff",
     "waiting": "#ffffff",
 }

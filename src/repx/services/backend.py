@@ -93,6 +93,19 @@ class LocalBackend:
         return None
 
 
+def check_backend_options(name: str | None, target: Target, resources_file: Path | None) -> None:
+    """Refuse options the target's backend does not take, before anything is touched.
+
+    ``--resources`` only means something to a SLURM target.
+    """
+    if resources_file is not None and target.scheduler is not SchedulerKind.SLURM:
+        label = f"target '{name}'" if name else "the default target"
+        raise UsageError(
+            f"--resources applies to SLURM targets only; {label} runs jobs locally",
+            "drop --resources, or pick a SLURM target with --target",
+        )
+
+
 def choose_backend(
     name: str | None,
     target: Target,
@@ -103,16 +116,10 @@ def choose_backend(
     """The backend of ``target``, checked before anything runs.
 
     SLURM: every job's resources are resolved and SLURM is asked whether it answers.
-    ``--resources`` only means something to a SLURM target: refused elsewhere.
     """
+    check_backend_options(name, target, resources_file)
     if target.scheduler is SchedulerKind.SLURM:
         from repx.services.slurm import SlurmBackend  # noqa: PLC0415 (SLURM only)
 
         return SlurmBackend.prepare(name, target, lab, jobs, resources_file)
-    if resources_file is not None:
-        label = f"target '{name}'" if name else "the default target"
-        raise UsageError(
-            f"--resources applies to SLURM targets only; {label} runs jobs locally",
-            "drop --resources, or pick a SLURM target with --target",
-        )
     return LocalBackend()

@@ -9,7 +9,6 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Final
 
@@ -17,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from repx.config import RuntimeKind, resolve_base
 from repx.errors import UsageError
-from repx.inspect.status import JobState, read_status
+from repx.inspect.status import JobState, intact_successes, read_status
 from repx.lab.loader import open_lab
 from repx.lab.validate import validate_lab
 from repx.run.events import FailedJob, Notice, RunPlanned, RunSummary
@@ -30,9 +29,8 @@ from repx.run.selection import lab_order, select
 from repx.run.spec import make_spec
 from repx.run.store import REPX, Store
 from repx.run.store_models import JobResult
-from repx.services.backend import choose_backend
+from repx.services.backend import check_backend_options, choose_backend
 from repx.services.location import Location, named_target, target_of
-from repx.services.slurm import slurm_overrides
 
 #: Lines of a failed job's stderr shown in the summary.
 STDERR_TAIL: Final = 10
@@ -62,6 +60,7 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
     """Run the selected jobs of a lab that are not done yet; report progress; summarise."""
     started = time.monotonic()
     target_name, target = named_target(options.where)
+    check_backend_options(target_name, target, options.resources)
     base = resolve_base(options.where.base, target)
     lab = open_lab(options.where.lab)
     if options.verify:
@@ -73,7 +72,10 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
         index = store.read_index()
         if not options.dry_run:
             store.recover(index.recovered)
-        plan = graph.prune(index.succeeded, selection.targets)
+        # The state owner's notion of done: a success whose outputs were damaged is rerun.
+        done, damaged = intact_successes(lab, store, index)
+        store.distrust(damaged)
+        plan = graph.prune(done.__contains__, selection.targets)
         to_run = plan.jobs
         cached = len(selection.jobs) - len(to_run)
         common = {
@@ -220,33 +222,15 @@ def tail_lines(path: Path, count: int) -> list[str]:
 # -- status -------------------------------------------------------------------------
 
 
-class RunState(StrEnum):
-    """The states of ``repx status``: the output store's, plus SLURM's ``queued`` and
-    ``cancelled`` (for jobs submitted to SLURM from this base; see docs/slurm.md)."""
-
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    RUNNING = "running"
-    QUEUED = "queued"
-    PENDING = "pending"
-    WAITING = "waiting"
-    BLOCKED = "blocked"
-    CANCELLED = "cancelled"
-
-
-#: States shown only when some job is in them (SLURM targets).
-SLURM_ONLY_STATES: Final = (RunState.QUEUED, RunState.CANCELLED)
-
-
 class JobStatusEntry(BaseModel):
-    """One job in ``repx status --json``."""
+    """One job in ``repx status --json`` (the fields of ``repx list jobs --json``)."""
 
     model_config = ConfigDict(frozen=True)
 
-    job: str
+    id: str
     run: str
     stage: str
-    state: RunState
+    status: JobState
     exit_code: int | None = None
     reason: str | None = None
     #: the SLURM job (``123_4``) when SLURM decided the state
@@ -260,7 +244,7 @@ class StageStatus(BaseModel):
 
     run: str
     stage: str
-    counts: dict[RunState, int]
+    counts: dict[JobState, int]
 
 
 class StatusReport(BaseModel):
@@ -273,66 +257,49 @@ class StatusReport(BaseModel):
     stages: tuple[StageStatus, ...]
     jobs: tuple[JobStatusEntry, ...]
 
-    def totals(self) -> dict[RunState, int]:
+    def totals(self) -> dict[JobState, int]:
         """Counts over every job listed."""
-        totals = dict.fromkeys(RunState, 0)
+        totals = dict.fromkeys(JobState, 0)
         for entry in self.jobs:
-            totals[entry.state] += 1
+            totals[entry.status] += 1
         return totals
 
 
 def lab_status(where: Location, run: str | None = None) -> StatusReport:
     """The state of every job of the lab (or of one run) in the output store.
 
-    The states come from :func:`repx.inspect.status.read_status` (one index read, no tree
-    walk), so ``repx status``, ``repx list jobs --status`` and ``repx show job`` agree. Jobs
-    submitted to SLURM from this base and not settled in the store get SLURM's state
-    (one ``squeue`` call): queued, running, cancelled, failed, blocked.
+    The states are one snapshot of :func:`repx.inspect.status.read_status` (the one owner:
+    ``repx list jobs --status``, ``repx show job`` and ``repx.Lab`` read the same), SLURM's
+    view included for jobs submitted from this base. A base directory that is not an output
+    store is an error.
     """
     base = resolve_base(where.base, target_of(where))
     lab = open_lab(where.lab)
     if run is not None and run not in lab.runs:
         known = ", ".join(lab.revision.run_order or sorted(lab.runs))
         raise UsageError(f"unknown run '{run}' (runs: {known})")
-    if base.exists():
-        Store.existing(base)  # refuses a store of an unknown format
+    Store.existing(base, strict=True)  # refuses a non-store and an unknown format
     view = read_status(lab, base)
     runs = [run] if run is not None else list(lab.revision.run_order or lab.runs)
-    shown = {job for name in runs for job in lab.runs[name].jobs}
-    overrides = slurm_overrides(
-        lab, base, shown, {job: view.state(job).value for job in shown}, view.records
-    )
     entries: list[JobStatusEntry] = []
-    stages: dict[tuple[str, str], dict[RunState, int]] = {}
+    stages: dict[tuple[str, str], dict[JobState, int]] = {}
     order = lab_order(lab)
     for name in runs:
         for job_id in sorted(lab.runs[name].jobs, key=order.__getitem__):
             stage = lab.jobs[job_id].stage
-            override = overrides.get(job_id)
-            if override is not None:
-                state = RunState(override.state)
-                entry = JobStatusEntry(
-                    job=job_id,
+            state = view.state(job_id)
+            entries.append(
+                JobStatusEntry(
+                    id=job_id,
                     run=name,
                     stage=stage,
-                    state=state,
-                    reason=override.reason,
-                    slurm_id=override.slurm_id,
+                    status=state,
+                    exit_code=view.exit_code(job_id),
+                    reason=view.reason(job_id),
+                    slurm_id=view.slurm_id(job_id),
                 )
-            else:
-                store_state = view.state(job_id)
-                state = RunState(store_state.value)
-                attempt = view.attempts.get(job_id) if store_state is JobState.FAILED else None
-                entry = JobStatusEntry(
-                    job=job_id,
-                    run=name,
-                    stage=stage,
-                    state=state,
-                    exit_code=attempt.exit_code if attempt else None,
-                    reason=attempt.reason if attempt else None,
-                )
-            entries.append(entry)
-            counts = stages.setdefault((name, stage), dict.fromkeys(RunState, 0))
+            )
+            counts = stages.setdefault((name, stage), dict.fromkeys(JobState, 0))
             counts[state] += 1
     return StatusReport(
         lab=os.fspath(lab.root),

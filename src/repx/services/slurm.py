@@ -1,9 +1,10 @@
-"""SLURM targets: the SLURM backend, status from ``squeue``, and ``repx cancel``.
+"""SLURM targets: the SLURM backend and ``repx cancel``.
 
 :class:`SlurmBackend` is the :class:`~repx.services.backend.Backend` of a SLURM target: it
 checks resources and that SLURM answers before anything is submitted, then hands jobs to
-:class:`repx.run.slurm_executor.SlurmExecutor`. This module also merges SLURM's view into
-``repx status`` and cancels what repx submitted.
+:class:`repx.run.slurm_executor.SlurmExecutor`. SLURM's view of job states is merged by the
+state owner (:mod:`repx.inspect.status`, through :mod:`repx.inspect.scheduler`), for every
+command.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from repx.lab.loader import LoadedLab, open_lab
 from repx.run.events import Event
 from repx.run.graph import JobGraph
 from repx.run.runtime import Runtime
-from repx.run.selection import lab_order, select
+from repx.run.selection import select
 from repx.run.slurm_executor import SlurmExecutor, SlurmSettings
 from repx.run.slurm_models import JobRef, job_refs, read_submissions
 from repx.run.slurm_resources import (
@@ -41,8 +42,6 @@ logger = logging.getLogger(__name__)
 
 #: The target name used in messages when the default (unnamed) target is a SLURM one.
 UNNAMED: Final = "(default)"
-#: States after which a job's dependents never run.
-_NOT_SUCCEEDING: Final = frozenset({"failed", "blocked", "cancelled"})
 
 
 class SlurmBackend:
@@ -176,94 +175,6 @@ def node_store_info(lab: LoadedLab) -> tuple[str | None, str | None]:
     probe = lab.meta.store_paths[0] if lab.meta.store_paths else None
     copy = lab.root / lab.meta.store
     return probe, os.fspath(copy) if copy.is_dir() else None
-
-
-# -- status -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SlurmOverride:
-    """What SLURM says of a job the store has not settled: a state and why."""
-
-    state: str
-    reason: str | None = None
-    slurm_id: str | None = None
-
-
-def slurm_overrides(
-    lab: LoadedLab,
-    base: Path,
-    jobs: Iterable[str],
-    store_states: Mapping[str, str],
-    records: Mapping[str, Mapping[str, object]],
-) -> dict[str, SlurmOverride]:
-    """States SLURM adds to the store's: ``queued``, ``running``, ``cancelled``, ``failed``,
-    ``blocked`` (for jobs whose last submission is newer than their last result).
-
-    The store's markers win: a succeeded or running job is never changed, and a job queued
-    behind an upstream job that failed (or is blocked, or was cancelled) is blocked. Returns
-    an empty mapping when nothing was submitted from ``base`` or SLURM cannot be asked.
-    """
-    refs = job_refs(read_submissions(base))
-    mine = {
-        job: refs[job]
-        for job in jobs
-        if job in refs and store_states.get(job) not in ("succeeded", "running")
-    }
-    if not mine:
-        return {}
-    try:
-        entries = {e.job_id: e for e in slurm.squeue({r.array_job for r in mine.values()})}
-    except slurm.SlurmError as exc:
-        logger.warning("SLURM states left out: %s", exc.message)
-        return {}
-    overrides: dict[str, SlurmOverride] = {}
-    for job, ref in mine.items():
-        entry = entries.get(ref.ref)
-        if entry is None:
-            continue
-        override = _override(entry, ref, records.get(job))
-        if override is not None:
-            overrides[job] = override
-    # Queued behind a job that will not succeed: SLURM drops it soon (kill-on-invalid-dep).
-    final = {**store_states, **{job: o.state for job, o in overrides.items()}}
-    order = lab_order(lab)
-    for job in sorted(overrides, key=lambda j: order.get(j, 0)):
-        if overrides[job].state != "queued":
-            continue
-        ups = [i.job for i in lab.jobs[job].inputs] if job in lab.jobs else []
-        if any(final.get(up) in _NOT_SUCCEEDING for up in ups):
-            overrides[job] = SlurmOverride(
-                "blocked", "a job it needs did not succeed", overrides[job].slurm_id
-            )
-            final[job] = "blocked"
-    return overrides
-
-
-def _override(
-    entry: slurm.QueueEntry, ref: JobRef, record: Mapping[str, object] | None
-) -> SlurmOverride | None:
-    if entry.never_runs:
-        return SlurmOverride("blocked", "a job it needs did not succeed", entry.job_id)
-    if entry.state.queued:
-        return SlurmOverride(
-            "queued", entry.reason if entry.reason != "None" else None, entry.job_id
-        )
-    if entry.state.running:
-        return SlurmOverride("running", None, entry.job_id)
-    end = record.get("end") if record is not None else None
-    if isinstance(end, int | float) and end >= ref.submitted:
-        return None  # the store has this submission's result
-    if entry.state is slurm.JobState.COMPLETED:
-        return None
-    if entry.state is slurm.JobState.CANCELLED:
-        if entry.reason == "DependencyNeverSatisfied":
-            return SlurmOverride("blocked", "a job it needs did not succeed", entry.job_id)
-        return SlurmOverride("cancelled", None, entry.job_id)
-    reason = f"SLURM: {entry.state.value}" + (
-        f" ({entry.reason})" if entry.reason not in ("None", "") else ""
-    )
-    return SlurmOverride("failed", f"{reason}; log: {ref.log}", entry.job_id)
 
 
 # -- cancel -------------------------------------------------------------------------------

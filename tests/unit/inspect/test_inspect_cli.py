@@ -94,7 +94,7 @@ def test_list_jobs_filters(lab):
 
 def test_list_jobs_status_and_output_paths(lab, factory_lab, tmp_path):
     job = factory_lab.stage_jobs[("simulation", "simulate")][0]
-    record_attempt(tmp_path / "runs", factory_lab.lab_id, job)
+    record_attempt(tmp_path / "runs", factory_lab.lab_id, job, outputs={"samples.csv": "x\n"})
     rows = tsv(ok("list", "jobs", "--output-paths", *lab))
     assert rows[0] == ["id", "run", "stage", "status", "outputs"]
     row = next(r for r in rows if job.startswith(r[0]))
@@ -108,6 +108,8 @@ def test_list_jobs_status_and_output_paths(lab, factory_lab, tmp_path):
         "runs",
         "stage",
         "status",
+        "reason",
+        "slurm_id",
         "params",
         "effective_params",
         "output_paths",
@@ -269,7 +271,7 @@ def test_default_lab_and_base_come_from_the_working_directory(factory_lab, tmp_p
     monkeypatch.chdir(tmp_path)
     (tmp_path / "result").symlink_to(factory_lab.root)
     job = factory_lab.stage_jobs[("simulation", "simulate")][0]
-    record_attempt(tmp_path / "repx-runs", factory_lab.lab_id, job)
+    record_attempt(tmp_path / "repx-runs", factory_lab.lab_id, job, outputs={"samples.csv": "x\n"})
     data = json.loads(ok("list", "jobs", "--json"))
     assert data["base"] == str(tmp_path / "repx-runs")
     assert {j["id"]: j["status"] for j in data["jobs"]}[job] == "succeeded"

@@ -59,7 +59,7 @@ def test_run_graph(view):
 
 def test_statuses_on_nodes(view, factory_lab, base):
     for job in factory_lab.stage_jobs[("simulation", "simulate")]:
-        record_attempt(base, view.lab.meta.lab_id, job)
+        record_attempt(base, view.lab.meta.lab_id, job, outputs={"samples.csv": "x\n"})
     graph = build_graph(view, Level.STAGES)
     assert graph.nodes["simulation/simulate"]["status"] == "succeeded"
     assert graph.nodes["simulation/stats"]["status"] == "pending"

@@ -44,7 +44,7 @@ def test_list_runs(view):
 
 def test_list_runs_counts_states_once_run(view, factory_lab, base):
     job = factory_lab.stage_jobs[("simulation", "simulate")][0]
-    record_attempt(base, view.lab.meta.lab_id, job)
+    record_attempt(base, view.lab.meta.lab_id, job, outputs={"samples.csv": "x\n"})
     simulation = list_runs(view).runs[0]
     assert simulation.status is not None
     assert simulation.status["succeeded"] == 1

@@ -101,8 +101,8 @@ def test_states_and_groups(view):
     assert resolve_state("FAILED") is JobState.FAILED
     with pytest.raises(
         UsageError,
-        match="statuses: succeeded, failed, running, pending, waiting,"
-        " blocked; did you mean 'failed'",
+        match="statuses: succeeded, failed, running, queued, pending, waiting,"
+        " blocked, cancelled; did you mean 'failed'",
     ):
         resolve_state("faild")
     assert resolve_group(view, "@all") == "all"

@@ -93,7 +93,7 @@ def test_jobs_of_other_labs_are_ignored(view, base):
 
 def test_a_damaged_store_is_a_warning_not_an_error(view, factory_lab, base, caplog):
     job = jobs_of(factory_lab, "simulate")[0]
-    record_attempt(base, view.lab.meta.lab_id, job)
+    record_attempt(base, view.lab.meta.lab_id, job, outputs={"samples.csv": "x\n"})
     with (base / "completions.jsonl").open("a") as f:
         f.write('{"job": "torn')
     assert read_status(view.lab, base).state(job) is JobState.SUCCEEDED

@@ -76,7 +76,7 @@ def test_nodes_are_coloured_by_state(view, factory_lab, base):
     lab_id = view.lab.meta.lab_id
     simulate = factory_lab.stage_jobs[("simulation", "simulate")]
     for job in simulate:
-        record_attempt(base, lab_id, job)
+        record_attempt(base, lab_id, job, outputs={"samples.csv": "x\n"})
     stats = factory_lab.stage_jobs[("simulation", "stats")]
     record_attempt(base, lab_id, stats[0], status="failed", exit_code=1)
     svg = parse_svg(render(view, VizOptions(show_params=True), VizFormat.SVG))

@@ -16,10 +16,11 @@ from repx.run.store import Store
 from repx.run.store_models import JobResult, JobStatus
 
 HOLD = """
-import fcntl, os, sys
+import fcntl, os, struct, sys
 os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True)
 fd = open(sys.argv[1], "a")
-fcntl.flock(fd, fcntl.LOCK_EX)
+# the store's lock: an OFD write lock on the whole file (no owner line written)
+fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack("@hhqqi4x", fcntl.F_WRLCK, 0, 0, 0, 0))
 print("held", flush=True)
 sys.stdin.read()
 """

@@ -37,7 +37,7 @@ def test_run_then_resume(factory_lab, tmp_path):
     assert summary.cached == 14 and summary.succeeded == 0
     assert not again.of_type(JobStarted)
     status = lab_status(Location(lab=factory_lab.root, base=base))
-    assert {e.state.value for e in status.jobs} == {"succeeded"}
+    assert {e.status.value for e in status.jobs} == {"succeeded"}
 
 
 def test_dry_run_creates_nothing(factory_lab, tmp_path):
@@ -69,10 +69,11 @@ def test_slurm_target_without_slurm_names_the_target(factory_lab, tmp_path, monk
 
 
 HOLD = """
-import fcntl, os, sys
+import fcntl, os, struct, sys
 os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True)
 fd = open(sys.argv[1], "a")
-fcntl.flock(fd, fcntl.LOCK_EX)
+# the store's lock: an OFD write lock on the whole file (no owner line written)
+fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack("@hhqqi4x", fcntl.F_WRLCK, 0, 0, 0, 0))
 print("held", flush=True)
 sys.stdin.read()
 """
@@ -110,13 +111,3 @@ def test_waits_for_a_job_held_by_another_process(factory_lab, tmp_path):
     assert finished.job == plot and not finished.adopted  # nothing to adopt: we ran it
     assert summary.exit_code == 0
 
-
-def test_resources_file_on_a_local_target_is_refused_before_anything_runs(factory_lab, tmp_path):
-    from repx.errors import UsageError  # noqa: PLC0415
-
-    resources = tmp_path / "resources.toml"
-    resources.write_text("[defaults]\ncpus = 1\n")
-    base = tmp_path / "base"
-    with pytest.raises(UsageError, match="--resources applies to SLURM targets only"):
-        run_lab(options(factory_lab.root, base, resources=resources), RecordingReporter())
-    assert not (base / "outputs").exists() or not any((base / "outputs").iterdir())

@@ -145,6 +145,48 @@ def test_lost_record_is_recovered_from_result_json(tmp_path):
     assert Store.open(tmp_path).read_index().recovered == []
 
 
+def test_lost_record_of_a_committed_failure_is_recovered(tmp_path):
+    """The same crash after a failed attempt: recovered too (the docstring's promise)."""
+    store = Store.open(tmp_path)
+    attempt(store, status=JobStatus.FAILED)
+    (tmp_path / "completions.jsonl").write_text("")
+    index = store.read_index()
+    assert index.last_status(JOB) is JobStatus.FAILED
+    assert [(r.job, r.status) for r in index.recovered] == [(JOB, JobStatus.FAILED)]
+    store.recover(index.recovered)
+    assert Store.open(tmp_path).read_index().recovered == []
+
+
+def test_damage_tells_why_a_committed_success_cannot_be_used(tmp_path):
+    store = Store.open(tmp_path)
+    final = attempt(store)
+    assert store.damage(JOB, ["data"]) is None and store.committed_success(JOB, ["data"])
+    assert store.damage(JOB, ["data", "sub/more.csv"]) == "missing output sub/more.csv"
+    assert not store.committed_success(JOB, ["sub/more.csv"])
+    store.distrust([JOB])
+    assert not store.committed_success(JOB)  # until an attempt is committed
+    (final / "repx" / "FAIL").touch()
+    assert store.damage(JOB) == "its committed attempt is marked FAIL"
+    (final / "repx" / "FAIL").unlink()
+    (final / "out").rename(final / "moved")
+    (final / "out").symlink_to(final / "moved")
+    assert store.damage(JOB) == "out/ is a symlink"
+    (final / "out").unlink()
+    assert store.damage(JOB) == "out/ is missing"
+    (final / "out").write_text("")
+    assert store.damage(JOB) == "out/ is not a directory"
+    attempt(store, content=b"new")  # the commit replaces the damaged directory whole
+    assert store.committed_success(JOB) and (final / "out" / "data").read_bytes() == b"new"
+    assert not (final / "moved").exists()
+
+
+def test_commit_replaces_whatever_took_the_job_directory(tmp_path):
+    store = Store.open(tmp_path)
+    (tmp_path / "outputs" / JOB).write_text("not a directory")
+    attempt(store)
+    assert store.committed_success(JOB)
+
+
 def test_deleted_output_is_not_done(tmp_path):
     store = Store.open(tmp_path)
     final = attempt(store)
@@ -155,9 +197,10 @@ def test_deleted_output_is_not_done(tmp_path):
 
 
 HOLD = """
-import fcntl, sys, time
-fd = open(sys.argv[1], "a")
-fcntl.flock(fd, fcntl.LOCK_EX)
+import sys, time
+from pathlib import Path
+from repx.run.store import Store
+lock = Store(Path(sys.argv[1])).lock(sys.argv[2])
 print("held", flush=True)
 time.sleep(60)
 """
@@ -169,7 +212,7 @@ def test_locks_and_stale_attempts(tmp_path):
     stale, _ = store.new_attempt(JOB)
     live, _ = store.new_attempt(OTHER)
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(tmp_path / "locks" / f"{OTHER}.lock")],
+        [sys.executable, "-c", HOLD, str(tmp_path), OTHER],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -8,9 +8,10 @@ import pytest
 from fakeslurm import install
 from labfactory import pipeline_runs, write_lab
 from repx.config import RuntimeKind
+from repx.inspect.status import JobState
 from repx.run.reporter import RecordingReporter
 from repx.services.location import Location
-from repx.services.run import RunOptions, RunState, lab_status, run_lab
+from repx.services.run import RunOptions, lab_status, run_lab
 from repx.services.slurm import cancel_submitted
 
 
@@ -47,10 +48,10 @@ def test_status_shows_queued_and_running(submitted):
     report = lab_status(where)
     by_state = {}
     for entry in report.jobs:
-        by_state.setdefault(entry.state, []).append(entry)
-    assert len(by_state[RunState.RUNNING]) == 1 and len(by_state[RunState.QUEUED]) == 4
-    assert report.totals()[RunState.QUEUED] == 4
-    resources = next(e for e in by_state[RunState.QUEUED] if e.slurm_id == "1001_1")
+        by_state.setdefault(entry.status, []).append(entry)
+    assert len(by_state[JobState.RUNNING]) == 1 and len(by_state[JobState.QUEUED]) == 4
+    assert report.totals()[JobState.QUEUED] == 4
+    resources = next(e for e in by_state[JobState.QUEUED] if e.slurm_id == "1001_1")
     assert resources.reason == "Resources"
 
 
@@ -66,19 +67,19 @@ def test_status_after_cancel_and_failures(submitted):
         ]
     )
     report = lab_status(where)
-    got = {e.slurm_id: (e.state, e.reason) for e in report.jobs}
-    assert got["1001_0"] == (RunState.CANCELLED, None)
-    assert got["1001_1"][0] is RunState.FAILED and got["1001_1"][1].startswith("SLURM: NODE_FAIL")
-    assert got["1002_0"] == (RunState.BLOCKED, "a job it needs did not succeed")
+    got = {e.slurm_id: (e.status, e.reason) for e in report.jobs}
+    assert got["1001_0"] == (JobState.CANCELLED, None)
+    assert got["1001_1"][0] is JobState.FAILED and got["1001_1"][1].startswith("SLURM: NODE_FAIL")
+    assert got["1002_0"] == (JobState.BLOCKED, "a job it needs did not succeed")
     # queued behind a failure: SLURM drops it soon
-    assert got["1002_1"][0] is RunState.BLOCKED and got["1003"][0] is RunState.BLOCKED
+    assert got["1002_1"][0] is JobState.BLOCKED and got["1003"][0] is JobState.BLOCKED
 
 
 def test_status_without_slurm_keeps_the_store_states(submitted, monkeypatch, tmp_path):
     _, where, _ = submitted
     monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
     report = lab_status(where)  # a warning, not an error
-    assert {e.state for e in report.jobs} == {RunState.PENDING, RunState.WAITING}
+    assert {e.status for e in report.jobs} == {JobState.PENDING, JobState.WAITING}
 
 
 def test_cancel_whole_arrays_or_single_tasks(submitted):
