@@ -195,6 +195,8 @@ class Child:
     pid: int
     pidfd: int
     popen: subprocess.Popen[bytes]
+    #: collected by :func:`reap` (its pid may belong to another process by now)
+    reaped: bool = False
 
 
 @dataclass(frozen=True)
@@ -243,8 +245,13 @@ def spawn(
 
 
 def has_exited(child: Child) -> bool:
-    """True when the child has exited (it is not reaped: :func:`reap` still works)."""
-    return os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    """True when the child has exited (a child not reaped yet stays reapable)."""
+    if child.reaped:
+        return True
+    try:
+        return os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
 
 
 def wait_any(
@@ -276,6 +283,7 @@ def reap(child: Child) -> Exit:
     """
     signal_group(child, signal.SIGKILL)
     _, status, usage = os.wait4(child.pid, 0)
+    child.reaped = True
     code = os.waitstatus_to_exitcode(status)
     child.popen.returncode = code  # so that Popen never waits for it again
     if child.pidfd >= 0:
@@ -286,6 +294,8 @@ def reap(child: Child) -> Exit:
 
 def signal_group(child: Child, sig: signal.Signals) -> None:
     """Send ``sig`` to the child's process group (the job and everything it started)."""
+    if child.reaped:
+        return  # its group id may be reused
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(child.pid, sig)
 
