@@ -20,6 +20,7 @@ from typing import Protocol
 from repx import process
 from repx.run import job as lifecycle
 from repx.run.job import LOCK_RETRY
+from repx.run.orphans import end_orphans
 from repx.run.runtime import Runtime
 from repx.run.spec import JobSpec
 from repx.run.store import JobLock, Store
@@ -114,7 +115,7 @@ class LocalExecutor:
         """Start ``spec`` now, or wait for it if another process holds its lock."""
         lock = self.store.try_lock(spec.job)
         if lock is None:
-            lifecycle.end_orphans(self.store, spec.job)
+            end_orphans(self.store, spec.job)
             previous = self.store.read_result(spec.job)
             self._waiting[spec.job] = _Waiter(spec, previous.attempt if previous else None)
             self._events.append(Waiting(spec.job, self.store.lock_holder(spec.job)))
@@ -205,7 +206,7 @@ class LocalExecutor:
         for job, waiter in list(self._waiting.items()):
             lock = self.store.try_lock(job)
             if lock is None:
-                lifecycle.end_orphans(self.store, job)
+                end_orphans(self.store, job)
                 continue
             del self._waiting[job]
             self._launch(waiter.spec, lock, waited=waiter)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import re
 import select
@@ -41,12 +40,11 @@ from typing import Final
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from repx import process
+from repx.run.orphans import end_orphans
 from repx.run.runtime import Runtime
 from repx.run.spec import JobSpec
-from repx.run.store import OUT, REPX, JobLock, Store
+from repx.run.store import OUT, REPX, JobLock, Store, StoreError
 from repx.run.store_models import JobResult, JobStatus
-
-logger = logging.getLogger(__name__)
 
 INPUTS_JSON: Final = "inputs.json"
 PARAMETERS_JSON: Final = "parameters.json"
@@ -58,7 +56,6 @@ LOCK_RETRY: Final = 0.1
 INTERRUPTED: Final = "interrupted"
 _LOG_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 _UNSAFE: Final = re.compile(r"[^A-Za-z0-9._-]")
-_OWNER: Final = re.compile(r"pid (\d+) on (.+)")
 #: Test hook: the lifecycle sends itself SIGTERM at this phase (see :func:`_checkpoint`).
 _SIGNAL_AT: Final = os.environ.get("REPX_TEST_SIGNAL_AT", "")
 
@@ -160,7 +157,7 @@ def start(attempt: Attempt, runtime: Runtime, stdin: int) -> process.Child:
 
     The job inherits the job's lock: the lock stays held while any process of the attempt
     lives, even when repx itself was killed (so a later run never starts a second
-    attempt beside an orphan of this one; it ends them: :func:`end_orphans`).
+    attempt beside an orphan of this one; it ends them: :mod:`repx.run.orphans`).
     """
     argv, env, cwd = runtime.command(attempt.spec, attempt.work)
     repx = os.path.join(attempt.work, REPX)
@@ -218,7 +215,7 @@ def launch(
     except OSError as exc:
         why = f"cannot start {spec.executable}: {exc.strerror or exc}"
         return finish(store, attempt, None, error=why)
-    if stop is not None and stop.requested:
+    if stop is not None and stop.requested and not attempt.interrupted:
         # The stop came while we were starting it (its handler saw no child yet).
         stop_attempt(attempt, stop.signal)
     return attempt
@@ -334,30 +331,7 @@ def _checkpoint(phase: str) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-# -- orphans of a dead run ---------------------------------------------------------------
-
-
-def end_orphans(store: Store, job: str) -> bool:
-    """End what is left of an attempt whose repx died (``kill -9``) on this host.
-
-    The job's processes inherited its lock (:func:`start`), so the lock stays held while
-    any of them lives. When the holder named in the lock file is a dead process of this
-    host, the processes that still hold the lock file open and carry the job's
-    ``REPX_JOB_ID`` are SIGKILLed with their process groups; the lock is then free as soon
-    as they are gone. Returns True when something was killed.
-    """
-    match = _OWNER.fullmatch(store.lock_holder(job))
-    if match is None or match[2] != store.host:
-        return False
-    pid = int(match[1])
-    if pid == os.getpid() or process.is_alive(pid):
-        return False
-    found = process.holders(os.path.join(store.locks, f"{job}.lock"), f"REPX_JOB_ID={job}")
-    if not found:
-        return False
-    logger.info("%s: ending %d process(es) left by dead pid %d", job, len(found), pid)
-    process.kill_groups(found)
-    return True
+# -- one job to completion (cluster nodes, tests) ----------------------------------------
 
 
 def wait_for_lock(store: Store, job: str, stop: Stop) -> JobLock | None:
@@ -370,9 +344,6 @@ def wait_for_lock(store: Store, job: str, stop: Stop) -> JobLock | None:
         if stop.requested:
             return None
         stop.sleep(LOCK_RETRY)
-
-
-# -- one job to completion (cluster nodes, tests) ----------------------------------------
 
 
 class Stop:
@@ -492,7 +463,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (OSError, ValidationError) as exc:
             sys.stderr.write(f"repx job: cannot read {args[0]}: {exc}\n")
             return 2
-        store = Store.open(Path(task.base))
+        try:
+            store = Store.open(Path(task.base))
+        except StoreError as exc:
+            sys.stderr.write(f"repx job: {exc.message}\n")
+            return 2
         try:
             result = run_job(store, task.spec, task.runtime, stop)
         finally:
