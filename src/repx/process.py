@@ -42,8 +42,6 @@ _GRACE_SECONDS: Final = 5.0
 _STREAM_TAIL_LINES: Final = 2000
 #: Poll interval of :func:`wait_any` when pidfds are unavailable (old kernels).
 _FALLBACK_TICK: Final = 0.01
-#: Longest wait for the rest of a job's process group after its SIGKILL (seconds).
-_GROUP_EXIT_LIMIT: Final = 2.0
 
 
 @dataclass(frozen=True)
@@ -281,13 +279,11 @@ def reap(child: Child) -> Exit:
 
     A job's processes end with the job: background processes it left behind (or a
     sandbox's init process) are killed. The group id cannot have been reused yet: the
-    leader is a zombie until ``wait4``. Returns once the rest of the group is gone too
-    (bounded), so that files they held open -- the job's lock -- are closed by then.
+    leader is a zombie until ``wait4``.
     """
     signal_group(child, signal.SIGKILL)
     _, status, usage = os.wait4(child.pid, 0)
     child.reaped = True
-    _wait_group_gone(child.pid)
     code = os.waitstatus_to_exitcode(status)
     child.popen.returncode = code  # so that Popen never waits for it again
     if child.pidfd >= 0:
@@ -302,49 +298,6 @@ def signal_group(child: Child, sig: signal.Signals) -> None:
         return  # its group id may be reused
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(child.pid, sig)
-
-
-def _wait_group_gone(pgid: int) -> None:
-    """Wait (at most :data:`_GROUP_EXIT_LIMIT` s) until no process of group ``pgid`` runs.
-
-    Signal 0 to a group succeeds while any member exists, zombies included; members that
-    are not our children are reaped by init within moments of their SIGKILL -- where
-    init does not reap (some containers), /proc tells that only zombies are left.
-    """
-    delay, waited = 0.0005, 0.0
-    while waited < _GROUP_EXIT_LIMIT:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        except PermissionError:
-            return  # the id now names a group of another user: ours is gone
-        if waited > 0.02 and not _running_members(pgid):
-            return
-        select.select([], [], [], delay)
-        waited += delay
-        delay = min(delay * 2, 0.05)
-    logger.debug("process group %d outlived its leader by %.1f s", pgid, waited)
-
-
-def _running_members(pgid: int) -> bool:
-    """True when a process of group ``pgid`` is not a zombie (False without /proc)."""
-    try:
-        entries = list(Path("/proc").iterdir())
-    except OSError:
-        return False
-    for entry in entries:
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_bytes()
-        except OSError:
-            continue
-        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
-            return True
-    return False
 
 
 def _wait_any_fallback(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import signal
@@ -131,30 +130,6 @@ def test_spawn_wait_any_reap():
             if not child.reaped:
                 process.signal_group(child, signal.SIGKILL)
                 process.reap(child)
-
-
-def test_reap_returns_when_the_whole_group_is_gone(tmp_path):
-    """A background process holding an inherited fd: after reap, the fd is closed (the
-    job's lock is free when the lifecycle releases it)."""
-    path = tmp_path / "lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        code = "import os, time\nif os.fork() == 0:\n    time.sleep(30)\nos._exit(0)"
-        child = _spawn(code, pass_fds=(fd,))
-        while not process.wait_any([child], 30):
-            pass
-        os.close(fd)
-        fd = -1
-        process.reap(child)  # kills the background sleeper, waits for it
-        other = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-        try:
-            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free: nobody holds it
-        finally:
-            os.close(other)
-    finally:
-        if fd >= 0:
-            os.close(fd)
 
 
 def test_holders_and_kill_groups(tmp_path):

@@ -161,7 +161,7 @@ class LocalExecutor:
             if attempt.child is not None:
                 process.signal_group(attempt.child, signal.SIGKILL)
                 process.reap(attempt.child)
-            attempt.lock.release()
+            lifecycle.release(attempt)
         self._running.clear()
         if self._devnull >= 0:
             os.close(self._devnull)

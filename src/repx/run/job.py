@@ -22,6 +22,7 @@ any moment ends the job recorded as ``interrupted`` (see docs/running.md, "Signa
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -272,8 +273,22 @@ def finish(
                 spec, status=JobStatus.ERROR, reason=why, host=attempt.host, runtime=attempt.runtime
             )
     finally:
-        attempt.lock.release()
+        release(attempt)
     return result
+
+
+def release(attempt: Attempt) -> None:
+    """Release an ended attempt's lock, although its processes shared the lock's file.
+
+    They inherited it (:func:`start`): the lock would stay held until the last of them
+    -- killed by :func:`repx.process.reap` an instant ago -- is gone. Unlocking the shared
+    open file description first frees it now. (Store locks are flocks; a store lock of
+    another kind would need its own unlock here -- it belongs in ``JobLock.release``.)
+    """
+    if attempt.child is not None and attempt.lock.fd >= 0:
+        with contextlib.suppress(OSError):
+            fcntl.flock(attempt.lock.fd, fcntl.LOCK_UN)
+    attempt.lock.release()
 
 
 def _outcome(
