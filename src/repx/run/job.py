@@ -73,8 +73,10 @@ class Attempt:
     host: str
     start_time: float
     child: process.Child | None = None
-    #: repx stopped it (signalled it while it ran, or never started it)
+    #: repx stopped it (then it is recorded as interrupted unless it succeeded)
     interrupted: bool = False
+    #: its process group was sent a stop signal
+    signalled: bool = False
 
 
 def make_result(
@@ -216,22 +218,24 @@ def launch(
     except OSError as exc:
         why = f"cannot start {spec.executable}: {exc.strerror or exc}"
         return finish(store, attempt, None, error=why)
-    if stop is not None and stop.requested and not attempt.interrupted:
+    if stop is not None and stop.requested and not attempt.signalled:
         # The stop came while we were starting it (its handler saw no child yet).
         stop_attempt(attempt, stop.signal)
     return attempt
 
 
 def stop_attempt(attempt: Attempt, sig: signal.Signals = signal.SIGTERM) -> None:
-    """Signal a running attempt's process group; it will be recorded as interrupted.
+    """Stop an attempt: it will be recorded as interrupted unless it succeeds.
 
-    A job that has already exited is left alone: its own exit status is its result.
+    Its process group gets ``sig`` unless the job has already exited. An exited job
+    that failed still counts as interrupted: the same stop (``scancel`` signals every
+    process of the task) may well be what ended it.
     """
-    child = attempt.child
-    if child is None or process.has_exited(child):
-        return
     attempt.interrupted = True
-    process.signal_group(child, sig)
+    child = attempt.child
+    if child is not None and not process.has_exited(child):
+        process.signal_group(child, sig)
+        attempt.signalled = True
 
 
 def finish(
@@ -429,8 +433,9 @@ def run_job(store: Store, spec: JobSpec, runtime: Runtime, stop: Stop | None = N
 
     If the job is (or becomes, while we wait) committed as succeeded, its result is
     returned without running it again. A stop (SIGTERM/SIGINT, see :class:`Stop`) at any
-    moment ends it recorded as interrupted: before it started, while it ran; a job that
-    had already exited keeps its own result. Pass ``stop`` when it must cover more than
+    moment ends it recorded as interrupted (before it started, while it ran, after it
+    exited), unless it had succeeded; once the commit has begun its outcome is settled
+    and the commit completes. Pass ``stop`` when it must cover more than
     this job (a SLURM task's bundle); otherwise one is installed for the call.
     """
     if stop is None:
