@@ -1,22 +1,31 @@
-"""The only module that starts outside programs.
+"""The only module that starts outside programs (tools and job processes).
 
-We use :mod:`subprocess` with argv lists rather than the ``sh`` library: ``sh`` runs
-commands on a pseudo-terminal by default (nix then switches to its interactive progress
-output), its API is untyped (``Any`` would leak through mypy strict), it starts helper
-threads per call, and we need exact control over killing the child on Ctrl-C.
+Two kinds of calls, one place:
+
+- a tool run to completion: :func:`run` (captured output) and :func:`stream` (stderr line
+  by line), for nix, git, sbatch, bwrap probes, sha256sum...;
+- job processes started without waiting: :func:`spawn` starts one in its own session,
+  :func:`wait_any` waits for whichever of many exits first (pidfds polled together with a
+  wake-up fd, Linux >= 5.3), :func:`reap` collects it with ``wait4`` (CPU time and peak
+  memory) after killing what is left of its process group.
+
+We use :mod:`subprocess` with argv lists rather than the ``sh`` library; the measured
+reasons are in docs/architecture.md ("process layer").
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import select
 import shlex
 import shutil
 import signal
 import subprocess
 import tempfile
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -31,6 +40,8 @@ Arg = str | os.PathLike[str]
 _GRACE_SECONDS: Final = 5.0
 #: Stderr lines a streamed call keeps for error reports.
 _STREAM_TAIL_LINES: Final = 2000
+#: Poll interval of :func:`wait_any` when pidfds are unavailable (old kernels).
+_FALLBACK_TICK: Final = 0.01
 
 
 @dataclass(frozen=True)
@@ -172,3 +183,207 @@ def _not_found(argv: list[str], exc: FileNotFoundError) -> Exception:
     if exc.filename not in (None, argv[0]):
         return exc  # e.g. a missing working directory, not a missing program
     return ProgramNotFoundError(argv[0])
+
+
+# -- job processes: start without waiting, wait for many, reap with rusage ---------------
+
+
+@dataclass
+class Child:
+    """A started process (the leader of its own session and process group)."""
+
+    pid: int
+    pidfd: int
+    popen: subprocess.Popen[bytes]
+    #: collected by :func:`reap` (its pid may belong to another process by now)
+    reaped: bool = False
+
+
+@dataclass(frozen=True)
+class Exit:
+    """How a child ended."""
+
+    #: exit status, or minus the signal that killed it
+    returncode: int
+    cpu_seconds: float
+    max_rss_kib: int
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    env: dict[str, str],
+    cwd: str,
+    stdin: int,
+    stdout: int,
+    stderr: int,
+    pass_fds: Sequence[int] = (),
+) -> Child:
+    """Start ``argv`` in a new session (and process group) with exactly ``env``.
+
+    Never through a shell. The child inherits its standard streams and ``pass_fds`` only.
+    """
+    if isinstance(argv, str):
+        raise TypeError("argv must be a sequence, never a shell string")
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug("starting: %s", shlex.join(argv))
+    popen = subprocess.Popen(  # noqa: S603 (an argv list, never a shell)
+        argv,
+        env=env,
+        cwd=cwd,
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
+        start_new_session=True,
+        pass_fds=tuple(pass_fds),
+    )
+    try:
+        pidfd = os.pidfd_open(popen.pid)
+    except (AttributeError, OSError):
+        pidfd = -1
+    return Child(popen.pid, pidfd, popen)
+
+
+def has_exited(child: Child) -> bool:
+    """True when the child has exited (a child not reaped yet stays reapable)."""
+    if child.reaped:
+        return True
+    try:
+        return os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def wait_any(
+    children: Collection[Child], timeout: float | None, wake_fd: int | None = None
+) -> list[Child]:
+    """Wait until a child has exited, ``wake_fd`` is readable, or ``timeout`` (seconds).
+
+    Returns the children that have exited (not reaped yet: call :func:`reap`).
+    """
+    if any(c.pidfd < 0 for c in children):
+        return _wait_any_fallback(children, timeout, wake_fd)
+    poller = select.poll()
+    by_fd = {c.pidfd: c for c in children}
+    for fd in by_fd:
+        poller.register(fd, select.POLLIN)
+    if wake_fd is not None:
+        poller.register(wake_fd, select.POLLIN)
+    millis = None if timeout is None else max(0, int(timeout * 1000))
+    events = poller.poll(millis)
+    return [by_fd[fd] for fd, _ in events if fd in by_fd]
+
+
+def reap(child: Child) -> Exit:
+    """Kill what is left of an exited child's process group, then collect its status.
+
+    A job's processes end with the job: background processes it left behind (or a
+    sandbox's init process) are killed. The group id cannot have been reused yet: the
+    leader is a zombie until ``wait4``.
+    """
+    signal_group(child, signal.SIGKILL)
+    _, status, usage = os.wait4(child.pid, 0)
+    child.reaped = True
+    code = os.waitstatus_to_exitcode(status)
+    child.popen.returncode = code  # so that Popen never waits for it again
+    if child.pidfd >= 0:
+        os.close(child.pidfd)
+        child.pidfd = -1
+    return Exit(code, usage.ru_utime + usage.ru_stime, usage.ru_maxrss)
+
+
+def signal_group(child: Child, sig: signal.Signals) -> None:
+    """Send ``sig`` to the child's process group (the job and everything it started)."""
+    if child.reaped:
+        return  # its group id may be reused
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, sig)
+
+
+def _wait_any_fallback(
+    children: Collection[Child], timeout: float | None, wake_fd: int | None
+) -> list[Child]:
+    waited = 0.0
+    while True:
+        done = [c for c in children if has_exited(c)]
+        if done:
+            return done
+        if wake_fd is not None and select.select([wake_fd], [], [], 0)[0]:
+            return []
+        if timeout is not None and waited >= timeout:
+            return []
+        select.select([], [], [], _FALLBACK_TICK)
+        waited += _FALLBACK_TICK
+
+
+# -- processes left by a dead run (crash recovery) ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Holder:
+    """A process that has a given file open."""
+
+    pid: int
+    pgid: int
+
+
+def is_alive(pid: int) -> bool:
+    """True when process ``pid`` exists and is not a zombie (on this host)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return True  # no /proc: trust kill(2)
+    # "pid (comm) state ...": comm may hold spaces and parentheses, the state follows the last ")".
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] != b"Z"
+
+
+def holders(path: str, env_entry: str) -> list[Holder]:
+    """Processes of this user with ``path`` open whose environment contains ``env_entry``.
+
+    ``env_entry`` (``NAME=value``) tells a job's processes from anything else that might
+    open the file (another repx between taking a lock and writing its owner line).
+    Processes that vanish or cannot be read while we look are skipped.
+    """
+    try:
+        target = Path(path).stat()
+    except OSError:
+        return []
+    wanted = env_entry.encode()
+    found: list[Holder] = []
+    me = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        pid = int(entry.name)
+        try:
+            if wanted not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            for fd in (entry / "fd").iterdir():
+                st = fd.stat()  # follows the fd's link to the open file
+                if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
+                    found.append(Holder(pid, os.getpgid(pid)))
+                    break
+        except OSError:
+            continue
+    return found
+
+
+def kill_groups(found: Collection[Holder]) -> None:
+    """SIGKILL the process groups of ``found`` (never this process's own group)."""
+    own = os.getpgrp()
+    for pgid in sorted({h.pgid for h in found}):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if pgid == own:
+                continue
+            logger.debug("killing process group %d", pgid)
+            os.killpg(pgid, signal.SIGKILL)
+    for holder in found:
+        if holder.pgid == own:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(holder.pid, signal.SIGKILL)

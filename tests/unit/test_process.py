@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import subprocess
 import sys
 
 import pytest
@@ -90,3 +92,75 @@ def test_argv_is_logged_at_debug_level(caplog):
     with caplog.at_level(logging.DEBUG, logger="repx.process"):
         process.run([sys.executable, "-c", "pass", "two words"])
     assert any("running:" in r.message and "'two words'" in r.message for r in caplog.records)
+
+
+# -- job processes: spawn, wait_any, reap, and the crash-recovery helpers --------------
+
+
+def _spawn(code, **kwargs):
+    return process.spawn(
+        [sys.executable, "-c", code],
+        env={"PATH": os.environ["PATH"], **kwargs.pop("env", {})},
+        cwd="/",
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        **kwargs,
+    )
+
+
+def test_spawn_wait_any_reap():
+    quick = _spawn("import sys; sys.exit(3)")
+    slow = _spawn("import time; time.sleep(30)")
+    try:
+        assert os.getpgid(slow.pid) == slow.pid  # its own group
+        exited = []
+        while not exited:
+            exited = process.wait_any([quick, slow], 30)
+        assert exited == [quick] and process.has_exited(quick)
+        assert process.reap(quick).returncode == 3
+        assert process.has_exited(quick)  # reaped: still "exited", never signalled again
+        assert not process.has_exited(slow)
+        assert process.wait_any([slow], 0) == []
+        process.signal_group(slow, signal.SIGTERM)
+        assert process.wait_any([slow], 30) == [slow]
+        assert process.reap(slow).returncode == -signal.SIGTERM
+    finally:
+        for child in (quick, slow):
+            if not child.reaped:
+                process.signal_group(child, signal.SIGKILL)
+                process.reap(child)
+
+
+def test_holders_and_kill_groups(tmp_path):
+    path = tmp_path / "lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC)
+    try:
+        marked = _spawn("import time; time.sleep(30)", pass_fds=(fd,), env={"REPX_JOB_ID": "j"})
+        unmarked = _spawn("import time; time.sleep(30)", pass_fds=(fd,))
+    finally:
+        os.close(fd)
+    try:
+        found = process.holders(str(path), "REPX_JOB_ID=j")
+        assert found == [process.Holder(marked.pid, marked.pid)]  # not the unmarked one
+        assert process.holders(str(path), "REPX_JOB_ID=other") == []
+        assert process.is_alive(marked.pid)
+        process.kill_groups(found)
+        assert process.wait_any([marked], 30) == [marked]
+        assert process.reap(marked).returncode == -signal.SIGKILL
+        assert not process.has_exited(unmarked)
+    finally:
+        for child in (marked, unmarked):
+            if not child.reaped:
+                process.signal_group(child, signal.SIGKILL)
+                process.reap(child)
+
+
+def test_is_alive_sees_zombies_as_dead():
+    child = _spawn("pass")
+    try:
+        while not process.wait_any([child], 30):
+            pass
+        assert not process.is_alive(child.pid)  # a zombie until reaped
+    finally:
+        process.reap(child)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from repx.run.store_models import JobStatus
 
@@ -104,7 +104,13 @@ class FailedJob(BaseModel):
 
 
 class RunSummary(_Event):
-    """The end of a run."""
+    """The end of a run.
+
+    ``failed`` lists the jobs that failed on their own (they ran and failed, or could not
+    start); ``interrupted_jobs`` those that repx stopped (Ctrl-C, a signal, ``scancel``):
+    a stopped job says nothing about the job itself. Unsuccessful jobs passed in
+    ``failed`` are sorted into the two by their status.
+    """
 
     event: Literal["summary"] = "summary"
     lab: str
@@ -114,6 +120,7 @@ class RunSummary(_Event):
     cached: int
     succeeded: int
     failed: tuple[FailedJob, ...] = ()
+    interrupted_jobs: tuple[FailedJob, ...] = ()
     blocked: int = 0
     not_started: int = 0
     interrupted: bool = False
@@ -125,12 +132,25 @@ class RunSummary(_Event):
     #: the run returned after submitting to SLURM (without --wait): jobs are still queued
     submitted_only: bool = False
 
+    @model_validator(mode="before")
+    @classmethod
+    def _sort_unsuccessful(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not data.get("failed"):
+            return data
+        own: list[Any] = []
+        stopped: list[Any] = list(data.get("interrupted_jobs", ()))
+        for job in data["failed"]:
+            status = job.status if isinstance(job, FailedJob) else job.get("status")
+            (stopped if status == JobStatus.INTERRUPTED else own).append(job)
+        return {**data, "failed": tuple(own), "interrupted_jobs": tuple(stopped)}
+
     @property
     def exit_code(self) -> int:
-        """0: everything succeeded; 1: a job failed or was blocked; 130: interrupted."""
+        """0: everything succeeded; 1: a job failed, was stopped or blocked; 130: interrupted."""
         if self.interrupted:
             return 130
-        return 1 if self.failed or self.blocked or self.not_started else 0
+        unsuccessful = self.failed or self.interrupted_jobs
+        return 1 if unsuccessful or self.blocked or self.not_started else 0
 
 
 Event = (

@@ -15,17 +15,16 @@ import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Protocol
 
+from repx import process
 from repx.run import job as lifecycle
-from repx.run import proc
+from repx.run.job import LOCK_RETRY
+from repx.run.orphans import end_orphans
 from repx.run.runtime import Runtime
 from repx.run.spec import JobSpec
 from repx.run.store import JobLock, Store
-from repx.run.store_models import JobResult, JobStatus
-
-#: How often jobs held by another process are looked at again (seconds).
-LOCK_RETRY: Final = 0.1
+from repx.run.store_models import JobResult
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,12 @@ class _Waiter:
 
 
 class LocalExecutor:
-    """Runs jobs as child processes, each in its own attempt directory."""
+    """Runs jobs as child processes, each in its own attempt directory.
+
+    Each job goes through the one lifecycle of :mod:`repx.run.job` (launch, then finish
+    when its process exits); this class only multiplexes many of them and waits for
+    jobs that another process holds (ending the orphans of a dead run on the way).
+    """
 
     holds_dependencies = False
 
@@ -111,6 +115,7 @@ class LocalExecutor:
         """Start ``spec`` now, or wait for it if another process holds its lock."""
         lock = self.store.try_lock(spec.job)
         if lock is None:
+            end_orphans(self.store, spec.job)
             previous = self.store.read_result(spec.job)
             self._waiting[spec.job] = _Waiter(spec, previous.attempt if previous else None)
             self._events.append(Waiting(spec.job, self.store.lock_holder(spec.job)))
@@ -125,14 +130,14 @@ class LocalExecutor:
             timeout = LOCK_RETRY if timeout is None else min(timeout, LOCK_RETRY)
         children = [a.child for a in self._running.values() if a.child is not None]
         if children or self.wake_fd is not None:
-            exited = proc.wait_any(children, timeout, self.wake_fd)
+            exited = process.wait_any(children, timeout, self.wake_fd)
         else:
             exited = []
             if timeout:
                 time.sleep(timeout)
         for child in exited:
             attempt = self._running.pop(child.pid)
-            self._finish(attempt, proc.reap(child))
+            self._finish(attempt, process.reap(child))
         if self._waiting and time.monotonic() >= self._next_lock_retry:
             self._retry_waiting()
         events, self._events = self._events, []
@@ -142,9 +147,7 @@ class LocalExecutor:
         """Signal every running job's process group; drop the waiting ones."""
         sig = signal.SIGKILL if force else signal.SIGTERM
         for attempt in self._running.values():
-            attempt.interrupted = True
-            if attempt.child is not None:
-                proc.signal_group(attempt.child, sig)
+            lifecycle.stop_attempt(attempt, sig)
         dropped = list(self._waiting)
         self._waiting.clear()
         return dropped
@@ -156,9 +159,9 @@ class LocalExecutor:
         """
         for attempt in self._running.values():
             if attempt.child is not None:
-                proc.signal_group(attempt.child, signal.SIGKILL)
-                proc.reap(attempt.child)
-            attempt.lock.release()
+                process.signal_group(attempt.child, signal.SIGKILL)
+                process.reap(attempt.child)
+            lifecycle.release(attempt)
         self._running.clear()
         if self._devnull >= 0:
             os.close(self._devnull)
@@ -172,7 +175,7 @@ class LocalExecutor:
 
     def _launch(self, spec: JobSpec, lock: JobLock, waited: _Waiter | None) -> None:
         store = self.store
-        if store.committed_success(spec.job) or (
+        if store.committed_success(spec.job, spec.outputs) or (
             waited is not None and self._has_new_result(spec.job, waited)
         ):
             # Another run committed it (while we waited, or since we read the index).
@@ -182,36 +185,20 @@ class LocalExecutor:
                 self._events.append(Finished(spec.job, found, adopted=True))
                 return
             lock = store.lock(spec.job)
-        try:
-            attempt = lifecycle.prepare(store, spec, lock, self.runtime)
-        except OSError as exc:
-            lock.release()
-            why = f"cannot prepare its directory: {_describe(exc)}"
-            self._events.append(Finished(spec.job, self._unrecorded(spec, why)))
+        started = lifecycle.launch(store, spec, lock, self.runtime, self._devnull)
+        if isinstance(started, JobResult):
+            self._events.append(Finished(spec.job, started))
             return
-        try:
-            child = lifecycle.start(attempt, self.runtime, self._devnull)
-        except OSError as exc:
-            why = f"cannot start {spec.executable}: {exc.strerror or exc}"
-            self._finish(attempt, None, error=why)
-            return
-        self._running[child.pid] = attempt
+        assert started.child is not None
+        self._running[started.child.pid] = started
         self._events.append(Started(spec.job))
 
     def _has_new_result(self, job: str, waited: _Waiter) -> bool:
         found = self.store.read_result(job)
         return found is not None and found.attempt != waited.seen_attempt
 
-    def _finish(
-        self, attempt: lifecycle.Attempt, exit: proc.Exit | None, error: str | None = None
-    ) -> None:
-        try:
-            result = lifecycle.finish(self.store, attempt, exit, error=error)
-        except OSError as exc:
-            # Could not commit (e.g. the disk is full): the attempt stays in .work and is
-            # discarded by the next run; nothing half-written is visible.
-            attempt.lock.release()
-            result = self._unrecorded(attempt.spec, f"cannot commit: {_describe(exc)}")
+    def _finish(self, attempt: lifecycle.Attempt, exit: process.Exit) -> None:
+        result = lifecycle.finish(self.store, attempt, exit)
         self._events.append(Finished(attempt.spec.job, result))
 
     def _retry_waiting(self) -> None:
@@ -219,24 +206,7 @@ class LocalExecutor:
         for job, waiter in list(self._waiting.items()):
             lock = self.store.try_lock(job)
             if lock is None:
+                end_orphans(self.store, job)
                 continue
             del self._waiting[job]
             self._launch(waiter.spec, lock, waited=waiter)
-
-    def _unrecorded(self, spec: JobSpec, reason: str) -> JobResult:
-        now = time.time()
-        return JobResult(
-            job=spec.job,
-            status=JobStatus.ERROR,
-            reason=reason,
-            start=now,
-            end=now,
-            host=self.store.host,
-            runtime=self.runtime.kind.value,
-            lab_id=spec.lab_id,
-            attempt="",
-        )
-
-
-def _describe(exc: OSError) -> str:
-    return exc.strerror or str(exc)

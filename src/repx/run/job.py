@@ -1,14 +1,19 @@
-"""The lifecycle of one job attempt: prepare the work dir, spawn, wait, commit.
+"""The lifecycle of one job attempt, for local runs and SLURM tasks alike.
 
-The same functions serve the local executor (in-process, many jobs at once) and a cluster
-node (``python -m repx.run.job TASK.json`` runs one job to completion under the same
-locks, markers, logs and atomic commit)::
+One lifecycle (prepare -> start -> finish) serves the local executor (in-process, many
+jobs at once) and a cluster node (:func:`run_job`: ``python -m repx.run.job TASK.json``
+and :mod:`repx.run.slurm_task` run one job to completion under the same locks, markers,
+logs and atomic commit)::
 
-    lock = store.try_lock(spec.job)           # or store.lock() to wait
-    attempt = prepare(store, spec, lock, runtime)
-    start(attempt, runtime, devnull)          # attempt.child is running
-    ...                                       # proc.wait_any / proc.reap
-    result = finish(store, attempt, exit)     # commit, release the lock
+    lock = store.try_lock(spec.job)                # or wait_for_lock(store, job, stop)
+    started = launch(store, spec, lock, runtime, devnull)
+    # an Attempt whose child is running, or a JobResult when it could not start
+    ...                                            # process.wait_any / process.reap
+    result = finish(store, attempt, exit)          # commit, release the lock
+
+Every JobResult is built by :func:`make_result`. Signals: :class:`Stop` is installed
+before anything of the job is visible (lock, attempt directory), so a SIGTERM/SIGINT at
+any moment ends the job recorded as ``interrupted`` (see docs/running.md, "Signals").
 """
 
 # Per-job hot path: os functions on str paths (measured ~3x cheaper than pathlib).
@@ -20,11 +25,13 @@ import contextlib
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -32,18 +39,25 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from repx.run import proc
+from repx import process
+from repx.run.orphans import end_orphans
 from repx.run.runtime import Runtime
 from repx.run.spec import JobSpec
-from repx.run.store import OUT, REPX, JobLock, Store
+from repx.run.store import OUT, REPX, JobLock, Store, StoreError
 from repx.run.store_models import JobResult, JobStatus
 
 INPUTS_JSON: Final = "inputs.json"
 PARAMETERS_JSON: Final = "parameters.json"
 STDOUT_LOG: Final = "stdout.log"
 STDERR_LOG: Final = "stderr.log"
+#: How often a job held by another process is looked at again (seconds).
+LOCK_RETRY: Final = 0.1
+#: Reason of a job stopped by a signal (or Ctrl-C) to repx.
+INTERRUPTED: Final = "interrupted"
 _LOG_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 _UNSAFE: Final = re.compile(r"[^A-Za-z0-9._-]")
+#: Test hook: the lifecycle sends itself SIGTERM at this phase (see :func:`_checkpoint`).
+_SIGNAL_AT: Final = os.environ.get("REPX_TEST_SIGNAL_AT", "")
 
 
 @dataclass
@@ -57,14 +71,74 @@ class Attempt:
     runtime: str
     host: str
     start_time: float
-    child: proc.Child | None = None
+    child: process.Child | None = None
+    #: repx stopped it (then it is recorded as interrupted unless it succeeded)
     interrupted: bool = False
     impure: tuple[str, ...] = ()
+    #: its process group was sent a stop signal
+    signalled: bool = False
+
+
+def make_result(
+    job: str,
+    lab_id: str,
+    *,
+    status: JobStatus,
+    reason: str | None,
+    host: str,
+    runtime: str,
+    start: float | None = None,
+    attempt: str = "",
+    exit: process.Exit | None = None,
+    impure: tuple[str, ...] = (),
+) -> JobResult:
+    """The one place a :class:`JobResult` is built (``attempt=""``: nothing was recorded).
+
+    ``start`` defaults to now (a job that never ran).
+    """
+    end = time.time()
+    return JobResult(
+        job=job,
+        status=status,
+        exit_code=exit.returncode if exit is not None else None,
+        reason=reason,
+        start=end if start is None else start,
+        end=end,
+        host=host,
+        runtime=runtime,
+        lab_id=lab_id,
+        attempt=attempt,
+        cpu_seconds=round(exit.cpu_seconds, 6) if exit is not None else None,
+        max_rss_kib=exit.max_rss_kib if exit is not None else None,
+        impure=impure,
+    )
+
+
+def unrecorded(
+    store: Store, spec: JobSpec, runtime: Runtime, status: JobStatus, reason: str
+) -> JobResult:
+    """The result of a job that ended without an attempt in the store."""
+    return make_result(
+        spec.job,
+        spec.lab_id,
+        status=status,
+        reason=reason,
+        host=store.host,
+        runtime=runtime.kind.value,
+    )
 
 
 def gather_file_name(name: str) -> str:
     """File name of a gathered input's list, inside the attempt's ``repx/``."""
     return f"gather-{_UNSAFE.sub('_', name)}.json"
+
+
+# -- the lifecycle -----------------------------------------------------------------------
+
+
+def committed(store: Store, spec: JobSpec) -> JobResult | None:
+    """The job's committed successful result, if it has one and its outputs are intact."""
+    return store.read_result(spec.job) if store.committed_success(spec.job, spec.outputs) else None
 
 
 def prepare(store: Store, spec: JobSpec, lock: JobLock, runtime: Runtime) -> Attempt:
@@ -94,76 +168,160 @@ def prepare(store: Store, spec: JobSpec, lock: JobLock, runtime: Runtime) -> Att
     )
 
 
-def start(attempt: Attempt, runtime: Runtime, stdin: int) -> proc.Child:
-    """Spawn the job (its stdout/stderr go to the attempt's logs); raises OSError."""
+def start(attempt: Attempt, runtime: Runtime, stdin: int) -> process.Child:
+    """Spawn the job (its stdout/stderr go to the attempt's logs); raises OSError.
+
+    The job inherits the job's lock: the lock stays held while any process of the attempt
+    lives, even when repx itself was killed (so a later run never starts a second
+    attempt beside an orphan of this one; it ends them: :mod:`repx.run.orphans`).
+    """
     argv, env, cwd = runtime.command(attempt.spec, attempt.work)
     repx = os.path.join(attempt.work, REPX)
     out_fd = os.open(os.path.join(repx, STDOUT_LOG), _LOG_FLAGS, 0o644)
     try:
         err_fd = os.open(os.path.join(repx, STDERR_LOG), _LOG_FLAGS, 0o644)
         try:
-            attempt.child = proc.spawn(
+            child = process.spawn(
                 argv,
                 env=env,
                 cwd=cwd,
                 stdin=stdin,
                 stdout=out_fd,
                 stderr=err_fd,
+                pass_fds=(attempt.lock.fd,),
             )
         finally:
             os.close(err_fd)
     finally:
         os.close(out_fd)
-    return attempt.child
+    _checkpoint("spawned")  # the window between fork and registration
+    attempt.child = child
+    return child
+
+
+def launch(
+    store: Store,
+    spec: JobSpec,
+    lock: JobLock,
+    runtime: Runtime,
+    stdin: int,
+    *,
+    stop: Stop | None = None,
+) -> Attempt | JobResult:
+    """Prepare and start an attempt: the running Attempt, or the result when it did not run.
+
+    With ``stop`` (a job run to completion), a stop requested before the spawn commits
+    the attempt as interrupted without starting it, and one that came during the spawn
+    is passed on to the child at once.
+    """
+    try:
+        attempt = prepare(store, spec, lock, runtime)
+    except OSError as exc:
+        lock.release()
+        why = f"cannot prepare its directory: {_describe(exc)}"
+        return unrecorded(store, spec, runtime, JobStatus.ERROR, why)
+    if stop is not None:
+        stop.attempt = attempt
+        _checkpoint("prepared")
+        if stop.requested:
+            attempt.interrupted = True
+            return finish(store, attempt, None)
+    try:
+        start(attempt, runtime, stdin)
+    except OSError as exc:
+        why = f"cannot start {spec.executable}: {exc.strerror or exc}"
+        return finish(store, attempt, None, error=why)
+    if stop is not None and stop.requested and not attempt.signalled:
+        # The stop came while we were starting it (its handler saw no child yet).
+        stop_attempt(attempt, stop.signal)
+    return attempt
+
+
+def stop_attempt(attempt: Attempt, sig: signal.Signals = signal.SIGTERM) -> None:
+    """Stop an attempt: it will be recorded as interrupted unless it succeeds.
+
+    Its process group gets ``sig`` unless the job has already exited. An exited job
+    that failed still counts as interrupted: the same stop (``scancel`` signals every
+    process of the task) may well be what ended it.
+    """
+    attempt.interrupted = True
+    child = attempt.child
+    if child is not None and not process.has_exited(child):
+        process.signal_group(child, sig)
+        attempt.signalled = True
 
 
 def finish(
-    store: Store, attempt: Attempt, exit: proc.Exit | None, *, error: str | None = None
+    store: Store, attempt: Attempt, exit: process.Exit | None, *, error: str | None = None
 ) -> JobResult:
     """Decide the outcome, commit the attempt and release the lock.
 
-    ``exit`` is None when the job could not be started (``error`` says why).
+    ``exit`` is None when the job did not start (``error`` says why; none: repx stopped
+    it first). When the commit itself fails (e.g. a full disk) the attempt stays in
+    ``.work`` (discarded by the next run), nothing half-written is visible, and the
+    result says so without being recorded.
     """
     spec = attempt.spec
     w = os.fspath(attempt.work)
     try:
         status, reason = _outcome(spec, w, exit, error, attempt.interrupted)
-        if error is not None:
-            log_path = os.path.join(w, REPX, STDERR_LOG)
-            with contextlib.suppress(OSError), open(log_path, "a", encoding="utf-8") as log:
-                log.write(f"repx: {error}\n")
-        if spec.gathers:
-            _point_inputs_at(store, attempt)
-        result = JobResult(
-            job=spec.job,
+        result = make_result(
+            spec.job,
+            spec.lab_id,
             status=status,
-            exit_code=exit.returncode if exit is not None else None,
             reason=reason,
-            start=attempt.start_time,
-            end=time.time(),
             host=attempt.host,
             runtime=attempt.runtime,
-            lab_id=spec.lab_id,
+            start=attempt.start_time,
             attempt=attempt.nonce,
-            cpu_seconds=round(exit.cpu_seconds, 6) if exit is not None else None,
-            max_rss_kib=exit.max_rss_kib if exit is not None else None,
+            exit=exit,
             impure=attempt.impure,
         )
-        store.commit(spec.job, attempt.work, result)
+        _checkpoint("committing")
+        try:
+            if error is not None:
+                log_path = os.path.join(w, REPX, STDERR_LOG)
+                with contextlib.suppress(OSError), open(log_path, "a", encoding="utf-8") as log:
+                    log.write(f"repx: {error}\n")
+            if spec.gathers:
+                _point_inputs_at(store, attempt)
+            store.commit(spec.job, attempt.work, result)
+        except OSError as exc:
+            why = f"cannot commit: {_describe(exc)}"
+            return make_result(
+                spec.job,
+                spec.lab_id,
+                status=JobStatus.ERROR,
+                reason=why,
+                host=attempt.host,
+                runtime=attempt.runtime,
+            )
     finally:
-        attempt.lock.release()
+        release(attempt)
     return result
 
 
+def release(attempt: Attempt) -> None:
+    """Release an ended attempt's lock, although its processes shared the lock's file.
+
+    They inherited it (:func:`start`): the lock would stay held until the last of them
+    -- killed by :func:`repx.process.reap` an instant ago -- is gone;
+    :meth:`~repx.run.store.JobLock.release` unlocks the shared open file description first.
+    """
+    attempt.lock.release()
+
+
 def _outcome(
-    spec: JobSpec, work: str, exit: proc.Exit | None, error: str | None, interrupted: bool
+    spec: JobSpec, work: str, exit: process.Exit | None, error: str | None, interrupted: bool
 ) -> tuple[JobStatus, str | None]:
     if exit is None:
+        if error is None and interrupted:
+            return JobStatus.INTERRUPTED, f"{INTERRUPTED} before it started"
         return JobStatus.ERROR, error or "not started"
     code = exit.returncode
-    # A job that had already ended successfully when the stop came keeps its result.
+    # Stopped by repx; a job that had ended successfully when the stop came keeps its result.
     if interrupted and code != 0:
-        return JobStatus.INTERRUPTED, "interrupted"
+        return JobStatus.INTERRUPTED, INTERRUPTED
     if code < 0:
         try:
             name = signal.Signals(-code).name
@@ -193,7 +351,87 @@ def _write(path: str, text: str) -> None:
         f.write(text + "\n")
 
 
+def _describe(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def _checkpoint(phase: str) -> None:
+    """Test hook: with ``REPX_TEST_SIGNAL_AT=<phase>`` a SIGTERM lands exactly here.
+
+    Phases: ``waiting`` (before the lock), ``locked``, ``prepared`` (before spawn),
+    ``spawned`` (after fork, before the child is registered), ``running``, ``exited``
+    (the child has exited, not reaped), ``committing``.
+    """
+    if phase == _SIGNAL_AT:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 # -- one job to completion (cluster nodes, tests) ----------------------------------------
+
+
+def wait_for_lock(store: Store, job: str, stop: Stop) -> JobLock | None:
+    """Take the job's lock, waiting for another holder (None: a stop came first)."""
+    while True:
+        lock = store.try_lock(job)
+        if lock is not None:
+            return lock
+        end_orphans(store, job)
+        if stop.requested:
+            return None
+        stop.sleep(LOCK_RETRY)
+
+
+class Stop:
+    """SIGTERM/SIGINT handling for jobs run to completion in this process.
+
+    The handler only records the request and signals the running attempt's group (a
+    second request escalates to SIGKILL); it never raises, so a commit in progress always
+    completes. Install it before the first lock is taken.
+    """
+
+    def __init__(self) -> None:
+        self.requested = 0
+        self.attempt: Attempt | None = None
+        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[Stop]:
+        """Handle SIGTERM and SIGINT (main thread only) until the block ends."""
+        try:
+            if threading.current_thread() is not threading.main_thread():
+                yield self
+                return
+            sigs = (signal.SIGTERM, signal.SIGINT)
+            previous = {s: signal.signal(s, self._handle) for s in sigs}
+            try:
+                yield self
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+        finally:
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+
+    def request(self) -> None:
+        """Stop: what the signal handler does (also callable directly)."""
+        self.requested += 1
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+        attempt = self.attempt
+        if attempt is not None:
+            stop_attempt(attempt, self.signal)
+
+    @property
+    def signal(self) -> signal.Signals:
+        """What a running job gets: SIGTERM, SIGKILL from the second request on."""
+        return signal.SIGKILL if self.requested > 1 else signal.SIGTERM
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``, or less when a stop is requested."""
+        select.select([self._wake_r], [], [], seconds)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.request()
 
 
 class JobTask(BaseModel):
@@ -206,64 +444,70 @@ class JobTask(BaseModel):
     base: str
 
 
-def run_job(store: Store, spec: JobSpec, runtime: Runtime) -> JobResult:
+def run_job(store: Store, spec: JobSpec, runtime: Runtime, stop: Stop | None = None) -> JobResult:
     """Run one job to completion in this process, waiting for its lock if it is held.
 
     If the job is (or becomes, while we wait) committed as succeeded, its result is
-    returned without running it again. SIGTERM/SIGINT stop the job and record it as
-    interrupted.
+    returned without running it again. A stop (SIGTERM/SIGINT, see :class:`Stop`) at any
+    moment ends it recorded as interrupted (before it started, while it ran, after it
+    exited), unless it had succeeded; once the commit has begun its outcome is settled
+    and the commit completes. Pass ``stop`` when it must cover more than
+    this job (a SLURM task's bundle); otherwise one is installed for the call.
     """
-    if store.committed_success(spec.job):
-        found = store.read_result(spec.job)
-        if found is not None:
-            return found
-    lock = store.lock(spec.job)
-    if store.committed_success(spec.job):
-        found = store.read_result(spec.job)
-        if found is not None:
-            lock.release()
-            return found
-    attempt = prepare(store, spec, lock, runtime)
+    if stop is None:
+        with Stop().installed() as own:
+            return run_job(store, spec, runtime, own)
+    _checkpoint("waiting")
+    found = committed(store, spec)
+    if found is not None:
+        return found
+    lock = wait_for_lock(store, spec.job, stop)
+    if lock is None:
+        why = f"{INTERRUPTED} while another process held the job"
+        return unrecorded(store, spec, runtime, JobStatus.INTERRUPTED, why)
+    found = committed(store, spec)
+    if found is not None:
+        lock.release()
+        return found
+    _checkpoint("locked")
     devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        attempt.interrupted = True
-        if attempt.child is not None:
-            proc.signal_group(attempt.child, signal.SIGTERM)
-
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        try:
-            child = start(attempt, runtime, devnull)
-        except OSError as exc:
-            return finish(
-                store, attempt, None, error=f"cannot start {spec.executable}: {exc.strerror}"
-            )
-        while not proc.wait_any([child], None):
+        started = launch(store, spec, lock, runtime, devnull, stop=stop)
+        if isinstance(started, JobResult):
+            return started
+        child = started.child
+        assert child is not None
+        _checkpoint("running")
+        while not process.wait_any([child], None):
             pass
-        return finish(store, attempt, proc.reap(child))
+        _checkpoint("exited")
+        return finish(store, started, process.reap(child))
     finally:
+        stop.attempt = None
         os.close(devnull)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m repx.run.job TASK.json``: run one job; exit 0 when it succeeded."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 1:
-        sys.stderr.write("usage: python -m repx.run.job TASK.json\n")
-        return 2
-    try:
-        task = JobTask.model_validate_json(Path(args[0]).read_bytes())
-    except (OSError, ValidationError) as exc:
-        sys.stderr.write(f"repx job: cannot read {args[0]}: {exc}\n")
-        return 2
-    store = Store.open(Path(task.base))
-    try:
-        result = run_job(store, task.spec, task.runtime)
-    finally:
-        store.close()
+    with Stop().installed() as stop:
+        args = list(sys.argv[1:] if argv is None else argv)
+        if len(args) != 1:
+            sys.stderr.write("usage: python -m repx.run.job TASK.json\n")
+            return 2
+        try:
+            task = JobTask.model_validate_json(Path(args[0]).read_bytes())
+        except (OSError, ValidationError) as exc:
+            sys.stderr.write(f"repx job: cannot read {args[0]}: {exc}\n")
+            return 2
+        try:
+            store = Store.open(Path(task.base))
+        except StoreError as exc:
+            sys.stderr.write(f"repx job: {exc.message}\n")
+            return 2
+        try:
+            result = run_job(store, task.spec, task.runtime, stop)
+        finally:
+            store.close()
     sys.stdout.write(result.model_dump_json() + "\n")
     return 0 if result.succeeded else 1
 

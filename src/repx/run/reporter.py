@@ -92,6 +92,8 @@ class _Counts:
         self.to_run = 0
         self.succeeded = 0
         self.failed = 0
+        #: stopped by repx (Ctrl-C, a signal, scancel): not a failure of the job
+        self.interrupted = 0
         self.blocked = 0
         self.started_at = time.monotonic()
         self.running: dict[str, tuple[str, float]] = {}  # job -> (stage, start)
@@ -111,6 +113,8 @@ class _Counts:
             self.waiting.discard(event.job)
             if event.status is JobStatus.SUCCEEDED:
                 self.succeeded += 1
+            elif event.status is JobStatus.INTERRUPTED:
+                self.interrupted += 1
             else:
                 self.failed += 1
         elif isinstance(event, JobBlocked):
@@ -118,14 +122,14 @@ class _Counts:
 
     @property
     def finished(self) -> int:
-        return self.succeeded + self.failed + self.blocked
+        return self.succeeded + self.failed + self.interrupted + self.blocked
 
     @property
     def pending(self) -> int:
         return max(0, self.to_run - self.finished - len(self.running) - len(self.waiting))
 
     def eta(self) -> float | None:
-        done = self.succeeded + self.failed
+        done = self.succeeded + self.failed + self.interrupted
         if done == 0:
             return None
         elapsed = time.monotonic() - self.started_at
@@ -195,8 +199,9 @@ class RichReporter:
                 self._start_live()
         elif isinstance(event, JobFinished) and event.status is not JobStatus.SUCCEEDED:
             reason = f": {event.reason}" if event.reason else ""
+            color = "yellow" if event.status is JobStatus.INTERRUPTED else "red"
             self.console.print(
-                f"[red]{event.status.value}[/red] {event.job}{reason}", highlight=False
+                f"[{color}]{event.status.value}[/{color}] {event.job}{reason}", highlight=False
             )
         elif isinstance(event, Notice):
             self.console.print(f"[yellow]warning:[/yellow] {event.message}", highlight=False)
@@ -238,10 +243,12 @@ class RichReporter:
         now = time.monotonic()
         eta = c.eta()
         text = Text()
-        text.append(f"{c.succeeded + c.failed + c.blocked}/{c.to_run} ", style="bold")
+        text.append(f"{c.finished}/{c.to_run} ", style="bold")
         text.append(f"done {c.succeeded}", style="green")
         text.append(f" · running {len(c.running)}", style="cyan")
         text.append(f" · failed {c.failed}", style="red" if c.failed else "")
+        if c.interrupted:
+            text.append(f" · interrupted {c.interrupted}", style="yellow")
         text.append(f" · blocked {c.blocked}", style="yellow" if c.blocked else "")
         text.append(f" · pending {c.pending}")
         if c.waiting:
@@ -308,6 +315,8 @@ def format_summary(summary: RunSummary) -> str:
     parts = [f"{summary.succeeded} succeeded"]
     if summary.failed:
         parts.append(f"{len(summary.failed)} failed")
+    if summary.interrupted_jobs:
+        parts.append(f"{len(summary.interrupted_jobs)} interrupted")
     if summary.blocked:
         parts.append(f"{summary.blocked} blocked")
     if summary.not_started:
@@ -325,5 +334,10 @@ def format_summary(summary: RunSummary) -> str:
         if failed.log:
             lines.append(f"  log: {failed.log}")
         lines += [f"  | {line}" for line in failed.stderr_tail]
+    for stopped in summary.interrupted_jobs:
+        # stopped by repx: the job's own log says nothing about why, so none is shown
+        lines.append(f"interrupted: {stopped.job} (stage {stopped.stage})")
+    if summary.interrupted_jobs:
+        lines.append("  (stopped, not failed: running again finishes them)")
     lines.append(f"results: {summary.outputs}")
     return "\n".join(lines) + "\n"

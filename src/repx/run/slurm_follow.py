@@ -14,14 +14,14 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
 from repx import slurm
 from repx.run.executor import ExecutorEvent, Finished, Started
-from repx.run.job import STDERR_LOG
+from repx.run.job import STDERR_LOG, make_result
 from repx.run.store import REPX, Store
 from repx.run.store_models import JobResult, JobStatus
 
@@ -172,28 +172,30 @@ class SlurmFollower:
         """The result of a job whose task ended without one (None: try again later)."""
         entry = tracked.last_entry
         state = entry.state if entry is not None else None
-        now = time.time()
-        common: dict[str, object] = {
-            "job": tracked.job,
-            "start": now,
-            "end": now,
-            "host": "",
-            "runtime": self.runtime_kind,
-            "lab_id": self.lab_id,
-        }
         if entry is not None and entry.reason == "DependencyNeverSatisfied":
             reason = f"not run: a job it needs did not succeed (SLURM {tracked.ref})"
-            return _result(common, JobStatus.INTERRUPTED, reason, "")
+            return self._result(tracked, JobStatus.INTERRUPTED, reason)
         if state is slurm.JobState.CANCELLED:
             reason = f"cancelled in SLURM ({tracked.ref}) before it ran"
-            return _result(common, JobStatus.INTERRUPTED, reason, "")
+            return self._result(tracked, JobStatus.INTERRUPTED, reason)
         what = state.value if state is not None else "no longer known to SLURM"
         reason = f"SLURM task {tracked.ref} ended ({what}) without a result; its log: {tracked.log}"
-        return self._record_error(tracked, reason, common)
+        return self._record_error(tracked, reason)
 
-    def _record_error(
-        self, tracked: _Tracked, reason: str, common: Mapping[str, object]
-    ) -> JobResult | None:
+    def _result(
+        self, tracked: _Tracked, status: JobStatus, reason: str, attempt: str = ""
+    ) -> JobResult:
+        return make_result(
+            tracked.job,
+            self.lab_id,
+            status=status,
+            reason=reason,
+            host="",
+            runtime=self.runtime_kind,
+            attempt=attempt,
+        )
+
+    def _record_error(self, tracked: _Tracked, reason: str) -> JobResult | None:
         """Commit an ERROR result (with the task's log) so that status shows why."""
         lock = self.store.try_lock(tracked.job)
         if lock is None:
@@ -204,22 +206,14 @@ class SlurmFollower:
             tail = _tail(tracked.log)
             with open(os.path.join(work, REPX, STDERR_LOG), "w", encoding="utf-8") as f:
                 f.write("".join(f"{line}\n" for line in tail) + f"repx: {reason}\n")
-            result = _result(common, JobStatus.ERROR, reason, nonce)
+            result = self._result(tracked, JobStatus.ERROR, reason, nonce)
             self.store.commit(tracked.job, work, result)
             return result
         except OSError as exc:
             logger.warning("cannot record the failure of %s: %s", tracked.job, exc)
-            return _result(common, JobStatus.ERROR, reason, "")
+            return self._result(tracked, JobStatus.ERROR, reason)
         finally:
             lock.release()
-
-
-def _result(
-    common: Mapping[str, object], status: JobStatus, reason: str, attempt: str
-) -> JobResult:
-    return JobResult.model_validate(
-        {**common, "status": status, "reason": reason, "attempt": attempt}
-    )
 
 
 def _size(path: Path) -> int:

@@ -142,5 +142,39 @@ def append_submission(base: Path, record: Submission) -> None:
 
 
 def manifest_json(manifest: TaskManifest) -> str:
-    """The manifest as compact JSON (read back with plain ``json`` on nodes)."""
+    """The manifest as compact JSON (read back on nodes with :func:`read_manifest`)."""
     return json.dumps(manifest.model_dump(mode="json"), separators=(",", ":"))
+
+
+class ManifestError(ValueError):
+    """A task manifest this repx cannot run (one line saying why)."""
+
+
+class _Format(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    format: str | None = None
+
+
+def read_manifest(data: bytes) -> TaskManifest:
+    """Parse a manifest; raise :class:`ManifestError` when it is not one this repx runs.
+
+    The format is looked at before the rest, so a manifest of another repx version fails
+    with one line about its version instead of a list of field errors.
+    """
+    try:
+        found = _Format.model_validate_json(data).format
+    except ValidationError:
+        raise ManifestError("not a task manifest (no JSON object)") from None
+    if found != MANIFEST_FORMAT:
+        what = f"format '{found}'" if found is not None else "no format field"
+        raise ManifestError(
+            f"{what}, this repx reads {MANIFEST_FORMAT}: resubmit with the repx that is"
+            " installed on the nodes"
+        )
+    try:
+        return TaskManifest.model_validate_json(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "manifest"
+        raise ManifestError(f"{where}: {first['msg']}") from None

@@ -15,7 +15,6 @@ on the node is taken from the lab's host-tools.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -23,11 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from repx.config import RuntimeKind
-from repx.run.job import run_job
+from repx.run.job import Stop, run_job
 from repx.run.runtime import Runtime
-from repx.run.spec import JobSpec
+from repx.run.slurm_models import ManifestError, TaskManifest, read_manifest
 from repx.run.store import Store, StoreError
-from repx.run.store_models import JobStatus
 
 
 class TaskError(Exception):
@@ -59,34 +57,40 @@ def node_runtime(runtime: Runtime, store_probe: str | None, lab_store: str | Non
     return runtime.model_copy(update=update) if update else runtime
 
 
-def run_task(manifest: Path, index: str) -> int:
-    """Run the jobs of one task; return the exit status."""
-    data = json.loads(manifest.read_bytes())
+def run_task(manifest: Path, index: str, stop: Stop) -> int:
+    """Run the jobs of one task; return the exit status.
+
+    After a stop (``scancel``: SIGTERM) the running job is recorded as interrupted and
+    the rest of the bundle as interrupted before it started, so none is lost.
+    """
+    data = _read(manifest)
     try:
-        entries = data["tasks"][index]
+        specs = data.tasks[index]
     except KeyError:
         raise TaskError(f"{manifest} has no task {index}") from None
-    runtime = node_runtime(
-        Runtime.model_validate(data["runtime"]), data.get("store_probe"), data.get("lab_store")
-    )
-    specs = [JobSpec.model_validate(entry) for entry in entries]
+    runtime = node_runtime(data.runtime, data.store_probe, data.lab_store)
     missing = [s.lab_root for s in specs if not os.path.isdir(s.lab_root)]
     if missing:
         raise TaskError(
             f"the lab {missing[0]} is not visible on this node: put it on a file system the"
             " nodes share (copy it with `cp -a result/. DIR` and pass --lab DIR)"
         )
-    store = Store.open(Path(data["base"]))
+    store = Store.open(Path(data.base))
     ok = True
     try:
         for spec in specs:
-            result = run_job(store, spec, runtime)
+            result = run_job(store, spec, runtime, stop)
             ok = ok and result.succeeded
-            if result.status is JobStatus.INTERRUPTED:
-                break  # cancelled: do not start the rest of the bundle
     finally:
         store.close()
     return 0 if ok else 1
+
+
+def _read(manifest: Path) -> TaskManifest:
+    try:
+        return read_manifest(manifest.read_bytes())
+    except ManifestError as exc:
+        raise TaskError(f"{manifest}: {exc}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,13 +99,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(args) != 2:
         sys.stderr.write("usage: python -m repx.run.slurm_task MANIFEST INDEX\n")
         return 2
-    try:
-        return run_task(Path(args[0]), args[1])
-    except (TaskError, StoreError) as exc:
-        message = exc.message if isinstance(exc, StoreError) else str(exc)
-        sys.stderr.write(f"repx slurm task: {message}\n")
-    except (OSError, ValueError) as exc:
-        sys.stderr.write(f"repx slurm task: cannot read {args[0]}: {exc}\n")
+    # Handlers first: a scancel at any moment from here on is recorded, never lost.
+    with Stop().installed() as stop:
+        try:
+            return run_task(Path(args[0]), args[1], stop)
+        except (TaskError, StoreError) as exc:
+            message = exc.message if isinstance(exc, StoreError) else str(exc)
+            sys.stderr.write(f"repx slurm task: {message}\n")
+        except OSError as exc:
+            sys.stderr.write(f"repx slurm task: cannot read {args[0]}: {exc.strerror or exc}\n")
     return 2
 
 

@@ -95,15 +95,23 @@ class JobLock:
     """A held per-job lock: an open file with an exclusive OFD lock on the whole of it.
 
     The lock lives as long as some process has ``fd`` (or a duplicate, also an inherited
-    one) open; :meth:`release` closes this process's descriptor.
+    one: job processes inherit it, so that orphans of a killed run keep it held) open.
     """
 
     job: str
     fd: int
 
     def release(self) -> None:
-        """Close our descriptor (the lock is released once no process holds a copy)."""
+        """Unlock, then close our descriptor.
+
+        The explicit unlock frees the lock at once even when processes of the ended attempt
+        (killed an instant ago, not yet gone) still share the open file description.
+        """
         if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(
+                    self.fd, fcntl.F_OFD_SETLK, _FLOCK.pack(fcntl.F_UNLCK, os.SEEK_SET, 0, 0, 0)
+                )
             os.close(self.fd)
             self.fd = -1
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 import time
 
 from labfactory import RunSpec, StageSpec, write_lab
+from repx import process
 from repx.config import RuntimeKind
 from repx.lab.loader import open_lab
 from repx.run.executor import Finished, LocalExecutor, Started, Waiting
@@ -104,3 +108,64 @@ def test_close_kills_running_jobs(tmp_path):
     assert executor.active == 0
     assert not store.is_locked(spec.job)
     assert list(store.attempts_in_progress()) == [spec.job]  # stale: the next run discards it
+
+
+ORPHAN = """
+import os, subprocess, sys
+from pathlib import Path
+from repx.run.store import Store
+lock = Store(Path(sys.argv[1])).try_lock(sys.argv[2])
+orphan = subprocess.Popen(
+    [sys.executable, "-c", "import time; time.sleep(60)"],
+    pass_fds=(lock.fd,), start_new_session=True, env={"REPX_JOB_ID": sys.argv[2]},
+    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+)
+print(orphan.pid, flush=True)
+os._exit(0)  # die without cleanup, as under kill -9: the orphan keeps the lock
+"""
+
+
+def test_ends_the_orphans_of_a_dead_run_then_runs_the_job(tmp_path):
+    store, executor, spec = setup(tmp_path)
+    dead = subprocess.run(
+        [sys.executable, "-c", ORPHAN, str(store.root), spec.job],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    orphan = int(dead.stdout)
+    try:
+        assert store.is_locked(spec.job)  # held by the orphan, its repx is gone
+        executor.submit(spec)
+        events = drain(executor)
+        assert not process.is_alive(orphan)
+        [finished] = [e for e in events if isinstance(e, Finished)]
+        assert finished.result.succeeded and not finished.adopted
+        assert isinstance(events[0], Waiting)  # it waited for the orphan to be gone
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(orphan, signal.SIGKILL)
+        executor.close()
+
+
+def test_a_live_holder_is_never_killed(tmp_path):
+    """The holder named in the lock file is alive: wait for it, end nothing."""
+    store, executor, spec = setup(tmp_path)
+    lock = store.try_lock(spec.job)  # this process: alive
+    sleeper = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"],
+        pass_fds=(lock.fd,),
+        start_new_session=True,
+        env={"REPX_JOB_ID": spec.job},
+    )
+    try:
+        executor.submit(spec)
+        assert [type(e) for e in executor.poll(0.3)] == [Waiting]
+        assert sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        lock.release()
+    events = drain(executor)
+    assert [e.result.succeeded for e in events if isinstance(e, Finished)] == [True]
+    executor.close()

@@ -121,3 +121,14 @@ def test_module_entry_point_runs_a_task_file(tmp_path):
         [sys.executable, "-m", "repx.run.job"], capture_output=True, text=True, check=False
     )
     assert usage.returncode == 2
+
+
+def test_lock_is_free_when_the_job_ends_despite_its_background_process(tmp_path):
+    """Job processes inherit the job's lock (so orphans of a killed repx keep it); when
+    repx itself ends the job, the lock is free at once, not when the killed background
+    process is finally gone."""
+    lab, job = _lab(tmp_path, '/bin/sleep 30 &\ncat "$params" > "$out/result.json"')
+    store = Store.open(tmp_path / "base")
+    result = run_job(store, make_spec(lab, job, store.outputs), _native(lab, store))
+    assert result.succeeded
+    assert not store.is_locked(job)

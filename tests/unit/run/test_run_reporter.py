@@ -116,3 +116,75 @@ def test_rich_reporter_draws_and_summarises():
     reporter.handle(SUMMARY)
     assert "results: /b/outputs" in buffer.getvalue()
     assert reporter._live is None
+
+
+def _unsuccessful(job, status, reason):
+    return FailedJob(job=job, stage="s", status=status, exit_code=None, reason=reason, log=None)
+
+
+def test_interrupted_jobs_are_not_counted_as_failures():
+    """A job repx stopped is listed and counted apart from a job that failed on its own,
+    in the summary line, the model (--json) and the progress counters."""
+    summary = RunSummary(
+        lab="/lab",
+        base="/b",
+        outputs="/b/outputs",
+        selected=3,
+        cached=0,
+        succeeded=1,
+        failed=(
+            _unsuccessful("j1", JobStatus.FAILED, "exit status 3"),
+            _unsuccessful("j2", JobStatus.INTERRUPTED, "interrupted"),
+        ),
+        interrupted=True,
+    )
+    assert [f.job for f in summary.failed] == ["j1"]
+    assert [f.job for f in summary.interrupted_jobs] == ["j2"]
+    dumped = json.loads(summary.model_dump_json())
+    assert [f["job"] for f in dumped["failed"]] == ["j1"]
+    assert [f["job"] for f in dumped["interrupted_jobs"]] == ["j2"]
+    assert RunSummary.model_validate(dumped) == summary  # read back unchanged
+    text = format_summary(summary)
+    assert text.startswith("interrupted: 1 succeeded, 1 failed, 1 interrupted, 0 already done")
+    assert "failed: j1 (stage s)" in text and "interrupted: j2 (stage s)" in text
+    only_stopped = RunSummary(
+        lab="/lab",
+        base="/b",
+        outputs="/o",
+        selected=1,
+        cached=0,
+        succeeded=0,
+        failed=(_unsuccessful("j2", JobStatus.INTERRUPTED, "interrupted"),),
+    )
+    assert only_stopped.exit_code == 1 and not only_stopped.failed
+
+    stream = io.StringIO()
+    reporter = PlainReporter(stream)
+    reporter.handle(PLAN)
+    reporter.handle(
+        JobFinished(
+            job="j2",
+            stage="s",
+            status=JobStatus.INTERRUPTED,
+            exit_code=-15,
+            reason="interrupted",
+            seconds=0.1,
+        )
+    )
+    assert (reporter.counts.failed, reporter.counts.interrupted) == (0, 1)
+    assert "[1/2] INTERRUPTED j2" in stream.getvalue()
+    rich = RichReporter(Console(file=io.StringIO(), force_terminal=True, width=100))
+    rich.handle(PLAN)
+    rich.handle(
+        JobFinished(
+            job="j2",
+            stage="s",
+            status=JobStatus.INTERRUPTED,
+            exit_code=-15,
+            reason="interrupted",
+            seconds=0.1,
+        )
+    )
+    rendered = rich._render().plain
+    rich.close()
+    assert "failed 0" in rendered and "interrupted 1" in rendered

@@ -85,3 +85,39 @@ def test_node_without_nix_or_bwrap(tmp_path):
         slurm_task.node_runtime(native, missing, str(lab_store))
     with pytest.raises(slurm_task.TaskError, match="has no store/ copy"):
         slurm_task.node_runtime(bwrap.model_copy(update={"bwrap": None}), missing, None)
+
+
+def test_a_bad_or_old_manifest_is_one_clear_line(tmp_path, capsys):
+    lab = open_lab(write_lab(tmp_path / "lab").root)
+    store = Store.open(tmp_path / "base")
+    spec = make_spec(lab, next(iter(lab.jobs)), store.outputs)
+    host_bin = lab.root / lab.meta.host_tools / "bin"
+    runtime = Runtime(kind=RuntimeKind.NATIVE, path=str(host_bin), outputs=str(store.outputs))
+    good = json.loads(
+        manifest_json(TaskManifest(base=str(store.root), runtime=runtime, tasks={"0": (spec,)}))
+    )
+    manifest = tmp_path / "m.json"
+    cases = {
+        "format 'repx-slurm-tasks/0', this repx reads repx-slurm-tasks/1": {
+            **good,
+            "format": "repx-slurm-tasks/0",
+        },
+        "no format field, this repx reads repx-slurm-tasks/1": {
+            k: v for k, v in good.items() if k != "format"
+        },
+        "base: Field required": {k: v for k, v in good.items() if k != "base"},
+        "tasks.0.0.job: Field required": {
+            **good,
+            "tasks": {"0": [{k: v for k, v in good["tasks"]["0"][0].items() if k != "job"}]},
+        },
+    }
+    for expected, content in cases.items():
+        manifest.write_text(json.dumps(content))
+        assert slurm_task.main([str(manifest), "0"]) == 2
+        err = capsys.readouterr().err
+        assert err == f"repx slurm task: {manifest}: {expected}" + err.split(expected, 1)[1]
+        assert err.count("\n") == 1, err
+    manifest.write_text("[1, 2")
+    assert slurm_task.main([str(manifest), "0"]) == 2
+    assert "not a task manifest" in capsys.readouterr().err
+    assert not store.completions.exists()  # nothing ran
