@@ -158,7 +158,7 @@ def _stamping_lab(root):
         "a=${out%/out}; a=${a##*/}\n"
         f'echo "start $a" > {fifo}\n'
         "i=0\n"
-        f'while [ $i -lt {TICKS} ]; do echo "tick $a" > {fifo}; /bin/sleep 0.05; i=$((i+1)); done\n'
+        f'while [ $i -lt {TICKS} ]; do echo "tick $a" > {fifo}; sleep 0.05; i=$((i+1)); done\n'
         f'echo "end $a" > {fifo}\n'
         'cat "$params" > "$out/result.json"'
     )
@@ -169,7 +169,7 @@ def _stamping_lab(root):
             stages=(StageSpec("tick", params=("seed",), script=script),),
         ),
     )
-    factory = write_lab(root / "lab", runs)
+    factory = write_lab(root / "lab", runs, static_tools=True)  # runs in the hermetic sandbox
     os.mkfifo(fifo)
     return factory.root, fifo, factory.job_ids
 

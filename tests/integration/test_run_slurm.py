@@ -20,6 +20,7 @@ from runlab import assert_store_consistent, build_lab, lab_jobs, outputs_digest,
 
 from labfactory import RunSpec, StageSpec, pipeline_runs, write_lab
 from repx.run.slurm_models import job_refs, read_submissions
+from repx.run.store import Store
 from slurm_cluster import SlurmCluster, show_job, squeue_states
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -246,7 +247,11 @@ def test_scancel_of_a_running_job_is_a_failure_and_resume_completes(slurm_cluste
     slow = next(j for j, job in jobs.items() if job["params"].get("pause") == 60)
     total = next(j for j in jobs if j.endswith("-total"))
     deadline = time.monotonic() + 60
-    while status(lab, env)[slow]["status"] != "running":
+    # Running in the store's sense: its wrapper holds the job's lock (squeue says RUNNING
+    # earlier, while the wrapper is still starting; a task cancelled then never ran and
+    # `repx status` shows SLURM's `cancelled`).
+    store = Store(base)
+    while status(lab, env)[slow]["status"] != "running" or not store.is_locked(slow):
         assert time.monotonic() < deadline, "the slow job never started"
         time.sleep(0.3)
     task = job_refs(read_submissions(base))[slow].ref
