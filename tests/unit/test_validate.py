@@ -24,7 +24,8 @@ def test_factory_lab_is_valid(factory_lab):
     result = validate_lab(open_lab(factory_lab.root), use_cache=False)
     assert result.ok
     assert result.integrity_checked
-    assert result.file_count == 33  # 14 jobs x 2, README, 3 revision files, lab metadata
+    # 14 jobs x 2, README, 3 revision files, lab metadata, 9 host tools
+    assert result.file_count == 42
     assert result.size_bytes and result.size_bytes > 0
     assert not result.cached
 
@@ -233,6 +234,6 @@ def test_scan_files_skips_symlinks(tmp_path):
 
 def test_integrity_of_10k_job_lab(factory_lab_10k):
     lab = open_lab(factory_lab_10k.root)
-    report = integrity.check_integrity(lab.root, lab.meta.files, exclude=(LAB_METADATA,))
+    report = integrity.check_integrity(lab.root, lab.meta, exclude=(LAB_METADATA,))
     assert report.ok
-    assert report.file_count == 20_004
+    assert report.file_count == 20_013
