@@ -49,15 +49,16 @@ def validate_lab(
 ) -> ValidationResult:
     """Validate ``lab``; raise :class:`LabError` listing the problems if there are any.
 
-    With ``check_integrity``, every entry of the lab is compared with its integrity list
-    and the lab id with the content; a lab inside the Nix store is also compared with
-    Nix's record of the path. A successful verdict on a store path is cached (store paths
-    never change) in ``~/.cache/repx/validated/``, so validating it again is instant.
+    The lab id is always compared with the content; with ``check_integrity``, every entry
+    of the lab also with its integrity list. (Comparing a store path with Nix's record
+    is left to ``repx verify``: it reads every byte again, 0.8 s for 10,000 jobs.)
+    A successful verdict on a store path is cached (store paths never change) in
+    ``~/.cache/repx/validated/``, so validating it again is instant.
     """
     cached = _read_cache(lab.root, check_integrity) if use_cache else None
     if cached is not None:
         return cached
-    result = find_problems(lab, check_integrity=check_integrity, check_nix=check_integrity)
+    result = find_problems(lab, check_integrity=check_integrity)
     if not result.ok:
         raise problems_error(lab, result.problems)
     if use_cache:
