@@ -205,6 +205,9 @@ def _compare(
             parent = parent.rpartition("/")[0]
     #: disk path -> the listed file whose content it must hold
     contents: dict[str, FileEntry] = {}
+    # A filesystem that keeps no executable bit (vfat: every file 0755) says nothing by it;
+    # one file made executable among others that are not is a change.
+    no_exec_bits = all(e.executable for e in on_disk.values() if e.kind == "file")
 
     def check(disk: str, want: str, derefs: int) -> None:
         kind = expected.kind(want)
@@ -233,7 +236,9 @@ def _compare(
         if kind == "file":
             entry = expected.files[want]
             contents[disk] = entry
-            if found.executable != entry.executable:
+            if found.executable != entry.executable and not (
+                found.executable and no_exec_bits
+            ):
                 altered[disk] = "executable bit changed" + (
                     "" if found.executable else " (no longer executable)"
                 )
