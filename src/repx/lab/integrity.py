@@ -236,9 +236,7 @@ def _compare(
         if kind == "file":
             entry = expected.files[want]
             contents[disk] = entry
-            if found.executable != entry.executable and not (
-                found.executable and no_exec_bits
-            ):
+            if found.executable != entry.executable and not (found.executable and no_exec_bits):
                 altered[disk] = "executable bit changed" + (
                     "" if found.executable else " (no longer executable)"
                 )
