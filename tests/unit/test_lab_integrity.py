@@ -325,6 +325,16 @@ def test_metadata_paths_are_confined(lab):
         open_lab(lab.root)
 
 
+@pytest.mark.parametrize("path", ["/etc/shadow", "jobs/../../etc/shadow"])
+def test_integrity_list_paths_are_confined(lab, path):
+    edit_json(lab.root / LAB_METADATA, lambda m: m["files"][1].update(path=path))
+    with pytest.raises(LabError) as info:
+        open_lab(lab.root)
+    assert info.value.message == (
+        f"{LAB_METADATA}: files[1].path: '{path}' is not a path inside the lab"
+    )
+
+
 # -- copies ------------------------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ import stat
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
 from repx.lab.models import NIX_BASE32, FileEntry, LabMetadata
 
@@ -34,9 +34,12 @@ _ID_TAG: Final = b"repx-lab-id/1\0"
 Kind = Literal["file", "symlink", "directory", "other"]
 
 
-@dataclass(frozen=True)
-class DiskEntry:
-    """One entry found on disk (symbolic links not followed)."""
+class DiskEntry(NamedTuple):
+    """One entry found on disk (symbolic links not followed).
+
+    A named tuple: made 50,000 times for a 10,000-job lab, ~3 times faster than a frozen
+    dataclass.
+    """
 
     kind: Kind
     size: int = 0

@@ -49,6 +49,7 @@ def open_lab(path: Path) -> LoadedLab:
 
 def _read_lab(root: Path) -> LoadedLab:
     meta = read_model(root, LAB_METADATA, LabMetadata)
+    _check_listed_paths(meta)
     revision = read_model(root, meta.metadata, RevisionMetadata)
     runs: dict[str, RunManifest] = {}
     jobs: dict[str, Job] = {}
@@ -77,6 +78,21 @@ def _read_lab(root: Path) -> LoadedLab:
                 )
             job_runs.setdefault(job_id, []).append(name)
     return LoadedLab(root, meta, revision, runs, jobs, job_runs)
+
+
+def _check_listed_paths(meta: LabMetadata) -> None:
+    """Refuse an integrity list naming a path outside the lab (checked in one pass)."""
+    for field, paths in (
+        ("files", [f.path for f in meta.files]),
+        ("symlinks", [s.path for s in meta.symlinks]),
+        ("empty_dirs", list(meta.empty_dirs)),
+    ):
+        for i, path in enumerate(paths):
+            if path[0] == "/" or "\0" in path or (".." in path and ".." in path.split("/")):
+                at = f"{field}[{i}]" + (".path" if field != "empty_dirs" else "")
+                raise LabError(
+                    one_line(f"{LAB_METADATA}: {at}: '{path}' is not a path inside the lab")
+                )
 
 
 def _check_confined(manifest: str, job_id: str, job: Job) -> None:

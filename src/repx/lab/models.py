@@ -52,6 +52,9 @@ def _inside_lab(value: str) -> str:
 
 #: A path relative to the lab root, always with forward slashes, never leaving the lab.
 LabPath = Annotated[str, Field(min_length=1), AfterValidator(_inside_lab)]
+#: A path of the integrity list: as LabPath, but its confinement is checked by the loader
+#: in one pass (a validator per entry doubles the load time of a 10,000-job lab).
+ListedPath = Annotated[str, Field(min_length=1)]
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
@@ -62,7 +65,7 @@ class _Model(BaseModel):
 class FileEntry(_Model):
     """One regular file of the lab: its content hash and executable bit."""
 
-    path: LabPath
+    path: ListedPath
     sha256: Sha256Hex
     executable: bool = False
 
@@ -70,7 +73,7 @@ class FileEntry(_Model):
 class SymlinkEntry(_Model):
     """One symbolic link of the lab and its target, exactly as ``readlink`` gives it."""
 
-    path: LabPath
+    path: ListedPath
     target: str = Field(min_length=1)
 
 
@@ -102,7 +105,7 @@ class LabMetadata(_Model):
     symlinks: tuple[SymlinkEntry, ...] = Field(
         default=(), description="every symbolic link, sorted by path"
     )
-    empty_dirs: tuple[LabPath, ...] = Field(
+    empty_dirs: tuple[ListedPath, ...] = Field(
         default=(), description="every directory without entries, sorted"
     )
 
