@@ -169,6 +169,27 @@ def test_listed_symlink_leaving_the_lab(lab):
     assert error.startswith(f"invalid lab {lab.root.resolve()}: {lines[0]} (and 1 more")
 
 
+def test_symlinks_are_followed_as_the_kernel_does(lab):
+    # "up" leads to the lab root; "up/../x" then leaves the lab (read lexically, it would
+    # seem to name jobs/x)
+    (lab.root / "jobs" / "up").symlink_to("..")
+    (lab.root / "jobs" / "escape").symlink_to("up/../x")
+    # into the store only through the closure
+    (lab.root / "store" / TOOL / "bin" / "sibling").symlink_to(f"../../{DATA}/share")
+    (lab.root / "store" / TOOL / "bin" / "foreign").symlink_to("../../" + "2" * 32 + "-x/bin")
+    (lab.root / "store" / TOOL / "bin" / "above").symlink_to(f"/nix/store/{TOOL}/../../etc")
+    refresh_integrity(lab.root)
+    lines, _ = refused(lab.root)
+    assert lines == [
+        f"{LAB_METADATA}: symlinks: '{rel}' points outside the lab and its closure ('{target}')"
+        for rel, target in (
+            ("jobs/escape", "up/../x"),
+            (f"store/{TOOL}/bin/above", f"/nix/store/{TOOL}/../../etc"),
+            (f"store/{TOOL}/bin/foreign", "../../" + "2" * 32 + "-x/bin"),
+        )
+    ]
+
+
 # -- the lab id --------------------------------------------------------------------------
 
 

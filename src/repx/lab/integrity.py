@@ -115,68 +115,61 @@ class ExpectedTree:
             return "directory"
         return None
 
-    def link_target(self, link: str) -> str | None:
-        """Lab path a symbolic link's target names, or None when it leaves the lab.
-
-        Absolute targets inside the lab's closure (``/nix/store/<name>/…`` with ``<name>``
-        in ``store_paths``) name the lab's copy ``store/<name>/…``.
-        """
-        target = self.symlinks[link]
-        if target.startswith("/"):
-            store_dir = "/nix/store/"
-            if not target.startswith(store_dir):
-                return None
-            name, _, rest = target[len(store_dir) :].partition("/")
-            if name not in self.closure:
-                return None
-            return self._normal(f"{self.store}/{name}/{rest}".rstrip("/"))
-        parent = link.rpartition("/")[0]
-        return self._normal(f"{parent}/{target}" if parent else target)
-
-    @staticmethod
-    def _normal(path: str) -> str | None:
-        parts: list[str] = []
-        for part in path.split("/"):
-            if part in {"", "."}:
-                continue
-            if part == "..":
-                if not parts:
-                    return None
-                parts.pop()
-            else:
-                parts.append(part)
-        return "/".join(parts)
-
     def resolve(self, link: str) -> str | None:
         """The file or directory of the list a symbolic link leads to (following chains).
 
         None when the link leaves the lab or its closure, dangles or loops.
         """
-        path = self.link_target(link)
-        hops = 1
-        while path is not None:
-            # resolve the first component that is itself a symbolic link
-            prefix = ""
-            for part in path.split("/") if path else ():
-                prefix = f"{prefix}/{part}" if prefix else part
-                if prefix in self.symlinks:
-                    break
-            else:
-                return path if self.kind(path) in {"file", "directory"} else None
-            hops += 1
-            if hops > _MAX_HOPS:
+        path = self.follow(link)
+        return path if path is not None and self.kind(path) in {"file", "directory"} else None
+
+    def follow(self, link: str) -> str | None:
+        """Where a listed symbolic link leads, as a lab path; None when it leaves the lab.
+
+        Resolved component by component as the kernel does (a ``..`` after a symlink climbs
+        from where that symlink leads). Absolute targets in the lab's closure
+        (``/nix/store/<name>/…``, ``<name>`` in ``store_paths``) lead to ``store/<name>/…``;
+        so does a path into ``store/<name>`` only for a ``<name>`` of the closure.
+        """
+        return self._walk(link.rpartition("/")[0], self.symlinks[link], [1])
+
+    def _walk(self, start: str, target: str, hops: list[int]) -> str | None:
+        floor = 0  # components that ".." may not remove (the store, for absolute targets)
+        if target.startswith("/"):
+            name, _, rest = target.removeprefix("/nix/store/").partition("/")
+            if not target.startswith("/nix/store/") or name not in self.closure:
                 return None
-            head = self.link_target(prefix)
-            if head is None:
-                return None
-            rest = path[len(prefix) :]
-            path = self._normal(head + rest)
-        return None
+            parts, floor, target = [*self.store.split("/"), name], len(self.store.split("/")), rest
+        else:
+            parts = start.split("/") if start else []
+        for part in target.split("/"):
+            if part in {"", "."}:
+                continue
+            if part == "..":
+                if len(parts) <= floor:
+                    return None
+                parts.pop()
+                continue
+            parts.append(part)
+            current = "/".join(parts)
+            if current in self.symlinks:
+                hops[0] += 1
+                if hops[0] > _MAX_HOPS:
+                    return None
+                resolved = self._walk(current.rpartition("/")[0], self.symlinks[current], hops)
+                if resolved is None:
+                    return None
+                parts = resolved.split("/") if resolved else []
+        path = "/".join(parts)
+        store = f"{self.store}/"
+        if path.startswith(store) and path[len(store) :].partition("/")[0] not in self.closure:
+            return None  # a store path outside the closure (on a host with Nix, it exists)
+        return path
 
     def escaping_links(self) -> Iterable[tuple[str, str]]:
         """Listed links whose target leaves the lab and its closure: (path, target)."""
         for link, target in self.symlinks.items():
-            if self.link_target(link) is None:
+            if self.follow(link) is None:
                 yield link, target
 
 
