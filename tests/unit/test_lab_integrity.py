@@ -243,6 +243,10 @@ def test_rewritten_hash_list_with_a_recomputed_id_needs_expect(lab):
         f"'{lab.lab_id}' (a different lab, or this one was altered)"
     ]
     assert verify_lab(lab.root, expect=new_id).ok
+    # the same check for callers of validate_lab (repx run could offer --expect)
+    with pytest.raises(LabError, match=f"not the expected '{lab.lab_id}'"):
+        validate_lab(open_lab(lab.root), expect_lab_id=lab.lab_id)
+    assert validate_lab(open_lab(lab.root), expect_lab_id=new_id).ok
 
 
 def test_a_lab_without_the_full_list_is_told_to_rebuild(lab):

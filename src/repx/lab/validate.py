@@ -45,7 +45,11 @@ class ValidationResult:
 
 
 def validate_lab(
-    lab: LoadedLab, check_integrity: bool = True, *, use_cache: bool = True
+    lab: LoadedLab,
+    check_integrity: bool = True,
+    *,
+    use_cache: bool = True,
+    expect_lab_id: str | None = None,
 ) -> ValidationResult:
     """Validate ``lab``; raise :class:`LabError` listing the problems if there are any.
 
@@ -53,8 +57,11 @@ def validate_lab(
     of the lab also with its integrity list. (Comparing a store path with Nix's record
     is left to ``repx verify``: it reads every byte again, 0.8 s for 10,000 jobs.)
     A successful verdict on a store path is cached (store paths never change) in
-    ``~/.cache/repx/validated/``, so validating it again is instant.
+    ``~/.cache/repx/validated/``, so validating it again is instant. ``expect_lab_id``:
+    the content must also hash to this id (the one ``repx build`` printed).
     """
+    if expect_lab_id is not None and (wrong := lab_id_problems(lab.root, lab.meta, expect_lab_id)):
+        raise problems_error(lab, tuple(wrong))
     cached = _read_cache(lab.root, check_integrity) if use_cache else None
     if cached is not None:
         return cached
