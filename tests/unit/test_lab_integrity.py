@@ -344,6 +344,19 @@ def test_duplicate_job_id_with_different_content(lab):
     )
 
 
+def test_file_parameter_outside_the_closure(lab):
+    manifest, job = _edit_first_job(
+        lab, lambda jobs, j: jobs[j]["params"].update(seed=["/nix/store/" + "3" * 32 + "-x.csv"])
+    )
+    lines, _ = refused(lab.root)
+    assert lines == [
+        f"{manifest}: jobs.{job}.params.seed: '/nix/store/{'3' * 32}-x.csv' is not in the "
+        "lab's closure (store_paths): a host without Nix would not have it"
+    ]
+    _edit_first_job(lab, lambda jobs, j: jobs[j]["params"].update(seed=f"/nix/store/{TOOL}/a"))
+    assert verify_lab(lab.root).ok
+
+
 def test_metadata_paths_are_confined(lab):
     edit_json(lab.root / LAB_METADATA, lambda m: m.update(host_tools="/usr"))
     with pytest.raises(LabError, match=r"^lab/lab-metadata\.json: host_tools: '/usr' is an abs"):

@@ -260,8 +260,16 @@ def _check_jobs(lab: LoadedLab, run_name: str, run: RunManifest) -> Iterator[str
     manifest = lab.revision.runs[run_name].manifest
     depends_on = lab.revision.runs[run_name].depends_on
     root = lab.root
+    closure = {p.rpartition("/")[2] for p in lab.meta.store_paths}
     for job_id, job in run.jobs.items():
         where = f"{manifest}: jobs.{job_id}"
+        for name, value in job.params.items():
+            for path in _store_paths_in(value):
+                if path.partition("/")[0] not in closure:
+                    yield (
+                        f"{where}.params.{name}: '/nix/store/{path}' is not in the lab's "
+                        "closure (store_paths): a host without Nix would not have it"
+                    )
         match = _JOB_ID.match(job_id)
         if match is None:
             yield f"{where}: malformed job id (want <32 nix-base32 characters>-<stage>)"
@@ -289,6 +297,19 @@ def _check_jobs(lab: LoadedLab, run_name: str, run: RunManifest) -> Iterator[str
                 yield f"{at}.job: job '{inp.job}' is not part of run '{inp.run}'"
             if inp.output not in upstream.outputs:
                 yield f"{at}.output: job '{inp.job}' has no output '{inp.output}'"
+
+
+def _store_paths_in(value: object) -> Iterator[str]:
+    """Store paths (without ``/nix/store/``) a parameter value names, at any depth."""
+    if isinstance(value, str):
+        if value.startswith("/nix/store/"):
+            yield value.removeprefix("/nix/store/")
+    elif isinstance(value, list):
+        for item in value:
+            yield from _store_paths_in(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _store_paths_in(item)
 
 
 def _check_job_graph(lab: LoadedLab) -> Iterator[str]:
