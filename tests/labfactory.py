@@ -205,10 +205,8 @@ def write_lab(
         root / "readme" / "README.md",
         "# Factory lab\n\n" + "".join(f"- {r.name}: {len(run_jobs[r.name])} jobs\n" for r in runs),
     )
-    lab_id = _base32_hash("lab\0" + "\0".join(sorted(run_hashes.values())))
     metadata = {
         "format": "repx-lab/1",
-        "lab_id": lab_id,
         "lab_version": lab_version,
         "repx_version": "0.1.0",
         "git_hash": git_hash,
@@ -223,25 +221,56 @@ def write_lab(
     }
     _write_text(root / LAB_METADATA, json.dumps(metadata))
     refresh_integrity(root)
+    lab_id = lab_id_of(root)
     return FactoryLab(root, lab_id, run_hashes, run_jobs, state.stage_jobs)
 
 
 def refresh_integrity(root: Path) -> None:
-    """Recompute the ``files`` list of ``lab/lab-metadata.json`` from the files on disk."""
+    """Recompute the integrity list and the lab id of ``lab/lab-metadata.json`` from disk.
+
+    Writes what ``nix/lib/build-lab.sh`` writes: ``files`` (sha256, executable bit),
+    ``symlinks``, ``empty_dirs``, and the lab id hashed from the rest of the file.
+    """
     meta_path = root / LAB_METADATA
     metadata = json.loads(meta_path.read_bytes())
     digests: dict[bytes, str] = {}
-    files = []
-    for rel in sorted(_regular_files(root)):
+    files, symlinks, empty_dirs = [], [], []
+    for rel, kind in sorted(_entries(root)):
+        path = root / rel
         if rel == LAB_METADATA:
             continue
-        data = (root / rel).read_bytes()
-        digest = digests.get(data)
-        if digest is None:
-            digest = digests[data] = hashlib.sha256(data).hexdigest()
-        files.append({"path": rel, "sha256": digest})
-    metadata["files"] = files
-    meta_path.write_text(json.dumps(metadata, indent=1) + "\n")
+        if kind == "symlink":
+            symlinks.append({"path": rel, "target": os.readlink(path)})
+        elif kind == "empty_dir" and rel != "lab":
+            empty_dirs.append(rel)
+        elif kind == "file":
+            data = path.read_bytes()
+            digest = digests.get(data)
+            if digest is None:
+                digest = digests[data] = hashlib.sha256(data).hexdigest()
+            entry: dict[str, Any] = {"path": rel, "sha256": digest}
+            if path.lstat().st_mode & 0o100:
+                entry["executable"] = True
+            files.append(entry)
+    metadata.pop("lab_id", None)
+    metadata.update(
+        integrity="repx-integrity/1", files=files, symlinks=symlinks, empty_dirs=empty_dirs
+    )
+    write_metadata(root, metadata)
+
+
+def write_metadata(root: Path, metadata: dict[str, Any]) -> str:
+    """Write ``lab/lab-metadata.json`` with the lab id of its content; return the id."""
+    body = json.dumps({k: v for k, v in metadata.items() if k != "lab_id"}).encode()
+    digest = hashlib.sha256(b"repx-lab-id/1\0" + body).hexdigest()
+    lab_id = _hash32(digest)
+    (root / LAB_METADATA).write_bytes(b'{"lab_id":"' + lab_id.encode() + b'",' + body[1:] + b"\n")
+    return lab_id
+
+
+def lab_id_of(root: Path) -> str:
+    """The lab id written in ``lab/lab-metadata.json``."""
+    return str(json.loads((root / LAB_METADATA).read_bytes())["lab_id"])
 
 
 def edit_json(path: Path, change: Callable[[Any], object]) -> None:
@@ -441,10 +470,11 @@ def _write_host_tools(root: Path, *, enabled: bool, static: bool) -> str:
     if enabled and static:
         _link_busybox(bin_dir)
     if enabled:
+        # copies, as the Nix library makes: a symlink out of the lab would be refused
         for tool in HOST_TOOLS:
             found = shutil.which(tool)
             if found and not (bin_dir / tool).exists():
-                (bin_dir / tool).symlink_to(found)
+                shutil.copy(os.path.realpath(found), bin_dir / tool)
     return rel
 
 
@@ -484,12 +514,24 @@ def _run_order(runs: Iterable[RunSpec]) -> list[str]:
     return done
 
 
-def _regular_files(root: Path) -> Iterable[str]:
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
+def _entries(root: Path) -> Iterable[tuple[str, str]]:
+    """(relative path, kind) of every file, symlink and empty directory under ``root``."""
+    for dirpath, dirs, files in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
+        prefix = "" if rel_dir == "." else f"{rel_dir}/"
+        if not dirs and not files and prefix:
+            yield rel_dir, "empty_dir"
+        for name in [*files, *dirs]:
             path = os.path.join(dirpath, name)
-            if not os.path.islink(path):
-                yield os.path.relpath(path, root).replace(os.sep, "/")
+            if os.path.islink(path):
+                yield prefix + name, "symlink"
+            elif name in files:
+                yield prefix + name, "file"
+
+
+def _hash32(hex_digest: str) -> str:
+    value = int(hex_digest[:40], 16)
+    return "".join(NIX_BASE32[(value >> (5 * (31 - i))) & 31] for i in range(32))
 
 
 def _sorted(mapping: Mapping[str, Any]) -> dict[str, Any]:

@@ -86,17 +86,44 @@ if [ -n "$imageDir" ]; then
     '{format: "repx-image/1", rootfs: "rootfs", store_paths: $paths[0]}' >"$img/image.json"
 fi
 
-# Integrity list of every regular file but lab-metadata.json itself. Paths travel
-# NUL-separated and are turned into JSON strings by jq, so any file name is safe.
+# Integrity list: every entry but lab-metadata.json itself, as Nix sees the tree: regular
+# files (sha256, executable bit), symlinks (target), directories without entries. Paths
+# travel NUL-separated and are turned into JSON strings by jq, so any file name is safe.
 (cd "$out" && find . -type f -print0 | sort -z) >files.nul
+(cd "$out" && find . -type f -perm -0100 -print0 | sort -z) >executables.nul
+(cd "$out" && find . -type d -empty -print0 | sort -z) >empty-dirs.nul
+# One readlink per symlink (busybox find has no -printf); labs hold hundreds, not millions.
+(cd "$out" && find . -type l -print0 | sort -z | while IFS= read -r -d '' link; do
+  printf '%s\0%s\0' "$link" "$(readlink "$link")"
+done) >symlinks.nul
 # Piped, not redirected: busybox xargs given a regular file as stdin garbles long lists.
 cat files.nul | (cd "$out" && xargs -0 -r sha256sum) | sed 's/^\\//' | cut -c1-64 >hashes.txt
-jq -n --rawfile paths files.nul --rawfile hashes hashes.txt '
-  [($paths | split("\u0000") | map(select(length > 0) | .[2:])), ($hashes | split("\n") | map(select(length > 0)))]
+jq -n --rawfile paths files.nul --rawfile hashes hashes.txt --rawfile exe executables.nul '
+  ($exe | split("\u0000") | map(select(length > 0) | {key: .[2:], value: true}) | from_entries) as $x
+  | [($paths | split("\u0000") | map(select(length > 0) | .[2:])), ($hashes | split("\n") | map(select(length > 0)))]
   | if (.[0] | length) != (.[1] | length) then error("file list and hashes differ in length") else . end
-  | transpose | map({path: .[0], sha256: .[1]})' >files.json
-lab_id="${out#/nix/store/}"
-lab_id="${lab_id:0:32}"
+  | transpose | map({path: .[0], sha256: .[1]} + (if $x[.[0]] then {executable: true} else {} end))' >files.json
+jq -n --rawfile links symlinks.nul '
+  $links | split("\u0000") | .[:-1] | [range(0; length; 2) as $i | {path: .[$i][2:], target: .[$i + 1]}]' >symlinks.json
+jq -n --rawfile dirs empty-dirs.nul '$dirs | split("\u0000") | map(select(length > 2 and . != "./lab") | .[2:])' >empty-dirs.json
 jq -R -s 'split("\n") | map(select(length > 0))' store-paths >store-paths.json
-jq -c --arg lab_id "$lab_id" --slurpfile paths store-paths.json --slurpfile files files.json \
-  '. + {lab_id: $lab_id, store_paths: $paths[0], files: $files[0]}' "$labMetaJsonPath" >"$out/lab/lab-metadata.json"
+jq -j -c --slurpfile paths store-paths.json --slurpfile files files.json --slurpfile links symlinks.json \
+  --slurpfile dirs empty-dirs.json \
+  '. + {store_paths: $paths[0], integrity: "repx-integrity/1", files: $files[0], symlinks: $links[0], empty_dirs: $dirs[0]}' \
+  "$labMetaJsonPath" >body.json
+
+# The lab id commits to the content: the first 160 bits of the sha256 of "repx-lab-id/1",
+# NUL and the metadata (holding the integrity list) without the id, in Nix base-32 as
+# util.hash32. The id is written as the first member so a reader can strip and rehash it.
+hash32() {
+  local hex=$1 alphabet=0123456789abcdfghijklmnpqrsvwxyz id="" i v
+  for ((i = 0; i < 40; i += 5)); do
+    v=$((16#${hex:i:5}))
+    id+="${alphabet:$((v >> 15)):1}${alphabet:$((v >> 10 & 31)):1}"
+    id+="${alphabet:$((v >> 5 & 31)):1}${alphabet:$((v & 31)):1}"
+  done
+  printf '%s' "$id"
+}
+body_hex="$( { printf 'repx-lab-id/1\0'; cat body.json; } | sha256sum | cut -c1-64)"
+lab_id="$(hash32 "$body_hex")"
+{ printf '{"lab_id":"%s",' "$lab_id"; tail -c +2 body.json; echo; } >"$out/lab/lab-metadata.json"

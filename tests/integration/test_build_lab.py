@@ -53,3 +53,34 @@ def test_stage_error_is_reported_with_the_repx_line(repx_cli, tmp_path):
     assert repx_lines, proc.stderr
     assert "frobnicate" in proc.stderr
     assert not (experiment / "result").exists()
+
+
+def test_lab_id_commits_to_the_content(built_lab, repx_cli):
+    """The builder's lab id is the hash of its metadata, which lists every entry."""
+    from repx.lab.integrity import content_lab_id, scan_tree  # noqa: PLC0415
+
+    built = built_lab("default")
+    lab = open_lab(built.result)
+    data = (lab.root / "lab" / "lab-metadata.json").read_bytes()
+    assert content_lab_id(data) == lab.meta.lab_id == built.summary["lab_id"]
+    assert lab.meta.lab_id not in str(lab.root)  # no longer the store path's hash
+    on_disk = scan_tree(lab.root)
+    listed = {
+        **{f.path: ("file", f.executable) for f in lab.meta.files},
+        **{s.path: ("symlink", s.target) for s in lab.meta.symlinks},
+        **{d: ("directory", None) for d in lab.meta.empty_dirs},
+    }
+    found = {
+        p: (e.kind, e.executable if e.kind == "file" else e.target or None)
+        for p, e in on_disk.items()
+        if p in listed
+    }
+    assert found == listed
+    assert lab.meta.symlinks and lab.meta.empty_dirs
+    assert all(
+        f.executable for f in lab.meta.files if f.path.startswith("jobs/") and "/bin/" in f.path
+    )
+    proc = repx_cli.run("verify", "--lab", str(built.result), "--expect", lab.meta.lab_id)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = repx_cli.ok("build", *repx_cli.override_args, cwd=built.experiment)
+    assert f"--expect {lab.meta.lab_id}" in text.replace("\n", " ")

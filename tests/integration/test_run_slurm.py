@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from runlab import assert_store_consistent, build_lab, lab_jobs, outputs_digest, repx, run_jobs
 
-from labfactory import RunSpec, StageSpec, pipeline_runs, write_lab
+from labfactory import RunSpec, StageSpec, pipeline_runs, refresh_integrity, write_lab
 from repx.run.slurm_models import job_refs, read_submissions
 from repx.run.store import Store
 from slurm_cluster import SlurmCluster, show_job, squeue_states
@@ -89,7 +89,9 @@ def sleepy_lab(root: Path, runs) -> Path:
     """A factory lab whose host-tools also offer `sleep` (factory labs need no nix)."""
     lab = write_lab(root, runs).root
     tools = next((lab / "host-tools").iterdir()) / "bin"
-    (tools / "sleep").symlink_to(shutil.which("sleep"))
+    # a copy, listed: the lab's integrity list covers every entry (and no link leaves the lab)
+    shutil.copy(os.path.realpath(shutil.which("sleep")), tools / "sleep")
+    refresh_integrity(lab)
     return lab
 
 

@@ -39,7 +39,7 @@ def test_job_shared_by_two_runs_is_stored_once(tmp_path):
 def test_loads_a_10k_job_lab(factory_lab_10k):
     lab = open_lab(factory_lab_10k.root)
     assert len(lab.jobs) == 10_000
-    assert len(lab.meta.files) == 20_003  # 2 per job, README, 2 revision files
+    assert len(lab.meta.files) == 20_012  # 2 per job, README, 2 revision files, 9 host tools
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,8 @@ def test_factory_lab_is_valid(factory_lab):
     result = validate_lab(open_lab(factory_lab.root), use_cache=False)
     assert result.ok
     assert result.integrity_checked
-    assert result.file_count == 33  # 14 jobs x 2, README, 3 revision files, lab metadata
+    # 14 jobs x 2, README, 3 revision files, lab metadata, 9 host tools
+    assert result.file_count == 42
     assert result.size_bytes and result.size_bytes > 0
     assert not result.cached
 
@@ -214,13 +215,12 @@ def test_failed_verdict_is_not_cached(store_lab, isolated_home):
 # -- integrity ------------------------------------------------------------------------------
 
 
-def test_external_and_internal_hashing_agree(tmp_path):
-    names = ["plain", "with space", "back\\slash", "new\nline", "ünïcode"]
+def test_hashing_any_file_name(tmp_path):
+    names = ["plain", "with space", "back\\slash", "new\nline", "ünïcode", "big"]
     for i, name in enumerate(names):
-        (tmp_path / name).write_text(f"content {i}")
+        (tmp_path / name).write_text(f"content {i}" * (300_000 if name == "big" else 1))
     expected = {name: integrity.sha256_file(tmp_path / name) for name in names}
-    assert integrity._hash_internal(tmp_path, [*names, "absent"]) == expected
-    assert integrity._hash_external(tmp_path, [*names, "absent"]) == expected
+    assert integrity.hash_files(tmp_path, [*names, "absent"]) == expected
 
 
 def test_scan_files_skips_symlinks(tmp_path):
@@ -233,6 +233,6 @@ def test_scan_files_skips_symlinks(tmp_path):
 
 def test_integrity_of_10k_job_lab(factory_lab_10k):
     lab = open_lab(factory_lab_10k.root)
-    report = integrity.check_integrity(lab.root, lab.meta.files, exclude=(LAB_METADATA,))
+    report = integrity.check_integrity(lab.root, lab.meta, exclude=(LAB_METADATA,))
     assert report.ok
-    assert report.file_count == 20_004
+    assert report.file_count == 20_013

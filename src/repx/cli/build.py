@@ -100,3 +100,10 @@ def _print_summary(summary: LabSummary) -> None:
     console.print("  ".join(details), markup=False)
     where = f"{summary.out_link} -> {summary.path}" if summary.out_link else summary.path
     console.print(where, markup=False, soft_wrap=True)
+    # the id commits to the lab's content: noted now, it tells a faithful copy later
+    console.print(
+        f"lab id: {summary.lab_id}  (check a copy with: repx verify --lab COPY "
+        f"--expect {summary.lab_id})",
+        markup=False,
+        soft_wrap=True,
+    )

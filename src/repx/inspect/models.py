@@ -265,5 +265,12 @@ class VerifyReport(_Out):
     missing: list[str]
     extra: list[str]
     altered: list[str]
-    #: other problems: unreadable metadata, broken references (repx build's checks)
+    #: why each altered or extra entry differs, by path
+    reasons: dict[str, str] = {}
+    #: other problems: unreadable metadata, broken references (repx build's checks), a lab
+    #: id that does not match the content or --expect, a store path Nix recorded otherwise
     problems: list[str]
+    #: the id given with --expect
+    expected_lab_id: str | None = None
+    #: whether the lab was compared with Nix's record of its store path
+    nix_checked: bool = False

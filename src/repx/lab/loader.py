@@ -49,6 +49,7 @@ def open_lab(path: Path) -> LoadedLab:
 
 def _read_lab(root: Path) -> LoadedLab:
     meta = read_model(root, LAB_METADATA, LabMetadata)
+    _check_listed_paths(meta)
     revision = read_model(root, meta.metadata, RevisionMetadata)
     runs: dict[str, RunManifest] = {}
     jobs: dict[str, Job] = {}
@@ -64,10 +65,58 @@ def _read_lab(root: Path) -> LoadedLab:
             )
         runs[name] = manifest
         for job_id, job in manifest.jobs.items():
-            # a job shared by several runs has identical content: keep the first copy
-            jobs.setdefault(job_id, job)
+            _check_confined(entry.manifest, job_id, job)
+            # a job shared by several runs is listed in each manifest: identical, or refused
+            first = jobs.setdefault(job_id, job)
+            if first is not job and first != job:
+                other = revision.runs[job_runs[job_id][0]].manifest
+                raise LabError(
+                    one_line(
+                        f"{entry.manifest}: jobs.{job_id}: differs from the job of the same "
+                        f"id in {other} (a job id names one content; rebuild the lab)"
+                    )
+                )
             job_runs.setdefault(job_id, []).append(name)
     return LoadedLab(root, meta, revision, runs, jobs, job_runs)
+
+
+def _check_listed_paths(meta: LabMetadata) -> None:
+    """Refuse an integrity list naming a path outside the lab (checked in one pass)."""
+    for field, paths in (
+        ("files", [f.path for f in meta.files]),
+        ("symlinks", [s.path for s in meta.symlinks]),
+        ("empty_dirs", list(meta.empty_dirs)),
+    ):
+        for i, path in enumerate(paths):
+            if path[0] == "/" or "\0" in path or (".." in path and ".." in path.split("/")):
+                at = f"{field}[{i}]" + (".path" if field != "empty_dirs" else "")
+                raise LabError(
+                    one_line(f"{LAB_METADATA}: {at}: '{path}' is not a path inside the lab")
+                )
+
+
+def _check_confined(manifest: str, job_id: str, job: Job) -> None:
+    """Refuse a job whose id or declared outputs would name a path outside its directory.
+
+    Job ids become directory names (``jobs/<id>``, ``outputs/<id>``); the paths the job
+    names are :data:`~repx.lab.models.LabPath` values, checked by the model.
+    """
+    where = f"{manifest}: jobs.{job_id}"
+    if not _safe_name(job_id):
+        raise LabError(one_line(f"{where}: job id is not a plain file name ('/', NUL or '..')"))
+    for i, inp in enumerate(job.inputs):
+        if not _safe_name(inp.job):
+            raise LabError(one_line(f"{where}.inputs[{i}].job: '{inp.job}' is not a job id"))
+    for name, declared in job.outputs.items():
+        rel = declared.removeprefix("$out/")
+        if rel == declared or not rel or rel.startswith("/") or ".." in rel.split("/"):
+            raise LabError(
+                one_line(f"{where}.outputs.{name}: '{declared}' is not a path under $out/")
+            )
+
+
+def _safe_name(name: str) -> bool:
+    return bool(name) and "/" not in name and "\0" not in name and name not in {".", ".."}
 
 
 def read_model(root: Path, rel: str, model: type[_M]) -> _M:

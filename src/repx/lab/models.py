@@ -39,8 +39,24 @@ RevisionFormat = Annotated[
 RunFormat = Annotated[
     str, _format_checker(RUN_FORMAT), Field(json_schema_extra={"const": RUN_FORMAT})
 ]
-#: A path relative to the lab root, always with forward slashes.
-LabPath = Annotated[str, Field(min_length=1)]
+#: Marks a lab whose integrity list covers every entry (files, symlinks, empty directories).
+INTEGRITY_FORMAT: Final = "repx-integrity/1"
+
+
+def _inside_lab(value: str) -> str:
+    # Confinement: every path a lab names stays inside the lab (no /abs, no ../, no NUL).
+    if value.startswith("/"):
+        raise ValueError(f"'{value}' is an absolute path (lab paths are relative to the lab)")
+    if "\0" in value or ".." in value.split("/"):
+        raise ValueError(f"'{value}' leaves the lab ('..' component)")
+    return value
+
+
+#: A path relative to the lab root, always with forward slashes, never leaving the lab.
+LabPath = Annotated[str, Field(min_length=1), AfterValidator(_inside_lab)]
+#: A path of the integrity list: as LabPath, but its confinement is checked by the loader
+#: in one pass (a validator per entry doubles the load time of a 10,000-job lab).
+ListedPath = Annotated[str, Field(min_length=1)]
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
@@ -49,10 +65,18 @@ class _Model(BaseModel):
 
 
 class FileEntry(_Model):
-    """One regular file of the lab and its content hash."""
+    """One regular file of the lab: its content hash and executable bit."""
 
-    path: LabPath
+    path: ListedPath
     sha256: Sha256Hex
+    executable: bool = False
+
+
+class SymlinkEntry(_Model):
+    """One symbolic link of the lab and its target, exactly as ``readlink`` gives it."""
+
+    path: ListedPath
+    target: str = Field(min_length=1)
 
 
 class LabMetadata(_Model):
@@ -75,6 +99,16 @@ class LabMetadata(_Model):
     job_count: int = Field(ge=0)
     files: tuple[FileEntry, ...] = Field(
         description="every regular file except lab/lab-metadata.json, sorted by path"
+    )
+    integrity: str | None = Field(
+        default=None,
+        description=f"'{INTEGRITY_FORMAT}': symlinks and empty_dirs complete the list",
+    )
+    symlinks: tuple[SymlinkEntry, ...] = Field(
+        default=(), description="every symbolic link, sorted by path"
+    )
+    empty_dirs: tuple[ListedPath, ...] = Field(
+        default=(), description="every directory without entries, sorted"
     )
 
 

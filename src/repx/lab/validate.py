@@ -17,12 +17,12 @@ from repx.dirs import cache_dir, nix_store_dir
 from repx.errors import LabError
 from repx.lab import integrity
 from repx.lab.loader import LAB_METADATA, LoadedLab
-from repx.lab.models import JOB_ID_PATTERN, RunManifest
+from repx.lab.models import INTEGRITY_FORMAT, JOB_ID_PATTERN, LabMetadata, RunManifest
 
 logger = logging.getLogger(__name__)
 
 #: Bump when the checks change, so cached verdicts of older validators are ignored.
-VALIDATOR_VERSION: Final = 1
+VALIDATOR_VERSION: Final = 2
 #: Problems shown in an error's details.
 _MAX_SHOWN: Final = 50
 _JOB_ID: Final = re.compile(JOB_ID_PATTERN)
@@ -45,13 +45,23 @@ class ValidationResult:
 
 
 def validate_lab(
-    lab: LoadedLab, check_integrity: bool = True, *, use_cache: bool = True
+    lab: LoadedLab,
+    check_integrity: bool = True,
+    *,
+    use_cache: bool = True,
+    expect_lab_id: str | None = None,
 ) -> ValidationResult:
     """Validate ``lab``; raise :class:`LabError` listing the problems if there are any.
 
-    A successful verdict on a lab inside the Nix store is cached (store paths never
-    change) in ``~/.cache/repx/validated/``, so validating it again is instant.
+    The lab id is always compared with the content; with ``check_integrity``, every entry
+    of the lab also with its integrity list. (Comparing a store path with Nix's record
+    is left to ``repx verify``: it reads every byte again, 0.8 s for 10,000 jobs.)
+    A successful verdict on a store path is cached (store paths never change) in
+    ``~/.cache/repx/validated/``, so validating it again is instant. ``expect_lab_id``:
+    the content must also hash to this id (the one ``repx build`` printed).
     """
+    if expect_lab_id is not None and (wrong := lab_id_problems(lab.root, lab.meta, expect_lab_id)):
+        raise problems_error(lab, tuple(wrong))
     cached = _read_cache(lab.root, check_integrity) if use_cache else None
     if cached is not None:
         return cached
@@ -73,24 +83,26 @@ def problems_error(lab: LoadedLab, problems: tuple[str, ...]) -> LabError:
     return LabError(f"invalid lab {lab.root}: {message}", details if more else "")
 
 
-def find_problems(lab: LoadedLab, *, check_integrity: bool = True) -> ValidationResult:
-    """Run every check on ``lab`` and return the problems found (never raises)."""
+def find_problems(
+    lab: LoadedLab, *, check_integrity: bool = True, check_nix: bool = False
+) -> ValidationResult:
+    """Run every check on ``lab`` and return the problems found (never raises).
+
+    ``check_nix``: also compare a lab inside the Nix store with Nix's record of the path.
+    """
     problems = [
         *_check_lab_files(lab),
+        *_check_integrity_list(lab),
         *_check_runs(lab),
         *(p for name, run in lab.runs.items() for p in _check_jobs(lab, name, run)),
         *_check_job_graph(lab),
     ]
     if not check_integrity:
         return ValidationResult(tuple(problems), integrity_checked=False)
-    report = integrity.check_integrity(lab.root, lab.meta.files, exclude=(LAB_METADATA,))
-    problems += [f"{LAB_METADATA}: files: '{p}' is missing" for p in report.missing]
-    problems += [
-        f"{LAB_METADATA}: files: '{p}' was altered (sha256 differs)" for p in report.altered
-    ]
-    problems += [
-        f"{LAB_METADATA}: files: '{p}' is not listed (unexpected file)" for p in report.extra
-    ]
+    report = integrity.check_integrity(lab.root, lab.meta, exclude=(LAB_METADATA,))
+    problems += integrity_problems(report)
+    if check_nix and not report.altered:
+        problems += nix_record_problems(lab.root) or []
     return ValidationResult(
         tuple(problems),
         integrity_checked=True,
@@ -99,7 +111,83 @@ def find_problems(lab: LoadedLab, *, check_integrity: bool = True) -> Validation
     )
 
 
+def integrity_problems(report: integrity.IntegrityReport) -> list[str]:
+    """One problem line per entry that differs from the integrity list."""
+    where = f"{LAB_METADATA}: files"
+    return [
+        *(f"{where}: '{p}' is missing" for p in report.missing),
+        *(f"{where}: '{p}' was altered ({report.reasons[p]})" for p in report.altered),
+        *(f"{where}: '{p}' is not listed ({report.reasons[p]})" for p in report.extra),
+    ]
+
+
+def nix_record_problems(root: Path) -> list[str] | None:
+    """Compare a lab in the Nix store with the NAR hash Nix recorded for it.
+
+    None when there is nothing to compare with (not a store path, no nix, or a path
+    Nix does not know).
+    """
+    if root.parent != nix_store_dir():
+        return None
+    from repx.lab.nix_record import check_nix_record  # noqa: PLC0415
+
+    record = check_nix_record(root)
+    if record is None or record.recorded is None:
+        # no nix, or a path Nix does not know: nothing to compare with
+        logger.debug("no Nix record of %s", root)
+        return None
+    if record.matches:
+        return []
+    return [
+        f"{root}: content differs from Nix's record of the store path (NAR sha256 "
+        f"{record.computed}, Nix recorded {record.recorded}); the store was modified, "
+        "repair it with nix-store --repair-path"
+    ]
+
+
+def lab_id_problems(root: Path, meta: LabMetadata, expect: str | None = None) -> list[str]:
+    """Problems of the lab id: not the one the content commits to, or not ``expect``."""
+    try:
+        data = (root / LAB_METADATA).read_bytes()
+    except OSError as exc:
+        return [f"{LAB_METADATA}: cannot read: {exc.strerror}"]
+    computed = integrity.content_lab_id(data)
+    problems = []
+    if computed is None:
+        problems.append(
+            f"{LAB_METADATA}: lab_id: the file does not start with the lab id member "
+            "(rewritten by hand?); the lab id cannot be checked against the content"
+        )
+    elif computed != meta.lab_id:
+        problems.append(
+            f"{LAB_METADATA}: lab_id: '{meta.lab_id}', but the content hashes to "
+            f"'{computed}' (the metadata or its integrity list was rewritten)"
+        )
+    if expect is not None and computed is not None and computed != expect:
+        problems.append(
+            f"{LAB_METADATA}: lab_id: the content hashes to '{computed}', not the expected "
+            f"'{expect}' (a different lab, or this one was altered)"
+        )
+    return problems
+
+
 # -- checks ---------------------------------------------------------------------------
+
+
+def _check_integrity_list(lab: LoadedLab) -> Iterator[str]:
+    meta = lab.meta
+    if meta.integrity != INTEGRITY_FORMAT:
+        yield (
+            f"{LAB_METADATA}: integrity: '{meta.integrity or '(none)'}', this repx reads "
+            f"'{INTEGRITY_FORMAT}' (a lab built by an older repx: rebuild it with repx build)"
+        )
+        return
+    yield from lab_id_problems(lab.root, meta)
+    for link, target in integrity.ExpectedTree(meta).escaping_links():
+        yield (
+            f"{LAB_METADATA}: symlinks: '{link}' points outside the lab and its closure "
+            f"('{target}')"
+        )
 
 
 def _check_lab_files(lab: LoadedLab) -> Iterator[str]:
@@ -172,8 +260,16 @@ def _check_jobs(lab: LoadedLab, run_name: str, run: RunManifest) -> Iterator[str
     manifest = lab.revision.runs[run_name].manifest
     depends_on = lab.revision.runs[run_name].depends_on
     root = lab.root
+    closure = {p.rpartition("/")[2] for p in lab.meta.store_paths}
     for job_id, job in run.jobs.items():
         where = f"{manifest}: jobs.{job_id}"
+        for name, value in job.params.items():
+            for path in _store_paths_in(value):
+                if path.partition("/")[0] not in closure:
+                    yield (
+                        f"{where}.params.{name}: '/nix/store/{path}' is not in the lab's "
+                        "closure (store_paths): a host without Nix would not have it"
+                    )
         match = _JOB_ID.match(job_id)
         if match is None:
             yield f"{where}: malformed job id (want <32 nix-base32 characters>-<stage>)"
@@ -201,6 +297,19 @@ def _check_jobs(lab: LoadedLab, run_name: str, run: RunManifest) -> Iterator[str
                 yield f"{at}.job: job '{inp.job}' is not part of run '{inp.run}'"
             if inp.output not in upstream.outputs:
                 yield f"{at}.output: job '{inp.job}' has no output '{inp.output}'"
+
+
+def _store_paths_in(value: object) -> Iterator[str]:
+    """Store paths (without ``/nix/store/``) a parameter value names, at any depth."""
+    if isinstance(value, str):
+        if value.startswith("/nix/store/"):
+            yield value.removeprefix("/nix/store/")
+    elif isinstance(value, list):
+        for item in value:
+            yield from _store_paths_in(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _store_paths_in(item)
 
 
 def _check_job_graph(lab: LoadedLab) -> Iterator[str]:

@@ -198,7 +198,7 @@ def test_verify(factory_lab):
     (factory_lab.root / f"jobs/{job}/parameters.json").write_text("{}")
     result = invoke("verify", "--lab", str(factory_lab.root))
     assert result.exit_code == 1
-    assert result.stdout == f"altered\tjobs/{job}/parameters.json\n"
+    assert result.stdout == f"altered\tjobs/{job}/parameters.json\t(sha256 differs)\n"
     assert result.stderr.endswith(": 1 altered\n")
     report = models.VerifyReport.model_validate_json(
         invoke("verify", "--json", "--lab", str(factory_lab.root)).stdout
