@@ -157,7 +157,12 @@ def fetch_debs(info: dict[str, dict[str, str]], debdir: Path) -> dict[str, Path]
     want = [p for p, f in files.items() if not (f.exists() and sha256_file(f) == info[p]["SHA256"])]
     if want:
         log(f"downloading {len(want)} Debian packages")
-        run(["apt-get", "download", "-q", *(f"{p}={info[p]['Version']}" for p in want)], cwd=debdir)
+        argv = ["apt-get", "download", "-q", *(f"{p}={info[p]['Version']}" for p in want)]
+        if subprocess.run(argv, cwd=debdir, check=False, capture_output=True).returncode != 0:
+            # stale package lists (the mirror moved on): refresh them once when allowed to
+            if os.geteuid() == 0:
+                run(["apt-get", "update", "-q"])
+            run(argv, cwd=debdir)
     for p, f in files.items():
         # apt-get download names files with the epoch escaped (%3a); apt's Filename has none.
         if not f.exists():
