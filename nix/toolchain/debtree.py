@@ -60,7 +60,7 @@ def run(argv: list[str], **kw: Any) -> str:
     proc = subprocess.run(argv, check=False, text=True, capture_output=True, **kw)
     if proc.returncode != 0:
         die(f"{' '.join(argv[:3])} … failed: {proc.stderr.strip()[-2000:]}")
-    return proc.stdout
+    return str(proc.stdout)
 
 
 # --- dependency closure ----------------------------------------------------------------------
@@ -94,11 +94,23 @@ def parse_depends(text: str) -> dict[str, list[list[str]]]:
     return graph
 
 
-def closure(seeds: list[str], exclude: set[str], prefer: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+def closure(
+    seeds: list[str], exclude: set[str], prefer: list[str]
+) -> tuple[list[str], dict[str, list[str]]]:
     """The packages to unpack (sorted) and, for each, the chosen packages it depends on."""
     out = run(
-        ["apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests",
-         "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances", *seeds]
+        [
+            "apt-cache",
+            "depends",
+            "--recurse",
+            "--no-recommends",
+            "--no-suggests",
+            "--no-conflicts",
+            "--no-breaks",
+            "--no-replaces",
+            "--no-enhances",
+            *seeds,
+        ]
     )
     graph = parse_depends(out)
     chosen: list[str] = []
@@ -122,7 +134,9 @@ def closure(seeds: list[str], exclude: set[str], prefer: list[str]) -> tuple[lis
                 if pick not in deps[p]:
                     deps[p].append(pick)
                 todo.append(pick)
-    return sorted(chosen), {p: sorted(d for d in ds if d in seen and d not in exclude) for p, ds in deps.items()}
+    return sorted(chosen), {
+        p: sorted(d for d in ds if d in seen and d not in exclude) for p, ds in deps.items()
+    }
 
 
 def deb_info(pkgs: list[str]) -> dict[str, dict[str, str]]:
@@ -166,8 +180,11 @@ def fetch_debs(info: dict[str, dict[str, str]], debdir: Path) -> dict[str, Path]
     for p, f in files.items():
         # apt-get download names files with the epoch escaped (%3a); apt's Filename has none.
         if not f.exists():
-            alt = [x for x in debdir.glob(f"{p}_*_{info[p]['Architecture']}.deb")
-                   if sha256_file(x) == info[p]["SHA256"]]
+            alt = [
+                x
+                for x in debdir.glob(f"{p}_*_{info[p]['Architecture']}.deb")
+                if sha256_file(x) == info[p]["SHA256"]
+            ]
             if not alt:
                 die(f"download of {p} failed")
             alt[0].rename(f)
@@ -190,8 +207,12 @@ def is_elf(p: Path) -> bool:
 def elf_info(p: Path) -> tuple[bool, list[str]]:
     """(has PT_INTERP, NEEDED sonames) via readelf-free parsing by patchelf."""
     needed = run(["patchelf", "--print-needed", str(p)]).split()
-    interp = subprocess.run(["patchelf", "--print-interpreter", str(p)], check=False,
-                            capture_output=True, text=True).returncode == 0
+    interp = (
+        subprocess.run(
+            ["patchelf", "--print-interpreter", str(p)], check=False, capture_output=True, text=True
+        ).returncode
+        == 0
+    )
     return interp, needed
 
 
@@ -200,9 +221,7 @@ def merge_usr(root: Path, staging: Path) -> None:
     for top in sorted(staging.iterdir()):
         if top.name == "usr":
             dst = root
-        elif top.name in ("lib", "bin", "sbin", "lib64", "libexec"):
-            dst = root / top.name
-        elif top.name in ("etc", "var", "opt"):
+        elif top.name in ("lib", "bin", "sbin", "lib64", "libexec", "etc", "var", "opt"):
             dst = root / top.name
         else:
             continue
@@ -216,7 +235,7 @@ def copy_merge(src: Path, dst: Path) -> None:
             if dst.is_dir() and not dst.is_symlink():
                 return  # a real directory wins over a link (usrmerge compatibility links)
             dst.unlink()
-        os.rename(src, dst)
+        src.rename(dst)
         return
     if dst.is_symlink():
         dst.unlink()
@@ -230,7 +249,7 @@ def host_to_tree(target: str) -> str:
     t = target
     for pre in ("/usr/", "/lib/", "/bin/", "/sbin/", "/lib64/", "/etc/"):
         if t.startswith(pre):
-            return (t[len("/usr/"):] if pre == "/usr/" else t[1:])
+            return t[len("/usr/") :] if pre == "/usr/" else t[1:]
     return ""
 
 
@@ -239,7 +258,7 @@ def fix_symlinks(root: Path) -> int:
     for p in sorted(root.rglob("*")):
         if not p.is_symlink():
             continue
-        t = os.readlink(p)
+        t = str(p.readlink())
         if t.startswith("/"):
             rel = host_to_tree(t)
             dst = root / rel if rel else None
@@ -292,7 +311,7 @@ def relocate_elves(root: Path, launcher: Path, extra_rpath: list[str]) -> dict[s
             run(["patchelf", "--remove-rpath", str(p)])
         if interp and ".so" not in p.name:
             real = p.with_name(f".{p.name}-real")
-            os.rename(p, real)
+            p.rename(real)
             shutil.copyfile(launcher, p)
             p.chmod(0o755)
             real.chmod(0o755)
@@ -301,7 +320,10 @@ def relocate_elves(root: Path, launcher: Path, extra_rpath: list[str]) -> dict[s
                 link.symlink_to(os.path.relpath(ldso, p.parent))
             programs += 1
     if missing:
-        lines = [f"  {so} (needed by {', '.join(sorted(users)[:3])})" for so, users in sorted(missing.items())]
+        lines = [
+            f"  {so} (needed by {', '.join(sorted(users)[:3])})"
+            for so, users in sorted(missing.items())
+        ]
         die(f"{root.name}: libraries not in the tree:\n" + "\n".join(lines))
     return {"elf": len(elves), "programs": programs}
 
@@ -311,10 +333,14 @@ def python_fixups(root: Path, site_pkgs: list[str]) -> None:
     tzpath = root / "lib/python3.11/zoneinfo/_tzpath.py"
     if tzpath.exists():
         s = tzpath.read_text()
-        s = s.replace('sysconfig.get_config_var("TZPATH")',
-                      'os.path.join(__import__("sys").base_prefix, "share", "zoneinfo")')
+        s = s.replace(
+            'sysconfig.get_config_var("TZPATH")',
+            'os.path.join(__import__("sys").base_prefix, "share", "zoneinfo")',
+        )
         tzpath.write_text(s)
-    zone_join = re.compile(r"""os\.path\.join\(\s*['"]/usr['"]\s*,\s*['"]share['"]\s*,\s*['"]zoneinfo['"]""")
+    zone_join = re.compile(
+        r"""os\.path\.join\(\s*['"]/usr['"]\s*,\s*['"]share['"]\s*,\s*['"]zoneinfo['"]"""
+    )
     zone_lit = re.compile(r"""(['"])/usr/share/zoneinfo""")
     base = '__import__("os").path.join(__import__("sys").base_prefix, '
     mpl_re = re.compile(r"""['"]/usr/share/matplotlib/mpl-data['"]""")
@@ -364,7 +390,12 @@ def build_tree(name: str, spec: dict[str, Any], cache: Path, launcher: Path) -> 
     info = deb_info(pkgs)
     debs = fetch_debs(info, cache / "debs")
     h = hashlib.sha256()
-    for part in (FORMAT, Path(__file__).read_bytes(), launcher.read_bytes(), json.dumps(spec, sort_keys=True)):
+    for part in (
+        FORMAT,
+        Path(__file__).read_bytes(),
+        launcher.read_bytes(),
+        json.dumps(spec, sort_keys=True),
+    ):
         h.update(part if isinstance(part, bytes) else part.encode())
     for p in pkgs:
         h.update(f"{p} {info[p]['SHA256']}\n".encode())
@@ -372,7 +403,9 @@ def build_tree(name: str, spec: dict[str, Any], cache: Path, launcher: Path) -> 
     return {"pkgs": pkgs, "deps": deps, "info": info, "debs": debs, "key": key}
 
 
-def assemble_tree(name: str, spec: dict[str, Any], plan: dict[str, Any], launcher: Path, work: Path) -> dict[str, Any]:
+def assemble_tree(
+    name: str, spec: dict[str, Any], plan: dict[str, Any], launcher: Path, work: Path
+) -> dict[str, Any]:
     t0 = time.monotonic()
     root = work / spec["storeName"]
     if root.exists():
@@ -383,8 +416,11 @@ def assemble_tree(name: str, spec: dict[str, Any], plan: dict[str, Any], launche
     for p in plan["pkgs"]:
         staging = Path(tempfile.mkdtemp(dir=work))
         run(["dpkg-deb", "-x", str(plan["debs"][p]), str(staging)])
-        entry: dict[str, Any] = {"version": plan["info"][p]["Version"], "programs": list_programs(staging),
-                                 "depends": plan["deps"][p]}
+        entry: dict[str, Any] = {
+            "version": plan["info"][p]["Version"],
+            "programs": list_programs(staging),
+            "depends": plan["deps"][p],
+        }
         if is_python and p.startswith("python3-") and p not in spec.get("stdlibDebs", []):
             into = spec.get("siteMerge", {}).get(p, p)
             names = split_python_site(root, into, staging)
@@ -411,15 +447,37 @@ def assemble_tree(name: str, spec: dict[str, Any], plan: dict[str, Any], launche
     stats = relocate_elves(root, launcher, spec.get("programRpath", []))
     if is_python:
         py = root / "bin" / "python3.11"
-        dirs = [str(root / "lib/python3.11")] + [str(root / "site" / p) for p, e in per_deb.items() if e.get("site")]
+        dirs = [str(root / "lib/python3.11")] + [
+            str(root / "site" / p) for p, e in per_deb.items() if e.get("site")
+        ]
         env = {"PATH": "/nonexistent", "HOME": str(work), "PYTHONHASHSEED": "0"}
-        run([str(py), "-I", "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
-             "-s", str(root), "-p", "/", *dirs], env=env)
+        run(
+            [
+                str(py),
+                "-I",
+                "-m",
+                "compileall",
+                "-q",
+                "-j",
+                "0",
+                "--invalidation-mode",
+                "unchecked-hash",
+                "-s",
+                str(root),
+                "-p",
+                "/",
+                *dirs,
+            ],
+            env=env,
+        )
     for p in sorted(root.rglob("*"), reverse=True):
         if p.is_dir() and not p.is_symlink():
             p.chmod(0o755)
-    log(f"{name}: {len(plan['pkgs'])} debs, {stats['elf']} ELF files, {stats['programs']} launchers,"
-        f" {dropped} host links dropped ({time.monotonic() - t0:.1f} s)")
+    log(
+        f"{name}: {len(plan['pkgs'])} debs, {stats['elf']} ELF files,"
+        f" {stats['programs']} launchers,"
+        f" {dropped} host links dropped ({time.monotonic() - t0:.1f} s)"
+    )
     return {"root": root, "debs": per_deb}
 
 
@@ -431,14 +489,18 @@ def store_add(root: Path) -> tuple[str, str]:
 
 
 def valid(path: str) -> bool:
-    return subprocess.run(["nix-store", "--check-validity", path], check=False,
-                          capture_output=True).returncode == 0
+    return (
+        subprocess.run(
+            ["nix-store", "--check-validity", path], check=False, capture_output=True
+        ).returncode
+        == 0
+    )
 
 
 def keep_root(path: str, gcroots: Path, name: str) -> None:
     gcroots.mkdir(parents=True, exist_ok=True)
     link = gcroots / name
-    if link.is_symlink() and os.readlink(link) == path:
+    if link.is_symlink() and str(link.readlink()) == path:
         return
     if link.is_symlink() or link.exists():
         link.unlink()
@@ -474,8 +536,12 @@ def main() -> None:
         shutil.rmtree(built["root"])
         log(f"{name}: {path} ({size / 2**20:.0f} MiB, added in {time.monotonic() - t0:.1f} s)")
         result[name] = {
-            "key": plan["key"], "path": path, "name": spec["storeName"], "narHash": nar,
-            "narSize": size, "debs": built["debs"],
+            "key": plan["key"],
+            "path": path,
+            "name": spec["storeName"],
+            "narHash": nar,
+            "narSize": size,
+            "debs": built["debs"],
         }
         record.write_text(json.dumps(result[name], indent=1, sort_keys=True) + "\n")
     Path(out_json).write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")

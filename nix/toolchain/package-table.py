@@ -29,17 +29,31 @@ let
     origin = v.meta.repxOrigin or "";
     description = v.meta.description or "";
   };
+  skip = [ "runtimeShellPackage" "python311" ];
   rows = prefix: set: map (n: row prefix n set.${n})
-    (builtins.filter (n: n != "runtimeShellPackage" && n != "python311" && isDrv set.${n}) (builtins.attrNames set));
+    (builtins.filter (n: !(builtins.elem n skip) && isDrv set.${n}) (builtins.attrNames set));
 in
-{ top = rows "" p; python = rows "python3Packages." p.python3Packages; static = rows "pkgsStatic." p.pkgsStatic; }
+{
+  top = rows "" p;
+  python = rows "python3Packages." p.python3Packages;
+  static = rows "pkgsStatic." p.pkgsStatic;
+}
 """
 
 
 def table(toolchain: Path) -> str:
     out = subprocess.run(
-        ["nix", "eval", "--json", f"path:{toolchain}#legacyPackages.x86_64-linux", "--apply", APPLY],
-        check=True, text=True, capture_output=True,
+        [
+            "nix",
+            "eval",
+            "--json",
+            f"path:{toolchain}#legacyPackages.x86_64-linux",
+            "--apply",
+            APPLY,
+        ],
+        check=True,
+        text=True,
+        capture_output=True,
     ).stdout
     data = json.loads(out)
     lines = [BEGIN, "", "| attribute | version | from | description |", "|---|---|---|---|"]
@@ -55,7 +69,11 @@ def main() -> int:
     args = [a for a in sys.argv[1:] if a != "--check"]
     check = "--check" in sys.argv[1:]
     toolchain = Path(args[0])
-    doc = Path(args[1]) if len(args) > 1 else Path(__file__).resolve().parents[2] / "docs" / "offline.md"
+    doc = (
+        Path(args[1])
+        if len(args) > 1
+        else Path(__file__).resolve().parents[2] / "docs" / "offline.md"
+    )
     text = doc.read_text()
     if BEGIN not in text or END not in text:
         print(f"package-table: {doc} has no {BEGIN} … {END} markers", file=sys.stderr)
@@ -65,8 +83,11 @@ def main() -> int:
     new = head + table(toolchain) + tail
     if check:
         if new != text:
-            print(f"package-table: {doc} is out of date; run python3 nix/toolchain/package-table.py {toolchain}",
-                  file=sys.stderr)
+            print(
+                f"package-table: {doc} is out of date;"
+                f" run python3 nix/toolchain/package-table.py {toolchain}",
+                file=sys.stderr,
+            )
             return 1
         return 0
     if new != text:

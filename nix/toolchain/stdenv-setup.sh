@@ -5,11 +5,11 @@
 set -eo pipefail
 
 # PATH: the packages' bin/ directories, then the stdenv's own tools (GNU, bash, make, cc).
-PATH=
+path=
 for p in $nativeBuildInputs $buildInputs $stdenvInitialPath; do
-  if [ -d "$p/bin" ]; then PATH=$PATH${PATH:+:}$p/bin; fi
+  if [ -d "$p/bin" ]; then path=$path${path:+:}$p/bin; fi
 done
-export PATH
+export PATH=$path
 export SHELL=$stdenvShell CONFIG_SHELL=$stdenvShell
 export HOME=/homeless-shelter TMPDIR=${TMPDIR:-/build} SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-315532800}
 export NIX_BUILD_CORES=${NIX_BUILD_CORES:-1}

@@ -25,12 +25,12 @@ STANDIN = REPO / "tests" / "assets" / "nixpkgs-standin"
 CACHE_DIR = os.environ.get("REPX_CACHE_DIR") or str(Path.home() / ".cache" / "repx")
 NIX_OPTS = ["--option", "sandbox", "true", "--option", "sandbox-fallback", "false"]
 PNG = b"\x89PNG\r\n\x1a\n"
-OUTPUTS = ["python-plot", "gnuplot-png", "gawk-math", "programs", "builders", "python"]
+OUTPUTS = ["python-plot", "gnuplot-png", "gawk-math", "programs", "builders", "python", "sim"]
 
 
-def run(*argv: str | Path, **kwargs: object) -> subprocess.CompletedProcess[str]:
+def run(*argv: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(a) for a in argv], check=True, text=True, capture_output=True, **kwargs
+        [str(a) for a in argv], check=True, text=True, capture_output=True, env=env
     )
 
 
@@ -44,18 +44,28 @@ def toolchain(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def build(lab: Path, names: list[str], over: list[str]) -> dict[str, Path]:
     """Build `packages.x86_64-linux.<name>` of the lab flake; `{name: out path}`."""
-    drvs = json.loads(run(
-        "nix", "eval", "--json", *over, f"path:{lab}#packages.x86_64-linux",
-        "--apply", "ps: builtins.mapAttrs (n: p: p.drvPath) ps",
-    ).stdout)
-    proc = run("nix", "build", "--no-link", "--json", *NIX_OPTS, *over,
-               *(f"path:{lab}#{n}" for n in names))
+    drvs = json.loads(
+        run(
+            "nix",
+            "eval",
+            "--json",
+            *over,
+            f"path:{lab}#packages.x86_64-linux",
+            "--apply",
+            "ps: builtins.mapAttrs (n: p: p.drvPath) ps",
+        ).stdout
+    )
+    proc = run(
+        "nix", "build", "--no-link", "--json", *NIX_OPTS, *over, *(f"path:{lab}#{n}" for n in names)
+    )
     by_drv = {e["drvPath"]: Path(e["outputs"]["out"]) for e in json.loads(proc.stdout)}
     return {n: by_drv[drvs[n]] for n in names}
 
 
 @pytest.fixture(scope="module", params=["toolchain", "standin"])
-def built(request: pytest.FixtureRequest, toolchain: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def built(
+    request: pytest.FixtureRequest, toolchain: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
     lab = tmp_path_factory.mktemp("lab") / "lab"
     shutil.copytree(LAB, lab)
     if request.param == "toolchain":
@@ -63,8 +73,14 @@ def built(request: pytest.FixtureRequest, toolchain: Path, tmp_path_factory: pyt
     else:
         standin = tmp_path_factory.mktemp("standin") / "nixpkgs"
         shutil.copytree(STANDIN, standin)
-        over = ["--override-input", "nixpkgs", f"path:{standin}",
-                "--override-input", "nixpkgs/toolchain", f"path:{toolchain}"]
+        over = [
+            "--override-input",
+            "nixpkgs",
+            f"path:{standin}",
+            "--override-input",
+            "nixpkgs/toolchain",
+            f"path:{toolchain}",
+        ]
     return build(lab, OUTPUTS, over)
 
 
@@ -77,31 +93,65 @@ def test_python_numpy_pandas_matplotlib_png(built: dict[str, Path]) -> None:
 
 def test_gnuplot_png_and_gawk_math(built: dict[str, Path]) -> None:
     assert (built["gnuplot-png"] / "plot.png").read_bytes()[:8] == PNG
-    assert built["gawk-math"].read_text().split() == ["1.414214", "1.414214", "2.3026", "0.8415", "1.4142"]
+    assert built["gawk-math"].read_text().split() == [
+        "1.414214",
+        "1.414214",
+        "2.3026",
+        "0.8415",
+        "1.4142",
+    ]
 
 
 def test_stdenv_programs_and_builders(built: dict[str, Path]) -> None:
     assert built["programs"].read_text().split("\n")[:4] == [
-        "mean 0.511 sqrt2 1.41421", "sum 5050", "mean 0.560 sqrt2 1.41421", "from jq"]
+        "mean 0.511 sqrt2 1.41421",
+        "sum 5050",
+        "mean 0.560 sqrt2 1.41421",
+        "from jq",
+    ]
     assert built["builders"].read_text().split("\n")[:7] == [
-        "Hello, world!", "mean 0.560 sqrt2 1.41421", "shell-script", "script-bin", "raw-script",
-        "in a dir", "script-bin"]
+        "Hello, world!",
+        "mean 0.560 sqrt2 1.41421",
+        "shell-script",
+        "script-bin",
+        "raw-script",
+        "in a dir",
+        "script-bin",
+    ]
 
 
 def test_programs_run_with_only_the_store_visible(built: dict[str, Path], toolchain: Path) -> None:
     """bwrap shows /nix/store and nothing else (no /proc either): launchers and the glibc
     tree's loader must be enough; only the chosen Python packages import."""
     env = built["python"]
-    bwrap = ["bwrap", "--ro-bind", "/nix/store", "/nix/store", "--dev", "/dev", "--unshare-all",
-             "--clearenv", "--setenv", "HOME", "/nonexistent"]
+    bwrap = [
+        "bwrap",
+        "--ro-bind",
+        "/nix/store",
+        "/nix/store",
+        "--dev",
+        "/dev",
+        "--unshare-all",
+        "--clearenv",
+        "--setenv",
+        "HOME",
+        "/nonexistent",
+    ]
     code = "import numpy, pandas, matplotlib, sys; print(sys.prefix == sys.base_prefix, numpy.__version__)"
     assert run(*bwrap, env / "bin" / "python3", "-c", code).stdout.split()[0] == "False"
-    bare = json.loads(run("nix", "build", "--no-link", "--json", f"path:{toolchain}#python3").stdout)
-    proc = subprocess.run([*bwrap, bare[0]["outputs"]["out"] + "/bin/python3", "-c", "import numpy"],
-                          check=False, capture_output=True, text=True)
+    bare = json.loads(
+        run("nix", "build", "--no-link", "--json", f"path:{toolchain}#python3").stdout
+    )
+    proc = subprocess.run(
+        [*bwrap, bare[0]["outputs"]["out"] + "/bin/python3", "-c", "import numpy"],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1 and "No module named 'numpy'" in proc.stderr
-    sims = [p for p in run("nix-store", "-qR", built["programs"]).stdout.split() if p.endswith("-sim-1.0")]
-    assert run(*bwrap, f"{sims[0]}/bin/sim", "10", "1").stdout == "mean 0.560 sqrt2 1.41421\n"
+    assert (
+        run(*bwrap, built["sim"] / "bin" / "sim", "10", "1").stdout == "mean 0.560 sqrt2 1.41421\n"
+    )
 
 
 def test_gnu_cat_head_pipefail_never_141(toolchain: Path, tmp_path: Path) -> None:
@@ -113,6 +163,10 @@ def test_gnu_cat_head_pipefail_never_141(toolchain: Path, tmp_path: Path) -> Non
 
 
 def test_docs_table_matches_the_package_set(toolchain: Path) -> None:
-    proc = subprocess.run(["python3", TABLE, toolchain, REPO / "docs" / "offline.md", "--check"],
-                          check=False, capture_output=True, text=True)
+    proc = subprocess.run(
+        ["python3", TABLE, toolchain, REPO / "docs" / "offline.md", "--check"],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr

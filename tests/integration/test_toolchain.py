@@ -109,7 +109,13 @@ def test_assemble_layout_and_idempotence(toolchain: Path) -> None:
 
 def test_scripts_pass_shellcheck(flake: str) -> None:
     [out] = nix_build(f"{flake}#shellcheck")
-    run(f"{out['out']}/bin/shellcheck", "-x", ASSEMBLE, REPO / "tools" / "setup.sh")
+    run(
+        f"{out['out']}/bin/shellcheck",
+        "-x",
+        ASSEMBLE,
+        REPO / "tools" / "setup.sh",
+        REPO / "nix" / "toolchain" / "stdenv-setup.sh",
+    )
 
 
 def test_packages_run(flake: str) -> None:
