@@ -450,14 +450,22 @@ def assemble_tree(
         dirs = [str(root / "lib/python3.11")] + [
             str(root / "site" / p) for p, e in per_deb.items() if e.get("site")
         ]
-        env = {"PATH": "/nonexistent", "HOME": str(work), "PYTHONHASHSEED": "0"}
+        # Deterministic: no pyc written as a side effect of compileall's own imports (-B;
+        # those would be timestamp-based), every file compiled afresh (-f), a fixed hash seed.
+        env = {
+            "PATH": "/nonexistent",
+            "HOME": str(work),
+            "PYTHONHASHSEED": "0",
+        }
         run(
             [
                 str(py),
-                "-I",
+                "-B",  # not -I: that would ignore PYTHONHASHSEED (set order in constants)
+                "-s",
                 "-m",
                 "compileall",
                 "-q",
+                "-f",
                 "-j",
                 "0",
                 "--invalidation-mode",

@@ -43,10 +43,16 @@ unpackPhase() {
     sourceRoot=${sourceRoot:-$base}
   else
     mkdir unpack-tmp
+    # Decompressed here, not by `tar -z`: GNU tar runs its compressor through /bin/sh, and
+    # the sandbox has none.
     case $src in
+      *.tar.gz | *.tgz) gzip -dc "$src" | tar -x -C unpack-tmp ;;
+      *.tar.xz | *.txz) xz -dc "$src" | tar -x -C unpack-tmp ;;
+      *.tar.bz2 | *.tbz2) bzip2 -dc "$src" | tar -x -C unpack-tmp ;;
       *.zip) echo "stdenv: .zip sources are not supported offline" >&2; exit 1 ;;
       *) tar -xf "$src" -C unpack-tmp ;;
     esac
+    chmod -R u+w unpack-tmp # archives of store paths hold read-only directories
     if [ -z "${sourceRoot-}" ]; then
       set -- unpack-tmp/*
       if [ $# -eq 1 ] && [ -d "$1" ]; then mv "$1" .; sourceRoot=${1#unpack-tmp/}; else mv unpack-tmp source; sourceRoot=source; fi

@@ -103,11 +103,13 @@ def test_gnuplot_png_and_gawk_math(built: dict[str, Path]) -> None:
 
 
 def test_stdenv_programs_and_builders(built: dict[str, Path]) -> None:
-    assert built["programs"].read_text().split("\n")[:4] == [
+    assert built["programs"].read_text().split("\n")[:6] == [
         "mean 0.511 sqrt2 1.41421",
         "sum 5050",
         "mean 0.560 sqrt2 1.41421",
         "from jq",
+        "sq 144",  # a library found through buildInputs
+        "mean 0.560 sqrt2 1.41421",  # src as a .tar.gz
     ]
     assert built["builders"].read_text().split("\n")[:7] == [
         "Hello, world!",
@@ -170,3 +172,25 @@ def test_docs_table_matches_the_package_set(toolchain: Path) -> None:
         text=True,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_lab_stages_use_python_gnuplot_and_a_compiled_simulator(
+    toolchain: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A repx lab (tests/assets/labs/realsw) whose stages run a C simulator built with
+    stdenv.mkDerivation, Python with pandas + matplotlib, and gnuplot, natively and in bwrap."""
+    from runlab import NIXPKGS_ENV, build_lab, lab_jobs, repx
+
+    monkeypatch.setenv(NIXPKGS_ENV, f"path:{toolchain}")
+    lab = build_lab("realsw", variant="pkgset")
+    jobs = lab_jobs(lab)
+    for runtime in ("native", "bwrap"):
+        base = tmp_path / runtime
+        result = repx("run", "--lab", lab, "--base", base, "--runtime", runtime)
+        assert result.returncode == 0, result.stderr
+        by_stage = {spec["stage"]: job for job, spec in jobs.items()}
+        out = base / "outputs"
+        assert (out / by_stage["analyse"] / "out" / "plot.png").read_bytes()[:8] == PNG
+        assert (out / by_stage["gplot"] / "out" / "means.png").read_bytes()[:8] == PNG
+        summary = (out / by_stage["analyse"] / "out" / "summary.csv").read_text().split("\n")
+        assert summary[0] == "run,mean" and len([s for s in summary if s]) == 4

@@ -28,6 +28,26 @@
           cp sim $out/bin/sim-custom
         '';
       };
+      # a shared library, and a program that finds its header and library through buildInputs
+      libsq = pkgs.stdenv.mkDerivation {
+        pname = "libsq"; version = "1";
+        src = ./libsq;
+        makeFlags = [ "PREFIX=$(out)" ];
+      };
+      usesq = pkgs.stdenv.mkDerivation {
+        pname = "usesq"; version = "1";
+        src = ./usesq;
+        buildInputs = [ libsq ];
+        buildPhase = "$CC -o usesq main.c -lsq";
+        installPhase = "mkdir -p $out/bin && cp usesq $out/bin/";
+      };
+      # src as a tarball (unpacked with GNU tar)
+      simtar = pkgs.stdenv.mkDerivation {
+        pname = "simtar"; version = "1";
+        src = pkgs.runCommand "sim-1.tar.gz" { } "tar -cf - -C ${./.} sim-make | gzip -n > $out";
+        makeFlags = [ "PREFIX=$(out)" ];
+        postInstall = "mv $out/bin/sim $out/bin/simtar";
+      };
       plot = pkgs.writeText "plot.py" ''
         import sys
         import numpy as np, pandas as pd, scipy.stats
@@ -52,7 +72,7 @@
     in
     {
       packages.x86_64-linux = {
-        inherit sim simxx custom python hello-app;
+        inherit sim simxx custom python hello-app usesq simtar;
         python-plot = check "python-plot" [ python ] ''
           mkdir -p $out
           python3 ${plot} $out/plot.png > $out/log
@@ -66,8 +86,8 @@
           gawk 'BEGIN { printf "%.6f %.6f %.4f %.4f\n", sqrt(2), 2^0.5, log(10), sin(1) }' > $out
           echo 'scale=4; sqrt(2)' | bc >> $out
         '';
-        programs = check "programs" [ sim simxx custom hello-app ] ''
-          { sim 1000 7; simxx; sim-custom 10 1; greet; } > $out
+        programs = check "programs" [ sim simxx custom hello-app usesq simtar ] ''
+          { sim 1000 7; simxx; sim-custom 10 1; greet; usesq; simtar 10 1; } > $out
         '';
         builders = let
           joined = pkgs.symlinkJoin { name = "joined"; paths = [ pkgs.hello sim ]; };
