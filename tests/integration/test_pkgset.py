@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from runlab import NIXPKGS_ENV, build_lab, lab_jobs, repx
 
 pytestmark = [
     pytest.mark.slow,
@@ -179,8 +180,6 @@ def test_lab_stages_use_python_gnuplot_and_a_compiled_simulator(
 ) -> None:
     """A repx lab (tests/assets/labs/realsw) whose stages run a C simulator built with
     stdenv.mkDerivation, Python with pandas + matplotlib, and gnuplot, natively and in bwrap."""
-    from runlab import NIXPKGS_ENV, build_lab, lab_jobs, repx
-
     monkeypatch.setenv(NIXPKGS_ENV, f"path:{toolchain}")
     lab = build_lab("realsw", variant="pkgset")
     jobs = lab_jobs(lab)
@@ -194,3 +193,26 @@ def test_lab_stages_use_python_gnuplot_and_a_compiled_simulator(
         assert (out / by_stage["gplot"] / "out" / "means.png").read_bytes()[:8] == PNG
         summary = (out / by_stage["analyse"] / "out" / "summary.csv").read_text().split("\n")
         assert summary[0] == "run,mean" and len([s for s in summary if s]) == 4
+
+
+def test_python_tree_is_deterministic(toolchain: Path, tmp_path: Path) -> None:
+    """Relocating the same .deb files elsewhere gives the same store path (a tree built in
+    another cache directory once differed: .pyc files of compileall's own imports, set order)."""
+    manifest = json.loads((toolchain / "manifest.json").read_text())
+    spec = json.loads((REPO / "nix" / "toolchain" / "trees.json").read_text())["python3"]
+    (tmp_path / "trees.json").write_text(json.dumps({"python3": spec}))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "debs").symlink_to(Path(CACHE_DIR) / "debs")
+    [launcher] = sorted(Path(CACHE_DIR).glob("launcher-*"))[-1:]
+    run(
+        "python3",
+        REPO / "nix" / "toolchain" / "debtree.py",
+        tmp_path / "trees.json",
+        cache,
+        launcher,
+        tmp_path / "gcroots",
+        tmp_path / "out.json",
+    )
+    built = json.loads((tmp_path / "out.json").read_text())["python3"]
+    assert built["path"] == manifest["trees"]["python3"]["path"]
