@@ -145,8 +145,7 @@ let
           done
         done
       '';
-    } // { inherit pythonVersion sitePackages; python = python3; interpreter = "${placeholderEnv}/bin/python3"; };
-  placeholderEnv = "";
+    } // { inherit pythonVersion sitePackages; python = python3; };
 
   python3 = mkPackage {
     pname = "python3"; version = pyVersion;
@@ -164,6 +163,7 @@ let
     withPackages = f: let env = pythonEnv (f pythonPackages); in env // { interpreter = "${env}/bin/python3"; };
     buildEnv = { extraLibs ? [ ], ... }: withPackages (_: extraLibs);
     executable = "python${pythonVersion}";
+    interpreter = "${python3}/bin/python${pythonVersion}";
     libPrefix = "python${pythonVersion}";
     isPy3 = true;
     tree = py;
@@ -188,7 +188,7 @@ let
       cat > "$out/bin/gnuplot" <<EOF
       #!${bash}/bin/bash
       export FONTCONFIG_FILE=\''${FONTCONFIG_FILE:-$out/etc/fonts/fonts.conf}
-      export GNUPLOT_PS_DIR=\''${GNUPLOT_PS_DIR:-${gp}/share/gnuplot/5.4/PostScript}
+      export GNUPLOT_PS_DIR=\''${GNUPLOT_PS_DIR:-${gp}/share/gnuplot/gnuplot/5.4/PostScript}
       export GDFONTPATH=\''${GDFONTPATH:-${gp}/share/fonts/truetype/dejavu}
       export GNUPLOT_DEFAULT_GDFONT=\''${GNUPLOT_DEFAULT_GDFONT:-DejaVuSans}
       exec ${gp}/bin/gnuplot "\$@"

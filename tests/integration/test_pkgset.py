@@ -93,7 +93,11 @@ def test_python_numpy_pandas_matplotlib_png(built: dict[str, Path]) -> None:
 
 
 def test_gnuplot_png_and_gawk_math(built: dict[str, Path]) -> None:
-    assert (built["gnuplot-png"] / "plot.png").read_bytes()[:8] == PNG
+    gp = built["gnuplot-png"]
+    assert (gp / "plot.png").read_bytes()[:8] == PNG
+    assert (gp / "cairo.png").read_bytes()[:8] == PNG  # fonts through fontconfig
+    assert (gp / "plot.ps").read_text().startswith("%!PS-Adobe")
+    assert (gp / "log").read_text() == ""  # no missing font, prologue or cache warnings
     assert built["gawk-math"].read_text().split() == [
         "1.414214",
         "1.414214",

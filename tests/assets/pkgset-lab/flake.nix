@@ -81,6 +81,8 @@
         gnuplot-png = check "gnuplot-png" [ pkgs.gnuplot ] ''
           mkdir -p $out
           gnuplot -e "set terminal png size 320,240; set output '$out/plot.png'; plot sin(x)" 2> $out/log
+          gnuplot -e "set terminal pngcairo; set output '$out/cairo.png'; plot cos(x) title 'cos'" 2>> $out/log
+          gnuplot -e "set terminal postscript; set output '$out/plot.ps'; plot x" 2>> $out/log
         '';
         gawk-math = check "gawk-math" [ pkgs.gawk pkgs.bc ] ''
           gawk 'BEGIN { printf "%.6f %.6f %.4f %.4f\n", sqrt(2), 2^0.5, log(10), sin(1) }' > $out
