@@ -151,9 +151,11 @@ TICKS = 30
 def _stamping_lab(root):
     """A sweep of 4 jobs of ~1.5 s; each attempt appends ``start``/``tick``/``end`` lines
     (with its ``<job>.<nonce>``) to a FIFO outside the store: the lines arrive in the
-    order they were written, by every attempt, orphans included (under bwrap too: a FIFO
-    on the read-only bind of the lab stays writable)."""
-    fifo = root / "lab" / "stamps"  # inside the lab root: bound into the sandbox
+    order they were written, by every attempt, orphans included (under bwrap too: the
+    FIFO's directory is bound read-only with --mount-path, and a FIFO there stays
+    writable)."""
+    (root / "stamps").mkdir(parents=True)
+    fifo = root / "stamps" / "fifo"  # outside the lab (every lab entry is checked)
     script = (
         "a=${out%/out}; a=${a##*/}\n"
         f'echo "start $a" > {fifo}\n'
@@ -249,7 +251,8 @@ def test_kill_9_never_runs_two_attempts_of_a_job_at_once(tmp_path, runtime):
     lab, fifo, jobs = _stamping_lab(tmp_path / "l")
     base = tmp_path / "base"
     stamps = _Stamps(fifo)
-    argv = repx_argv("run", "--lab", lab, "--base", base, "-j", "2", "--runtime", runtime)
+    common = ("--lab", lab, "--base", base, "--runtime", runtime, "--mount-path", fifo.parent)
+    argv = repx_argv("run", *common, "-j", "2")
     survivors = []
     try:
         for _ in range(KILL_TRIALS):
@@ -267,7 +270,7 @@ def test_kill_9_never_runs_two_attempts_of_a_job_at_once(tmp_path, runtime):
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             survivors.append(len(_job_processes(jobs)))
-        final = repx("run", "--lab", lab, "--base", base, "--runtime", runtime)
+        final = repx("run", *common)
         assert final.returncode == 0, final.stderr
         left = _job_processes(jobs)
         assert not left, f"job processes outlived the resume: {left}"
