@@ -37,6 +37,20 @@ let
 
   debVersion = t: deb: upstream t.debs.${deb}.version;
 
+  # A package of links to a tree's launchers. A copy of a lab that dereferenced the links
+  # (`cp -rL`, `rsync -rL`) holds plain copies of the launcher, with no loader beside them:
+  # bin/.NAME.repx-origin names the launcher in the tree for them (see launcher.c).
+  mkTreePackage = args: mkPackage (args // {
+    script = args.script + ''
+      for l in "$out"/bin/*; do
+        [ -L "$l" ] || continue
+        t=$(readlink -f "$l")
+        [ -e "''${t%/*}/.repx-ld.so" ] || continue
+        printf '%s\n' "$t" > "''${l%/*}/.''${l##*/}.repx-origin"
+      done
+    '';
+  });
+
   # bin/<program> -> <tree>/bin/<program> for the programs of the given Debian packages.
   # Shell scripts (gzip's zcat, grep's egrep …) are copied with their `#!/bin/sh` replaced by
   # bash from the store (there is no /bin/sh in the sandbox); scripts for other interpreters
@@ -48,7 +62,7 @@ let
       programs = lib.filter (p: !(elem p exclude))
         (lib.unique (builtins.concatLists (map (d: t.debs.${d}.programs) debs) ++ extraPrograms));
     in
-    mkPackage {
+    mkTreePackage {
       inherit pname description mainProgram programs;
       version = if version != null then version else debVersion t (builtins.head debs);
       origin = concatStringsSep " " (map (d: "debian:${d}=${t.debs.${d}.version}") debs);
@@ -97,7 +111,7 @@ let
       let
         deps = map (d: self.${pyAttr d}) (filter (d: elem d pyDebs) py.debs.${deb}.depends);
       in
-      mkPackage {
+      mkTreePackage {
         pname = pyAttr deb;
         version = upstream py.debs.${deb}.version;
         description = "Python ${pythonVersion} package ${pyAttr deb} (Debian ${deb})";
@@ -130,7 +144,7 @@ let
   # with links to the chosen packages (those alone import; sys.prefix is the environment).
   pythonEnv = chosen:
     let all = pyClosure chosen;
-    in mkPackage {
+    in mkTreePackage {
       pname = "python3-env"; version = pyVersion;
       description = "Python ${pyVersion} with ${concatStringsSep " " (map (p: p.pname) all)}";
       mainProgram = "python3";
@@ -147,7 +161,7 @@ let
       '';
     } // { inherit pythonVersion sitePackages; python = python3; };
 
-  python3 = mkPackage {
+  python3 = mkTreePackage {
     pname = "python3"; version = pyVersion;
     description = "Python ${pyVersion} (Debian python3.11, relocated)";
     mainProgram = "python3";
@@ -171,7 +185,7 @@ let
 
   # --- gnuplot --------------------------------------------------------------------------------
   gp = tree "gnuplot";
-  gnuplot = mkPackage {
+  gnuplot = mkTreePackage {
     pname = "gnuplot"; version = debVersion gp "gnuplot-nox";
     description = "Portable command-line driven graphing utility (Debian gnuplot-nox: dumb, png, pngcairo, svg, pdfcairo, postscript)";
     programs = [ "gnuplot" ];
@@ -213,7 +227,7 @@ let
     # shellcheck disable=SC2086
     exec ${gccTree}/bin/${compiler} --sysroot=${gccTree} -B${gccTree}/bin/ $NIX_CFLAGS_COMPILE "$@" "''${link[@]}" $NIX_LDFLAGS
   '';
-  gcc = mkPackage {
+  gcc = mkTreePackage {
     pname = "gcc"; version = gccVersion;
     description = "GNU Compiler Collection ${gccVersion} (C, C++; Debian gcc-12, relocated)";
     mainProgram = "gcc";

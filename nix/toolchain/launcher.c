@@ -12,6 +12,11 @@
  * It is linked statically without libc (no PT_INTERP, a few KB) so it starts anywhere. Its
  * own location comes from /proc/self/exe (symlinks resolved), or from AT_EXECFN when /proc is
  * not mounted. argv[0] is passed on unchanged: Python and gcc locate their prefix from it.
+ *
+ * Packages link to a tree's launchers. A copy that dereferenced those links (`cp -rL`,
+ * `rsync -rL`, a file system without symlinks) holds a plain copy of the launcher, with no
+ * loader beside it: then DIR/.NAME.repx-origin, a one-line file the package writes beside
+ * each link, names the launcher in the tree (an absolute store path) and is used instead.
  */
 typedef unsigned long size_t;
 typedef long ssize_t;
@@ -20,6 +25,10 @@ typedef long ssize_t;
 #define SYS_execve 59
 #define SYS_exit 60
 #define SYS_readlink 89
+#define SYS_read 0
+#define SYS_open 2
+#define SYS_close 3
+#define SYS_access 21
 #define AT_EXECFN 31
 #define PATH_MAX 4096
 
@@ -102,6 +111,24 @@ __attribute__((used)) void repx_main(long *sp) {
   }
   dirlen = len(self);
   while (dirlen > 0 && self[dirlen - 1] != '/') dirlen--;
+  join(ldso, self, dirlen, ".repx-ld.so");
+  if (syscall3(SYS_access, (long)ldso, 0, 0) != 0) {
+    /* a dereferenced copy: DIR/.NAME.repx-origin names the launcher in the tree */
+    char origin[PATH_MAX];
+    long fd;
+    join(origin, self, dirlen, ".");
+    join(origin, origin, len(origin), self + dirlen);
+    join(origin, origin, len(origin), ".repx-origin");
+    fd = syscall3(SYS_open, (long)origin, 0, 0);
+    if (fd < 0) die("no loader beside me and no ", origin);
+    n = syscall3(SYS_read, fd, (long)self, PATH_MAX - 1);
+    syscall3(SYS_close, fd, 0, 0);
+    if (n <= 0) die("cannot read ", origin);
+    while (n > 0 && (self[n - 1] == '\n' || self[n - 1] == ' ')) n--;
+    self[n] = 0;
+    dirlen = len(self);
+    while (dirlen > 0 && self[dirlen - 1] != '/') dirlen--;
+  }
   /* real = DIR/.NAME-real */
   join(real, self, dirlen, ".");
   join(real, real, len(real), self + dirlen);
