@@ -4,6 +4,7 @@ of tests/assets/pkgset-lab against the toolchain and against the nixpkgs stand-i
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -208,7 +209,10 @@ def test_python_tree_is_deterministic(toolchain: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / "debs").symlink_to(Path(CACHE_DIR) / "debs")
-    [launcher] = sorted(Path(CACHE_DIR).glob("launcher-*"))[-1:]
+    # the launcher assemble.sh compiled from this launcher.c (named by its sha256)
+    digest = hashlib.sha256((REPO / "nix" / "toolchain" / "launcher.c").read_bytes()).hexdigest()
+    launcher = Path(CACHE_DIR) / f"launcher-{digest[:16]}"
+    assert launcher.is_file(), launcher
     run(
         "python3",
         REPO / "nix" / "toolchain" / "debtree.py",
