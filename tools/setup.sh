@@ -7,7 +7,8 @@
 # 1. apt-get install the Debian packages repx needs (only those missing)
 # 2. /etc/nix/nix.conf: merge the keys repx needs (backup of a user's file kept once)
 # 3. /etc/nix/registry.json: the local flake registry
-# 4. the offline toolchain in /var/lib/repx/toolchain (nix/toolchain/assemble.sh)
+# 4. the offline toolchain in /var/lib/repx/toolchain (nix/toolchain/assemble.sh; the first run
+#    downloads ~270 Debian packages with apt-get download and relocates them)
 # 5. registry aliases: nixpkgs -> the toolchain, repx -> this checkout
 # 6. .venv with `pip install -e '.[test,dev]'` (skipped while pyproject.toml is unchanged)
 #
@@ -22,6 +23,8 @@ conf_dir=${REPX_NIX_CONF_DIR:-/etc/nix}
 python=${PYTHON:-python3}
 apt_packages=(nix-bin busybox-static bash-static shellcheck shfmt bubblewrap graphviz jq rsync git
   python3-venv slurm-wlm munge)
+# for the offline toolchain's relocated Debian trees (their .debs come from `apt-get download`)
+apt_packages+=(patchelf gcc)
 skip_apt=false skip_venv=false
 
 for arg in "$@"; do

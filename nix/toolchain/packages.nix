@@ -56,6 +56,8 @@ let
       let ls = builtins.stringLength str; lf = builtins.stringLength suff;
       in lf <= ls && builtins.substring (ls - lf) lf str == suff;
     toList = x: if builtins.isList x then x else [ x ];
+    unique = builtins.foldl' (acc: e: if builtins.elem e acc then acc else acc ++ [ e ]) [ ];
+    inherit (builtins) intersectAttrs functionArgs removeAttrs;
     escapeShellArg = arg: "'${builtins.replaceStrings [ "'" ] [ "'\\''" ] (toString arg)}'";
     escapeShellArgs = args: concatStringsSep " " (map escapeShellArg args);
     isDerivation = value: value.type or null == "derivation";
@@ -298,8 +300,14 @@ let
 
     appletPackages = builtins.mapAttrs mkAppletPackage busyboxPackages;
     bundles = builtins.mapAttrs (_: b: mkBundle b) bundleInfo;
+    # GNU userland, Python, gnuplot, gcc from the relocated Debian trees (replacing the
+    # busybox applets of the same names), and nixpkgs' builders on top of them.
+    debianPackages = lib.optionalAttrs (manifest ? trees)
+      (import ./debian.nix { inherit lib manifest mkPackage busyboxSource final; system = checkedSystem; });
+    builders = lib.optionalAttrs (manifest ? trees)
+      (import ./builders.nix { inherit lib final; system = checkedSystem; setupScript = src + "/stdenv-setup.sh"; });
   in
-  appletPackages // bundles // {
+  appletPackages // bundles // debianPackages // builders // {
     inherit lib;
     system = checkedSystem;
     repxOffline = true;

@@ -57,11 +57,18 @@ def _store_dir(lab: Path, name: str) -> Path:
 
 
 def repoint_symlink(lab: Path) -> str:
-    awk = _store_dir(lab, "-gawk-1.35.0") / "bin" / "awk"
-    target = os.readlink(awk)
-    awk.unlink()
-    awk.symlink_to(target.replace("/busybox", "/true"))  # every awk now prints nothing
-    return f"symlink to '{target.replace('/busybox', '/true')}', listed as '{target}'"
+    """Point a program link of the lab's store copy at another program of the same package."""
+    links = sorted(p for p in (lab / "store").rglob("*") if p.is_symlink() and p.parent.name == "bin")
+    link, other = next(
+        (a, b)
+        for a in links
+        for b in links
+        if a.parent == b.parent and os.readlink(a) != os.readlink(b)
+    )
+    target, new = os.readlink(link), os.readlink(other)
+    link.unlink()
+    link.symlink_to(new)  # e.g. every awk now runs another program
+    return f"symlink to '{new}', listed as '{target}'"
 
 
 def add_passwd_link(lab: Path) -> str:

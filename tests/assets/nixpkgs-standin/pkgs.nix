@@ -109,7 +109,23 @@ let
     "yes"
   ];
 
-  pkgs = rec {
+  # Python, gnuplot, gcc/stdenv, the trivial builders, GNU bc/hello: the offline toolchain's own
+  # derivations over its relocated Debian trees (real nixpkgs builds these from source; what
+  # matters here is that an experiment reaches them by nixpkgs' names and shapes). The base
+  # tools above stay busybox-backed, so a lab library relying on GNU-only options fails here.
+  offline = import "${toolchain}/packages.nix" { src = toolchain; };
+  fromOffline = lib.filterAttrs (n: _: offline ? ${n}) (lib.genAttrs [
+    "python3" "python311" "python3Packages" "python311Packages" "gnuplot" "gcc" "gnumake" "cmake"
+    "hello" "bc" "gnutar" "gzip" "diffutils" "stdenv" "stdenvNoCC" "runCommand" "runCommandLocal"
+    "runCommandCC" "runCommandWith" "writeText" "writeTextFile" "writeTextDir" "writeScript"
+    "writeScriptBin" "writeShellScript" "writeShellScriptBin" "writeShellApplication" "symlinkJoin"
+    "runtimeShell"
+  ] (n: offline.${n}));
+  # nixpkgs' gawk has math (sqrt, log, 2^0.5): the stand-in takes GNU gawk, not busybox awk.
+  gnuOverrides = lib.filterAttrs (n: _: offline ? ${n} && offline.${n}.pname or "" == "gawk")
+    { gawk = offline.gawk or null; };
+
+  pkgs = fromOffline // rec {
     inherit lib system;
 
     bash = mkDerivation {
@@ -277,4 +293,4 @@ let
     };
   };
 in
-pkgs
+pkgs // gnuOverrides

@@ -1,0 +1,7 @@
+{
+  name = "study";
+  pipelines = [ ../pipelines/study.nix ];
+  parameters = {
+    seed = [ 1 2 3 ];
+  };
+}

@@ -1,0 +1,2 @@
+#include "sq.h"
+double sq(double x) { return x * x; }
