@@ -323,6 +323,18 @@ def test_mount_paths_are_visible_read_only_and_recorded(scene):
     assert (job / "repx" / "stdout.log").read_text() == ""
     assert not (data / "new").exists()
     assert json.loads((job / "repx" / "result.json").read_text())["impure"] == [str(data)]
+    # ... and the inspection commands say so
+    def inspect(*args: str) -> subprocess.CompletedProcess[str]:
+        where = ["--lab", str(scene.lab), "--base", str(scene.base)]
+        argv = [sys.executable, "-m", "repx", *args, *where]
+        return subprocess.run(argv, check=False, capture_output=True, text=True)
+
+    status = inspect("status")
+    assert f"saw host paths ({data})" in status.stderr and "NOT reproducible" in status.stderr
+    [entry] = json.loads(inspect("status", "--json").stdout)["jobs"]
+    assert entry["impure"] == [str(data)]
+    shown = inspect("show", "job", job.name, "--json")
+    assert json.loads(shown.stdout)["attempt"]["impure"] == [str(data)], shown.stderr
 
 
 def test_mount_host_paths_shows_the_host_read_only_and_is_recorded(scene):

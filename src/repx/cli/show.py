@@ -149,6 +149,8 @@ def _status_text(d: models.JobDetails) -> str:
         parts.append("started " + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(attempt.start)))
     if attempt.host:
         parts.append(f"on {attempt.host}" + (f" ({attempt.runtime})" if attempt.runtime else ""))
+    if attempt.impure:
+        parts.append(f"impure run, NOT reproducible: saw host {', '.join(attempt.impure)}")
     return " · ".join(parts)
 
 

@@ -60,6 +60,13 @@ def _print_table(report: StatusReport) -> None:
         elif entry.reason and entry.status in (JobState.PENDING, JobState.WAITING):
             # a success whose outputs were damaged: say why it runs again
             output.message(f"{entry.status.value}: {entry.id} ({entry.reason})")
+    impure = [e for e in report.jobs if e.impure]
+    if impure:
+        paths = sorted({p for e in impure for p in e.impure})
+        output.message(
+            f"impure: {len(impure)} job(s) saw host paths ({', '.join(paths)}):"
+            " their results are NOT reproducible"
+        )
 
 
 def _cell(count: int) -> str:

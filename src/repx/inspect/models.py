@@ -144,6 +144,8 @@ class AttemptInfo(_Out):
     runtime: str | None
     cpu_seconds: float | None = None
     max_rss_kib: int | None = None
+    #: host paths the attempt saw (an impure run: NOT reproducible); empty when hermetic
+    impure: list[str] = []
 
 
 class JobDetails(_Out):

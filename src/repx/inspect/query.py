@@ -370,6 +370,7 @@ def _attempt(attempt: Attempt) -> m.AttemptInfo:
         runtime=attempt.runtime,
         cpu_seconds=attempt.cpu_seconds,
         max_rss_kib=attempt.max_rss_kib,
+        impure=list(attempt.impure),
     )
 
 

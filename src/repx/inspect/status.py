@@ -99,6 +99,8 @@ class Attempt:
     runtime: str | None
     cpu_seconds: float | None = None
     max_rss_kib: int | None = None
+    #: host paths the job saw (an impure run: NOT reproducible); empty when hermetic
+    impure: tuple[str, ...] = ()
 
     @property
     def duration(self) -> float | None:
@@ -141,6 +143,11 @@ class StatusView:
             return None
         attempt = self.attempt(job)
         return attempt.exit_code if attempt is not None else None
+
+    def impure(self, job: str) -> tuple[str, ...]:
+        """Host paths the job's last attempt saw (empty: it ran hermetically, or never)."""
+        attempt = self.attempt(job)
+        return attempt.impure if attempt is not None else ()
 
     def done(self, job: str) -> bool:
         """True when the job's outputs are there and intact."""
@@ -474,6 +481,7 @@ def _attempt(record: Mapping[str, object]) -> Attempt:
 
     exit_code = record.get("exit_code")
     rss = record.get("max_rss_kib")
+    impure = record.get("impure")
     return Attempt(
         status=str(record.get("status")),
         exit_code=exit_code if isinstance(exit_code, int) else None,
@@ -484,4 +492,5 @@ def _attempt(record: Mapping[str, object]) -> Attempt:
         runtime=text("runtime"),
         cpu_seconds=num("cpu_seconds"),
         max_rss_kib=rss if isinstance(rss, int) else None,
+        impure=tuple(str(p) for p in impure) if isinstance(impure, list) else (),
     )

@@ -235,6 +235,8 @@ class JobStatusEntry(BaseModel):
     reason: str | None = None
     #: the SLURM job (``123_4``) when SLURM decided the state
     slurm_id: str | None = None
+    #: host paths the last attempt saw (an impure run: NOT reproducible)
+    impure: tuple[str, ...] = ()
 
 
 class StageStatus(BaseModel):
@@ -297,6 +299,7 @@ def lab_status(where: Location, run: str | None = None) -> StatusReport:
                     exit_code=view.exit_code(job_id),
                     reason=view.reason(job_id),
                     slurm_id=view.slurm_id(job_id),
+                    impure=view.impure(job_id),
                 )
             )
             counts = stages.setdefault((name, stage), dict.fromkeys(JobState, 0))
