@@ -1,0 +1,178 @@
+"""Explain nix's ``attribute 'X' missing`` in one line: where, which package set, closest names.
+
+Asked only after a build failed on it (a successful build never pays for this): one
+``nix flake metadata`` for the flake's source and locked ``nixpkgs``, one ``nix eval`` of the
+attribute names of the set the name was looked up in.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from repx import nix
+from repx.errors import NixError
+from repx.nix_log import MissingAttribute
+
+SYSTEM: Final = "x86_64-linux"
+#: ``a.b.c`` at the error's column: the attribute path whose last looked-up part is missing.
+_SELECT: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_'-]*(?:\.[A-Za-z_][A-Za-z0-9_'-]*)*")
+_STORE_SOURCE: Final = re.compile(r"^/nix/store/[0-9a-z]{32}-[^/]+/")
+_MAX_SUGGESTIONS: Final = 5
+
+
+@dataclass(frozen=True)
+class PackageSet:
+    """Which set the name was looked up in: a path below ``legacyPackages.<system>``."""
+
+    path: tuple[str, ...]  # () = top level; ("python3", "pkgs") = ps of python3.withPackages
+
+    def describe(self) -> str:
+        """``the package set`` or ``python3Packages of the package set``."""
+        if not self.path:
+            return "package set"
+        inner = "Packages" if self.path[-1] == "pkgs" and len(self.path) == 2 else ""
+        name = f"{self.path[0]}{inner}" if inner else ".".join(self.path)
+        return f"{name} set of the package set"
+
+
+def explain(
+    missing: MissingAttribute,
+    *,
+    flake_ref: str,
+    override_inputs: Mapping[str, str],
+    show_trace: bool,
+) -> str:
+    """Return the one-line explanation of ``missing`` (never raises NixError)."""
+    try:
+        meta = nix.flake_metadata(flake_ref, override_inputs=override_inputs)
+    except NixError:
+        meta = None
+    where = _where(missing, meta)
+    source = _source_line(missing)
+    pkgset = guess_package_set(source, missing)
+    offline, names = False, None
+    locked = _locked_nixpkgs(meta)
+    if pkgset is not None and locked is not None:
+        found = _names(locked, pkgset)
+        if found is not None:
+            offline, names = found
+    what = "offline package set (the repx offline toolchain, see docs/offline.md)"
+    if pkgset is None:
+        text = f"{where}: attribute '{missing.name}' is missing"
+    elif offline:
+        set_name = pkgset.describe().replace("package set", what)
+        text = f"{where}: '{missing.name}' is not in the {set_name}"
+    else:
+        text = f"{where}: the {pkgset.describe()} has no attribute '{missing.name}'"
+    if names is not None:
+        close = closest(missing.name, names)
+        text += f"; closest names: {', '.join(close)}" if close else "; no similar name"
+    if not show_trace:
+        text += " (repx build --show-trace shows nix's trace)"
+    return text
+
+
+def closest(name: str, names: list[str]) -> list[str]:
+    """The available names nearest to ``name`` (case-insensitive difflib ratio), best first."""
+    lowered = {n.lower(): n for n in names}
+    matches = difflib.get_close_matches(name.lower(), list(lowered), _MAX_SUGGESTIONS, 0.6)
+    return [lowered[m] for m in matches]
+
+
+def guess_package_set(source: str, missing: MissingAttribute) -> PackageSet | None:
+    """Tell from the quoted source which set ``missing.name`` was looked up in.
+
+    ``pkgs.X`` → top level; ``pkgs.python3Packages.X`` → that set; ``ps.X`` where the line
+    (or the file) has ``python3.withPackages (ps: …`` → ``python3.pkgs``. None when unknown.
+    """
+    start = max(missing.column - 1, 0)
+    match = _SELECT.match(source, start)
+    if match is None:
+        return None
+    parts = match.group(0).split(".")
+    if missing.name not in parts[1:]:
+        return None
+    before = parts[: parts.index(missing.name, 1)]
+    if before[0] == "pkgs":
+        return PackageSet(tuple(before[1:]))
+    if len(before) == 1:
+        text = _file_text(missing) or source
+        lam = re.search(
+            r"([A-Za-z_][A-Za-z0-9_']*)\.withPackages\s*\(\s*" + re.escape(before[0]) + r"\s*:",
+            text,
+        )
+        if lam is not None:
+            return PackageSet((lam.group(1), "pkgs"))
+    return None
+
+
+def _where(missing: MissingAttribute, meta: nix.JsonValue) -> str:
+    """``nix/stage.nix:8:5`` for a file of the built flake, else its store path."""
+    file = missing.file
+    root = meta.get("path") if isinstance(meta, dict) else None
+    if isinstance(root, str) and file.startswith(root.rstrip("/") + "/"):
+        file = file[len(root.rstrip("/")) + 1 :]
+    elif root is None and _STORE_SOURCE.match(file):
+        file = _STORE_SOURCE.sub("", file)
+    return f"{file}:{missing.line}:{missing.column}"
+
+
+def _file_text(missing: MissingAttribute) -> str:
+    try:
+        return Path(missing.file).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _source_line(missing: MissingAttribute) -> str:
+    lines = _file_text(missing).splitlines()
+    if 0 < missing.line <= len(lines):
+        return lines[missing.line - 1]
+    return missing.source
+
+
+def _locked_nixpkgs(meta: nix.JsonValue) -> dict[str, nix.JsonValue] | None:
+    """The locked reference of the flake's ``nixpkgs`` input (after overrides), if any."""
+    if not isinstance(meta, dict):
+        return None
+    locks = meta.get("locks")
+    if not isinstance(locks, dict) or not isinstance(nodes := locks.get("nodes"), dict):
+        return None
+    root = nodes.get(str(locks.get("root", "root")))
+    inputs = root.get("inputs") if isinstance(root, dict) else None
+    node_name = inputs.get("nixpkgs") if isinstance(inputs, dict) else None
+    node = nodes.get(node_name) if isinstance(node_name, str) else None
+    locked = node.get("locked") if isinstance(node, dict) else None
+    return locked if isinstance(locked, dict) else None
+
+
+def _nix_string(text: str) -> str:
+    """A Nix string literal of ``text`` (no interpolation)."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("${", "\\${")
+    return f'"{escaped}"'
+
+
+def _names(locked: dict[str, nix.JsonValue], pkgset: PackageSet) -> tuple[bool, list[str]] | None:
+    """(is the repx offline toolchain, attribute names of the set), or None if not evaluable."""
+    path = " ".join(_nix_string(p) for p in pkgset.path)
+    expr = (
+        f"let src = builtins.fetchTree (builtins.fromJSON {_nix_string(json.dumps(locked))}); "
+        'flake = builtins.getFlake "path:${builtins.unsafeDiscardStringContext src.outPath}"; '
+        f"top = flake.legacyPackages.{SYSTEM}; "
+        f"set = builtins.foldl' (s: n: s.${{n}} or {{ }}) top [ {path} ]; "
+        "in { offline = top.repxOffline or false; "
+        "names = if builtins.isAttrs set then builtins.attrNames set else [ ]; }"
+    )
+    try:
+        value = nix.eval_json(expr=expr, impure=True)
+    except NixError:
+        return None
+    if not isinstance(value, dict) or not isinstance(names := value.get("names"), list):
+        return None
+    return value.get("offline") is True, [str(n) for n in names]
