@@ -57,9 +57,9 @@ def explain(
     source = _source_line(missing)
     pkgset = guess_package_set(source, missing)
     offline, names = False, None
-    locked = _locked_nixpkgs(meta)
-    if pkgset is not None and locked is not None:
-        found = _names(locked, pkgset)
+    locks = _locks(meta)
+    if pkgset is not None and locks is not None:
+        found = _names(locks, pkgset)
         if found is not None:
             offline, names = found
     what = "offline package set (the repx offline toolchain, see docs/offline.md)"
@@ -137,8 +137,8 @@ def _source_line(missing: MissingAttribute) -> str:
     return missing.source
 
 
-def _locked_nixpkgs(meta: nix.JsonValue) -> dict[str, nix.JsonValue] | None:
-    """The locked reference of the flake's ``nixpkgs`` input (after overrides), if any."""
+def _locks(meta: nix.JsonValue) -> nix.JsonValue | None:
+    """The flake's lock graph (after overrides) when it has a ``nixpkgs`` input."""
     if not isinstance(meta, dict):
         return None
     locks = meta.get("locks")
@@ -146,10 +146,27 @@ def _locked_nixpkgs(meta: nix.JsonValue) -> dict[str, nix.JsonValue] | None:
         return None
     root = nodes.get(str(locks.get("root", "root")))
     inputs = root.get("inputs") if isinstance(root, dict) else None
-    node_name = inputs.get("nixpkgs") if isinstance(inputs, dict) else None
-    node = nodes.get(node_name) if isinstance(node_name, str) else None
-    locked = node.get("locked") if isinstance(node, dict) else None
-    return locked if isinstance(locked, dict) else None
+    return locks if isinstance(inputs, dict) and "nixpkgs" in inputs else None
+
+
+#: Loads the ``nixpkgs`` input from the lock graph the way nix calls flakes: each locked
+#: source fetched, its inputs (``follows`` lists included) loaded first, ``outputs`` called.
+#: ``builtins.getFlake`` would not do: it refuses an input without a lock file of its own.
+_LOAD_NIXPKGS: Final = """
+  nodes = lock.nodes;
+  nodeOf = path: builtins.foldl' (cur: n: resolve nodes.${cur}.inputs.${n}) lock.root path;
+  resolve = ref: if builtins.isList ref then nodeOf ref else ref;
+  load = name:
+    let
+      node = nodes.${name};
+      src = builtins.fetchTree node.locked;
+      inputs = builtins.mapAttrs (_: ref: load (resolve ref)) (node.inputs or { });
+      outputs = (import (src.outPath + "/flake.nix")).outputs (inputs // { self = result; });
+      result = outputs // src // { inherit inputs outputs; sourceInfo = src; };
+    in
+    if (node.flake or true) then result else src;
+  nixpkgs = load (resolve nodes.${lock.root}.inputs.nixpkgs);
+"""
 
 
 def _nix_string(text: str) -> str:
@@ -158,13 +175,12 @@ def _nix_string(text: str) -> str:
     return f'"{escaped}"'
 
 
-def _names(locked: dict[str, nix.JsonValue], pkgset: PackageSet) -> tuple[bool, list[str]] | None:
+def _names(locks: nix.JsonValue, pkgset: PackageSet) -> tuple[bool, list[str]] | None:
     """(is the repx offline toolchain, attribute names of the set), or None if not evaluable."""
     path = " ".join(_nix_string(p) for p in pkgset.path)
     expr = (
-        f"let src = builtins.fetchTree (builtins.fromJSON {_nix_string(json.dumps(locked))}); "
-        'flake = builtins.getFlake "path:${builtins.unsafeDiscardStringContext src.outPath}"; '
-        f"top = flake.legacyPackages.{SYSTEM}; "
+        f"let lock = builtins.fromJSON {_nix_string(json.dumps(locks))}; {_LOAD_NIXPKGS}"
+        f"top = nixpkgs.legacyPackages.{SYSTEM}; "
         f"set = builtins.foldl' (s: n: s.${{n}} or {{ }}) top [ {path} ]; "
         "in { offline = top.repxOffline or false; "
         "names = if builtins.isAttrs set then builtins.attrNames set else [ ]; }"
