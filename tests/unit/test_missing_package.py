@@ -1,6 +1,6 @@
 """services/missing_package.py: which package set a missing name was looked up in, the
 closest names, and the argv of ``nix build --show-trace`` (the real build is in
-tests/integration/test_missing_package.py)."""
+tests/integration/test_build_missing_package.py)."""
 
 from __future__ import annotations
 
