@@ -268,10 +268,14 @@ def trim_plain_stderr(stderr: str) -> str:
     return "\n".join([*repx, *block[:_ERROR_LINES]]).strip("\n")
 
 
-#: Nix's error for a missing attribute, and the position line under it.
-_MISSING_ATTR: Final = re.compile(r"^error: attribute '(?P<name>[^']+)' missing$")
+#: Nix's error for a missing attribute (or a variable, e.g. a name in ``with pkgs; [ … ]``),
+#: and the position line under it.
+_MISSING_ATTR: Final = re.compile(
+    r"^error: (?:attribute '(?P<name>[^']+)' missing|undefined variable '(?P<var>[^']+)')$"
+)
 _AT: Final = re.compile(r"^\s*at (?P<file>/nix/store/[^:]+):(?P<line>\d+):(?P<col>\d+):$")
 _SOURCE_LINE: Final = re.compile(r"^\s*(?P<line>\d+)\| ?(?P<text>.*)$")
+_DID_YOU_MEAN: Final = re.compile(r"^\s*Did you mean (?:one of )?(?P<names>.+)\?$")
 
 
 @dataclass(frozen=True)
@@ -284,10 +288,14 @@ class MissingAttribute:
     column: int
     #: The source line nix quoted (empty when it quoted none).
     source: str = ""
+    #: ``undefined variable`` rather than ``attribute … missing``.
+    variable: bool = False
+    #: Nix's own guesses (``Did you mean one of a, b or c?``), as it printed them.
+    nix_suggests: str = ""
 
 
 def find_missing_attribute(errors: list[str]) -> MissingAttribute | None:
-    """Return the first missing-attribute error among nix's ``error:`` blocks, if any."""
+    """Return the first missing-attribute (or undefined-variable) error of nix, if any."""
     for error in errors:
         lines = error.splitlines()
         match = _MISSING_ATTR.match(lines[0]) if lines else None
@@ -297,7 +305,15 @@ def find_missing_attribute(errors: list[str]) -> MissingAttribute | None:
         line = int(at.group("line"))
         quoted = (m for x in lines if (m := _SOURCE_LINE.match(x)))
         source = next((m.group("text") for m in quoted if int(m.group("line")) == line), "")
+        var = match.group("var")
+        guess = next((m.group("names") for x in lines if (m := _DID_YOU_MEAN.match(x))), "")
         return MissingAttribute(
-            match.group("name"), at.group("file"), line, int(at.group("col")), source
+            var or match.group("name"),
+            at.group("file"),
+            line,
+            int(at.group("col")),
+            source,
+            variable=var is not None,
+            nix_suggests=guess,
         )
     return None

@@ -75,6 +75,19 @@ def test_python_package_in_with_packages_offline(repx_cli, experiment):
     assert names[0] == "numpy"
 
 
+def test_with_pkgs_and_other_mistakes(repx_cli, experiment):
+    """A name after ``with pkgs;`` is a package; other missing names keep nix's report."""
+    exp = experiment("pkgs.bash ] ++ (with pkgs; [ pythn ]) ++ [")
+    lines = error_lines(repx_cli.run("build", *repx_cli.override_args, cwd=exp))
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: nix/stage-hello.nix:8:34: 'pythn' is not in the offline")
+    exp = experiment("pkgs.bash ] ++ [ (builtins.listToAttrs [ ]).foo")
+    proc = repx_cli.run("build", *repx_cli.override_args, cwd=exp)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: nix build of '.' failed\n  error: attribute 'foo'")
+    assert "stage-hello.nix:8:" in proc.stderr
+
+
 def test_against_real_nixpkgs_shape(repx_cli, experiment, tmp_path):
     """The stand-in has no ``repxOffline``: the line says just that the set lacks the name."""
     standin = tmp_path / "standin"

@@ -38,6 +38,19 @@ def test_package_set_of_the_lookup(source, name, expected):
     assert guess_package_set(source, at(source, name)) == PackageSet(expected)
 
 
+def test_inherit_and_with_name_the_set():
+    source = "  deps = let inherit (pkgs.python3Packages) numpyy; in [ numpyy ];"
+    missing = MissingAttribute("numpyy", "/nonexistent", 1, source.index(" inherit") + 1, source)
+    assert guess_package_set(source, missing) == PackageSet(("python3Packages",))
+    source = "  runDependencies = with pkgs; [ bash pythn ];"
+    missing = MissingAttribute("pythn", "/nonexistent", 1, source.index("pythn") + 1, source, True)
+    assert guess_package_set(source, missing) == PackageSet(())
+    # an undefined variable without `with pkgs;` before it is an ordinary Nix mistake
+    source = "  runDependencies = [ pythn ]; x = with pkgs; [ ];"
+    missing = MissingAttribute("pythn", "/nonexistent", 1, source.index("pythn") + 1, source, True)
+    assert guess_package_set(source, missing) is None
+
+
 def test_unknown_sets_are_not_guessed():
     source = "  foo.bar"
     assert guess_package_set(source, at(source, "bar")) is None
@@ -48,6 +61,7 @@ def test_descriptions():
     assert PackageSet(()).describe() == "package set"
     assert PackageSet(("python3", "pkgs")).describe() == "python3Packages set of the package set"
     assert PackageSet(("python3Packages",)).describe() == "python3Packages set of the package set"
+    assert PackageSet(()).describe("offline package set") == "offline package set"
 
 
 def test_closest_names():

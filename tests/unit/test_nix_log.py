@@ -216,7 +216,22 @@ def test_missing_attribute_is_recognised():
         line=8,
         column=5,
         source="    pkgs.pythonn3",
+        nix_suggests="python3",
     )
+
+
+def test_undefined_variable_is_recognised_with_nix_guesses():
+    msg = (
+        "error: undefined variable 'pythn'\n\n"
+        "       at /nix/store/lcj6pa8k43kgb6libwf36pvvl2whhmb4-source/s.nix:7:34:\n\n"
+        "            7|   runDependencies = with pkgs; [ pythn ];\n"
+        "       Did you mean one of python3, python311 or pythonEnv?"
+    )
+    found = find_missing_attribute(feed(NixLogParser(), [error(msg[len("error: ") :])]).errors)
+    assert found is not None
+    assert (found.name, found.variable, found.line, found.column) == ("pythn", True, 7, 34)
+    assert found.source == "  runDependencies = with pkgs; [ pythn ];"
+    assert found.nix_suggests == "python3, python311 or pythonEnv"
 
 
 def test_other_errors_are_no_missing_attribute():

@@ -54,6 +54,8 @@ def build_lab(
             override_inputs=options.override_inputs,
             show_trace=options.show_trace,
         )
+        if line is None:
+            raise
         # one line; nix's own report (with its trace) only when asked for
         raise NixError(line, exc.details if options.show_trace else "") from None
     seconds = time.monotonic() - started

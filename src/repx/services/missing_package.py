@@ -22,6 +22,10 @@ from repx.nix_log import MissingAttribute
 SYSTEM: Final = "x86_64-linux"
 #: ``a.b.c`` at the error's column: the attribute path whose last looked-up part is missing.
 _SELECT: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_'-]*(?:\.[A-Za-z_][A-Za-z0-9_'-]*)*")
+#: ``inherit (pkgs) a b;`` and ``with pkgs;`` (or ``pkgs.python3Packages``) before the name.
+_PKGS: Final = r"(pkgs(?:\.[A-Za-z_][A-Za-z0-9_'-]*)*)"
+_INHERIT: Final = re.compile(r"\s*inherit\s*\(\s*" + _PKGS + r"\s*\)")
+_WITH: Final = re.compile(r"\bwith\s+" + _PKGS + r"\s*;")
 _STORE_SOURCE: Final = re.compile(r"^/nix/store/[0-9a-z]{32}-[^/]+/")
 _MAX_SUGGESTIONS: Final = 5
 
@@ -32,13 +36,13 @@ class PackageSet:
 
     path: tuple[str, ...]  # () = top level; ("python3", "pkgs") = ps of python3.withPackages
 
-    def describe(self) -> str:
-        """``the package set`` or ``python3Packages of the package set``."""
+    def describe(self, base: str = "package set") -> str:
+        """``package set`` or ``python3Packages set of the package set``."""
         if not self.path:
-            return "package set"
+            return base
         inner = "Packages" if self.path[-1] == "pkgs" and len(self.path) == 2 else ""
         name = f"{self.path[0]}{inner}" if inner else ".".join(self.path)
-        return f"{name} set of the package set"
+        return f"{name} set of the {base}"
 
 
 def explain(
@@ -47,32 +51,39 @@ def explain(
     flake_ref: str,
     override_inputs: Mapping[str, str],
     show_trace: bool,
-) -> str:
-    """Return the one-line explanation of ``missing`` (never raises NixError)."""
+) -> str | None:
+    """Return the one-line explanation of ``missing``; None when it is no package look-up.
+
+    Only a look-up in the package set from a file of the built flake is explained: a missing
+    attribute elsewhere (the user's own sets, the Nix library, nixpkgs) is better shown by
+    nix's own report. Never raises NixError: what cannot be found out is left out.
+    """
+    source = _source_line(missing)
+    pkgset = guess_package_set(source, missing)
+    if pkgset is None:
+        return None
     try:
         meta = nix.flake_metadata(flake_ref, override_inputs=override_inputs)
     except NixError:
         meta = None
     where = _where(missing, meta)
-    source = _source_line(missing)
-    pkgset = guess_package_set(source, missing)
+    if where is None:
+        return None
     offline, names = False, None
     locks = _locks(meta)
-    if pkgset is not None and locks is not None:
-        found = _names(locks, pkgset)
-        if found is not None:
-            offline, names = found
-    what = "offline package set (the repx offline toolchain, see docs/offline.md)"
-    if pkgset is None:
-        text = f"{where}: attribute '{missing.name}' is missing"
-    elif offline:
-        set_name = pkgset.describe().replace("package set", what)
-        text = f"{where}: '{missing.name}' is not in the {set_name}"
+    found = _names(locks, pkgset) if locks is not None else None
+    if found is not None:
+        offline, names = found
+    if offline:
+        what = "offline package set (the repx offline toolchain, see docs/offline.md)"
+        text = f"{where}: '{missing.name}' is not in the {pkgset.describe(what)}"
     else:
         text = f"{where}: the {pkgset.describe()} has no attribute '{missing.name}'"
     if names is not None:
         close = closest(missing.name, names)
         text += f"; closest names: {', '.join(close)}" if close else "; no similar name"
+    elif missing.nix_suggests:
+        text += f"; nix suggests {missing.nix_suggests}"
     if not show_trace:
         text += " (repx build --show-trace shows nix's trace)"
     return text
@@ -92,6 +103,12 @@ def guess_package_set(source: str, missing: MissingAttribute) -> PackageSet | No
     (or the file) has ``python3.withPackages (ps: …`` → ``python3.pkgs``. None when unknown.
     """
     start = max(missing.column - 1, 0)
+    if missing.variable:
+        # `with pkgs; [ pythn ]`: an unknown name after `with pkgs;` was a package name
+        with_pkgs = _WITH.search(source, 0, start)
+        return PackageSet(tuple(with_pkgs.group(1).split(".")[1:])) if with_pkgs else None
+    if inherit := _INHERIT.match(source, start):
+        return PackageSet(tuple(inherit.group(1).split(".")[1:]))
     match = _SELECT.match(source, start)
     if match is None:
         return None
@@ -112,13 +129,15 @@ def guess_package_set(source: str, missing: MissingAttribute) -> PackageSet | No
     return None
 
 
-def _where(missing: MissingAttribute, meta: nix.JsonValue) -> str:
-    """``nix/stage.nix:8:5`` for a file of the built flake, else its store path."""
+def _where(missing: MissingAttribute, meta: nix.JsonValue) -> str | None:
+    """``nix/stage.nix:8:5`` for a file of the built flake; None for a file elsewhere."""
     file = missing.file
     root = meta.get("path") if isinstance(meta, dict) else None
-    if isinstance(root, str) and file.startswith(root.rstrip("/") + "/"):
+    if isinstance(root, str):
+        if not file.startswith(root.rstrip("/") + "/"):
+            return None
         file = file[len(root.rstrip("/")) + 1 :]
-    elif root is None and _STORE_SOURCE.match(file):
+    elif _STORE_SOURCE.match(file):  # no metadata: the file of some flake's source
         file = _STORE_SOURCE.sub("", file)
     return f"{file}:{missing.line}:{missing.column}"
 
