@@ -261,7 +261,7 @@ let
                 scriptDrv = script.drv;
                 byKey = listToAttrs (map (j: { name = keyOf axs j.combo; value = j; }) perCombo);
                 outputs = st.outputs;
-                check = stageLib.mkCheck st script severity;
+                check = stageLib.mkCheck pkgs st script severity;
                 info = {
                   inherit (st) pname version outputs parameters resources;
                   file = st.relFile;

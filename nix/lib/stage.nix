@@ -144,14 +144,14 @@ let
 
   # ShellCheck + dependency analysis of a rendered script; its output is an empty marker.
   mkCheck =
-    st: script: severity:
+    pkgs: st: script: severity:
     derivation {
       name = "repx-check-${st.pname}-${st.version}";
       system = tools.system;
       builder = "${tools.bash}/bin/bash";
       checker = ./check;
       script = "${script.drv}/bin/${st.pname}";
-      args = [ "-c" "bash \"$checker/check-stage.sh\" \"$script\" && : > \"$out\"" ];
+      args = [ "-c" "REPX_PACKAGE_NAMES_FILE=$packageNamesPath bash \"$checker/check-stage.sh\" \"$script\" && : > \"$out\"" ];
       PATH = binPath [ tools.jq tools.bash ];
       REPX_STAGE = st.pname;
       REPX_STAGE_FILE = st.relFile;
@@ -163,6 +163,10 @@ let
       REPX_SHELLCHECK = "${tools.shellcheck}/bin/shellcheck";
       REPX_SHFMT = "${tools.shfmt}/bin/shfmt";
       REPX_SHELLCHECK_SEVERITY = severity;
+      # The package hint names only packages that exist; a file, since real nixpkgs has
+      # ~20k names (more than one environment variable may hold).
+      packageNames = concatStringsSep "\n" (attrNames pkgs);
+      passAsFile = [ "packageNames" ];
     };
 in
 {

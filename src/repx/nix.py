@@ -10,12 +10,27 @@ from typing import Final
 
 from repx import process
 from repx.errors import NixError, ProcessError
-from repx.nix_log import BuildStatus, NixLogParser, trim_plain_stderr
+from repx.nix_log import (
+    BuildStatus,
+    MissingAttribute,
+    NixLogParser,
+    find_missing_attribute,
+    trim_plain_stderr,
+)
 
 logger = logging.getLogger(__name__)
 
 #: Enables flakes whatever the user's nix.conf says.
 _BASE: Final = ("nix", "--extra-experimental-features", "nix-command flakes")
+
+
+class MissingAttributeError(NixError):
+    """``nix build`` failed on a missing attribute (e.g. a package the package set lacks)."""
+
+    def __init__(self, message: str, details: str, missing: MissingAttribute) -> None:
+        super().__init__(message, details)
+        self.missing = missing
+
 
 JsonValue = None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
 
@@ -29,21 +44,31 @@ def build(
     on_status: Callable[[BuildStatus], None] | None = None,
     override_inputs: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    show_trace: bool = False,
 ) -> Path:
     """Build ``flake_ref`` and return its output store path.
 
     ``out_link`` gets the GC-root symlink (None: no link). Progress is parsed from nix's
     internal-json log: ``on_status`` receives :class:`BuildStatus` snapshots,
-    ``on_log_line`` warnings and (when ``verbose``) every build log line.
+    ``on_log_line`` warnings and (when ``verbose``) every build log line. A failure on a
+    missing attribute raises :class:`MissingAttributeError`.
     """
     args: list[str | Path] = [*_BASE, "build", flake_ref, "--json", "--log-format", "internal-json"]
     args += ["--out-link", out_link] if out_link is not None else ["--no-link"]
     args += _override_flags(override_inputs)
-    parser = NixLogParser(on_status=on_status, on_log_line=on_log_line, verbose=verbose)
+    if show_trace:
+        args.append("--show-trace")
+    parser = NixLogParser(
+        on_status=on_status, on_log_line=on_log_line, verbose=verbose, full_errors=show_trace
+    )
     try:
         result = process.stream(args, on_stderr_line=parser.feed, cwd=cwd)
     except ProcessError:
-        raise NixError(f"nix build of '{flake_ref}' failed", parser.failure_report()) from None
+        message, report = f"nix build of '{flake_ref}' failed", parser.failure_report()
+        missing = find_missing_attribute(parser.errors)
+        if missing is not None:
+            raise MissingAttributeError(message, report, missing) from None
+        raise NixError(message, report) from None
     return _out_path(result.stdout, flake_ref)
 
 
@@ -57,6 +82,7 @@ def eval_json(
     *,
     expr: str | None = None,
     apply: str | None = None,
+    impure: bool = False,
     cwd: Path | None = None,
 ) -> JsonValue:
     """Evaluate an installable (or a Nix expression) to JSON and return it parsed."""
@@ -66,11 +92,26 @@ def eval_json(
     args += [installable] if installable is not None else ["--expr", expr or ""]
     if apply is not None:
         args += ["--apply", apply]
+    if impure:
+        args.append("--impure")
     stdout = _run(args, what="nix eval", cwd=cwd)
     try:
         value: JsonValue = json.loads(stdout)
     except ValueError as exc:
         raise NixError(f"nix eval printed invalid JSON: {exc}") from None
+    return value
+
+
+def flake_metadata(
+    flake_ref: str, *, override_inputs: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> JsonValue:
+    """Return ``nix flake metadata --json`` of a flake (its source path and locked inputs)."""
+    args: list[str | Path] = [*_BASE, "flake", "metadata", "--json", flake_ref]
+    stdout = _run([*args, *_override_flags(override_inputs)], what="nix flake metadata", cwd=cwd)
+    try:
+        value: JsonValue = json.loads(stdout)
+    except ValueError as exc:
+        raise NixError(f"nix flake metadata printed invalid JSON: {exc}") from None
     return value
 
 

@@ -84,8 +84,11 @@ class NixLogParser:
         on_status: Callable[[BuildStatus], None] | None = None,
         on_log_line: Callable[[str], None] | None = None,
         verbose: bool = False,
+        full_errors: bool = False,
     ) -> None:
         self._on_status = on_status
+        # --show-trace: the user asked for nix's whole trace, so keep every line of it
+        self._error_lines = 1_000_000 if full_errors else _ERROR_LINES
         self._on_log_line = on_log_line
         self._verbose = verbose
         self._builds: dict[int, _Build] = {}
@@ -141,9 +144,9 @@ class NixLogParser:
                 continue
             if self.repx_lines and error.startswith("(use '--show-trace'"):
                 continue
-            out.extend(lines[:_ERROR_LINES])
-            if len(lines) > _ERROR_LINES:
-                out.append(f"… ({len(lines) - _ERROR_LINES} more lines)")
+            out.extend(lines[: self._error_lines])
+            if len(lines) > self._error_lines:
+                out.append(f"… ({len(lines) - self._error_lines} more lines)")
             failed = _FAILED_BUILDER.search(error)
             build = self._by_drv.get(failed.group("drv")) if failed else None
             if build and build.log and not any(REPX_MARKER in x for x in build.log):
@@ -263,3 +266,54 @@ def trim_plain_stderr(stderr: str) -> str:
     if repx and all(not x.strip() or x.startswith("(use '--show-trace'") for x in block):
         block = []
     return "\n".join([*repx, *block[:_ERROR_LINES]]).strip("\n")
+
+
+#: Nix's error for a missing attribute (or a variable, e.g. a name in ``with pkgs; [ … ]``),
+#: and the position line under it.
+_MISSING_ATTR: Final = re.compile(
+    r"^error: (?:attribute '(?P<name>[^']+)' missing|undefined variable '(?P<var>[^']+)')$"
+)
+_AT: Final = re.compile(r"^\s*at (?P<file>/nix/store/[^:]+):(?P<line>\d+):(?P<col>\d+):$")
+_SOURCE_LINE: Final = re.compile(r"^\s*(?P<line>\d+)\| ?(?P<text>.*)$")
+_DID_YOU_MEAN: Final = re.compile(r"^\s*Did you mean (?:one of )?(?P<names>.+)\?$")
+
+
+@dataclass(frozen=True)
+class MissingAttribute:
+    """Nix's ``error: attribute 'X' missing`` at ``file:line:col`` (file is a store path)."""
+
+    name: str
+    file: str
+    line: int
+    column: int
+    #: The source line nix quoted (empty when it quoted none).
+    source: str = ""
+    #: ``undefined variable`` rather than ``attribute … missing``.
+    variable: bool = False
+    #: Nix's own guesses (``Did you mean one of a, b or c?``), as it printed them.
+    nix_suggests: str = ""
+
+
+def find_missing_attribute(errors: list[str]) -> MissingAttribute | None:
+    """Return the first missing-attribute (or undefined-variable) error of nix, if any."""
+    for error in errors:
+        lines = error.splitlines()
+        match = _MISSING_ATTR.match(lines[0]) if lines else None
+        at = next((m for x in lines[1:] if (m := _AT.match(x))), None)
+        if match is None or at is None:
+            continue
+        line = int(at.group("line"))
+        quoted = (m for x in lines if (m := _SOURCE_LINE.match(x)))
+        source = next((m.group("text") for m in quoted if int(m.group("line")) == line), "")
+        var = match.group("var")
+        guess = next((m.group("names") for x in lines if (m := _DID_YOU_MEAN.match(x))), "")
+        return MissingAttribute(
+            var or match.group("name"),
+            at.group("file"),
+            line,
+            int(at.group("col")),
+            source,
+            variable=var is not None,
+            nix_suggests=guess,
+        )
+    return None

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import json
 
-from repx.nix_log import BuildStatus, NixLogParser, drv_name, trim_plain_stderr
+from repx.nix_log import (
+    BuildStatus,
+    MissingAttribute,
+    NixLogParser,
+    drv_name,
+    find_missing_attribute,
+    trim_plain_stderr,
+)
 
 DRV_A = "/nix/store/jz2c5fn5pj2yrycv8ibx0dszdsw96ix2-repx-stage-simulate-1.0.drv"
 DRV_B = "/nix/store/dx9lvvkpab6r8qi865bavj0bwzzyhb0g-repx-lab-demo.drv"
@@ -180,3 +187,62 @@ def test_trim_plain_stderr():
     )
     assert trim_plain_stderr(stderr) == "repx: stages/a.nix: bad"
     assert trim_plain_stderr("noise\nerror: something\n  more\n") == "error: something\n  more"
+
+
+# Recorded from Nix 2.8: `pkgs.pythonn3` in a stage's runDependencies.
+MISSING_ATTR_MSG = (
+    "\u001b[31;1merror:\u001b[0m attribute '\u001b[35;1mpythonn3\u001b[0m' missing\n\n"
+    "       \u001b[34;1mat \u001b[35;1m/nix/store/lcj6pa8k43kgb6libwf36pvvl2whhmb4-source/nix/"
+    "stage-hello.nix:8:5\u001b[0m:\n\n"
+    "            7|   runDependencies = [\n"
+    "            8|     pkgs.pythonn3\n"
+    "             |     \u001b[31;1m^\u001b[0m\n"
+    "            9|   ];\n"
+    "       Did you mean \u001b[35;1mpython3\u001b[0m?"
+)
+
+
+def test_missing_attribute_is_recognised():
+    parser = feed(
+        NixLogParser(),
+        [
+            event(action="msg", level=0, msg=MISSING_ATTR_MSG, line=8, column=5),
+            event(action="msg", level=0, msg="(use '--show-trace' to show detailed location)"),
+        ],
+    )
+    assert find_missing_attribute(parser.errors) == MissingAttribute(
+        name="pythonn3",
+        file="/nix/store/lcj6pa8k43kgb6libwf36pvvl2whhmb4-source/nix/stage-hello.nix",
+        line=8,
+        column=5,
+        source="    pkgs.pythonn3",
+        nix_suggests="python3",
+    )
+
+
+def test_undefined_variable_is_recognised_with_nix_guesses():
+    msg = (
+        "error: undefined variable 'pythn'\n\n"
+        "       at /nix/store/lcj6pa8k43kgb6libwf36pvvl2whhmb4-source/s.nix:7:34:\n\n"
+        "            7|   runDependencies = with pkgs; [ pythn ];\n"
+        "       Did you mean one of python3, python311 or pythonEnv?"
+    )
+    found = find_missing_attribute(feed(NixLogParser(), [error(msg[len("error: ") :])]).errors)
+    assert found is not None
+    assert (found.name, found.variable, found.line, found.column) == ("pythn", True, 7, 34)
+    assert found.source == "  runDependencies = with pkgs; [ pythn ];"
+    assert found.nix_suggests == "python3, python311 or pythonEnv"
+
+
+def test_other_errors_are_no_missing_attribute():
+    parser = feed(NixLogParser(), [error("attribute 'x' missing"), error("undefined variable")])
+    assert find_missing_attribute(parser.errors) is None  # no position: nothing to point at
+
+
+def test_full_errors_keeps_every_line():
+    long = "attribute 'x' missing\n" + "\n".join(f"… line {i}" for i in range(100))
+    trimmed = feed(NixLogParser(), [error(long)]).failure_report().splitlines()
+    full = feed(NixLogParser(full_errors=True), [error(long)]).failure_report().splitlines()
+    assert len(trimmed) == 41
+    assert trimmed[-1] == "… (61 more lines)"
+    assert len(full) == 101

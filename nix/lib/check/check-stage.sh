@@ -19,6 +19,9 @@
 #   REPX_SHELLCHECK_SEVERITY  error | warning | info | style (default: info)
 #   REPX_ALLOWED_COMMANDS     space-separated command names (or absolute program
 #                             paths) to accept anyway
+#   REPX_PACKAGE_NAMES_FILE   optional: file with the attribute names of the
+#                             package set (`pkgs`), one per line; package hints
+#                             then name only packages that exist there
 #
 # Exit status: 0 all checks pass (nothing printed), 1 the stage has problems
 # (one line each on stderr), 2 the checker itself was misused or failed.
@@ -92,9 +95,28 @@ parse_problem=''
 sc_problems=()
 sc_parse_error=0
 
-# Package attribute to suggest for command $1 (sets `package`): the usual
-# nixpkgs home of common commands, else the command's own name.
+# The package set's names, newline-framed for a whole-line match (read once).
+package_names=''
+if [[ -n ${REPX_PACKAGE_NAMES_FILE:-} ]]; then
+    [[ -r $REPX_PACKAGE_NAMES_FILE ]] || die "cannot read REPX_PACKAGE_NAMES_FILE '$REPX_PACKAGE_NAMES_FILE'"
+    package_names=$'\n'$(<"$REPX_PACKAGE_NAMES_FILE")$'\n'
+fi
+
+# Package attribute to suggest for command $1 (sets `package`, empty when the
+# package set is known and has no such package): the usual nixpkgs home of
+# common commands, else the command's own name.
 suggest() {
+    suggest_name "$1"
+    [[ -z ${REPX_PACKAGE_NAMES_FILE:-} || $package_names == *$'\n'"$package"$'\n'* ]] || package=''
+}
+
+# (e.g. pkgs.NAME) for the advice texts, or nothing without a package (sets `eg`).
+example() {
+    eg=''
+    [[ -z $package ]] || eg=" (e.g. pkgs.$package)"
+}
+
+suggest_name() {
     case $1 in
         python | python3 | pip | pip3) package=python3 ;;
         R | Rscript) package=R ;;
@@ -157,8 +179,9 @@ if ast=$("$shfmt" -ln bash --to-json <"$script" 2>/dev/null); then
             cmd)
                 provided "$text" && continue
                 suggest "$text"
-                printf -v problem "repx: stage '%s' (%s): command '%s' is not provided by runDependencies; add the package that provides it (e.g. pkgs.%s) to runDependencies" \
-                    "$stage" "$where" "$text" "$package"
+                example
+                printf -v problem "repx: stage '%s' (%s): command '%s' is not provided by runDependencies; add the package that provides it%s to runDependencies" \
+                    "$stage" "$where" "$text" "$eg"
                 ;;
             path)
                 name=${text##*/}
@@ -168,7 +191,8 @@ if ast=$("$shfmt" -ln bash --to-json <"$script" 2>/dev/null); then
                     advice="runDependencies provides '$name': call it by name"
                 else
                     suggest "$name"
-                    advice="add the package that provides it (e.g. pkgs.$package) to runDependencies and call it by name ('$name')"
+                    example
+                    advice="add the package that provides it$eg to runDependencies and call it by name ('$name')"
                 fi
                 printf -v problem "repx: stage '%s' (%s): '%s' is a program outside the Nix store, which the job cannot rely on; %s" \
                     "$stage" "$where" "$text" "$advice"

@@ -39,6 +39,9 @@ def build(  # noqa: PLR0917 (typer maps parameters to CLI options)
     no_integrity: Annotated[
         bool, typer.Option("--no-integrity", help="Skip hashing the lab's files.")
     ] = False,
+    show_trace: Annotated[
+        bool, typer.Option("--show-trace", help="Pass --show-trace to nix: its full error trace.")
+    ] = False,
 ) -> None:
     """Build the lab of an experiment flake, check it, and summarise it."""
     from repx.services.build import BuildOptions, build_lab  # noqa: PLC0415
@@ -50,6 +53,7 @@ def build(  # noqa: PLR0917 (typer maps parameters to CLI options)
         verbose=verbose,
         override_inputs=_parse_overrides(override_input or []),
         check_integrity=not no_integrity,
+        show_trace=show_trace,
     )
     if output.stderr_is_terminal():
         console = output.err_console()

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from repx import nix
-from repx.errors import BuildValidationError, LabError
+from repx.errors import BuildValidationError, LabError, NixError
 from repx.lab.loader import open_lab
 from repx.lab.summary import LabSummary, summarize_lab
 from repx.lab.validate import validate_lab
@@ -24,6 +24,7 @@ class BuildOptions:
     verbose: bool = False
     override_inputs: Mapping[str, str] = field(default_factory=dict)
     check_integrity: bool = True
+    show_trace: bool = False
 
 
 def build_lab(
@@ -34,14 +35,29 @@ def build_lab(
 ) -> LabSummary:
     """Run ``nix build``, then load and validate the lab it produced; return its summary."""
     started = time.monotonic()
-    out_path = nix.build(
-        options.flake_ref,
-        options.out_link,
-        verbose=options.verbose,
-        on_status=on_status,
-        on_log_line=on_log_line,
-        override_inputs=options.override_inputs,
-    )
+    try:
+        out_path = nix.build(
+            options.flake_ref,
+            options.out_link,
+            verbose=options.verbose,
+            on_status=on_status,
+            on_log_line=on_log_line,
+            override_inputs=options.override_inputs,
+            show_trace=options.show_trace,
+        )
+    except nix.MissingAttributeError as exc:
+        from repx.services.missing_package import explain  # noqa: PLC0415 (errors only)
+
+        line = explain(
+            exc.missing,
+            flake_ref=options.flake_ref,
+            override_inputs=options.override_inputs,
+            show_trace=options.show_trace,
+        )
+        if line is None:
+            raise
+        # one line; nix's own report (with its trace) only when asked for
+        raise NixError(line, exc.details if options.show_trace else "") from None
     seconds = time.monotonic() - started
     try:
         lab = open_lab(out_path)
