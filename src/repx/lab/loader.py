@@ -12,6 +12,7 @@ from typing import Final, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from repx.errors import LabError, one_line
+from repx.lab import archive
 from repx.lab.models import Job, LabMetadata, RevisionMetadata, RunManifest
 
 #: The entry point of every lab, relative to its root.
@@ -176,7 +177,13 @@ def _loc(loc: tuple[int | str, ...]) -> str:
 
 
 def resolve_root(path: Path) -> Path:
-    """Resolve a ``result`` link; accept the lab root or its ``lab/`` directory."""
+    """Resolve a ``result`` link; accept the lab root or its ``lab/`` directory.
+
+    A lab archive (``lab.tar``, ``lab.tar.zst``: ``repx export``) is unpacked once into the
+    cache, and that copy is the lab.
+    """
+    if archive.is_archive(path) and path.is_file():
+        path = archive.unpacked(path)
     try:
         root = path.resolve(strict=True)
     except FileNotFoundError:
