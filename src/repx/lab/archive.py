@@ -41,6 +41,8 @@ _STORE: Final = "/nix/store/"
 #: Fixed modification time of every member (Nix's, for the same reason: reproducible bytes).
 _MTIME: Final = 1
 _CHUNK: Final = 1 << 20
+#: The entry point of every lab (as loader.LAB_METADATA, which imports this module).
+_METADATA: Final = "lab/lab-metadata.json"
 
 Progress = Callable[[int], None]
 
@@ -211,6 +213,8 @@ def unpacked(path: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{key[:32]}.", dir=labs))
     try:
         _extract(path, tmp)
+        if not (tmp / _METADATA).is_file():
+            raise ArchiveError(f"{path}: not a repx lab archive ({_METADATA} missing)")
         try:
             tmp.rename(final)
         except OSError:
@@ -244,6 +248,8 @@ def _checked(tar: tarfile.TarFile, path: Path, dest: Path) -> Iterator[tarfile.T
     """Each member after the ``data`` filter (store links allowed); refusals are one line."""
     for member in tar:
         try:
+            if member.name.startswith("/"):  # the data filter would strip the "/"
+                raise tarfile.AbsolutePathError(member)
             if member.issym() and _store_link(member.linkname):
                 # the data filter refuses every absolute link; these lead into the closure
                 # the lab carries (bound at /nix/store in the sandbox): check the rest
