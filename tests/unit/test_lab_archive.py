@@ -14,9 +14,9 @@ import sys
 import tarfile
 from pathlib import Path
 
-import labfactory
 import pytest
 
+import labfactory
 from repx.dirs import cache_dir
 from repx.lab import archive
 
@@ -232,4 +232,3 @@ def test_losing_the_unpack_race_uses_the_winners_copy(lab, tmp_path, monkeypatch
     unpacked = archive.unpacked(out)
     assert [p.name for p in unpacked.parent.iterdir()] == [unpacked.name]
     assert _tree(unpacked) == _tree(lab)
-
