@@ -99,6 +99,9 @@ def test_export_is_reproducible_and_unpacks_once(lab, tmp_path):
     assert repx("export", "--lab", lab, "-o", first).returncode == 0
     assert repx("export", "--lab", lab, "-o", second).returncode == 0
     assert first.read_bytes() == second.read_bytes()
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert first.stat().st_mode & 0o777 == 0o666 & ~umask  # a file to hand out, not 0600
     with tarfile.open(first) as tar:
         members = tar.getmembers()
     assert [m.name for m in members] == sorted(m.name for m in members)

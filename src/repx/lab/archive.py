@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shutil
 import tarfile
 import tempfile
@@ -139,9 +140,9 @@ def write(
     if entries is None:
         entries = members(root)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = out.parent / f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    # os.open rather than mkstemp: the archive gets the umask's mode (0644), not 0600
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     tar_path = tmp.with_suffix(".tar") if out.name.endswith(ZSTD) else tmp
     try:
         with tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT) as tar:
