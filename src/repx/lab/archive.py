@@ -33,6 +33,7 @@ from typing import Final, Literal
 from repx import process
 from repx.dirs import cache_dir
 from repx.errors import LabError, ProgramNotFoundError, RepxError, one_line
+from repx.lab.loader import LAB_METADATA
 
 #: Suffixes of the archives repx writes and reads.
 PLAIN: Final = ".tar"
@@ -42,8 +43,6 @@ _STORE: Final = "/nix/store/"
 #: Fixed modification time of every member (Nix's, for the same reason: reproducible bytes).
 _MTIME: Final = 1
 _CHUNK: Final = 1 << 20
-#: The entry point of every lab (as loader.LAB_METADATA, which imports this module).
-_METADATA: Final = "lab/lab-metadata.json"
 
 Progress = Callable[[int], None]
 
@@ -214,8 +213,8 @@ def unpacked(path: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{key[:32]}.", dir=labs))
     try:
         _extract(path, tmp)
-        if not (tmp / _METADATA).is_file():
-            raise ArchiveError(f"{path}: not a repx lab archive ({_METADATA} missing)")
+        if not (tmp / LAB_METADATA).is_file():
+            raise ArchiveError(f"{path}: not a repx lab archive ({LAB_METADATA} missing)")
         try:
             tmp.rename(final)
         except OSError:

@@ -12,7 +12,6 @@ from typing import Final, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from repx.errors import LabError, one_line
-from repx.lab import archive
 from repx.lab.models import Job, LabMetadata, RevisionMetadata, RunManifest
 
 #: The entry point of every lab, relative to its root.
@@ -182,8 +181,12 @@ def resolve_root(path: Path) -> Path:
     A lab archive (``lab.tar``, ``lab.tar.zst``: ``repx export``) is unpacked once into the
     cache, and that copy is the lab.
     """
-    if archive.is_archive(path) and path.is_file():
-        path = archive.unpacked(path)
+    if path.suffix in {".tar", ".zst"} and path.is_file():
+        # imported only for archives: tarfile and the process layer cost ~20 ms per command
+        from repx.lab import archive  # noqa: PLC0415
+
+        if archive.is_archive(path):
+            path = archive.unpacked(path)
     try:
         root = path.resolve(strict=True)
     except FileNotFoundError:
