@@ -187,6 +187,15 @@ def test_not_an_archive_and_no_zstd_are_one_line(lab, tmp_path):
     assert result.stderr.startswith(f"error: {junk}: not a lab archive (")
     assert len(result.stderr.splitlines()) == 1
 
+    if shutil.which("zstd") is not None:
+        cut = tmp_path / "cut.tar.zst"
+        assert repx("export", "--lab", lab, "-o", tmp_path / "whole.tar.zst").returncode == 0
+        cut.write_bytes((tmp_path / "whole.tar.zst").read_bytes()[:200])
+        truncated = repx("verify", "--lab", cut)
+        assert truncated.returncode == 2
+        assert truncated.stderr.startswith(f"error: {cut}: zstd failed: ")
+        assert len(truncated.stderr.splitlines()) == 1
+
     bad_suffix = repx("export", "--lab", lab, "-o", tmp_path / "lab.zip")
     assert bad_suffix.returncode == 2
     assert "must end with .tar or .tar.zst" in bad_suffix.stderr

@@ -32,7 +32,7 @@ from typing import Final, Literal
 
 from repx import process
 from repx.dirs import cache_dir
-from repx.errors import LabError, ProgramNotFoundError, RepxError, one_line
+from repx.errors import LabError, ProcessError, ProgramNotFoundError, one_line
 from repx.lab.loader import LAB_METADATA
 
 #: Suffixes of the archives repx writes and reads.
@@ -150,7 +150,7 @@ def write(
                 if progress is not None and member.size:
                     progress(member.size)
         if tar_path != tmp:
-            _zstd(["-q", "-f", "-T0", tar_path, "-o", tmp])
+            _zstd(out, ["-f", "-T0", tar_path, "-o", tmp])
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)
@@ -174,15 +174,16 @@ def _add(tar: tarfile.TarFile, member: Member) -> None:
             tar.addfile(info, f)
 
 
-def _zstd(args: list[str | os.PathLike[str]]) -> None:
+def _zstd(archive: Path, args: list[str | os.PathLike[str]]) -> None:
     try:
         process.run(["zstd", *args])
     except ProgramNotFoundError:
         raise ArchiveError(
             "zstd is not installed: install it (Debian: apt-get install zstd) or use a .tar"
         ) from None
-    except RepxError as exc:
-        raise ArchiveError(one_line(f"zstd failed: {exc.message}")) from None
+    except ProcessError as exc:
+        reason = exc.stderr.strip().splitlines()[-1:] or [f"exit status {exc.returncode}"]
+        raise ArchiveError(one_line(f"{archive}: zstd failed: {reason[0]}")) from None
 
 
 def digest(path: Path) -> str:
@@ -232,7 +233,7 @@ def _extract(path: Path, dest: Path) -> None:
     tar_path = path
     if path.name.endswith(ZSTD):
         tar_path = dest.parent / f"{dest.name}.tar"
-        _zstd(["-q", "-d", "-f", path, "-o", tar_path])
+        _zstd(path, ["-d", "-f", path, "-o", tar_path])
     try:
         with tarfile.open(tar_path, "r:") as tar:
             for member in _checked(tar, path, dest):
