@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
@@ -244,3 +245,26 @@ def test_losing_the_unpack_race_uses_the_winners_copy(lab, tmp_path, monkeypatch
     unpacked = archive.unpacked(out)
     assert [p.name for p in unpacked.parent.iterdir()] == [unpacked.name]
     assert _tree(unpacked) == _tree(lab)
+
+
+def test_copies_of_killed_unpacks_are_removed(lab, tmp_path):
+    """An unpack killed half-way leaves its temporary copy; the next unpack removes it,
+    unless its process lives or it was made on another host (a shared home)."""
+    out = tmp_path / "lab.tar"
+    assert repx("export", "--lab", lab, "-o", out).returncode == 0
+    labs = cache_dir() / "labs"
+    dead = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1  # never a process
+    host = socket.gethostname()
+    abandoned = labs / f".{host}.{dead}.x1"
+    (abandoned / "jobs").mkdir(parents=True)
+    abandoned_tar = labs / f".{host}.{dead}.x2.tar"
+    abandoned_tar.write_bytes(b"half")
+    living = labs / f".{host}.{os.getpid()}.x3"
+    living.mkdir()
+    other_host = labs / f".{host}-other.{dead}.x4"
+    other_host.mkdir()
+
+    unpacked = archive.unpacked(out)
+    assert sorted(p.name for p in labs.iterdir()) == sorted(
+        [unpacked.name, living.name, other_host.name]
+    )

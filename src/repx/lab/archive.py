@@ -19,10 +19,12 @@ into ``/nix/store/<name>`` described above.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import secrets
 import shutil
+import socket
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
@@ -211,7 +213,8 @@ def unpacked(path: Path) -> Path:
     if final.is_dir():
         return final
     labs.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key[:32]}.", dir=labs))
+    _remove_abandoned(labs)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{socket.gethostname()}.{os.getpid()}.", dir=labs))
     try:
         _extract(path, tmp)
         if not (tmp / LAB_METADATA).is_file():
@@ -227,6 +230,22 @@ def unpacked(path: Path) -> Path:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def _remove_abandoned(labs: Path) -> None:
+    """Remove the temporary copies (and .tar files) of unpacks killed on this host.
+
+    Named ``.<host>.<pid>.<random>``: a copy whose process is gone was abandoned; copies
+    made on other hosts (a shared home) are left to those hosts.
+    """
+    host = socket.gethostname()
+    for entry in labs.glob(f".{glob.escape(host)}.*"):
+        pid = entry.name[len(host) + 2 :].partition(".")[0]
+        if pid.isdigit() and not process.is_alive(int(pid)):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
 
 
 def _extract(path: Path, dest: Path) -> None:
