@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 from repx import __version__
 from repx.cli import build as build_cmd
 from repx.cli import cancel as cancel_cmd
+from repx.cli import export as export_cmd
 from repx.cli import init as init_cmd
 from repx.cli import list_cmd, show, trace, verify, viz
 from repx.cli import log as log_cmd
@@ -147,6 +148,7 @@ app.add_typer(show.app, name="show")
 app.command("trace-params")(trace.trace_params)
 app.command("viz")(viz.viz)
 app.command("verify")(verify.verify)
+app.command("export")(export_cmd.export)
 
 
 def main() -> int:

@@ -176,7 +176,17 @@ def _loc(loc: tuple[int | str, ...]) -> str:
 
 
 def resolve_root(path: Path) -> Path:
-    """Resolve a ``result`` link; accept the lab root or its ``lab/`` directory."""
+    """Resolve a ``result`` link; accept the lab root or its ``lab/`` directory.
+
+    A lab archive (``lab.tar``, ``lab.tar.zst``: ``repx export``) is unpacked once into the
+    cache, and that copy is the lab.
+    """
+    if path.suffix in {".tar", ".zst"} and path.is_file():
+        # imported only for archives: tarfile and the process layer cost ~20 ms per command
+        from repx.lab import archive  # noqa: PLC0415
+
+        if archive.is_archive(path):
+            path = archive.unpacked(path)
     try:
         root = path.resolve(strict=True)
     except FileNotFoundError:
