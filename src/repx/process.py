@@ -364,13 +364,18 @@ def holders(path: str, env_entry: str) -> list[Holder]:
         try:
             if wanted not in (entry / "environ").read_bytes().split(b"\0"):
                 continue
-            for fd in (entry / "fd").iterdir():
-                st = fd.stat()  # follows the fd's link to the open file
-                if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
-                    found.append(Holder(pid, os.getpgid(pid)))
-                    break
+            fds = list((entry / "fd").iterdir())
         except OSError:
             continue
+        for fd in fds:
+            try:
+                st = fd.stat()  # follows the fd's link to the open file
+            except OSError:
+                continue  # closed since the listing (a process opening and closing files)
+            if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
+                with contextlib.suppress(OSError):
+                    found.append(Holder(pid, os.getpgid(pid)))
+                break
     return found
 
 

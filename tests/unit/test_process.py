@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -154,6 +155,37 @@ def test_holders_and_kill_groups(tmp_path):
             if not child.reaped:
                 process.signal_group(child, signal.SIGKILL)
                 process.reap(child)
+
+
+def test_holders_survive_a_descriptor_closed_while_they_look(tmp_path, monkeypatch):
+    """A process that opens and closes files (Python starting up) must not be skipped when
+    one of its descriptors vanishes between listing /proc/PID/fd and looking at it (the real
+    race is beside: test_holders_and_kill_groups)."""
+    path = tmp_path / "lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC)
+    try:
+        holder = _spawn("import time; time.sleep(30)", pass_fds=(fd,), env={"REPX_JOB_ID": "j"})
+    finally:
+        os.close(fd)
+    real_stat = Path.stat
+    vanished = []
+
+    def stat(self, *args, **kwargs):
+        if self.parent.name == "fd" and self.parent.parent.name == str(holder.pid) and not vanished:
+            vanished.append(self)
+            raise FileNotFoundError(self)  # closed since the listing
+        return real_stat(self, *args, **kwargs)
+
+    try:
+        monkeypatch.setattr(Path, "stat", stat)
+        found = process.holders(str(path), "REPX_JOB_ID=j")
+        monkeypatch.undo()
+        assert vanished, "the descriptor race was not simulated"
+        assert found == [process.Holder(holder.pid, holder.pid)]
+    finally:
+        monkeypatch.undo()
+        process.signal_group(holder, signal.SIGKILL)
+        process.reap(holder)
 
 
 def test_is_alive_sees_zombies_as_dead():
