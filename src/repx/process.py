@@ -223,12 +223,11 @@ def spawn(
 
     Never through a shell. The child inherits its standard streams and ``pass_fds`` only.
     """
-    if isinstance(argv, str):
-        raise TypeError("argv must be a sequence, never a shell string")
+    args = _argv(argv)
     if logger.isEnabledFor(logging.DEBUG):
-        logger.debug("starting: %s", shlex.join(argv))
+        logger.debug("starting: %s", shlex.join(args))
     popen = subprocess.Popen(  # noqa: S603 (an argv list, never a shell)
-        argv,
+        args,
         env=env,
         cwd=cwd,
         stdin=stdin,
