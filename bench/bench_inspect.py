@@ -81,8 +81,8 @@ def _run_on_pty(argv: list[str], env: dict[str, str]) -> tuple[float, int]:
 def fill_store(base: Path, lab: labfactory.FactoryLab) -> float:
     """Record a successful attempt of every job (its declared outputs written) through the
     store's commit protocol."""
-    from repx.inspect.status import declared_outputs  # noqa: PLC0415
     from repx.lab.loader import open_lab  # noqa: PLC0415
+    from repx.run.spec import output_path  # noqa: PLC0415
     from repx.run.store import Store  # noqa: PLC0415
     from repx.run.store_models import JobResult, JobStatus  # noqa: PLC0415
 
@@ -94,7 +94,7 @@ def fill_store(base: Path, lab: labfactory.FactoryLab) -> float:
         lock = store.lock(job)
         work, nonce = store.new_attempt(job)
         (work / "repx" / "stdout.log").write_text("")
-        for rel in declared_outputs(loaded, job):
+        for rel in (output_path(p) for p in loaded.jobs[job].outputs.values()):
             (work / "out" / rel).write_text("")
         result = JobResult(
             job=job,

@@ -283,27 +283,22 @@ def intact_successes(
 
 
 class _Declared:
-    """job -> its declared outputs relative to ``out/`` (shared by the jobs of a stage)."""
+    """job -> its declared outputs relative to ``out/`` (shared by the jobs of a stage), as
+    the runner resolves them (:func:`repx.run.spec.output_path`: the job's own check)."""
 
     def __init__(self, lab: LoadedLab) -> None:
+        from repx.run.spec import output_path  # noqa: PLC0415 (only when a store exists)
+
         self._jobs = lab.jobs
+        self._relative = output_path
         self._seen: dict[tuple[str, ...], list[str]] = {}
 
     def __getitem__(self, job: str) -> list[str]:
         paths = tuple(self._jobs[job].outputs.values())
         found = self._seen.get(paths)
         if found is None:
-            found = self._seen[paths] = [_relative(p) for p in paths]
+            found = self._seen[paths] = [self._relative(p) for p in paths]
         return found
-
-
-def declared_outputs(lab: LoadedLab, job: str) -> list[str]:
-    """The declared outputs of a job, relative to its ``out/``."""
-    return [_relative(path) for path in lab.jobs[job].outputs.values()]
-
-
-def _relative(declared: str) -> str:
-    return declared.removeprefix("$out").removeprefix("/")
 
 
 def _read_facts(lab: LoadedLab, base: Path, *, scheduler: bool) -> _Facts:
