@@ -211,6 +211,30 @@ def _attack_lab(scene: Scene) -> None:
     write_lab(scene.lab, runs, static_tools=True)
 
 
+def _with_listener(
+    scene: Scene, argv: list[str], extra_env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """``argv`` in a new network namespace (loopback up) beside the test's listener."""
+    env = {
+        "PATH": os.environ["PATH"],
+        "PYTHON": sys.executable,
+        "LISTENER": LISTENER.replace("@PORT@", str(PORT)),
+        "SOCK": str(scene.sock),
+        "RUN_SOCK": str(scene.run_sock),
+        "PORT_FILE": str(scene.port_file),
+        "LOG": str(scene.log),
+        **extra_env,
+    }
+    return subprocess.run(
+        ["unshare", "--net", "sh", "-c", DRIVER, "driver", *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        timeout=timeout,
+    )
+
+
 def _run(
     scene: Scene, *repx_args: str, user: str | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -224,25 +248,11 @@ def _run(
         shutil.chown(scene.base, user)
         argv = ["setpriv", f"--reuid={user}", "--regid=nogroup", "--clear-groups", *argv]
     env = {
-        "PATH": os.environ["PATH"],
-        "PYTHON": sys.executable,
-        "LISTENER": LISTENER.replace("@PORT@", str(PORT)),
-        "SOCK": str(scene.sock),
-        "RUN_SOCK": str(scene.run_sock),
-        "PORT_FILE": str(scene.port_file),
-        "LOG": str(scene.log),
         "REPX_CONFIG_DIR": str(config),
         "PYTHONPATH": str(REPO / "src"),
         "HOME": "/nonexistent" if user else os.environ.get("HOME", "/root"),
     }
-    return subprocess.run(
-        ["unshare", "--net", "sh", "-c", DRIVER, "driver", *argv],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=env,
-        timeout=120,
-    )
+    return _with_listener(scene, argv, env, timeout=120)
 
 
 def _job(scene: Scene, stage: str) -> Path:
@@ -284,22 +294,7 @@ def test_the_probes_work_outside_the_sandbox(scene):
     """The attack tools do reach the listeners when not sandboxed (the test can fail)."""
     helper = scene.lab / "store" / "bin" / "connect"
     probe = f'"{helper}" "$SOCK" hello-unix && "{helper}" "$RUN_SOCK" hello-run && echo hello-tcp | busybox nc -w 2 127.0.0.1 {PORT}'
-    env_run = subprocess.run(
-        ["unshare", "--net", "sh", "-c", DRIVER, "driver", "sh", "-c", probe],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={
-            "PATH": os.environ["PATH"],
-            "PYTHON": sys.executable,
-            "LISTENER": LISTENER.replace("@PORT@", str(PORT)),
-            "SOCK": str(scene.sock),
-            "RUN_SOCK": str(scene.run_sock),
-            "PORT_FILE": str(scene.port_file),
-            "LOG": str(scene.log),
-        },
-        timeout=60,
-    )
+    env_run = _with_listener(scene, ["sh", "-c", probe], {}, timeout=60)
     assert env_run.returncode == 0, env_run.stderr
     assert scene.log.read_text().count("connection") == 3
 
