@@ -191,8 +191,10 @@ let
             let
               l = edgesByName.${pn};
               st = l.st;
-              script = stageLib.mkScript pkgs st;
-              scriptPath = "${script.drv}/bin/${st.pname}";
+              sg = st.scatterGather or false; # scatter/steps/gather pieces (scatter.nix)
+              kind = if sg then stageLib.scatterLib else stageLib;
+              script = kind.mkScript pkgs st;
+              scriptPath = if sg then script.path else "${script.drv}/bin/${st.pname}";
               own = map (p: axisOf.${p} or (fail st.where "parameter '${p}' is not provided by run '${name}' (its parameters: ${showList (attrNames runParameters)}); add ${p} = [ … ]; to the run (use [ null ] if it is not needed)")) st.paramNames;
               inherited = concatMap (e: if e.kind == "local" && !e.gather then acc.${e.producer}.axes else [ ]) l.edges;
               axs = unique (own ++ inherited);
@@ -238,6 +240,8 @@ let
                   pname = st.pname;
                   script = scriptPath;
                   outDirs = unique (map (o: builtins.dirOf (builtins.substring 5 100000 st.outputs.${o})) (attrNames st.outputs));
+                  # lab.nix writes one bin/ wrapper per executable
+                  executables = if sg then script.executables else [ { name = st.pname; script = scriptPath; } ];
                   record = {
                     stage = st.pname;
                     stage_type = "simple";
@@ -246,7 +250,11 @@ let
                     executables.main.path = "jobs/${id}/bin/${st.pname}";
                     parameters_file = "jobs/${id}/parameters.json";
                     resources = st.resources;
-                  };
+                  } // (if sg then {
+                    stage_type = "scatter-gather";
+                    executables = listToAttrs (map (e: { name = e.name; value.path = "jobs/${id}/bin/${e.name}"; }) script.executables);
+                    scatter_gather = st.record;
+                  } else { });
                 };
               # Several combinations can give one job (a value repeated in a sweep, a zip whose
               # rows agree on what this stage uses): one job, whichever combination reached it.
@@ -261,7 +269,7 @@ let
                 scriptDrv = script.drv;
                 byKey = listToAttrs (map (j: { name = keyOf axs j.combo; value = j; }) perCombo);
                 outputs = st.outputs;
-                check = stageLib.mkCheck pkgs st script severity;
+                check = kind.mkCheck pkgs st script severity;
                 info = {
                   inherit (st) pname version outputs parameters resources;
                   file = st.relFile;

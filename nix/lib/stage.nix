@@ -71,8 +71,7 @@ let
       badParams = filter (n: !(validName n)) (attrNames parameters);
       runDependencies = spec.runDependencies or [ ];
       checked =
-        if sg != [ ] then fail where "scatter-gather stages (${showList sg}) are not supported by this repx; split the work into stages with a 'gather' dependency"
-        else if unknown != [ ] then fail where "unknown attribute(s) ${showList unknown}; allowed: ${showList allowedKeys}"
+        if unknown != [ ] then fail where "unknown attribute(s) ${showList unknown}; allowed: ${showList allowedKeys}"
         else if !(spec ? run) then fail where "missing attribute 'run' (the stage script)"
         else if !(isAttrs outputs) then fail where "'outputs' must be an attribute set { \"name\" = \"$out/path\"; }"
         else if badOutputs != [ ] then fail where "output(s) ${showList badOutputs}: names must be plain words and values of the form \"$out/<relative path>\""
@@ -89,6 +88,8 @@ let
       # The lab carries the normalised hints (mem in MiB, time in minutes).
       resources = hints.normalise fail where resourcesRaw;
     in
+    # scatter/steps/gather instead of run: rendered piece by piece (scatter.nix)
+    if sg != [ ] then scatterLib.load { inherit pkgs file spec where0; } else
     assert checked;
     {
       inherit file pname inputNames outputs parameters resources runDependencies spec where;
@@ -142,6 +143,11 @@ let
       };
     };
 
+  scatterLib = import ./scatter.nix {
+    inherit util tools;
+    simple = { inherit mkScript mkCheck bodyLine validName hints; };
+  };
+
   # ShellCheck + dependency analysis of a rendered script; its output is an empty marker.
   mkCheck =
     pkgs: st: script: severity:
@@ -170,5 +176,5 @@ let
     };
 in
 {
-  inherit load mkScript mkCheck baseTools;
+  inherit load mkScript mkCheck baseTools scatterLib;
 }
