@@ -10,6 +10,7 @@ per-job wrapper runs it in-process or on a cluster node (``python -m repx.run.jo
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
@@ -17,9 +18,20 @@ from pydantic import BaseModel, ConfigDict
 
 from repx.errors import LabError
 from repx.lab.loader import LoadedLab
+from repx.lab.models import Executable, ScatterGather
 from repx.run.store_models import GatherEntry
 
 _OUT_PREFIX: Final = "$out/"
+
+
+class Pieces(BaseModel):
+    """The pieces of a scatter-gather job, with their executables' absolute paths."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    layout: ScatterGather
+    #: "scatter", "step-<name>", "gather" -> absolute path
+    executables: dict[str, str]
 
 
 class JobSpec(BaseModel):
@@ -41,6 +53,8 @@ class JobSpec(BaseModel):
     outputs: tuple[str, ...] = ()
     cpus: int = 1
     mem_bytes: int = 0
+    #: a scatter-gather job: its pieces (run by :mod:`repx.run.scatter`)
+    pieces: Pieces | None = None
 
 
 def make_spec(lab: LoadedLab, job_id: str, outputs_dir: Path) -> JobSpec:
@@ -65,12 +79,18 @@ def make_spec(lab: LoadedLab, job_id: str, outputs_dir: Path) -> JobSpec:
             )
         else:
             inputs[inp.name] = path
-    try:
-        main = job.executables["main"]
-    except KeyError:
-        raise LabError(
-            f"job {job_id}: no 'main' executable (stage type '{job.stage_type}' is not supported)"
-        ) from None
+    pieces: Pieces | None = None
+    if job.stage_type == "scatter-gather" and job.scatter_gather is not None:
+        pieces = _pieces(job_id, job.scatter_gather, job.executables, root)
+        main = job.executables["scatter"]
+    else:
+        try:
+            main = job.executables["main"]
+        except KeyError:
+            raise LabError(
+                f"job {job_id}: no 'main' executable"
+                f" (stage type '{job.stage_type}' is not supported)"
+            ) from None
     return JobSpec(
         job=job_id,
         stage=job.stage,
@@ -83,6 +103,20 @@ def make_spec(lab: LoadedLab, job_id: str, outputs_dir: Path) -> JobSpec:
         outputs=tuple(output_path(v) for v in job.outputs.values()),
         cpus=job.resources.cpus or 1,
         mem_bytes=(job.resources.mem or 0) * 1024**2,  # the lab holds MiB
+        pieces=pieces,
+    )
+
+
+def _pieces(
+    job_id: str, layout: ScatterGather, executables: Mapping[str, Executable], root: str
+) -> Pieces:
+    names = ["scatter", "gather", *(f"step-{s}" for s in layout.step_order)]
+    missing = [n for n in names if n not in executables]
+    if missing or set(layout.step_order) != set(layout.steps) or layout.sink not in layout.steps:
+        what = f"no executable(s) {', '.join(missing)}" if missing else "an inconsistent step list"
+        raise LabError(f"job {job_id}: scatter-gather job with {what}; rebuild the lab")
+    return Pieces(
+        layout=layout, executables={n: os.path.join(root, executables[n].path) for n in names}
     )
 
 
