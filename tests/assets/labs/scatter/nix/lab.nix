@@ -6,5 +6,6 @@ repx.mkLab {
   lab_version = "0.1.0";
   runs = {
     sums = repx.callRun ./runs/sums.nix [ ];
+    broken = repx.callRun ./runs/broken.nix [ ];
   };
 }
