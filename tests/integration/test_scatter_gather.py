@@ -112,6 +112,11 @@ def test_failing_branch_fails_the_job_and_keeps_finished_pieces(lab, tmp_path):
     shown = repx("show", "job", squares, "--lab", lab, "--base", base)
     assert shown.returncode == 0, shown.stderr
     assert "2/4 branches" in shown.stdout
+    listed = repx("list", "jobs", "--lab", lab, "--base", base, "--stage", "squares")
+    assert listed.returncode == 0, listed.stderr
+    assert "branches" in listed.stdout and "2/4" in listed.stdout
+    table = repx("status", "broken", "--lab", lab, "--base", base)
+    assert f"failed: {squares} (2/4 branches)" in table.stdout + table.stderr
 
     # A second attempt reuses what was done: only the failed branch runs again.
     before = _tokens(pieces)

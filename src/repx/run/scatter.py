@@ -46,18 +46,18 @@ from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
 from repx import process
 from repx.config import RuntimeKind
 from repx.lab.models import PieceInput
+from repx.run.pieces import WORK_ITEM, pieces_dir
 from repx.run.runtime import Runtime
-from repx.run.spec import JobSpec, Pieces, output_path
+from repx.run.spec import JobSpec, output_path
 from repx.run.store import FAIL_MARKER, FAILED_OUT, OUT, REPX, RESULT, SUCCESS_MARKER
 from repx.run.store_models import JobResult, JobStatus
 
-#: Directory of the store (beside outputs/) holding the pieces of unfinished jobs.
-PIECES: Final = "pieces"
 TASK_FILE: Final = "scatter-task.json"
 #: In the attempt's repx/: the gather's ``worker__outs`` list, and why the job failed.
 WORKER_OUTS: Final = "worker_outs.json"
 REASON_FILE: Final = "pieces-reason.txt"
-WORK_ITEM: Final = "work_item.json"
+#: Lines of a failed piece's stderr repeated on the job's stderr.
+_TAIL: Final = 5
 _BRANCH: Final = re.compile(r"^branch-(\d+)$")
 #: Test hook: ``branch-done:K`` -- after the K-th branch completes, stop the run that
 #: started this job (SIGTERM to the parent), then wait for the stop to arrive here.
@@ -77,11 +77,6 @@ class OrchestratorTask(BaseModel):
     work: str
     #: the job's lock, inherited: passed on to every piece (see :mod:`repx.run.orphans`)
     lock_fd: int
-
-
-def pieces_dir(outputs: str, job: str) -> str:
-    """``<base>/pieces/<job>`` for the store whose outputs directory is ``outputs``."""
-    return os.path.join(os.path.dirname(outputs), PIECES, job)
 
 
 def command(
@@ -105,32 +100,6 @@ def failure_reason(work: str) -> str | None:
             return f.read().strip() or None
     except OSError:
         return None
-
-
-@dataclass(frozen=True)
-class Progress:
-    """How far a scatter-gather job got: branches complete out of the work items."""
-
-    done: int
-    total: int
-
-
-def progress(outputs: str, job: str, pieces: Pieces) -> Progress | None:
-    """Branch progress of ``job`` (committed, or in ``pieces/``); None before the scatter."""
-    sink = f"step-{pieces.layout.sink}"
-    for root in (os.path.join(outputs, job), pieces_dir(outputs, job)):
-        items = os.path.join(root, "scatter", OUT, pieces.layout.work_items)
-        try:
-            with open(items, encoding="utf-8") as f:
-                total = len(json.load(f))
-        except (OSError, ValueError, TypeError):
-            continue
-        done = sum(
-            os.path.exists(os.path.join(root, f"branch-{n}", sink, REPX, SUCCESS_MARKER))
-            for n in range(total)
-        )
-        return Progress(done, total)
-    return None
 
 
 # -- the orchestrator -----------------------------------------------------------------
@@ -500,6 +469,9 @@ class Orchestrator:
         print(f"{piece.key}: {'succeeded' if why is None else why}", flush=True)
         if why is not None:
             log = os.path.join(final, REPX, "stderr.log")
+            # The job's own stderr shows the piece's last words (repx run prints its tail).
+            tail = (_read(log) or "").splitlines()[-_TAIL:]
+            sys.stderr.write("".join(f"{piece.key}: {line}\n" for line in tail))
             return f"{piece.key} failed ({why}); its log: {log}"
         if piece.key.endswith(f"/step-{self.layout.sink}"):
             self._branches_done += 1
