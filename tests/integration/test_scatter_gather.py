@@ -165,3 +165,36 @@ def test_interrupted_run_resumes_only_unfinished_branches(lab, tmp_path):
     assert again["attempt"] == scatter["attempt"]  # nor did the scatter
     assert not pieces.exists()
     assert_store_consistent(base, lab)
+
+
+# -- SLURM ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    from slurm_cluster import SlurmCluster  # noqa: PLC0415 (only the SLURM tests need it)
+
+    with SlurmCluster.session() as cluster:
+        yield cluster
+
+
+@pytest.mark.slurm
+def test_slurm_run_gives_the_local_result(lab, slurm_cluster, tmp_path):
+    base = tmp_path / "base"
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "config.toml").write_text(
+        f'default_target = "hpc"\n[targets.hpc]\nscheduler = "slurm"\nbase = "{base}"\n'
+        'runtime = "bwrap"\n'
+    )
+    env = {"REPX_CONFIG_DIR": str(config)}
+    result = repx("run", "sums", "--lab", lab, "--wait", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    squares = base / "outputs" / _job(lab, "sums", "squares")
+    assert (squares / "out" / "sum.txt").read_text() == "30\n"
+    report = base / "outputs" / _job(lab, "sums", "report")
+    assert (report / "out" / "report.txt").read_text() == "total 30\n"
+    for n in range(4):
+        squared = squares / f"branch-{n}" / "step-square" / "out" / "squared.txt"
+        assert squared.read_text() == f"{(n + 1) ** 2}\n"
+    assert_store_consistent(base, lab)
