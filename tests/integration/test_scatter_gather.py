@@ -178,16 +178,30 @@ def slurm_cluster():
         yield cluster
 
 
-@pytest.mark.slurm
-def test_slurm_run_gives_the_local_result(lab, slurm_cluster, tmp_path):
-    base = tmp_path / "base"
+def _slurm_env(tmp_path: Path, base: Path) -> dict[str, str]:
     config = tmp_path / "config"
-    config.mkdir()
+    config.mkdir(exist_ok=True)
     (config / "config.toml").write_text(
         f'default_target = "hpc"\n[targets.hpc]\nscheduler = "slurm"\nbase = "{base}"\n'
         'runtime = "bwrap"\n'
     )
-    env = {"REPX_CONFIG_DIR": str(config)}
+    return {"REPX_CONFIG_DIR": str(config)}
+
+
+def _arrays(log: Path) -> dict[str, str]:
+    """step -> the branches its SLURM array ran, from the orchestrator's log."""
+    found = {}
+    for line in log.read_text().splitlines():
+        if line.startswith("step ") and ": SLURM array " in line:
+            step = line.split()[1].rstrip(":")
+            found[step] = line.split("(")[1].split()[0]
+    return found
+
+
+@pytest.mark.slurm
+def test_slurm_run_one_array_per_step(lab, slurm_cluster, tmp_path):
+    base = tmp_path / "base"
+    env = _slurm_env(tmp_path, base)
     result = repx("run", "sums", "--lab", lab, "--wait", "--json", env=env)
     assert result.returncode == 0, result.stderr
     squares = base / "outputs" / _job(lab, "sums", "squares")
@@ -197,4 +211,32 @@ def test_slurm_run_gives_the_local_result(lab, slurm_cluster, tmp_path):
     for n in range(4):
         squared = squares / f"branch-{n}" / "step-square" / "out" / "squared.txt"
         assert squared.read_text() == f"{(n + 1) ** 2}\n"
+    # the job's task submitted one array per step, over the 4 branches
+    assert _arrays(squares / "repx" / "stdout.log") == {"extract": "4", "square": "4"}
+    scripts = sorted(p.name for p in (base / "slurm" / f"pieces-{squares.name}").glob("*.sh"))
+    assert scripts == ["step-extract.sh", "step-square.sh"]
     assert_store_consistent(base, lab)
+
+
+@pytest.mark.slurm
+def test_slurm_failed_branch_resumes_alone(lab, slurm_cluster, tmp_path):
+    base = tmp_path / "base"
+    env = _slurm_env(tmp_path, base)
+    squares = _job(lab, "broken", "squares")
+    first = repx("run", "broken", "--lab", lab, "--wait", "--json", env=env)
+    assert first.returncode == 1
+    [failed] = first.events()[-1]["failed"]
+    assert failed["job"] == squares
+    assert failed["reason"].startswith("branch-2/step-square failed")
+    status = repx("status", "broken", "--lab", lab, "--json", env=env)
+    entry = next(e for e in json.loads(status.stdout)["jobs"] if e["id"] == squares)
+    assert entry["branches"] == {"done": 3, "total": 4}
+    pieces = base / "pieces" / squares
+    before = _tokens(pieces)
+    assert len(before) == 7  # every piece but the failed one
+    again = repx("run", "broken", "--lab", lab, "--wait", "--json", env=env)
+    assert again.returncode == 1
+    # only the failed piece was submitted again: one array, one task (branch 2)
+    log = base / "outputs" / squares / "repx" / "stdout.log"
+    assert _arrays(log) == {"square": "1"}
+    assert _tokens(pieces) == before

@@ -31,6 +31,7 @@ import contextlib
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import sys
@@ -43,11 +44,13 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
 
-from repx import process
+from repx import process, slurm
 from repx.config import RuntimeKind
 from repx.lab.models import PieceInput
+from repx.run import scatter_slurm
 from repx.run.pieces import WORK_ITEM, pieces_dir
 from repx.run.runtime import Runtime
+from repx.run.slurm_models import SLURM_DIR
 from repx.run.spec import JobSpec, output_path
 from repx.run.store import FAIL_MARKER, FAILED_OUT, OUT, REPX, RESULT, SUCCESS_MARKER
 from repx.run.store_models import JobResult, JobStatus
@@ -62,8 +65,6 @@ _BRANCH: Final = re.compile(r"^branch-(\d+)$")
 #: Test hook: ``branch-done:K`` -- after the K-th branch completes, stop the run that
 #: started this job (SIGTERM to the parent), then wait for the stop to arrive here.
 _SIGNAL_AT: Final = os.environ.get("REPX_TEST_SIGNAL_AT", "")
-#: Environment passed on to the orchestrator (how its Python finds repx; the test hook).
-_PASSED_ENV: Final = ("PYTHONPATH", "PYTHONHOME", "REPX_TEST_SIGNAL_AT")
 
 
 class OrchestratorTask(BaseModel):
@@ -88,8 +89,9 @@ def command(
     path = os.path.join(w, REPX, TASK_FILE)
     with open(path, "w", encoding="utf-8") as f:
         f.write(task.model_dump_json(indent=1) + "\n")
-    env = {"PATH": runtime.path, "LANG": "C.UTF-8", "REPX_JOB_ID": spec.job}
-    env.update({k: v for k in _PASSED_ENV if (v := os.environ.get(k)) is not None})
+    # The orchestrator is repx itself, not a job: it keeps repx's environment (how its
+    # Python finds repx, SLURM's commands); every piece gets the runtime's clean one.
+    env = {**os.environ, "REPX_JOB_ID": spec.job}
     return [sys.executable, "-m", "repx.run.scatter", path], env, w
 
 
@@ -114,6 +116,7 @@ class _Piece:
     cpus: int
     deps: tuple[str, ...] = ()
     branch: int | None = None
+    step: str | None = None
 
 
 @dataclass
@@ -151,6 +154,8 @@ class Orchestrator:
 
     task: OrchestratorTask
     stop: _Stop = field(default_factory=_Stop)
+    #: the file ``task`` was read from (SLURM array tasks read it too)
+    task_file: str = ""
     _branches_done: int = 0
 
     def __post_init__(self) -> None:
@@ -160,6 +165,7 @@ class Orchestrator:
         self.layout = spec.pieces.layout
         self.work = self.task.work
         self.root = pieces_dir(self.task.runtime.outputs, spec.job)
+        self.base = os.path.dirname(self.task.runtime.outputs)
         self.budget = max(1, spec.cpus)
         self.host = os.uname().nodename
         runtime = self.task.runtime
@@ -211,7 +217,10 @@ class Orchestrator:
         self._branches_done = sum(
             1 for p in steps if p.key.endswith(f"/{sink}") and p.key not in pending
         )
-        self._run_all(todo)
+        if self.pieces.slurm is not None:
+            self._run_on_slurm(todo)
+        else:
+            self._run_all(todo)
         self._gather(len(items))
 
     # -- pieces --
@@ -227,12 +236,12 @@ class Orchestrator:
             self._cpus(sc.resources.cpus),
         )
 
-    def _branch_pieces(self, n: int, item: JsonValue) -> list[_Piece]:
+    def _branch_pieces(self, n: int, item: JsonValue, *, prepare: bool = True) -> list[_Piece]:
         branch = os.path.join(self.root, f"branch-{n}")
-        os.makedirs(branch, exist_ok=True)
         item_path = os.path.join(branch, WORK_ITEM)
         text = json.dumps(item, sort_keys=True) + "\n"
-        if _read(item_path) != text:
+        if prepare and _read(item_path) != text:
+            os.makedirs(branch, exist_ok=True)
             # A branch is its work item's: another item invalidates its steps.
             for name in os.listdir(branch):
                 if name.startswith("step-"):
@@ -254,6 +263,7 @@ class Orchestrator:
                     self._cpus(info.resources.cpus),
                     deps=tuple(f"branch-{n}/step-{d}" for d in info.deps),
                     branch=n,
+                    step=step,
                 )
             )
         return found
@@ -335,6 +345,73 @@ class Orchestrator:
         shutil.rmtree(self.root, ignore_errors=True)
         print(f"gather: done ({count} branch(es))")
 
+    # -- SLURM: one array per step --
+
+    def _run_on_slurm(self, todo: Sequence[_Piece]) -> None:
+        how = self.pieces.slurm
+        assert how is not None
+        by_step: dict[str, list[int]] = {}
+        for piece in todo:
+            assert piece.step is not None and piece.branch is not None
+            by_step.setdefault(piece.step, []).append(piece.branch)
+        layout = self.layout
+        try:
+            ids = scatter_slurm.submit_steps(
+                how,
+                self.task_file,
+                base=self.base,
+                job=self.task.spec.job,
+                todo=by_step,
+                order=layout.step_order,
+                deps={s: layout.steps[s].deps for s in layout.steps},
+                hints={s: layout.steps[s].resources for s in layout.steps},
+            )
+        except slurm.SlurmError as exc:
+            raise _Failed(f"SLURM refused the step arrays: {exc.message}") from None
+        for step, slurm_id in ids.items():
+            print(f"step {step}: SLURM array {slurm_id} ({len(by_step[step])} branch(es))")
+        sys.stdout.flush()
+        try:
+            while scatter_slurm.active(list(ids.values())):
+                if self.stop.requested:
+                    break
+                select.select([self.stop.wake_r], [], [], scatter_slurm.POLL)
+        finally:
+            if self.stop.requested:
+                scatter_slurm.cancel(ids.values())
+        if self.stop.requested:
+            raise _Stopped
+        for piece in todo:
+            if self._done(piece):
+                continue
+            final = os.path.join(self.root, piece.key, REPX)
+            if os.path.exists(os.path.join(final, FAIL_MARKER)):
+                log = os.path.join(final, "stderr.log")
+                raise _Failed(f"{piece.key} failed; its log: {log}")
+            raise _Failed(
+                f"{piece.key} did not run (SLURM ended its task without a result; see"
+                f" {os.path.join(self.base, SLURM_DIR, f'pieces-{self.task.spec.job}')})"
+            )
+
+    def run_piece(self, step: str, branch: int) -> int:
+        """One piece in a SLURM array task: step ``step`` of branch ``branch``."""
+        with open(os.path.join(self.work, REPX, "inputs.json"), encoding="utf-8") as f:
+            self.stage_inputs = json.load(f)
+        try:
+            items = self._items()
+            self.budget = max(1, self.layout.steps[step].resources.cpus or 1)
+            pieces = self._branch_pieces(branch, items[branch], prepare=False)
+            [piece] = [p for p in pieces if p.step == step]
+            if self._done(piece):
+                return 0
+            self._run_all([piece])
+        except _Failed as exc:
+            print(f"repx: {exc}", file=sys.stderr, flush=True)
+            return 1
+        except _Stopped:
+            return 128 + signal.SIGTERM
+        return 0
+
     # -- running pieces --
 
     def _done(self, piece: _Piece) -> bool:
@@ -410,7 +487,7 @@ class Orchestrator:
                 stdin=self.devnull,
                 stdout=out_fd,
                 stderr=err_fd,
-                pass_fds=(self.task.lock_fd,),
+                pass_fds=(self.task.lock_fd,) if self.task.lock_fd >= 0 else (),
             )
         except OSError as exc:
             shutil.rmtree(work, ignore_errors=True)
@@ -517,8 +594,15 @@ def _write_atomic(path: str, text: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m repx.run.scatter TASK.json``: run one attempt's pieces."""
     args = list(sys.argv[1:] if argv is None else argv)
+    piece: tuple[str, int] | None = None
+    if len(args) == 4 and args[0] == "--piece" and args[3].isdigit():
+        piece = (args[2], int(args[3]))
+        args = args[1:2]
     if len(args) != 1:
-        sys.stderr.write("usage: python -m repx.run.scatter TASK.json\n")
+        sys.stderr.write(
+            "usage: python -m repx.run.scatter TASK.json\n"
+            "       python -m repx.run.scatter --piece TASK.json STEP BRANCH\n"
+        )
         return 2
     stop = _Stop()
     stop.wake_r, stop.wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
@@ -529,7 +613,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (OSError, ValidationError) as exc:
             sys.stderr.write(f"repx scatter: cannot read {args[0]}: {exc}\n")
             return 2
-        return Orchestrator(task, stop).run()
+        if piece is None:
+            return Orchestrator(task, stop, args[0]).run()
+        # an array task: the job's lock is the orchestrator's (it waits for us)
+        task = task.model_copy(update={"lock_fd": -1})
+        return Orchestrator(task, stop, args[0]).run_piece(*piece)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

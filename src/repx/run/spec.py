@@ -24,6 +24,18 @@ from repx.run.store_models import GatherEntry
 _OUT_PREFIX: Final = "$out/"
 
 
+class PieceSlurm(BaseModel):
+    """How the orchestrator of a job run by SLURM submits its steps (scatter_slurm)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    python: str
+    #: the job's partition (a step without one uses it)
+    partition: str | None = None
+    #: sbatch options of the job (target and resources file) every step array gets
+    options: tuple[str, ...] = ()
+
+
 class Pieces(BaseModel):
     """The pieces of a scatter-gather job, with their executables' absolute paths."""
 
@@ -32,6 +44,8 @@ class Pieces(BaseModel):
     layout: ScatterGather
     #: "scatter", "step-<name>", "gather" -> absolute path
     executables: dict[str, str]
+    #: set in SLURM tasks: the steps run as job arrays (None: here, as child processes)
+    slurm: PieceSlurm | None = None
 
 
 class JobSpec(BaseModel):
