@@ -181,6 +181,8 @@ let
       );
       badItemInput = filter (i: i == itemInput || i == branchesInput) scatter.inputNames;
       checked =
+        # the order first: a cycle is the clearest message when there is one
+        builtins.seq order (
         if !(scatter.outputs ? ${itemsOutput}) then fail scatter.where "the scatter must declare the output \"${itemsOutput}\" = \"$out/work_items.json\"; (the JSON list of work items it writes)"
         else if !(gather.outputs != { }) then fail gather.where "the gather must declare the stage's outputs"
         else if !(elem branchesInput gather.inputNames) then fail gather.where "the gather must declare the input \"${branchesInput}\" (the JSON list of every branch's outputs)"
@@ -188,7 +190,7 @@ let
         else if length sinks != 1 then fail where "the steps must end in exactly one sink step (a step no other step depends on); found ${showList sinks}"
         else if !(builtins.any (n: elem itemInput steps.${n}.inputNames) roots) then fail where "a root step (${showList roots}) must declare the input \"${itemInput}\" (the path of its branch's work item)"
         else if elem branchesInput (concatMap (n: steps.${n}.inputNames) stepNames) then fail where "steps cannot take \"${branchesInput}\" (only the gather receives it)"
-        else true;
+        else true);
       itemsRel = builtins.substring 5 100000 scatter.outputs.${itemsOutput};
     in
     assert checkedStage;

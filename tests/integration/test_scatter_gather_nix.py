@@ -1,0 +1,102 @@
+"""Scatter-gather stage files that the library refuses: one line naming the file and what to do."""
+
+from __future__ import annotations
+
+import pytest
+from test_nix_lib import Experiment, exp, minimal_experiment  # noqa: F401 (the fixture)
+
+pytestmark = pytest.mark.slow
+
+
+def sg_stage(
+    *,
+    scatter_outputs: str = 'work__items = "$out/items.json"; worker__arg = { i = 0; };',
+    steps: str = "inherit a b;",
+    b_deps: str = "[ a ]",
+    a_deps: str = "[ ]",
+    gather_inputs: str = '[ "worker__outs" ]',
+    extra: str = "",
+) -> str:
+    return f"""{{ pkgs }}:
+let
+  a = {{
+    inputs = [ "worker__item" ];
+    outputs.x = "$out/x";
+    deps = {a_deps};
+    run = {{ inputs, outputs, ... }}: ''
+      jq .i "${{inputs.worker__item}}" > "${{outputs.x}}"
+    '';
+  }};
+  b = {{
+    inputs = [ "x" ];
+    outputs.y = "$out/y";
+    deps = {b_deps};
+    run = {{ inputs, outputs, ... }}: ''
+      cat "${{inputs.x}}" > "${{outputs.y}}"
+    '';
+  }};
+in
+{{
+  pname = "s";
+  parameters.n = 0;
+  scatter = {{
+    outputs = {{ {scatter_outputs} }};
+    run = {{ outputs, ... }}: ''
+      echo '[{{"i": 1}}]' > "${{outputs.work__items}}"
+    '';{extra}
+  }};
+  steps = {{ {steps} }};
+  gather = {{
+    inputs = {gather_inputs};
+    outputs.sum = "$out/sum";
+    run = {{ outputs, ... }}: ''
+      echo 1 > "${{outputs.sum}}"
+    '';
+  }};
+}}
+"""
+
+
+BAD_STAGES = {
+    "no work__items": (
+        sg_stage(scatter_outputs="worker__arg = { i = 0; };"),
+        ["s.nix (scatter-gather stage s), scatter", 'declare the output "work__items"'],
+    ),
+    "two sink steps": (
+        sg_stage(b_deps="[ ]", steps="inherit a b;"),
+        ["exactly one sink step", "found 'a', 'b'"],
+    ),
+    "cyclic steps": (
+        sg_stage(a_deps="[ b ]"),
+        ["cyclic step dependencies"],
+    ),
+    "dependency that is no step": (
+        sg_stage(steps="inherit b;"),
+        ["step-b", "a dependency is not one of this stage's steps"],
+    ),
+    "gather without worker__outs": (
+        sg_stage(gather_inputs="[ ]"),
+        ["gather", 'must declare the input "worker__outs"'],
+    ),
+    "unknown piece attribute": (
+        sg_stage(extra='\n    colour = "red";'),
+        ["s.nix (scatter-gather stage s), scatter", "unknown attribute(s) 'colour'"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_STAGES))
+def test_bad_scatter_gather_stage_fails_naming_the_place(exp: Experiment, case: str) -> None:
+    text, expected = BAD_STAGES[case]
+    minimal_experiment(exp, stage_text=text)
+    proc = exp.build()
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for fragment in expected:
+        assert fragment in proc.stderr, proc.stderr
+
+
+def test_good_stage_builds_with_one_job_per_combination(exp: Experiment) -> None:
+    minimal_experiment(exp, stage_text=sg_stage())
+    jobs = exp.eval_jobs()
+    assert sorted(j["params"]["n"] for j in jobs.values()) == [1, 2]
