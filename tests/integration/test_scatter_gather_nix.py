@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from test_nix_lib import Experiment, exp, minimal_experiment  # noqa: F401 (the fixture)
+from test_nix_lib import Experiment, minimal_experiment
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def exp(tmp_path: Path, repx_flake_copy: Path) -> Experiment:
+    return Experiment(tmp_path / "exp", repx_flake_copy)
 
 
 def sg_stage(
