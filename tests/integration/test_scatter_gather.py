@@ -117,6 +117,13 @@ def test_failing_branch_fails_the_job_and_keeps_finished_pieces(lab, tmp_path):
     assert "branches" in listed.stdout and "2/4" in listed.stdout
     table = repx("status", "broken", "--lab", lab, "--base", base)
     assert f"failed: {squares} (2/4 branches)" in table.stdout + table.stderr
+    # viz: the stage's pieces, and each job's branch progress
+    stages = repx("viz", "-f", "dot", "--lab", lab, "--base", base)
+    assert stages.returncode == 0, stages.stderr
+    assert "scatter → extract → square → gather" in stages.stdout
+    jobs = repx("viz", "-f", "dot", "--level", "jobs", "--lab", lab, "--base", base)
+    assert jobs.returncode == 0, jobs.stderr
+    assert "2/4 branches" in jobs.stdout
 
     # A second attempt reuses what was done: only the failed branch runs again.
     before = _tokens(pieces)

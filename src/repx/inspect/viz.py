@@ -144,6 +144,10 @@ def _draw_stages(
                 node = stage_node(run, stage)
                 data = graph.nodes[node]
                 lines = [stage, _jobs_text(data["jobs"])]
+                jobs = view.jobs_of(run, stage)
+                layout = lab.jobs[jobs[0]].scatter_gather if jobs else None
+                if layout is not None:  # a scatter-gather stage: its pieces in order
+                    lines.append(" → ".join(["scatter", *layout.step_order, "gather"]))
                 if show_params:
                     lines += _param_lines(lab.jobs[j].params for j in view.jobs_of(run, stage))
                 cluster.node(node, _label(lines), **_fill(data["status"], coloured, data["counts"]))
@@ -194,6 +198,9 @@ def _draw_jobs(
                     for job in jobs:
                         data = graph.nodes[job]
                         lines = [view.short_id(job)]
+                        branches = view.status.branches(job, view.lab.jobs[job].scatter_gather)
+                        if branches is not None:
+                            lines.append(str(branches))
                         if show_params:
                             lines += [f"{k}={format_value(v)}" for k, v in data["params"].items()]
                         box.node(job, _label(lines), **_fill(data["status"], coloured, None))
