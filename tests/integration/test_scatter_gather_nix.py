@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,96 @@ def test_good_stage_builds_with_one_job_per_combination(exp: Experiment) -> None
     minimal_experiment(exp, stage_text=sg_stage())
     jobs = exp.eval_jobs()
     assert sorted(j["params"]["n"] for j in jobs.values()) == [1, 2]
+
+
+DIAMOND = """{ pkgs }:
+let
+  a = {
+    inputs = [ "worker__item" "table" ];
+    outputs.x = "$out/x";
+    run = { inputs, outputs, ... }: ''
+      cat "${inputs.worker__item}" "${inputs.table}" > "${outputs.x}"
+    '';
+  };
+  b = {
+    inputs = [ "x" ];
+    outputs.y = "$out/y";
+    deps = [ a ];
+    run = { inputs, outputs, ... }: ''
+      cat "${inputs.x}" > "${outputs.y}"
+    '';
+  };
+  c = {
+    inputs = [ "z" ];
+    outputs.w = "$out/w";
+    deps = [ [ a "x" "z" ] ];
+    resources = { cpus = 2; time = "00:05:00"; };
+    run = { inputs, outputs, ... }: ''
+      cat "${inputs.z}" > "${outputs.w}"
+    '';
+  };
+  d = {
+    inputs = [ "y" "w" ];
+    outputs = { y2 = "$out/y2"; w2 = "$out/w2"; };
+    deps = [ b c ];
+    run = { inputs, outputs, ... }: ''
+      cat "${inputs.y}" > "${outputs.y2}"
+      cat "${inputs.w}" > "${outputs.w2}"
+    '';
+  };
+in
+{
+  pname = "s";
+  parameters.n = 0;
+  scatter = {
+    outputs.work__items = "$out/items.json";
+    run = { outputs, ... }: ''
+      echo '[1, 2]' > "${outputs.work__items}"
+    '';
+  };
+  steps = { inherit a b c d; };
+  gather = {
+    inputs = [ "worker__outs" "table" ];
+    outputs.sum = "$out/sum";
+    run = { inputs, outputs, ... }: ''
+      jq -r '.[].y2' "${inputs.worker__outs}" | xargs cat > "${outputs.sum}"
+    '';
+  };
+}
+"""
+
+
+def test_diamond_of_steps_is_recorded_with_its_wiring(exp: Experiment) -> None:
+    minimal_experiment(
+        exp,
+        stage_text=DIAMOND,
+        pipe="{ repx }: repx.mkPipe rec { p = repx.callStage ./p.nix [ ]; "
+        's = repx.callStage ./s.nix [ [ p "data.csv" "table" ] ]; }',
+    )
+    exp.write(
+        "p.nix",
+        '{ pkgs }: { pname = "p"; outputs."data.csv" = "$out/data.csv"; run = '
+        "{ outputs, ... }: ''\n  echo > \"${outputs.\"data.csv\"}\"\n''; }\n",
+    )
+    proc = exp.build()
+    assert proc.returncode == 0, proc.stderr
+    lab = (exp.root / "result").resolve()
+    meta = json.loads((lab / "revision" / "metadata.json").read_text())
+    manifest = json.loads((lab / meta["runs"]["r"]["manifest"]).read_text())
+    jobs = [j for j in manifest["jobs"].values() if j["stage"] == "s"]
+    assert len(jobs) == 2  # one per value of n
+    layout = jobs[0]["scatter_gather"]
+    assert layout["step_order"][0] == "a" and layout["step_order"][-1] == "d"
+    assert layout["sink"] == "d"
+    steps = layout["steps"]
+    assert steps["a"]["inputs"] == {
+        "worker__item": {"from": "item"},
+        "table": {"from": "stage", "input": "table"},
+    }
+    assert steps["c"]["inputs"] == {"z": {"from": "step", "step": "a", "output": "x"}}
+    assert steps["c"]["resources"] == {"cpus": 2, "time": 5}
+    assert sorted(steps["d"]["deps"]) == ["b", "c"]
+    assert layout["gather"]["inputs"]["table"] == {"from": "stage", "input": "table"}
+    # the stage's one input is wired to p; its outputs are the gather's
+    assert [i["name"] for i in jobs[0]["inputs"]] == ["table"]
+    assert jobs[0]["outputs"] == {"sum": "$out/sum"}
