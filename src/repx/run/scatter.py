@@ -138,9 +138,15 @@ class _Stopped(Exception):
 
 @dataclass
 class _Stop:
+    """A stop request (SIGTERM/SIGINT), and a pipe that wakes the waiting loop."""
+
     requested: int = 0
     wake_r: int = -1
     wake_w: int = -1
+
+    def __post_init__(self) -> None:
+        if self.wake_r < 0:
+            self.wake_r, self.wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
         self.requested += 1
@@ -605,7 +611,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     stop = _Stop()
-    stop.wake_r, stop.wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
     previous = {s: signal.signal(s, stop.handle) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         try:
