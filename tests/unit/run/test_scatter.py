@@ -126,3 +126,17 @@ def test_step_options_take_the_steps_hints_and_the_jobs_partition() -> None:
         "--qos=low",
     ]
     assert step_options(how, Resources(partition="gpu")) == ["--partition=gpu", "--qos=low"]
+
+
+def test_pieces_run_in_parallel_up_to_the_jobs_cpus(tmp_path: Path) -> None:
+    # Branch 0 reads a FIFO that branch 1 writes: both must run at once (no timing involved).
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    step = (
+        'i=$(cat "$(jq -r .worker__item "$inputs")")\n'
+        f'if [ "$i" = 1 ]; then cat {fifo} > "$out/v"; else echo "$i" > {fifo}; echo "$i" > "$out/v"; fi'
+    )
+    task = _task(tmp_path, "[1, 2]", step=step)
+    task = task.model_copy(update={"spec": task.spec.model_copy(update={"cpus": 2})})
+    assert scatter.Orchestrator(task).run() == 0
+    assert (Path(task.work) / "out" / "sum").read_text() == "2\n2\n"
