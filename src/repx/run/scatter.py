@@ -383,8 +383,9 @@ class Orchestrator:
                     break
                 select.select([self.stop.wake_r], [], [], scatter_slurm.POLL)
         finally:
-            if self.stop.requested:
-                scatter_slurm.cancel(ids.values())
+            # Whatever ends the wait (a stop, an error): no task of ours outlives it, so a
+            # later attempt never runs beside them.
+            scatter_slurm.cancel(ids.values())
         if self.stop.requested:
             raise _Stopped
         for piece in todo:
@@ -438,10 +439,12 @@ class Orchestrator:
                 raise _Stopped
             if failure is None:
                 used = sum(r.piece.cpus for r in running.values())
+                # a dependency still to run (again) is not done, whatever its old marker says
+                unfinished = {p.key for p in remaining} | {r.piece.key for r in running.values()}
                 for piece in list(remaining):
                     if used + piece.cpus > self.budget:
                         break
-                    if all(self._done_key(d) for d in piece.deps):
+                    if all(d not in unfinished and self._done_key(d) for d in piece.deps):
                         remaining.remove(piece)
                         started = self._start(piece)
                         running[started.child.pid] = started

@@ -6,6 +6,7 @@ these cover what a lab can hand the orchestrator that the test lab does not prod
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -140,3 +141,34 @@ def test_pieces_run_in_parallel_up_to_the_jobs_cpus(tmp_path: Path) -> None:
     task = task.model_copy(update={"spec": task.spec.model_copy(update={"cpus": 2})})
     assert scatter.Orchestrator(task).run() == 0
     assert (Path(task.work) / "out" / "sum").read_text() == "2\n2\n"
+
+
+def test_a_dependency_run_again_is_waited_for(tmp_path: Path) -> None:
+    # Step "two" of branch 0 fails once; then step one's output is deleted: the resumed
+    # attempt must run "one" again before "two" (its old SUCCESS marker does not count).
+    layout = json.loads(json.dumps(LAYOUT))
+    layout["steps"]["two"] = {
+        "deps": ["one"],
+        "inputs": {"v": {"from": "step", "step": "one", "output": "v"}},
+        "outputs": {"w": "$out/w"},
+    }
+    layout["step_order"] = ["one", "two"]
+    layout["sink"] = "two"
+    flag = tmp_path / "fail"
+    flag.touch()
+    task = _task(tmp_path, "[1]")
+    exes = dict(task.spec.pieces.executables)
+    exes["step-two"] = _script(
+        tmp_path / "bin" / "two", f'[ ! -e {flag} ]\ncat "$(jq -r .v "$inputs")" > "$out/w"'
+    )
+    exes["gather"] = _script(tmp_path / "bin" / "gather2", 'echo ok > "$out/sum"')
+    pieces_spec = Pieces(layout=ScatterGather.model_validate(layout), executables=exes)
+    # two CPUs: "two" could start beside "one" if its old marker counted
+    spec = task.spec.model_copy(update={"pieces": pieces_spec, "cpus": 2})
+    task = task.model_copy(update={"spec": spec})
+    assert scatter.Orchestrator(task).run() == 1
+    root = tmp_path / "base" / "pieces" / "j"
+    (root / "branch-0" / "step-one" / "out" / "v").unlink()
+    flag.unlink()
+    assert scatter.Orchestrator(task).run() == 0
+    assert (Path(task.work) / "branch-0" / "step-two" / "out" / "w").read_text() == "1\n"
