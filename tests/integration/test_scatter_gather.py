@@ -247,3 +247,36 @@ def test_slurm_failed_branch_resumes_alone(lab, slurm_cluster, tmp_path):
     log = base / "outputs" / squares / "repx" / "stdout.log"
     assert _arrays(log) == {"square": "1"}
     assert _tokens(pieces) == before
+
+
+@pytest.mark.slurm
+def test_slurm_cancel_stops_the_step_arrays_and_resume_completes(lab, slurm_cluster, tmp_path):
+    import time  # noqa: PLC0415
+
+    from slurm_cluster import squeue_states  # noqa: PLC0415
+
+    base = tmp_path / "base"
+    env = _slurm_env(tmp_path, base)
+    squares = _job(lab, "sums", "squares")
+    # the step arrays are submitted held: they are queued when repx cancel comes
+    held = {**env, "REPX_TEST_SIGNAL_AT": "slurm-held"}
+    submitted = repx("run", "sums", "--lab", lab, env=held)
+    assert submitted.returncode == 0, submitted.stderr
+    deadline = time.monotonic() + 60
+    arrays: list[str] = []
+    while len(arrays) < 2:
+        assert time.monotonic() < deadline, "the step arrays were never submitted"
+        logs = list((base / ".work").glob(f"{squares}.*/repx/stdout.log"))
+        text = logs[0].read_text() if logs else ""
+        arrays = [line.split()[4] for line in text.splitlines() if ": SLURM array " in line]
+        time.sleep(0.3)
+    assert squeue_states(*arrays)  # queued, held
+    cancelled = repx("cancel", "--lab", lab, env=env)
+    assert cancelled.returncode == 0, cancelled.stderr
+    # every task of the arrays ends cancelled (SLURM keeps showing them for a while)
+    while set(squeue_states(*arrays).values()) - {"CANCELLED"}:
+        assert time.monotonic() < deadline, "the step arrays outlived the cancel"
+        time.sleep(0.3)
+    result = repx("run", "sums", "--lab", lab, "--wait", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    assert (base / "outputs" / squares / "out" / "sum.txt").read_text() == "30\n"

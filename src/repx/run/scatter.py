@@ -62,8 +62,9 @@ REASON_FILE: Final = "pieces-reason.txt"
 #: Lines of a failed piece's stderr repeated on the job's stderr.
 _TAIL: Final = 5
 _BRANCH: Final = re.compile(r"^branch-(\d+)$")
-#: Test hook: ``branch-done:K`` -- after the K-th branch completes, stop the run that
-#: started this job (SIGTERM to the parent), then wait for the stop to arrive here.
+#: Test hooks: ``branch-done:K`` -- after the K-th branch completes, stop the run that
+#: started this job (SIGTERM to the parent), then wait for the stop to arrive here;
+#: ``slurm-held`` -- submit the step arrays held (they wait until cancelled).
 _SIGNAL_AT: Final = os.environ.get("REPX_TEST_SIGNAL_AT", "")
 
 
@@ -371,6 +372,7 @@ class Orchestrator:
                 order=layout.step_order,
                 deps={s: layout.steps[s].deps for s in layout.steps},
                 hints={s: layout.steps[s].resources for s in layout.steps},
+                hold=_SIGNAL_AT == "slurm-held",
             )
         except slurm.SlurmError as exc:
             raise _Failed(f"SLURM refused the step arrays: {exc.message}") from None

@@ -12,8 +12,8 @@ the job (``repx cancel``, ``scancel``) cancels the arrays it submitted.
 
 from __future__ import annotations
 
-import contextlib
 import shlex
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Final
@@ -63,10 +63,12 @@ def submit_steps(
     order: Sequence[str],
     deps: Mapping[str, Sequence[str]],
     hints: Mapping[str, Resources],
+    hold: bool = False,
 ) -> dict[str, str]:
     """Submit one array per step of ``todo`` (step -> branches); return step -> SLURM id.
 
-    On a refusal by SLURM the arrays submitted so far are cancelled again.
+    On a refusal by SLURM the arrays submitted so far are cancelled again. ``hold`` (a
+    test hook) submits them held, so that they never start.
     """
     folder = Path(base) / SLURM_DIR / f"pieces-{job}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -91,6 +93,8 @@ def submit_steps(
                 f"--output={folder / f'step-{step}-%A_%a.log'}",
                 f"--array={array_spec(list(branches))}",
             ]
+            if hold:
+                options.append("--hold")
             after = [ids[d] for d in deps.get(step, ()) if d in ids]
             if after:
                 options += [f"--dependency=afterok:{':'.join(after)}", "--kill-on-invalid-dep=yes"]
@@ -108,6 +112,8 @@ def active(ids: Sequence[str]) -> bool:
 
 
 def cancel(ids: Iterable[str]) -> None:
-    """Cancel the arrays (a refusal is ignored: the job ends anyway)."""
-    with contextlib.suppress(slurm.SlurmError):
+    """Cancel the arrays (a refusal is reported in the job's log: the job ends anyway)."""
+    try:
         slurm.scancel(ids)
+    except slurm.SlurmError as exc:
+        sys.stderr.write(f"repx: cannot cancel the step arrays: {exc.message}\n")
