@@ -24,7 +24,8 @@ let
     ;
   inherit (util) concatMap fail showList unique;
 
-  stageKeys = [ "pname" "version" "description" "parameters" "resources" "scatter" "steps" "gather" ];
+  # `params` is RepX's spelling of `parameters`; `passthru` is for the user's own use.
+  stageKeys = [ "pname" "version" "description" "parameters" "params" "resources" "passthru" "scatter" "steps" "gather" ];
   pieceKeys = [ "pname" "inputs" "outputs" "runDependencies" "resources" "run" ];
   stepKeys = pieceKeys ++ [ "deps" "version" ];
   # Inputs and outputs the runner provides or reads, not paths of the job's upstream.
@@ -84,7 +85,7 @@ let
       where = "${where0} (scatter-gather stage ${pname})";
       unknown = filter (k: !(elem k stageKeys)) (attrNames spec);
       missing = filter (k: !(spec ? ${k})) [ "scatter" "steps" "gather" ];
-      parameters = spec.parameters or { };
+      parameters = spec.parameters or spec.params or { };
       version = toString (spec.version or "1.0");
       stepsRaw = spec.steps;
       stepNames = attrNames stepsRaw;

@@ -201,3 +201,10 @@ def test_diamond_of_steps_is_recorded_with_its_wiring(exp: Experiment) -> None:
     # the stage's one input is wired to p; its outputs are the gather's
     assert [i["name"] for i in jobs[0]["inputs"]] == ["table"]
     assert jobs[0]["outputs"] == {"sum": "$out/sum"}
+
+
+def test_repx_spelling_params_and_passthru_are_accepted(exp: Experiment) -> None:
+    text = sg_stage().replace("parameters.n = 0;", "params.n = 0;\n  passthru.note = 1;")
+    minimal_experiment(exp, stage_text=text)
+    jobs = exp.eval_jobs()
+    assert sorted(j["params"]["n"] for j in jobs.values()) == [1, 2]
