@@ -42,7 +42,7 @@ def _without_nix(argv: list[str]) -> subprocess.CompletedProcess[str]:
 
 def test_lab_runs_without_nix_byte_identical_to_native(tmp_path):
     _require_unshare()
-    lab = build_lab("template")
+    lab = build_lab("sweep")
     copy = tmp_path / "lab"
     shutil.copytree(lab, copy, symlinks=True)  # the lab, out of the store
 
@@ -59,7 +59,7 @@ def test_lab_runs_without_nix_byte_identical_to_native(tmp_path):
 
 def test_native_is_refused_without_nix(tmp_path):
     _require_unshare()
-    lab = build_lab("template")
+    lab = build_lab("sweep")
     copy = tmp_path / "lab"
     shutil.copytree(lab, copy, symlinks=True)
     argv = repx_argv("run", "--lab", copy, "--base", tmp_path / "base", "--runtime", "native")
@@ -83,7 +83,7 @@ def test_dereferenced_copy_runs_without_nix(tmp_path, copy_argv):
     _require_unshare()
     if shutil.which(copy_argv[0]) is None:
         pytest.skip(f"{copy_argv[0]} is not installed")
-    lab = build_lab("template")
+    lab = build_lab("sweep")
     copy = tmp_path / "lab"
     try:
         subprocess.run([*copy_argv, f"{lab}/", f"{copy}/"], check=True, timeout=300)

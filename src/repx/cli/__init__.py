@@ -21,6 +21,7 @@ from repx import __version__
 from repx.cli import build as build_cmd
 from repx.cli import cancel as cancel_cmd
 from repx.cli import export as export_cmd
+from repx.cli import gc as gc_cmd
 from repx.cli import init as init_cmd
 from repx.cli import list_cmd, show, trace, verify, viz
 from repx.cli import log as log_cmd
@@ -149,6 +150,7 @@ app.command("trace-params")(trace.trace_params)
 app.command("viz")(viz.viz)
 app.command("verify")(verify.verify)
 app.command("export")(export_cmd.export)
+app.add_typer(gc_cmd.app, name="gc")
 
 
 def main() -> int:

@@ -22,6 +22,7 @@ from repx.lab.validate import validate_lab
 from repx.run.events import FailedJob, Notice, RunPlanned, RunSummary
 from repx.run.graph import build_graph
 from repx.run.job import STDERR_LOG, STDOUT_LOG
+from repx.run.lab_records import record_use
 from repx.run.reporter import Reporter
 from repx.run.runtime import impure_mounts, impure_warning, resolve_runtime
 from repx.run.scheduler import Interrupts, Limits, NodeState, Scheduler
@@ -29,6 +30,7 @@ from repx.run.selection import lab_order, select
 from repx.run.spec import make_spec
 from repx.run.store import REPX, Store
 from repx.run.store_models import JobResult
+from repx.run.store_usage import shared_use
 from repx.services.backend import check_backend_options, choose_backend
 from repx.services.location import Location, named_target, target_of
 
@@ -68,7 +70,18 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
     selection = select(lab, options.selectors)
     graph = build_graph(lab, selection)
     store = Store.existing(base) if options.dry_run else Store.open(base)
+    in_use = contextlib.ExitStack()
     try:
+        if not options.dry_run:
+            # Before pruning: gc must not remove what this run decides to reuse.
+            in_use.enter_context(shared_use(store.root))
+            record_use(
+                store.root,
+                lab_id=lab.meta.lab_id,
+                path=lab.root,
+                lab_version=lab.meta.lab_version,
+                job_count=len(lab.jobs),
+            )
         index = store.read_index()
         if not options.dry_run:
             store.recover(index.recovered)
@@ -178,6 +191,7 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
         reporter.handle(summary)
         return summary
     finally:
+        in_use.close()
         store.close()
         reporter.close()
 

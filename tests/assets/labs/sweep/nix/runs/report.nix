@@ -1,0 +1,7 @@
+{
+  name = "report";
+  pipelines = [ ../pipelines/report.nix ];
+  parameters = {
+    digits = [ 4 ];
+  };
+}
