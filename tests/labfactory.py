@@ -330,7 +330,9 @@ def _expand_run(run: RunSpec, state: _State) -> tuple[dict[str, Any], dict[str, 
             "pname": spec.name,
             "version": "1.0",
             "file": f"stages/{spec.name}.nix",
-            "script": f"/nix/store/{_base32_hash(spec.name)}-repx-stage-{spec.name}"
+            # as a Nix store path, it changes with the script's content
+            "script": f"/nix/store/{_base32_hash(spec.name + chr(10) + script.decode())}"
+            f"-repx-stage-{spec.name}"
             f"/bin/{spec.name}",
             "parameters": dict.fromkeys(spec.params, 0),
             "inputs": [

@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 from repx import __version__
 from repx.cli import build as build_cmd
 from repx.cli import cancel as cancel_cmd
+from repx.cli import diff as diff_cmd
 from repx.cli import export as export_cmd
 from repx.cli import gc as gc_cmd
 from repx.cli import init as init_cmd
@@ -150,6 +151,7 @@ app.command("trace-params")(trace.trace_params)
 app.command("viz")(viz.viz)
 app.command("verify")(verify.verify)
 app.command("export")(export_cmd.export)
+app.command("diff")(diff_cmd.diff)
 app.add_typer(gc_cmd.app, name="gc")
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from repx import nix
+from repx.build_history import record_build
 from repx.errors import BuildValidationError, LabError, NixError
 from repx.lab.loader import open_lab
 from repx.lab.summary import LabSummary, summarize_lab
@@ -66,6 +67,8 @@ def build_lab(
         raise BuildValidationError(
             f"nix built {out_path}, but it is not a valid repx lab: {exc.message}", exc.details
         ) from None
+    if options.out_link is not None:
+        record_build(options.out_link, lab.root, lab.meta.lab_id)
     return summarize_lab(
         lab,
         size_bytes=result.size_bytes,
