@@ -26,6 +26,7 @@ from repx.cli import gc as gc_cmd
 from repx.cli import init as init_cmd
 from repx.cli import list_cmd, show, trace, verify, viz
 from repx.cli import log as log_cmd
+from repx.cli import report as report_cmd
 from repx.cli import run as run_cmd
 from repx.cli import schema as schema_cmd
 from repx.cli import status as status_cmd
@@ -152,6 +153,7 @@ app.command("viz")(viz.viz)
 app.command("verify")(verify.verify)
 app.command("export")(export_cmd.export)
 app.command("diff")(diff_cmd.diff)
+app.command("report")(report_cmd.report)
 app.add_typer(gc_cmd.app, name="gc")
 
 
