@@ -101,7 +101,8 @@ def _identity(index: ParamIndex, job: str) -> str:
     """What makes a job "the same" across revisions: its single-valued effective parameters
     and the names of the multi-valued ones (a gather's values change with the sweep)."""
     effective = index.effective(job)
-    return _canonical({"values": effective.values, "gathered": sorted(effective.multi)})
+    gathered: list[JsonValue] = [*sorted(effective.multi)]
+    return _canonical({"values": effective.values, "gathered": gathered})
 
 
 def _side(lab: LoadedLab) -> _Side:
