@@ -13,9 +13,10 @@ import os
 from pathlib import Path
 from typing import Final
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, JsonValue
 
 from repx.errors import LabError
+from repx.inspect.params import ParamIndex
 from repx.lab.loader import LoadedLab
 from repx.run.store_models import GatherEntry
 
@@ -60,8 +61,9 @@ def make_spec(lab: LoadedLab, job_id: str, outputs_dir: Path) -> JobSpec:
             ) from None
         path = os.path.join(outputs, inp.job, "out", rel)
         if inp.gather:
+            params = _effective(lab, inp.job)
             gathers.setdefault(inp.name, []).append(
-                GatherEntry(job=inp.job, params=upstream.params, path=path)
+                GatherEntry(job=inp.job, params=params, path=path)
             )
         else:
             inputs[inp.name] = path
@@ -84,6 +86,21 @@ def make_spec(lab: LoadedLab, job_id: str, outputs_dir: Path) -> JobSpec:
         cpus=job.resources.cpus or 1,
         mem_bytes=(job.resources.mem or 0) * 1024**2,  # the lab holds MiB
     )
+
+
+def _effective(lab: LoadedLab, job_id: str) -> dict[str, JsonValue]:
+    """The job's effective parameters: its own and those inherited from upstream (a stats
+    job after a seed sweep has ``seed`` although it declares none). One index per lab,
+    kept while specs of that lab are being made."""
+    if _INDEX[0] is not lab:
+        _INDEX[:] = [lab, ParamIndex(lab)]
+    index = _INDEX[1]
+    assert isinstance(index, ParamIndex)  # set together with the lab
+    return dict(index.effective(job_id).values)
+
+
+#: [the lab, its ParamIndex]: the lab whose specs are being made (one run: one lab).
+_INDEX: list[object] = [None, None]
 
 
 def output_path(template: str) -> str:

@@ -87,5 +87,8 @@ class GatherEntry(_Model):
     """One upstream job of a gathered input (``gather-<name>.json`` is a list of these)."""
 
     job: str
-    params: dict[str, JsonValue]
+    params: dict[str, JsonValue] = Field(
+        description="the upstream job's effective parameters: its own and those it inherits"
+        " from its upstream jobs (single values)"
+    )
     path: str
