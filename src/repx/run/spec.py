@@ -42,6 +42,8 @@ class JobSpec(BaseModel):
     outputs: tuple[str, ...] = ()
     cpus: int = 1
     mem_bytes: int = 0
+    #: the job's effective parameters (own and inherited): for messages, never for the job
+    params: dict[str, JsonValue] = {}
 
 
 def make_spec(lab: LoadedLab, job_id: str, outputs_dir: Path) -> JobSpec:
@@ -61,7 +63,7 @@ def make_spec(lab: LoadedLab, job_id: str, outputs_dir: Path) -> JobSpec:
             ) from None
         path = os.path.join(outputs, inp.job, "out", rel)
         if inp.gather:
-            params = _effective(lab, inp.job)
+            params = effective_params(lab, inp.job)
             gathers.setdefault(inp.name, []).append(
                 GatherEntry(job=inp.job, params=params, path=path)
             )
@@ -85,10 +87,11 @@ def make_spec(lab: LoadedLab, job_id: str, outputs_dir: Path) -> JobSpec:
         outputs=tuple(output_path(v) for v in job.outputs.values()),
         cpus=job.resources.cpus or 1,
         mem_bytes=(job.resources.mem or 0) * 1024**2,  # the lab holds MiB
+        params=effective_params(lab, job_id),
     )
 
 
-def _effective(lab: LoadedLab, job_id: str) -> dict[str, JsonValue]:
+def effective_params(lab: LoadedLab, job_id: str) -> dict[str, JsonValue]:
     """The job's effective parameters: its own and those inherited from upstream (a stats
     job after a seed sweep has ``seed`` although it declares none). One index per lab,
     kept while specs of that lab are being made."""

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from repx.config import RuntimeKind, resolve_base
 from repx.errors import UsageError
 from repx.inspect.status import JobState, intact_successes, read_status
-from repx.lab.loader import open_lab
+from repx.lab.loader import LoadedLab, open_lab
 from repx.lab.validate import validate_lab
 from repx.run.events import FailedJob, Notice, RunPlanned, RunSummary
 from repx.run.graph import build_graph
@@ -27,7 +27,7 @@ from repx.run.reporter import Reporter
 from repx.run.runtime import impure_mounts, impure_warning, resolve_runtime
 from repx.run.scheduler import Interrupts, Limits, NodeState, Scheduler
 from repx.run.selection import lab_order, select
-from repx.run.spec import make_spec
+from repx.run.spec import effective_params, make_spec
 from repx.run.store import REPX, Store
 from repx.run.store_models import JobResult
 from repx.run.store_usage import shared_use
@@ -171,7 +171,7 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
             finally:
                 executor.close()
         failed = [
-            _failed_job(store, result)
+            _failed_job(lab, store, result)
             for job in to_run
             if (result := outcome.results.get(job)) is not None and not result.succeeded
         ]
@@ -206,11 +206,12 @@ def _interrupts() -> Iterator[Interrupts | None]:
         yield interrupts
 
 
-def _failed_job(store: Store, result: JobResult) -> FailedJob:
+def _failed_job(lab: LoadedLab, store: Store, result: JobResult) -> FailedJob:
     log = store.repx_dir(result.job) / STDERR_LOG if result.attempt else None
     return FailedJob(
         job=result.job,
         stage=result.job.split("-", 1)[-1],
+        params=effective_params(lab, result.job),
         status=result.status,
         exit_code=result.exit_code,
         reason=result.reason,
