@@ -32,6 +32,7 @@ from repx.run.store import REPX, Store
 from repx.run.store_models import JobResult
 from repx.run.store_usage import shared_use
 from repx.services.backend import check_backend_options, choose_backend
+from repx.services.freshness import stale_warning
 from repx.services.location import Location, named_target, target_of
 
 #: Lines of a failed job's stderr shown in the summary.
@@ -65,6 +66,8 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
     check_backend_options(target_name, target, options.resources)
     base = resolve_base(options.where.base, target)
     lab = open_lab(options.where.lab)
+    if (stale := stale_warning(options.where.lab)) is not None:
+        reporter.handle(Notice(message=stale))
     if options.verify:
         validate_lab(lab)
     selection = select(lab, options.selectors)
