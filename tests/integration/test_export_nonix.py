@@ -6,7 +6,9 @@ nix binary hidden); the outputs must be byte-identical to a native run of the sa
 
 from __future__ import annotations
 
+import json
 import shutil
+import tarfile
 
 import pytest
 from runlab import build_lab, lab_jobs, outputs_digest, repx, repx_argv
@@ -48,3 +50,29 @@ def test_exporting_twice_gives_the_same_bytes(tmp_path):
     for out in (first, second):
         assert repx("export", "--lab", lab, "-o", out).returncode == 0
     assert first.read_bytes() == second.read_bytes()
+
+
+def test_archive_holds_the_closure_and_a_tampered_copy_is_caught(tmp_path):
+    """The lab links to store paths; its archive holds them as real trees (NAR-checked)."""
+    lab = build_lab("template")
+    assert (lab / "store").is_dir() and all(p.is_symlink() for p in (lab / "store").iterdir())
+    out = tmp_path / "lab.tar"
+    assert repx("export", "--lab", lab, "-o", out).returncode == 0
+    closure = json.loads((lab / "lab" / "closure.json").read_bytes())
+    with tarfile.open(out) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        for entry in closure["entries"]:
+            member = members[entry["path"]]
+            assert member.isdir() or member.isfile(), entry["path"]
+        files = sum(m.size for m in members.values() if m.isfile())
+        assert files >= sum(e["nar_size"] for e in closure["entries"]) // 2
+        unpacked = tmp_path / "unpacked"
+        tar.extractall(unpacked, filter="fully_trusted")  # our own archive: links kept
+    assert repx("verify", "--lab", unpacked).returncode == 0
+    bash = next(p for p in (unpacked / "store").iterdir() if p.name.endswith("-bash-5.2.15"))
+    target = next(p for p in sorted(bash.rglob("*")) if p.is_file() and not p.is_symlink())
+    target.chmod(0o644)
+    target.write_bytes(target.read_bytes() + b"x")  # a real file of the copy, not the store
+    verify = repx("verify", "--lab", unpacked)
+    assert verify.returncode == 1
+    assert f"content differs from /nix/store/{bash.name} (NAR hash" in verify.stdout
