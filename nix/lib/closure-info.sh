@@ -7,7 +7,7 @@
 # which a NAR hash alone could not tell from tampering.
 # Its own derivation: it depends only on the closure roots, so a revision that changes
 # parameters only reuses it.
-# shellcheck shell=bash disable=SC1091,SC2154  # .attrs.sh is written by Nix at build time
+# shellcheck shell=bash disable=SC1090,SC2154  # .attrs.sh (the attributes) is written by Nix
 set -euo pipefail
 # In the build directory (Nix 2.8 sets NIX_ATTRS_*_FILE to the path outside the sandbox).
 attrs_json="$NIX_BUILD_TOP/.attrs.json"
@@ -18,7 +18,8 @@ export PATH
 out="${outputs[out]}"
 
 jq -r '[.closure[], .hosttools[]] | .[].path' "$attrs_json" | sort -u >paths
-# One find for every path: %P is the path below the starting point, %l the link's target.
+# One find per store path (hundreds, never one process per file): %P is the path below the
+# starting point, %l the link's target (store path names hold no % or \).
 : >links.nul
 while read -r p; do
   if [ -L "$p" ]; then
