@@ -41,8 +41,10 @@ mkdir -p "$out/host-tools"
 ln -s "$hostToolsPath" "$out/host-tools/$hostToolsHash"
 cp "$closureInfo" "$out/lab/closure.json"
 jq -r '.entries[] | select(.path | startswith("store/")) | .store_path' "$closureInfo" >store-paths
-# One ln for every path: GNU ln -t names each link after its target.
-xargs -r ln -s -t "$out/store" <store-paths
+# A few ln processes for all paths (`ln -s SRC… DIR` names each link after its target;
+# busybox ln has no -t).
+# shellcheck disable=SC2016  # "$@" and "$0" are the inner bash's
+xargs -r bash -c 'ln -s "$@" "$0"' "$out/store" <store-paths
 
 # images/<hash>/rootfs: a root filesystem skeleton for containerMode "unified" (one image)
 # or "per-run" (one per run). Its /nix/store is a mount point: the runner binds the host's

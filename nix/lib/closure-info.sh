@@ -19,13 +19,20 @@ out="${outputs[out]}"
 
 jq -r '[.closure[], .hosttools[]] | .[].path' "$attrs_json" | sort -u >paths
 # One find per store path (hundreds, never one process per file): %P is the path below the
-# starting point, %l the link's target (store path names hold no % or \).
+# starting point, %l the link's target (store path names hold no % or \). A find without
+# -printf (busybox, in package sets built on it) costs one readlink per link instead.
+printf_ok=0
+find "$NIX_BUILD_TOP" -maxdepth 0 -printf '' 2>/dev/null && printf_ok=1
 : >links.nul
 while read -r p; do
   if [ -L "$p" ]; then
     printf '%s\0\0%s\0' "$p" "$(readlink "$p")" >>links.nul
-  else
+  elif [ "$printf_ok" = 1 ]; then
     find "$p" -mindepth 1 -type l -printf "$p\\0%P\\0%l\\0" >>links.nul
+  else
+    find "$p" -mindepth 1 -type l -print0 | while IFS= read -r -d '' link; do
+      printf '%s\0%s\0%s\0' "$p" "${link#"$p"/}" "$(readlink "$link")"
+    done >>links.nul
   fi
 done <paths
 
