@@ -6,13 +6,17 @@ with ``nix hash path``.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from repx.lab import closure, nix_record
+import labfactory
+from repx.lab import closure, integrity, nix_record
+from repx.lab.loader import read_model
+from repx.lab.models import LabMetadata
 
 
 def _store_path(root: Path) -> Path:
@@ -103,3 +107,65 @@ def test_a_bad_closure_file_is_one_line(tmp_path):
         closure.load(tmp_path, "lab/closure.json")
     assert caught.value.message.startswith("lab/closure.json: entries.0.")
     assert "\n" not in caught.value.message
+
+
+def _lab_with_closure(tmp_path: Path, original: Path, *, link_store: bool) -> Path:
+    """A factory lab whose store/<name> is ``original`` (linked or copied), recorded in
+    lab/closure.json, plus a lab-own link into it (as an image's /bin/sh)."""
+    lab = labfactory.write_lab(tmp_path / "lab").root
+    store_dir = lab / "store" / original.name
+    if link_store:  # a copy that kept the link, on a host without that store path
+        store_dir.symlink_to(f"/nix/store/{original.name}")
+    else:
+        shutil.copytree(original, store_dir, symlinks=True)
+    (lab / "images" / "i" / "rootfs" / "bin").mkdir(parents=True)
+    (lab / "images" / "i" / "rootfs" / "bin" / "tool").symlink_to(
+        f"/nix/store/{original.name}/bin/tool"
+    )
+    entry = _entry(original)
+    (lab / "lab" / "closure.json").write_text(
+        json.dumps({"format": "repx-closure/1", "entries": [entry.model_dump()], "runs": {}})
+    )
+    labfactory.edit_json(
+        lab / labfactory.LAB_METADATA,
+        lambda m: m.update(closure="lab/closure.json", store_paths=[f"/nix/store/{original.name}"]),
+    )
+    labfactory.refresh_integrity(lab)
+    return lab
+
+
+def _problems(lab: Path) -> list[str]:
+    meta = read_model(lab, labfactory.LAB_METADATA, LabMetadata)
+    report = integrity.check_integrity(lab, meta, exclude=(labfactory.LAB_METADATA,))
+    return [
+        f"{p}: {report.reasons.get(p, 'missing')}"
+        for p in (*report.altered, *report.extra, *report.missing)
+    ]
+
+
+def test_a_copied_store_path_in_a_lab_is_checked_by_its_nar_hash(tmp_path, original):
+    lab = _lab_with_closure(tmp_path, original, link_store=False)
+    assert _problems(lab) == []
+    (lab / "store" / original.name / "bin" / "tool").write_text("evil\n")
+    (lab / "store" / original.name / "bin" / "tool").chmod(0o755)
+    [problem] = _problems(lab)
+    assert problem.startswith(f"store/{original.name}: content differs from /nix/store/")
+
+
+def test_a_dereferenced_lab_link_into_the_closure_must_match(tmp_path, original):
+    lab = _lab_with_closure(tmp_path, original, link_store=False)
+    tool = lab / "images" / "i" / "rootfs" / "bin" / "tool"
+    tool.unlink()
+    shutil.copy2(original / "bin" / "tool", tool)  # what cp -rL makes of the link
+    assert _problems(lab) == []
+    tool.write_text("#!/bin/sh\necho evil\n")
+    [problem] = _problems(lab)
+    assert problem.startswith("images/i/rootfs/bin/tool: content differs from 'store/")
+
+
+def test_a_link_to_a_store_path_this_host_lacks_is_reported(tmp_path, original):
+    lab = _lab_with_closure(tmp_path, original, link_store=True)
+    assert _problems(lab) == [
+        f"store/{original.name}: a link to /nix/store/{original.name}, which this host lacks:"
+        " copy the lab with its closure (repx export, cp -rL or rsync -rL)"
+    ]

@@ -239,7 +239,7 @@ def _compare(
     no_exec_bits = all(e.executable for e in on_disk.values() if e.kind == "file")
 
     #: copies of closure paths (disk path, entry), and dereferenced links into the closure
-    #: (disk path, the lab path whose content it must hold)
+    #: (disk path, the lab path whose content it must hold); ``copied``: both disk paths
     copies: list[tuple[str, ClosureEntry]] = []
     into_closure: list[tuple[str, str]] = []
 
@@ -250,6 +250,7 @@ def _compare(
                 missing.append(disk)
             else:
                 matched.add(disk)
+                copied.add(disk)  # a directory's entries are compared with it as a whole
                 into_closure.append((disk, want))
             return
         kind = expected.kind(want)
@@ -318,9 +319,7 @@ def _compare(
         if disk not in altered and digests.get(disk) != entry.sha256:
             altered[disk] = "sha256 differs"
     unlisted = {
-        p
-        for p in on_disk
-        if p not in matched and p not in excluded and "/".join(p.split("/", 2)[:2]) not in copied
+        p for p in on_disk if p not in matched and p not in excluded and not _below(p, copied)
     }
     # an unexpected directory is one problem, not one per entry inside it
     extra = sorted(p for p in unlisted if p.rpartition("/")[0] not in unlisted)
@@ -341,6 +340,18 @@ def _compare(
         size_bytes=sum(e.size for e in files),
         reasons=reasons,
     )
+
+
+def _below(path: str, directories: set[str]) -> bool:
+    """True when ``path`` is inside one of ``directories`` (copies checked as a whole)."""
+    if not directories:
+        return False
+    parent = path.rpartition("/")[0]
+    while parent:
+        if parent in directories:
+            return True
+        parent = parent.rpartition("/")[0]
+    return False
 
 
 def _same_content(root: Path, disk: str, want: str) -> bool:
