@@ -85,7 +85,7 @@ let
       runByName = listToAttrs (map (r: { name = r.name; value = r; }) runList);
       order =
         if unknown != [ ] then fail "mkLab" "unknown argument(s) ${showList unknown}; allowed: ${showList labArgs}"
-        else if !(elem containerMode [ "none" "unified" ]) then fail "mkLab" "containerMode '${toString containerMode}' is not supported; use \"none\" (jobs run on the host's / under bubblewrap) or \"unified\" (one image rootfs for every job)"
+        else if !(elem containerMode [ "none" "unified" "per-run" ]) then fail "mkLab" "containerMode '${toString containerMode}' is not supported; use \"none\" (jobs run on the host's / under bubblewrap), \"unified\" (one image rootfs for every job) or \"per-run\" (one image per run)"
         else if !(elem severity [ "error" "warning" "info" "style" ]) then fail "mkLab" "shellcheckSeverity '${toString severity}' must be one of 'error', 'warning', 'info', 'style'"
         else if dupRuns != [ ] then fail "mkLab" "duplicate run name(s) ${showList (util.unique dupRuns)}: every run file needs its own 'name'"
         else util.toposort runNames

@@ -31,10 +31,12 @@ let
   # sees the lab image (build-lab.sh: /bin/sh, /usr/bin/env, /etc files; recipe
   # "repx-image/1" — bump it in lab.nix and here when the recipe changes), so that image
   # enters every job id: a job that succeeded without the image is not reused with it,
-  # and back. "none" (the hermetic sandbox: the job's closure, which its script path
-  # already names) adds nothing, so ids of such labs stay as they were.
+  # and back. "per-run" images are the same skeleton (one per run, listing the run's
+  # closure), so a job sees the same under both and keeps its id. "none" (the hermetic
+  # sandbox: the job's closure, which its script path already names) adds nothing, so ids
+  # of such labs stay as they were.
   environmentLines =
-    if containerMode == "unified" then
+    if containerMode == "unified" || containerMode == "per-run" then
       [ "environment:unified repx-image/1 ${tools.bash}/bin/bash ${tools.coreutils}/bin/env" ]
     else
       [ ];

@@ -205,3 +205,22 @@ def assert_store_consistent(base: Path, lab: Path) -> None:
         else:
             assert markers == {"FAIL"}, job
             assert result["status"] != "succeeded", job
+
+
+def copy_with_closure(lab: Path, dest: Path) -> Path:
+    """Copy ``lab`` as ``repx export`` lays it out: the lab's links to store paths
+    (``store/<name>``, ``host-tools/<hash>``) become copies of those paths (their inner
+    links kept), everything else as it is; writable, so a test can tamper with it.
+
+    Never edit a lab copied with its links: writing through ``store/<name>`` would change
+    the real Nix store.
+    """
+    subprocess.run(["cp", "-a", f"{lab}/.", str(dest)], check=True)
+    for sub in ("store", "host-tools"):
+        for entry in sorted((dest / sub).iterdir()) if (dest / sub).is_dir() else []:
+            target = os.readlink(entry) if entry.is_symlink() else ""
+            if target.startswith("/nix/store/"):
+                entry.unlink()
+                subprocess.run(["cp", "-a", target, str(entry)], check=True)
+    subprocess.run(["chmod", "-R", "u+w", str(dest)], check=True)
+    return dest

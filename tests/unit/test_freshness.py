@@ -33,7 +33,7 @@ def experiment(tmp_path):
 
 
 def test_a_source_changed_after_the_build_is_named(tmp_path):
-    exp, built = experiment(tmp_path)
+    exp, _ = experiment(tmp_path)
     assert stale_warning(exp / "result") is None
     (exp / "scratch.txt").write_text("ignored by git: not a source")
     assert stale_warning(exp / "result") is None

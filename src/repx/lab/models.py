@@ -91,10 +91,16 @@ class LabMetadata(_Model):
     host_tools: LabPath = Field(description="directory with bin/ of static host tools")
     store: LabPath = "store"
     store_paths: tuple[str, ...] = ()
+    closure: LabPath | None = Field(
+        default=None,
+        description="lab/closure.json: the store paths store/ and host_tools link to, with "
+        "their NAR hashes (absent: store/ holds copies listed in files)",
+    )
     readme: LabPath = "readme/README.md"
-    container_mode: Literal["none", "unified"] = "none"
+    container_mode: Literal["none", "unified", "per-run"] = "none"
     images: dict[str, LabPath] = Field(
-        default_factory=dict, description='image root filesystems by name ("unified")'
+        default_factory=dict,
+        description='image directories: {"unified": …}, or by run name ("per-run")',
     )
     job_count: int = Field(ge=0)
     files: tuple[FileEntry, ...] = Field(

@@ -44,6 +44,8 @@ class JobSpec(BaseModel):
     mem_bytes: int = 0
     #: the job's effective parameters (own and inherited): for messages, never for the job
     params: dict[str, JsonValue] = {}
+    #: the first run listing the job (its image under containerMode "per-run")
+    run: str = ""
 
 
 def make_spec(lab: LoadedLab, job_id: str, outputs_dir: Path) -> JobSpec:
@@ -78,6 +80,7 @@ def make_spec(lab: LoadedLab, job_id: str, outputs_dir: Path) -> JobSpec:
     return JobSpec(
         job=job_id,
         stage=job.stage,
+        run=next(iter(lab.job_runs.get(job_id, ())), ""),
         lab_root=root,
         lab_id=lab.meta.lab_id,
         executable=os.path.join(root, main.path),
