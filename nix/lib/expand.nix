@@ -354,6 +354,8 @@ let
                   in
                   concatMap (u: map (m: { name = m.input; job = u.id; output = m.output; run = fromRun; inherit gather; }) e.mapping) (uniqueJobs upstream)
                 ) edges;
+              # The job of one parameter combination of a stage of kind "simple" (the only
+              # kind stage.nix's loaders give today; another kind brings its own expansion).
               mkJob =
                 combo: params:
                 let

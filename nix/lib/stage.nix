@@ -83,8 +83,15 @@ let
       spec = util.callWith (fileArgs pkgs { }) raw;
       kind = if isAttrs spec then stageKind spec else fail where0 "a stage file must give an attribute set { pname = …; run = …; }";
     in
-    if kind == "simple" then loadSimple { inherit file where0 spec; }
-    else fail where0 "scatter-gather stages (${showList (filter (k: spec ? ${k}) scatterGatherKeys)}) are not supported by this repx; split the work into stages with a 'gather' dependency";
+    loaders.${kind} { inherit file where0 spec; };
+
+  # One loader per stage kind. Each returns the record expand.nix works with (`kind`,
+  # `pname`, `inputNames`, `outputs`, `parameters`, `dyn`, `checks`, …); expand.nix turns a
+  # record of kind "simple" into one job per parameter combination.
+  loaders = {
+    simple = loadSimple;
+    "scatter-gather" = { where0, spec, ... }: fail where0 "scatter-gather stages (${showList (filter (k: spec ? ${k}) scatterGatherKeys)}) are not supported by this repx; split the work into stages with a 'gather' dependency";
+  };
 
   # Check one value of `inputs` / `outputs` / `pname` / `version` / `resources` (static, or
   # one result of a dynamic attribute) and normalise it.
