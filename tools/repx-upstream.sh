@@ -6,7 +6,8 @@
 #
 #   tools/repx-upstream.sh EXAMPLE [--run] [--keep DIR]
 #     EXAMPLE   simple | param-sweep | reference-lab | reference-lab-native
-#     --run     also `repx run` every run of the lab after building it
+#     --run     also `repx run` every run of the lab after building it, then check the
+#               outputs RepX's own checks expect (sums, stage-E totals, plots as PNG)
 #     --keep    build in DIR (kept) instead of a temporary directory
 # Environment: REPX_UPSTREAM (RepX's git directory, default the project's read-only mirror),
 # REPX (the repx command, default this checkout's .venv/bin/repx).
@@ -76,6 +77,44 @@ EOF
 echo "repx-upstream: building $example ($part/$lab_file) in $exp" >&2
 (cd "$exp" && "$repx_cmd" build --json --override-input "repx=path:$flake")
 
-if [ "$run" = 1 ]; then
-  (cd "$exp" && "$repx_cmd" run --lab result)
-fi
+[ "$run" = 1 ] || exit 0
+
+status=0
+(cd "$exp" && "$repx_cmd" run --lab result --continue-on-failure) || status=$?
+outputs=$exp/repx-runs/outputs
+
+# check WHAT EXPECTED ACTUAL: one line per check, non-zero exit if any fails.
+check() {
+  if [ "$2" = "$3" ]; then
+    echo "repx-upstream: ok: $1" >&2
+  else
+    echo "repx-upstream: FAILED: $1: expected '$2', got '$3'" >&2
+    status=1
+  fi
+}
+# The contents of the files named NAME under the job directories of STAGE, sorted, counted.
+values() { find "$outputs" -path "*-$1/out/*" -name "$2" -exec cat {} + 2>/dev/null | sort | uniq -c | awk '{ printf "%s%sx%s", sep, $2, $1; sep = " " }'; }
+# How many *.png files under the job directories of STAGE really are PNG images.
+pngs() {
+  local n=0 f
+  while IFS= read -r -d '' f; do
+    [ "$(od -An -tx1 -N4 -- "$f" | tr -d ' ')" = 89504e47 ] && n=$((n + 1))
+  done < <(find "$outputs" -path "*-$1/out/*" -name '*.png' -print0 2>/dev/null)
+  echo "$n"
+}
+
+case $example in
+  simple)
+    check "simple-summer's sum" "218.647x1" "$(values simple-summer sum.txt)"
+    check "simple-plotter's plot is a PNG" 1 "$(pngs simple-plotter)"
+    ;;
+  param-sweep)
+    check "generator jobs (slopes 1, 2, 5)" 3 "$(find "$outputs" -path '*-generator/out/data.csv' | wc -l)"
+    check "plotter's plot is a PNG" 1 "$(pngs plotter)"
+    ;;
+  reference-lab | reference-lab-native)
+    check "stage-E totals" "540x8 595x8" "$(values stage-E-total-sum total_sum.txt)"
+    check "stage-analysis's plot is a PNG" 1 "$(pngs stage-analysis)"
+    ;;
+esac
+exit "$status"
