@@ -435,7 +435,7 @@ let
             parts = filter (e: e.pname == s) allEntries;
             files = unique (map (p: p.file) parts);
           in
-          if length files > 1 then fail where "two pipelines define a stage '${s}' in different files (${showList files}); give one of them another pname"
+          if length files > 1 then fail where "stages from different files (${showList files}) are all named '${s}'; give each its own pname"
           else
           { jobs = uniqueJobs (concatMap (p: p.jobs) parts); scriptDrvs = concatMap (p: p.scriptDrvs) parts; outputs = (head parts).outputs; checks = concatMap (p: p.checks) parts; info = (head parts).info; };
       }) stageNames);

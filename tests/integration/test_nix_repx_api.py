@@ -91,7 +91,7 @@ SUM = """{ pkgs }: {
 # An inline pipeline (a function in `pipelines`), a stage given as a function, and the
 # inter-run inputs of RepX.
 RUN_ANA = """_: {
-  name = "ana";
+  name = "analysis";
   pipelines = [
     ({ repx }: {
       report = repx.callStage ({ pkgs }: {
@@ -189,9 +189,10 @@ def test_repx_shaped_lab_builds_with_groups_inter_run_inputs_and_null_defaults(
 ) -> None:
     lab = exp.build()
     meta = json.loads((lab / "revision/metadata.json").read_text())
-    assert set(meta["runs"]) == {"sim", "ana"}
-    assert meta["runs"]["ana"]["depends_on"] == {"sim": "soft"}
-    assert meta["groups"] == {"all": ["sim", "ana"], "compute": ["sim"]}
+    # Names: "sim" from its attribute, "analysis" from its file (bound to `ana`).
+    assert set(meta["runs"]) == {"sim", "analysis"}
+    assert meta["runs"]["analysis"]["depends_on"] == {"sim": "soft"}
+    assert meta["groups"] == {"all": ["sim", "analysis"], "compute": ["sim"]}
     runs = manifests(lab)
     makes = [j for j in runs["sim"]["jobs"].values() if j["stage"] == "make"]
     # range 1 2 times zip of two rows: 4 jobs; [ null ] gives the stage's default.
@@ -202,7 +203,7 @@ def test_repx_shaped_lab_builds_with_groups_inter_run_inputs_and_null_defaults(
         (2, 2, "y"),
     ]
     assert {j["params"]["m"] for j in makes} == {"the-default"}
-    (report_id, report), *_ = runs["ana"]["jobs"].items()
+    (report_id, report), *_ = runs["analysis"]["jobs"].items()
     assert report["run_inputs"] == [
         {"name": "metadata__sim", "kind": "run_metadata", "run": "sim"},
         {"name": "store__base", "kind": "store_base"},
@@ -216,10 +217,29 @@ def test_repx_shaped_lab_builds_with_groups_inter_run_inputs_and_null_defaults(
 def test_mklab_result_has_lab_and_per_run_labs(exp: Experiment) -> None:
     runs = exp.value("labs.runs")
     assert isinstance(runs, dict)
-    # A per-run lab holds the run and what it depends on, so its inputs resolve.
-    assert exp.value("labs.runs.ana.repx.order") == ["sim", "ana"]
+    # A per-run lab holds the run and what it depends on, so its inputs resolve; it is
+    # there by run name and by attribute.
+    assert exp.value("labs.runs.ana.repx.order") == ["sim", "analysis"]
+    assert exp.value("labs.runs.analysis.repx.order") == ["sim", "analysis"]
     assert exp.value("labs.runs.sim.repx.order") == ["sim"]
     assert exp.value("labs.repx.order") == exp.value("labs.lab.repx.order")
+
+
+def test_call_run_and_call_stage_take_functions(exp: Experiment) -> None:
+    exp.write(
+        "lab.nix",
+        LAB.replace(
+            "ana = repx-lib.callRun",
+            "extra = repx-lib.callRun ({ repx-lib, ... }: { pipelines = [ ./pipe-sim.nix ]; "
+            "parameters = { n = repx-lib.utils.list [ 9 ]; cfg = repx-lib.utils.zip { a = [ 1 ]; "
+            "b = [ 2 ]; }; m = [ null ]; }; }) [ sim ];\n    ana = repx-lib.callRun",
+        ),
+    )
+    runs = exp.value("labs.lab.repx.runs")
+    assert isinstance(runs, dict)
+    assert set(runs) == {"sim", "analysis", "extra"}
+    extra = {k: v for k, v in exp.jobs().items() if k in runs["extra"] and v["pname"] == "make"}
+    assert [j["params"]["n"] for j in extra.values()] == [9]
 
 
 def test_dot_notation_targets_one_stage(exp: Experiment) -> None:
@@ -313,7 +333,7 @@ BAD = {
     "metadata of a run that is not a dependency": (
         {"lab.nix": LAB.replace('[ [ sim "soft" ] ]', "[ ]")},
         [
-            "input 'metadata__sim' asks for the jobs of run 'sim', which is not a dependency of run 'ana'"
+            "input 'metadata__sim' asks for the jobs of run 'sim', which is not a dependency of run 'analysis'"
         ],
     ),
     "dynamic outputs that change names": (
