@@ -137,14 +137,15 @@ let
       ok = ps: (builtins.tryEval (builtins.deepSeq (fn ps) true)).success;
       reads = filter (p: !(ok (first // { ${p} = throw probeFail; }))) (attrNames first);
       narrowed = ps: builtins.mapAttrs (k: v: if elem k reads then v else throw probeFail) ps;
-      keyOf = ps: toJSON (map (p: ps.${p}) reads);
-      narrow = listToAttrs (map (ps: {
-        name = keyOf ps;
-        value = let v = fn (narrowed ps); r = builtins.tryEval (builtins.deepSeq v v); in if r.success then { value = check r.value; } else { };
-      }) epList);
+      keys = map (ps: toJSON (map (p: ps.${p}) reads)) epList;
+      narrow = listToAttrs (genList (i: {
+        name = elemAt keys i;
+        value = let v = fn (narrowed (elemAt epList i)); r = builtins.tryEval (builtins.deepSeq v v); in if r.success then { value = check r.value; } else { };
+      }) (length epList));
       full = listToAttrs (map (ps: { name = toJSON ps; value = check (fn ps); }) epList);
     in
-    ps: narrow.${keyOf ps}.value or full.${toJSON ps};
+    # The value for the i-th job (of epList).
+    i: narrow.${elemAt keys i}.value or full.${toJSON (elemAt epList i)};
 
   isRunInput = i: i == "store__base" || builtins.substring 0 10 i == "metadata__";
 
@@ -302,6 +303,7 @@ let
               attrFor = key: extra:
                 if st.dyn.${key} ? fn then resolver st.dyn.${key}.fn (v: extra (st.checks.${key} v)) epList
                 else let v = if key == "inputs" then st.inputNames else st.${key}; in _: v;
+              # get.<attr> i: the value of the attribute for the i-th job.
               get = {
                 pname = attrFor "pname" (v: v);
                 version = attrFor "version" (v: v);
@@ -309,10 +311,12 @@ let
                 resources = attrFor "resources" (v: v);
                 inputs = attrFor "inputs" (sameList shape.inputNames);
               };
-              variantOf = ps: let v = { pname = get.pname ps; version = get.version ps; outputs = get.outputs ps; }; in assert (get.inputs ps) != null; v;
+              variantOf = i: let v = { pname = get.pname i; version = get.version i; outputs = get.outputs i; }; in assert (get.inputs i) != null; v;
               # One script (and check) per distinct pname/version/outputs: a constant stage has one.
               staticVariant = { inherit (st) pname version outputs; };
-              scripts = if st.isDynamic then listToAttrs (map (ps: let v = variantOf ps; in { name = toJSON v; value = mkVariant v; }) epList) else { };
+              # Each job's variant, computed once (mkJob takes it by index).
+              variants = if st.isDynamic then genList (i: let v = variantOf i; in { inherit v; key = toJSON v; }) (length epList) else [ ];
+              scripts = listToAttrs (map (x: { name = x.key; value = mkVariant x.v; }) variants);
               mkVariant =
                 v:
                 let
@@ -321,10 +325,13 @@ let
                 in
                 {
                   inherit script;
+                  inherit (v) pname;
                   scriptPath = "${script.drv}/bin/${v.pname}";
                   check = stageLib.mkCheck pkgs stv script severity;
                 };
               staticScript = mkVariant staticVariant;
+              # The scripts of the jobs named `pn` (one per distinct variant).
+              variantScripts = pn: if st.isDynamic then filter (sc: sc.pname == pn) (attrValues scripts) else [ staticScript ];
 
               groupedGathers = listToAttrs (map (e: {
                 name = e.producer;
@@ -357,17 +364,18 @@ let
               # The job of one parameter combination of a stage of kind "simple" (the only
               # kind stage.nix's loaders give today; another kind brings its own expansion).
               mkJob =
-                combo: params:
+                i: combo: params:
                 let
-                  v = if st.isDynamic then variantOf params else staticVariant;
-                  sc = if st.isDynamic then scripts.${toJSON v} else staticScript;
+                  var = elemAt variants i;
+                  v = if st.isDynamic then var.v else staticVariant;
+                  sc = if st.isDynamic then scripts.${var.key} else staticScript;
                   inputs = sort (a: b: canonicalInput a < canonicalInput b) (inputsFor combo);
                   # "params-only" (RepX's hashMode): the stage's name and version stand for
                   # its script, so package updates keep the ids.
                   identity = if hashMode == "pure" then sc.scriptPath else "params-only\t${v.pname}\t${v.version}";
                   hash = util.hash32 (concatStringsSep "\n" ([ "repx-job/1" identity (toJSON params) ] ++ environmentLines ++ map canonicalInput inputs ++ runInputLines));
                   id = "${hash}-${v.pname}";
-                  resources = if st.isDynamic then get.resources params else st.resources;
+                  resources = if st.isDynamic then get.resources i else st.resources;
                 in
                 {
                   inherit id combo params inputs;
@@ -388,7 +396,7 @@ let
                 };
               # Several combinations can give one job (a value repeated in a sweep, a zip whose
               # rows agree on what this stage uses): one job, whichever combination reached it.
-              perCombo = genList (i: mkJob (elemAt combos i) (elemAt epList i)) (length combos);
+              perCombo = genList (i: mkJob i (elemAt combos i) (elemAt epList i)) (length combos);
               jobs = builtins.attrValues (listToAttrs (map (j: { name = j.id; value = j; }) perCombo));
               dependsOn = unique (map (e: if e.kind == "run" then "${e.run}/${e.producer}" else let p = acc.${e.producer}; in p.firstPname) edges);
               # The manifest's stages are pnames: a dynamic pname gives one entry per value.
@@ -396,8 +404,8 @@ let
                 pname = pn;
                 jobs = js;
                 outputs = shape.outputs;
-                checks = if st.isDynamic then util.uniqueBy toString (map (x: x.check) js) else [ staticScript.check ];
-                scriptDrvs = if st.isDynamic then util.uniqueBy toString (map (x: x.scriptDrv) js) else [ staticScript.script.drv ];
+                checks = map (sc: sc.check) (variantScripts pn);
+                scriptDrvs = map (sc: sc.script.drv) (variantScripts pn);
                 file = st.relFile;
                 info = {
                   inherit (j) pname version resources;
