@@ -52,6 +52,7 @@ RUN_SIM = """{ repx-lib, pkgs, ... }:
 let inherit (repx-lib) utils; in
 {
   pipelines = [ ./pipe-sim.nix ];
+  parametersDependencies = [ pkgs.hello ];
   params = {
     n = utils.range 1 2;
     cfg = utils.zip { a = [ 1 2 ]; b = utils.list [ "x" "y" ]; };
@@ -82,6 +83,7 @@ SUM = """{ pkgs }: {
   inputs = { numbers = ""; };
   outputs = { "total" = "$out/total.txt"; };
   runDependencies = [ pkgs.gawk ];
+  passthru = { note = "accepted, as in RepX"; };
   run = { inputs, outputs, ... }: ''
     awk '{ print $1 + $2 }' "${inputs.numbers}" > "${outputs.total}"
   '';
@@ -193,6 +195,9 @@ def test_repx_shaped_lab_builds_with_groups_inter_run_inputs_and_null_defaults(
     assert set(meta["runs"]) == {"sim", "analysis"}
     assert meta["runs"]["analysis"]["depends_on"] == {"sim": "soft"}
     assert meta["groups"] == {"all": ["sim", "analysis"], "compute": ["sim"]}
+    # parametersDependencies travel in the lab's store.
+    lab_meta = json.loads((lab / "lab/lab-metadata.json").read_text())
+    assert any("-hello-" in p for p in lab_meta["store_paths"])
     runs = manifests(lab)
     makes = [j for j in runs["sim"]["jobs"].values() if j["stage"] == "make"]
     # range 1 2 times zip of two rows: 4 jobs; [ null ] gives the stage's default.
