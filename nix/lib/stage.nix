@@ -23,8 +23,8 @@ let
   allowedKeys = [ "pname" "version" "description" "inputs" "outputs" "parameters" "params" "runDependencies" "resources" "run" "passthru" ];
   resourceKeys = hints.keys;
   scatterGatherKeys = [ "scatter" "steps" "gather" ];
-  # The attributes that may be functions `{ parameters }: …`, resolved per job (dynamic.nix
-  # of expand.nix evaluates them once per distinct value of the parameters they read).
+  # The attributes that may be functions `{ parameters }: …`, resolved per job (expand.nix's
+  # `resolver` evaluates them once per distinct value of the parameters they read).
   dynamicKeys = [ "pname" "version" "inputs" "outputs" "resources" ];
 
   # Commands every job gets, whatever its runDependencies (as RepX users expect).
