@@ -100,7 +100,7 @@ let
       nameOfPlaceholder =
         where: ph:
         let m = filter (r: util.sameNode r.placeholder ph) runList; in
-        if m == [ ] then fail where "depends on a run that is not in the lab's runs (${util.relPath ph.file}); add it to mkLab's runs" else (head m).name;
+        if m == [ ] then fail where "refers to a run (${if builtins.isFunction ph.file then "a function" else util.relPath ph.file}) that is not among mkLab's runs; add it there" else (head m).name;
       normDep =
         r: d:
         if isType "__repxRun" d then { run = nameOfPlaceholder r.where d; kind = "hard"; }

@@ -341,6 +341,14 @@ BAD = {
             "input 'metadata__sim' asks for the jobs of run 'sim', which is not a dependency of run 'analysis'"
         ],
     ),
+    "group naming a run that is not in the lab": (
+        {
+            "lab.nix": LAB.replace(
+                'compute = [ "sim" ];', "compute = [ (repx-lib.callRun ./o.nix [ ]) ];"
+            )
+        },
+        ["group 'compute'", "refers to a run (o.nix) that is not among mkLab's runs"],
+    ),
     "dynamic outputs that change names": (
         {
             "make.nix": MAKE.replace(
