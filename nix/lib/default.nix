@@ -168,6 +168,8 @@ let
 
   lib = {
     inherit mkLab callRun version mkUtils;
+    # The same helpers without a package set (they need none): repx.lib.utils.range 1 3.
+    utils = mkUtils { };
     inherit (api) mkPipe callStage gather fromRun zip range;
     # Provenance helper: the commit of a clean git tree, "dirty" for a git tree with
     # uncommitted changes, "unknown" otherwise.
