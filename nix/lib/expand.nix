@@ -400,7 +400,8 @@ let
               jobs = builtins.attrValues (listToAttrs (map (j: { name = j.id; value = j; }) perCombo));
               dependsOn = unique (map (e: if e.kind == "run" then "${e.run}/${e.producer}" else let p = acc.${e.producer}; in p.firstPname) edges);
               # The manifest's stages are pnames: a dynamic pname gives one entry per value.
-              entries = map (pn: let js = filter (j: j.pname == pn) jobs; j = head js; in {
+              byPname = if st.isDynamic then groupBy (j: j.pname) jobs else { ${st.pname} = jobs; };
+              entries = map (pn: let js = byPname.${pn}; j = head js; in {
                 pname = pn;
                 jobs = js;
                 outputs = shape.outputs;
@@ -416,7 +417,7 @@ let
                   inputs = shape.inputNames;
                   depends_on = dependsOn;
                 };
-              }) (if st.isDynamic then unique (map (j: j.pname) jobs) else [ st.pname ]);
+              }) (attrNames byPname);
             in
             acc
             // {
