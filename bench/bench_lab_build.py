@@ -114,10 +114,13 @@ def bench(sizes: list[int], workdir: Path, kinds: list[str]) -> list[dict[str, f
     repx_flake = _flake_copy(workdir / "repx-flake")
     override = ["--override-input", "repx", f"path:{repx_flake}"]
     rows: list[dict[str, float | int | str]] = []
+    nonce = f"{time.time_ns():x}"
     for kind, jobs in [(k, n) for k in kinds for n in sizes]:
         exp = workdir / f"lab-{kind}-{jobs}"
         exp.mkdir()
-        (exp / "flake.nix").write_text(FLAKE)
+        # A fresh gitHash per invocation: the lab derivation is new, so "clean" builds it
+        # (a lab left in the store by an earlier invocation would make it a no-op).
+        (exp / "flake.nix").write_text(FLAKE.replace('"bench"', f'"bench-{nonce}"'))
         dynamic = kind == "dynamic"
         (exp / "run.nix").write_text(RUN_DYNAMIC % (jobs // 4) if dynamic else RUN % (jobs // 2))
         (exp / "pipe.nix").write_text(PIPE)
