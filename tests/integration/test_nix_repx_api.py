@@ -13,6 +13,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -147,12 +148,12 @@ class Experiment:
             check=False,
         )
 
-    def value(self, attr: str) -> object:
+    def value(self, attr: str) -> Any:
         proc = self.eval(attr)
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout)
 
-    def jobs(self) -> dict[str, dict[str, object]]:
+    def jobs(self) -> dict[str, dict[str, Any]]:
         jobs = self.value("labs.lab.repx.jobs")
         assert isinstance(jobs, dict)
         return jobs
@@ -169,14 +170,14 @@ class Experiment:
         return (self.root / "result").resolve()
 
 
-def manifests(lab: Path) -> dict[str, dict[str, object]]:
+def manifests(lab: Path) -> dict[str, dict[str, Any]]:
     meta = json.loads((lab / "revision/metadata.json").read_text())
     return {
         name: json.loads((lab / run["manifest"]).read_text()) for name, run in meta["runs"].items()
     }
 
 
-def of_stage(jobs: dict[str, dict[str, object]], prefix: str) -> list[dict[str, object]]:
+def of_stage(jobs: dict[str, dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
     return [j for j in jobs.values() if str(j["pname"]).startswith(prefix)]
 
 
@@ -255,7 +256,7 @@ def test_dot_notation_targets_one_stage(exp: Experiment) -> None:
         ),
     )
     makes = of_stage(exp.jobs(), "make")
-    assert {j["params"]["b"] for j in makes} == {"dotted"}  # type: ignore[index]
+    assert {j["params"]["b"] for j in makes} == {"dotted"}
 
 
 DYNAMIC = """_: {
@@ -401,7 +402,7 @@ def test_scan_files_and_plain_attribute_set_pipelines(exp: Experiment) -> None:
     exp.write("pipe-sim.nix", "{ repx }: { make = repx.callStage ./make.nix [ ]; }")
     makes = of_stage(exp.jobs(), "make")
     assert len(makes) == 2 * 3
-    assert sorted({Path(str(j["params"]["n"])).name.split("-", 1)[1] for j in makes}) == [  # type: ignore[index]
+    assert sorted({Path(str(j["params"]["n"])).name.split("-", 1)[1] for j in makes}) == [
         "a.json",
         "b.json",
     ]
