@@ -118,17 +118,28 @@ let
         else util.toposort runNames
           (n: map (d: d.run) runByName.${n}.deps)
           (cycle: fail "mkLab" "cyclic run dependencies: ${concatStringsSep " -> " cycle}");
-      expanded = builtins.foldl' (
+      # Runs in order. A job is shared by runs that expand to the same content, but a job
+      # fed by jobs of its own run names that run in its record: when such a job of a later
+      # run would get the id of a job of an earlier run, the later run is expanded again
+      # with ids that name it (only then, so the ids of other labs stay as they are).
+      expanded = (builtins.foldl' (
         acc: n:
-        acc // {
-          ${n} = expand.expandRun {
+        let
+          args = {
             run = runByName.${n};
             depNames = map (d: d.run) runByName.${n}.deps;
-            done = listToAttrs (map (d: { name = d.run; value = acc.${d.run}; }) runByName.${n}.deps);
+            done = listToAttrs (map (d: { name = d.run; value = acc.runs.${d.run}; }) runByName.${n}.deps);
             pkgsArgs = fileArgs;
           };
+          shared = expand.expandRun args;
+          clash = builtins.any (id: acc.seen ? ${id}) shared.ownJobIds;
+          r = if clash then expand.expandRun (args // { ownIds = true; }) else shared;
+        in
+        {
+          runs = acc.runs // { ${n} = r; };
+          seen = acc.seen // listToAttrs (map (id: { name = id; value = true; }) (builtins.attrNames r.jobs));
         }
-      ) { } order;
+      ) { runs = { }; seen = { }; } order).runs;
       groupsIn = args.groups or { };
       # Group members: run names, or the run values themselves (RepX: `all = with runs; [ a b ]`).
       groups = builtins.mapAttrs (

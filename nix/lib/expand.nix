@@ -155,6 +155,9 @@ let
       done, # run name -> result of expandRun, for the runs this run depends on
       depNames, # the names of those runs
       pkgsArgs, # what pipeline files may ask for (pkgs, its attributes, repx)
+      # Whether the ids of jobs with inputs from this run name the run (see mkLab: set when
+      # such a job would otherwise have the id of a job of an earlier run).
+      ownIds ? false,
     }:
     let
       spec = run.spec;
@@ -373,7 +376,8 @@ let
                   # "params-only" (RepX's hashMode): the stage's name and version stand for
                   # its script, so package updates keep the ids.
                   identity = if hashMode == "pure" then sc.scriptPath else "params-only\t${v.pname}\t${v.version}";
-                  hash = util.hash32 (concatStringsSep "\n" ([ "repx-job/1" identity (toJSON params) ] ++ environmentLines ++ map canonicalInput inputs ++ runInputLines));
+                  ownLine = if ownIds && builtins.any (inp: inp.run == name) inputs then [ "run\t${name}" ] else [ ];
+                  hash = util.hash32 (concatStringsSep "\n" ([ "repx-job/1" identity (toJSON params) ] ++ environmentLines ++ map canonicalInput inputs ++ runInputLines ++ ownLine));
                   id = "${hash}-${v.pname}";
                   resources = if st.isDynamic then get.resources i else st.resources;
                 in
@@ -461,6 +465,9 @@ let
     in
     {
       inherit name hash stages jobs stageOrder;
+      # Jobs whose record names this run (an input from one of its own jobs): such a job
+      # cannot be shared with another run, whose record would name that run instead.
+      ownJobIds = map (j: j.id) (filter (j: builtins.any (inp: inp.run == name) j.inputs) jobList);
       checks = util.uniqueBy toString (concatMap (s: s.checks) (attrValues stages));
       scriptDrvs = util.uniqueBy toString (concatMap (s: s.scriptDrvs) (attrValues stages)) ++ paramDepPaths;
       parameters = runParameters;

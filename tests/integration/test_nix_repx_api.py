@@ -406,3 +406,27 @@ def test_scan_files_and_plain_attribute_set_pipelines(exp: Experiment) -> None:
         "a.json",
         "b.json",
     ]
+
+
+@pytest.mark.slow
+def test_two_runs_expanding_the_same_jobs_build_a_valid_lab(exp: Experiment) -> None:
+    """Runs sharing a pipeline with overlapping sweeps: a job fed by its own run's jobs
+    names that run, so the later run's copy gets its own id (the lab was refused before:
+    'differs from the job of the same id'); jobs without such inputs stay shared."""
+    exp.write(
+        "lab.nix",
+        "{ pkgs, repx-lib, gitHash }: repx-lib.mkLab { inherit pkgs gitHash; runs = {"
+        " a = repx-lib.callRun ./run-a.nix [ ]; b = repx-lib.callRun ./run-b.nix [ ]; }; }",
+    )
+    for name, values in (("run-a.nix", "[ 1 ]"), ("run-b.nix", "[ 1 2 ]")):
+        exp.write(
+            name,
+            "{ pipelines = [ ./pipe-sim.nix ]; parameters = "
+            f'{{ n = {values}; a = [ 0 ]; b = [ "x" ]; m = [ null ]; }}; }}',
+        )
+    lab = exp.build()
+    runs = manifests(lab)
+    a, b = (set(runs[r]["jobs"]) for r in ("a", "b"))
+    shared = a & b
+    assert [runs["a"]["jobs"][j]["stage"] for j in shared] == ["make"]
+    assert len(a) == 2 and len(b) == 4
