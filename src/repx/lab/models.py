@@ -180,6 +180,19 @@ class JobInput(_Model):
     gather: bool = False
 
 
+class RunInput(_Model):
+    """An inter-run input of a job (RepX's ``store__base`` / ``metadata__<run>``).
+
+    ``store_base``: the output store's ``outputs`` directory; ``run_metadata``: a JSON file
+    describing every job of ``run`` (which the job's run depends on). The runner resolves
+    both when the job starts.
+    """
+
+    name: str
+    kind: Literal["store_base", "run_metadata"]
+    run: str | None = None
+
+
 class Executable(_Model):
     """A program of a job, relative to the lab root."""
 
@@ -193,6 +206,7 @@ class Job(_Model):
     stage_type: str = "simple"
     params: dict[str, JsonValue] = {}
     inputs: tuple[JobInput, ...] = ()
+    run_inputs: tuple[RunInput, ...] = ()
     outputs: dict[str, str] = {}
     executables: dict[str, Executable]
     parameters_file: LabPath
