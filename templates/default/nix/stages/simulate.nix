@@ -1,5 +1,7 @@
 # One Monte Carlo simulation of the 2-D Ising model (simulate.py, next to this file).
 # The run gives one job per combination of its parameters: here per (seed, temperature).
+# `${./simulate.py}` is the script's store path, part of every job id: editing the script
+# reruns these jobs and whatever reads their outputs; editing nothing reruns nothing.
 { pkgs }:
 {
   pname = "simulate";
