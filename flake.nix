@@ -11,7 +11,7 @@
       templates = {
         default = {
           path = ./templates/default;
-          description = "Monte Carlo estimate of pi swept over seeds and sample sizes, aggregated, with a report run";
+          description = "Python (numpy) Ising-model simulation swept over seeds and temperatures; a dependent run aggregates it with pandas and plots it with matplotlib (PNG)";
         };
         minimal = {
           path = ./templates/minimal;

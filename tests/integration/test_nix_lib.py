@@ -412,14 +412,14 @@ def test_default_template_builds_against_the_nixpkgs_standin(
     )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
-    assert summary["total_jobs"] == lab.summary["total_jobs"] == 8
+    assert summary["total_jobs"] == lab.summary["total_jobs"] == 10
     # Different package set, so different scripts and job ids; same experiment structure.
     assert summary["lab_id"] != lab.summary["lab_id"]
     standin_lab = lab.experiment / "result-standin"
     for part in ("lab/lab-metadata.json", "revision/metadata.json", "readme/README.md"):
         assert (standin_lab / part).is_file()
     scripts = list((standin_lab / "jobs").glob("*/bin/*"))
-    assert len(scripts) == 8
+    assert len(scripts) == 10
 
 
 @pytest.mark.slow
