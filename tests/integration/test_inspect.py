@@ -313,8 +313,11 @@ def test_bad_input_is_one_line_and_exit_2(built_lab, repx_cli, tmp_path):
     if count > 1:  # 8 ids: two usually share a first character
         proc = repx_cli.run("show", "job", prefix, cwd=lab.experiment)
         assert proc.returncode == 2 and "is ambiguous" in proc.stderr
-        listed = [line.split()[0] for line in proc.stderr.splitlines()[1:]]
-        assert listed == sorted(j for j in raw.jobs if j.startswith(prefix))
+        assert proc.stderr.count("\n") == 1  # one line naming the candidates
+        listed = proc.stderr.split(" jobs: ", 1)[1].split(", ")
+        expected = sorted(j for j in raw.jobs if j.startswith(prefix))
+        assert len(listed) == len(expected)
+        assert all(j.startswith(c.split("-")[0]) for c, j in zip(listed, expected, strict=True))
     proc = repx_cli.run("list", "jobs", "--lab", str(tmp_path))
     assert (proc.returncode, proc.stderr) == (
         2,

@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict
 
 from repx.config import RuntimeKind, resolve_base
 from repx.errors import UsageError
+from repx.inspect.resolve import JobIndex, StoreJobs, resolve_job
 from repx.inspect.status import JobState, intact_successes, read_status
+from repx.inspect.view import LabView
 from repx.lab.loader import open_lab
 from repx.lab.validate import validate_lab
 from repx.run.events import FailedJob, Notice, RunPlanned, RunSummary
@@ -324,8 +326,12 @@ class LogFile:
     running: bool
 
 
-def find_log(where: Location, job_prefix: str, *, stderr: bool = False) -> LogFile:
-    """The stdout (or stderr) log of a job's running or last attempt, by job-id prefix."""
+def find_log(where: Location, token: str, *, stderr: bool = False) -> LogFile:
+    """The stdout (or stderr) log of a job's running or last attempt.
+
+    ``token`` is resolved like every job id (:func:`repx.inspect.resolve.resolve_job`):
+    against the lab's jobs when the lab is there, else against the jobs in the store.
+    """
     base = resolve_base(where.base, target_of(where))
     store = Store.existing(base)
     in_progress = store.attempts_in_progress()
@@ -334,15 +340,12 @@ def find_log(where: Location, job_prefix: str, *, stderr: bool = False) -> LogFi
     except FileNotFoundError:
         committed = []
     known = set(committed) | set(in_progress)
-    matches = sorted(j for j in known if j.startswith(job_prefix))
-    exact = job_prefix in known
-    if not matches:
-        raise UsageError(f"no job matching '{job_prefix}' has run in {base}")
-    if len(matches) > 1 and not exact:
-        raise UsageError(
-            f"job id prefix '{job_prefix}' is ambiguous; it matches:", "\n".join(matches[:10])
-        )
-    job = job_prefix if exact else matches[0]
+    index: JobIndex = (
+        LabView(open_lab(where.lab)) if os.path.lexists(where.lab) else StoreJobs(known)
+    )
+    job = resolve_job(index, token)
+    if job not in known:
+        raise UsageError(f"job {job} has not run in {base} (states: repx status)")
     name = STDERR_LOG if stderr else STDOUT_LOG
     if job in in_progress and store.is_locked(job):
         return LogFile(job, in_progress[job] / REPX / name, running=True)
