@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -125,15 +127,62 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root(
+def _root(  # noqa: PLR0917 (typer maps parameters to CLI options)
+    ctx: typer.Context,
     version: Annotated[
         bool,
         typer.Option(
             "--version", help="Print the version and exit.", callback=_show_version, is_eager=True
         ),
     ] = False,
+    lab: Annotated[
+        Path | None,
+        typer.Option(
+            "--lab", "-l", help="The lab of every command (default: ./result).", show_default=False
+        ),
+    ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target", help="Target of config.toml for every command.", show_default=False
+        ),
+    ] = None,
+    scheduler: run_cmd.SchedulerOption = None,
+    resources: Annotated[
+        Path | None,
+        typer.Option("--resources", help="resources.toml for `run`.", show_default=False),
+    ] = None,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="Debug messages.")
+    ] = 0,
 ) -> None:
     """Build, inspect and run reproducible experiments defined with Nix."""
+    # RepX's global options, given before the command: they become the defaults of the
+    # command's own options of the same name (given after the command, those still win).
+    chosen = {
+        "lab": lab,
+        "target": target,
+        "scheduler": scheduler,
+        "resources": resources,
+        "verbose": True if verbose else None,
+    }
+    given = {name: value for name, value in chosen.items() if value is not None}
+    if given:
+        ctx.default_map = global_defaults(ctx.command, given)
+
+
+def global_defaults(command: object, values: Mapping[str, object]) -> dict[str, Any]:
+    """A click ``default_map`` giving ``values`` to every sub-command option of that name
+    (``command``: a click command; typer does not export click's types)."""
+    result: dict[str, Any] = {}
+    for name, sub in getattr(command, "commands", {}).items():
+        entry: dict[str, Any] = {
+            p.name: values[p.name] for p in getattr(sub, "params", ()) if p.name in values
+        }
+        entry.update(global_defaults(sub, values))
+        if entry:
+            result[name] = entry
+    return result
 
 
 app.command("init")(init_cmd.init)

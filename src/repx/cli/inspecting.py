@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 LabOption = Annotated[
     Path,
-    typer.Option("--lab", help="The lab: a `result` link or a lab directory."),
+    typer.Option("--lab", "-l", help="The lab: a `result` link or a lab directory."),
 ]
 BaseOption = Annotated[
     Path | None,

@@ -1,8 +1,12 @@
-"""``repx list runs|jobs|deps|groups``: what a lab holds, one row per item."""
+"""``repx list [runs|jobs|deps|groups]``: what a lab holds, one row per item.
+
+``repx list`` alone lists the runs (as RepX does); ``list runs RUN`` lists the jobs of
+that run, like ``list jobs RUN``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,23 +23,45 @@ from repx.cli.inspecting import (
     open_view,
     print_model,
     print_table,
+    stdout_is_terminal,
 )
 
 if TYPE_CHECKING:
     from pydantic import JsonValue
 
     from repx.inspect import models
+    from repx.inspect.query import JobQuery
+    from repx.inspect.view import LabView
 
 app = typer.Typer(
     name="list",
-    help="List the runs, jobs, dependencies or groups of a lab.",
-    no_args_is_help=True,
+    help="List the runs (the default), jobs, dependencies or groups of a lab.",
+    invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
+@app.callback()
+def _list(
+    ctx: typer.Context,
+    lab: LabOption = Path("result"),
+    base: BaseOption = None,
+    target: TargetOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """List the runs (the default), jobs, dependencies or groups of a lab."""
+    if ctx.invoked_subcommand is None:
+        runs(None, lab, base, target, json_output)
+
+
 @app.command("runs")
 def runs(
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[RUN]", help="List the jobs of this run instead.", show_default=False
+        ),
+    ] = None,
     lab: LabOption = Path("result"),
     base: BaseOption = None,
     target: TargetOption = None,
@@ -44,6 +70,9 @@ def runs(
     """Runs: jobs, stages, swept parameters, dependencies and (once run) job states."""
     from repx.inspect.query import list_runs  # noqa: PLC0415 (keep `repx --help` fast)
 
+    if name is not None:
+        jobs(name, lab=lab, base=base, target=target, json_output=json_output)
+        return
     result = list_runs(open_view(lab, base, target))
     if json_output:
         print_model(result)
@@ -77,9 +106,13 @@ def runs(
 
 @app.command("jobs")
 def jobs(  # noqa: PLR0917 (typer maps parameters to CLI options)
-    run: Annotated[
+    selector: Annotated[
         str | None,
-        typer.Argument(metavar="[RUN]", help="Only the jobs of this run.", show_default=False),
+        typer.Argument(
+            metavar="[RUN | JOB]",
+            help="Only the jobs of this run, or the jobs whose id starts with JOB.",
+            show_default=False,
+        ),
     ] = None,
     param: Annotated[
         list[str] | None,
@@ -93,20 +126,30 @@ def jobs(  # noqa: PLR0917 (typer maps parameters to CLI options)
         ),
     ] = None,
     stage: Annotated[
-        str | None, typer.Option("--stage", help="Only the jobs of this stage.", show_default=False)
+        str | None,
+        typer.Option(
+            "--stage",
+            "-s",
+            metavar="TEXT",
+            help="Only the jobs of stages whose name contains TEXT.",
+            show_default=False,
+        ),
     ] = None,
     status: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
             "--status",
             metavar="STATE",
-            help="Only jobs in this state: succeeded, failed, running, queued, pending, waiting,"
-            " blocked, cancelled.",
+            help="Only jobs in this state (repeatable: any of them): succeeded, failed,"
+            " running, queued, pending, waiting, blocked, cancelled.",
             show_default=False,
         ),
     ] = None,
     output_paths: Annotated[
         bool, typer.Option("--output-paths", help="Show where each job's outputs are.")
+    ] = False,
+    group_by_stage: Annotated[
+        bool, typer.Option("--group-by-stage", "-g", help="One table per stage.")
     ] = False,
     lab: LabOption = Path("result"),
     base: BaseOption = None,
@@ -114,35 +157,59 @@ def jobs(  # noqa: PLR0917 (typer maps parameters to CLI options)
     json_output: JsonOption = False,
 ) -> None:
     """Jobs: short id, run, stage, chosen parameters (-p), state, output paths."""
-    from repx.inspect.params import format_value  # noqa: PLC0415
     from repx.inspect.query import (  # noqa: PLC0415
         JobQuery,
         list_jobs,
         parse_param_options,
         select_jobs,
     )
-    from repx.inspect.resolve import resolve_state  # noqa: PLC0415
+    from repx.inspect.resolve import resolve_run_or_jobs, resolve_state  # noqa: PLC0415
 
     columns, where = parse_param_options(param or [])
+    view = open_view(lab, base, target)
+    run, prefix = resolve_run_or_jobs(view, selector) if selector is not None else (None, None)
     query = JobQuery(
         run=run,
-        stage=stage,
+        job_prefix=prefix,
+        stage_contains=stage,
         where=where,
         columns=columns,
-        status=resolve_state(status) if status is not None else None,
+        statuses=frozenset(resolve_state(s) for s in status or ()),
         output_paths=output_paths,
     )
-    view = open_view(lab, base, target)
     if json_output:
         print_model(list_jobs(view, query))
         return
     # The table is built from the view directly: no row models for 10,000 jobs.
     pairs = select_jobs(view, query)
-    show_status = query.status is not None or view.status.executed
+    if not group_by_stage:
+        _print_jobs(view, query, pairs, f"{len(pairs)} job{'s' if len(pairs) != 1 else ''}")
+    else:
+        by_stage: dict[str, list[tuple[str, str]]] = {}
+        for pair in pairs:
+            by_stage.setdefault(view.stage_of(pair[1]), []).append(pair)
+        for index, (name, group) in enumerate(by_stage.items()):
+            if index:
+                typer.echo("")
+            title = f"stage {name}: {len(group)} job{'s' if len(group) != 1 else ''}"
+            if not stdout_is_terminal():  # the tab-separated form has no title row
+                typer.echo(f"[{name}]")
+            _print_jobs(view, query, group, title)
+    if not pairs:
+        output.message("no job matches")
+
+
+def _print_jobs(
+    view: LabView, query: JobQuery, pairs: Sequence[tuple[str, str]], title: str
+) -> None:
+    from repx.inspect.params import format_value  # noqa: PLC0415
+
+    columns = query.columns
+    show_status = bool(query.statuses) or view.status.executed
     header = [Column("id"), Column("run"), Column("stage"), *(Column(c) for c in columns)]
     if show_status:
         header.append(Column("status", styles=STATE_STYLES))
-    if output_paths:
+    if query.output_paths:
         header.append(Column("outputs", fold=True))
     jobs_by_id = view.lab.jobs
     states = view.status
@@ -160,13 +227,11 @@ def jobs(  # noqa: PLR0917 (typer maps parameters to CLI options)
                     row.append(_multi_text(effective.multi, name))
         if show_status:
             row.append(states.state(job_id).value)
-        if output_paths:
+        if query.output_paths:
             paths = [view.output_path(job_id, name) for name in job.outputs]
             row.append(" ".join(str(p) for p in paths if p is not None) or "-")
         rows.append(row)
-    print_table(header, rows, title=f"{len(rows)} job{'s' if len(rows) != 1 else ''}")
-    if not rows:
-        output.message("no job matches")
+    print_table(header, rows, title=title)
 
 
 def _multi_text(multi: Mapping[str, list[JsonValue]], name: str) -> str:

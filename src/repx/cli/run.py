@@ -12,6 +12,21 @@ from repx.cli import output
 from repx.cli.options import parse_base
 
 
+class SchedulerChoice(StrEnum):
+    """The ``--scheduler`` values (mirrors :class:`repx.config.SchedulerKind`)."""
+
+    local = "local"
+    slurm = "slurm"
+
+
+SchedulerOption = Annotated[
+    SchedulerChoice | None,
+    typer.Option(
+        "--scheduler", help="local or slurm: overrides the target's.", case_sensitive=False
+    ),
+]
+
+
 class RuntimeChoice(StrEnum):
     """The ``--runtime`` values (mirrors :class:`repx.config.RuntimeKind`)."""
 
@@ -20,7 +35,7 @@ class RuntimeChoice(StrEnum):
 
 
 LabOption = Annotated[
-    Path, typer.Option("--lab", help="The lab: a `result` link or a lab directory.")
+    Path, typer.Option("--lab", "-l", help="The lab: a `result` link or a lab directory.")
 ]
 
 
@@ -49,6 +64,7 @@ def run(  # noqa: PLR0917 (typer maps parameters to CLI options)
     lab: LabOption = Path("result"),
     base: BaseOption = None,
     target: TargetOption = None,
+    scheduler: SchedulerOption = None,
     jobs: Annotated[
         int | None,
         typer.Option("--jobs", "-j", min=1, help="Jobs at once (default: the CPU count)."),
@@ -106,14 +122,19 @@ def run(  # noqa: PLR0917 (typer maps parameters to CLI options)
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug messages.")] = False,
 ) -> int:
     """Run the selected runs of a lab (skipping completed jobs) and summarise."""
-    from repx.config import RuntimeKind  # noqa: PLC0415 (keep `repx --help` fast)
+    from repx.config import RuntimeKind, SchedulerKind  # noqa: PLC0415 (keep --help fast)
     from repx.run.reporter import JsonReporter, PlainReporter, Reporter, RichReporter  # noqa: PLC0415
     from repx.services.location import Location  # noqa: PLC0415
     from repx.services.run import RunOptions, run_lab  # noqa: PLC0415
 
     output.setup_logging(verbose)
     options = RunOptions(
-        where=Location(lab=lab, base=base, target=target),
+        where=Location(
+            lab=lab,
+            base=base,
+            target=target,
+            scheduler=SchedulerKind(scheduler.value) if scheduler is not None else None,
+        ),
         selectors=tuple(selectors or ()),
         jobs=jobs,
         runtime=RuntimeKind(runtime.value) if runtime is not None else None,

@@ -11,10 +11,12 @@ from repx.errors import UsageError
 from repx.inspect import models as m
 from repx.inspect.params import param_names, trace_params, value_matches
 from repx.inspect.resolve import (
+    match_jobs,
     resolve_job,
     resolve_params,
     resolve_run,
     resolve_stage,
+    stages_containing,
 )
 from repx.inspect.status import Attempt, JobState
 from repx.inspect.view import LabView
@@ -35,6 +37,12 @@ class JobQuery:
     columns: Sequence[str] = ()
     status: JobState | None = None
     output_paths: bool = False
+    #: RepX's ``--stage``: stages whose name contains this text
+    stage_contains: str | None = None
+    #: jobs in any of these states (``--status`` repeated)
+    statuses: frozenset[JobState] = frozenset()
+    #: jobs whose id starts with this (or ``<short id>-<stage>``): ``list jobs JOB_PREFIX``
+    job_prefix: str | None = None
 
 
 # -- runs and groups --------------------------------------------------------------------
@@ -138,6 +146,12 @@ def select_jobs(view: LabView, query: JobQuery) -> list[tuple[str, str]]:
         pairs = [(run, job) for job in view.jobs_of(run, stage)]
     else:
         pairs = list(view.all_jobs(stage))
+    if query.stage_contains is not None:
+        stages = set(stages_containing(view, query.stage_contains, run))
+        pairs = [(r, job) for r, job in pairs if view.stage_of(job) in stages]
+    if query.job_prefix is not None:
+        prefixed = set(match_jobs(view, query.job_prefix, limit=len(view.ids)))
+        pairs = [(r, job) for r, job in pairs if job in prefixed]
     wanted = [*query.where, *(c for c in query.columns if c not in query.where)]
     if wanted:
         valid = available_params(view, [job for _, job in pairs], [run] if run else None)
@@ -151,6 +165,9 @@ def select_jobs(view: LabView, query: JobQuery) -> list[tuple[str, str]]:
     if query.status is not None:
         status = view.status
         pairs = [(r, job) for r, job in pairs if status.state(job) is query.status]
+    if query.statuses:
+        status = view.status
+        pairs = [(r, job) for r, job in pairs if status.state(job) in query.statuses]
     return pairs
 
 

@@ -132,6 +132,29 @@ def resolve_stage(view: LabView, name: str, run: str | None = None) -> str:
     raise UsageError(one_line(f"unknown stage '{name}'{where}{_choices('stages', stages, name)}"))
 
 
+def stages_containing(view: LabView, text: str, run: str | None = None) -> list[str]:
+    """Stages of ``run`` (of any run when None) whose name contains ``text``; none is an
+    error naming the stages."""
+    stages = view.stages(run) if run is not None else view.all_stages()
+    found = [s for s in stages if text in s]
+    if found:
+        return found
+    where = f" in run '{run}'" if run is not None else ""
+    raise UsageError(
+        one_line(f"no stage{where} contains '{text}'{_choices('stages', stages, text)}")
+    )
+
+
+def resolve_run_or_jobs(view: LabView, token: str) -> tuple[str | None, str | None]:
+    """``list jobs RUN|JOB``: (the run ``token`` names, None) or (None, the job-id prefix)."""
+    if token in view.lab.runs:
+        return token, None
+    if match_jobs(view, token.strip()):
+        return None, token.strip()
+    choices = _choices("runs", view.run_names, token).removesuffix(")")
+    raise UsageError(one_line(f"unknown run or job '{token}'{choices}; or a job id prefix)"))
+
+
 def resolve_params(names: Iterable[str], valid: Sequence[str], where: str = "") -> list[str]:
     """Check that every name is a parameter in ``valid``."""
     checked = []
