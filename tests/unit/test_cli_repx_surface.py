@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from typer.testing import CliRunner
 
@@ -99,3 +101,39 @@ def test_global_scheduler_overrides_the_target(factory_lab, tmp_path):
     assert local.exit_code == 2 and "applies to SLURM targets only" in local.stderr
     slurm = runner.invoke(app, ["-l", str(factory_lab.root), "--scheduler", "slurm", *run])
     assert "applies to SLURM targets only" not in slurm.stderr
+
+
+def test_show_output_lists_prints_and_refuses(lab, factory_lab, tmp_path):
+    base = tmp_path / "runs"
+    plot = factory_lab.stage_jobs[("report", "plot")][0]
+    result = runner.invoke(app, ["show", "output", plot[:8], *lab])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: job {plot[:8]}-plot has no outputs in {base}")
+    assert "(status: waiting)" in result.stderr and result.stderr.count("\n") == 1
+    record_attempt(base, factory_lab.lab_id, plot, outputs={"plots/a.txt": "drawn\n"})
+    assert tsv(ok("show", "output", plot[:8], *lab)) == [
+        ["path", "size"],
+        ["plots/", "-"],
+        ["plots/a.txt", "6 B"],
+    ]
+    listing = json.loads(ok("show", "output", plot[:8], "--json", *lab))
+    assert listing["directory"] == str(base / "outputs" / plot / "out")
+    assert listing["files"][1] == {"path": "plots/a.txt", "size": 6}
+    assert ok("show", "output", plot, "plots/a.txt", *lab) == "drawn\n"
+    assert tsv(ok("show", "output", plot, "plots", *lab))[1:] == [["a.txt", "6 B"]]
+    for wrong, message in (
+        ("../repx/result.json", "is outside the outputs of job"),
+        ("nope", "has no output 'nope' (files: plots/, plots/a.txt)"),
+    ):
+        result = runner.invoke(app, ["show", "output", plot, wrong, *lab])
+        assert result.exit_code == 2 and message in result.stderr, result.stderr
+
+
+def test_trace_params_without_a_job_traces_every_job(lab, factory_lab):
+    every = json.loads(ok("trace-params", "--json", "--lab", lab[1]))
+    assert sorted(t["job"] for t in every["jobs"]) == sorted(factory_lab.job_ids)
+    one = json.loads(ok("trace-params", factory_lab.job_ids[0], "--json", "--lab", lab[1]))
+    assert one in every["jobs"]
+    rows = tsv(ok("trace-params", "--lab", lab[1]))
+    assert rows[0] == ["job", "run", "stage", "parameter", "value", "effective", "from", "depth"]
+    assert len(rows) - 1 == sum(len(t["params"]) for t in every["jobs"])

@@ -1,4 +1,4 @@
-"""``repx show job|run``: everything about one job or one run."""
+"""``repx show job|run|output``: everything about one job or one run; a job's outputs."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from repx.cli.inspecting import (
     print_fields,
     print_model,
     print_table,
+    write_bytes,
 )
 from repx.cli.list_cmd import format_counts
 
@@ -213,6 +214,49 @@ def run(
         rows.append(row)
     typer.echo("")
     print_table(columns, rows)
+
+
+@app.command("output")
+def output(  # noqa: PLR0917 (typer maps parameters to CLI options)
+    job_id: Annotated[str, typer.Argument(metavar="JOB", help="A job id or a unique prefix.")],
+    path: Annotated[
+        str | None,
+        typer.Argument(
+            help="A file under the job's out/ directory, or a declared output's name"
+            " (default: list out/).",
+            show_default=False,
+        ),
+    ] = None,
+    lab: LabOption = Path("result"),
+    base: BaseOption = None,
+    target: TargetOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """A job's committed outputs: print one file, or list the files (with sizes)."""
+    from repx.inspect.query import job_output  # noqa: PLC0415
+
+    found = job_output(open_view(lab, base, target), job_id, path)
+    if isinstance(found, Path):
+        if json_output:
+            raise typer.BadParameter("--json lists a directory; a file is printed as it is")
+        with found.open("rb") as f:
+            while chunk := f.read(1 << 16):
+                write_bytes(chunk)
+        return
+    if json_output:
+        print_model(found)
+        return
+    rows = [[f.path, "-" if f.size is None else _size(f.size)] for f in found.files]
+    print_table([Column("path"), Column("size", "right")], rows, title=found.directory)
+
+
+def _size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
 
 
 def _kinds(deps: Mapping[str, str]) -> str:
