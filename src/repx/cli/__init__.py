@@ -22,9 +22,9 @@ from typer.core import TyperGroup
 from repx import __version__
 from repx.cli import build as build_cmd
 from repx.cli import cancel as cancel_cmd
+from repx.cli import complete, list_cmd, show, trace, verify, viz
 from repx.cli import export as export_cmd
 from repx.cli import init as init_cmd
-from repx.cli import list_cmd, show, trace, verify, viz
 from repx.cli import log as log_cmd
 from repx.cli import run as run_cmd
 from repx.cli import schema as schema_cmd
@@ -48,6 +48,7 @@ class _RepxGroup(TyperGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
+        complete.enable_if_asked()
         code = _invoke(super().main, args, prog_name or "repx", complete_var, extra)
         if standalone_mode:
             sys.exit(code)
@@ -198,6 +199,7 @@ app.command("trace-params")(trace.trace_params)
 app.command("viz")(viz.viz)
 app.command("verify")(verify.verify)
 app.command("export")(export_cmd.export)
+app.command("completions")(complete.completions)
 
 
 def main() -> int:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from repx.cli import output
+from repx.cli import complete, output
 from repx.cli.inspecting import (
     STATE_STYLES,
     BaseOption,
@@ -59,7 +59,10 @@ def runs(
     name: Annotated[
         str | None,
         typer.Argument(
-            metavar="[RUN]", help="List the jobs of this run instead.", show_default=False
+            metavar="[RUN]",
+            help="List the jobs of this run instead.",
+            show_default=False,
+            autocompletion=complete.complete_runs,
         ),
     ] = None,
     lab: LabOption = Path("result"),
@@ -110,6 +113,7 @@ def jobs(  # noqa: PLR0917 (typer maps parameters to CLI options)
         str | None,
         typer.Argument(
             metavar="[RUN | JOB]",
+            autocompletion=complete.complete_run_or_job,
             help="Only the jobs of this run, or the jobs whose id starts with JOB.",
             show_default=False,
         ),
@@ -130,6 +134,7 @@ def jobs(  # noqa: PLR0917 (typer maps parameters to CLI options)
         typer.Option(
             "--stage",
             "-s",
+            autocompletion=complete.complete_stages,
             metavar="TEXT",
             help="Only the jobs of stages whose name contains TEXT.",
             show_default=False,
@@ -140,6 +145,7 @@ def jobs(  # noqa: PLR0917 (typer maps parameters to CLI options)
         typer.Option(
             "--status",
             metavar="STATE",
+            autocompletion=complete.complete_states,
             help="Only jobs in this state (repeatable: any of them): succeeded, failed,"
             " running, queued, pending, waiting, blocked, cancelled.",
             show_default=False,
@@ -246,7 +252,12 @@ def _multi_text(multi: Mapping[str, list[JsonValue]], name: str) -> str:
 
 @app.command("deps")
 def deps(
-    job: Annotated[str, typer.Argument(help="A job id or a unique prefix of one.")],
+    job: Annotated[
+        str,
+        typer.Argument(
+            help="A job id or a unique prefix of one.", autocompletion=complete.complete_jobs
+        ),
+    ],
     lab: LabOption = Path("result"),
     base: BaseOption = None,
     target: TargetOption = None,

@@ -9,6 +9,7 @@ from typing import Annotated, Final
 
 import typer
 
+from repx.cli import complete
 from repx.cli.run import BaseOption, LabOption, TargetOption
 
 #: Seconds between looks at a followed log.
@@ -17,7 +18,12 @@ _FOLLOW_TICK: Final = 0.2
 
 def log(  # noqa: PLR0917 (typer maps parameters to CLI options)
     job: Annotated[
-        str, typer.Argument(metavar="JOB", help="A job id, a unique prefix, or a short id.")
+        str,
+        typer.Argument(
+            metavar="JOB",
+            help="A job id, a unique prefix, or a short id.",
+            autocompletion=complete.complete_jobs,
+        ),
     ],
     stderr: Annotated[
         bool, typer.Option("--stderr", help="Show stderr instead of stdout.")

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from repx.cli import output
+from repx.cli import complete, output
 from repx.cli.options import parse_base
 
 
@@ -48,7 +48,12 @@ BaseOption = Annotated[
     ),
 ]
 TargetOption = Annotated[
-    str | None, typer.Option("--target", help="Target from config.toml (default: default_target).")
+    str | None,
+    typer.Option(
+        "--target",
+        help="Target from config.toml (default: default_target).",
+        autocompletion=complete.complete_targets,
+    ),
 ]
 
 
@@ -57,6 +62,7 @@ def run(  # noqa: PLR0917 (typer maps parameters to CLI options)
         list[str] | None,
         typer.Argument(
             metavar="[RUN | @GROUP | JOB_ID]...",
+            autocompletion=complete.complete_selectors,
             help="What to run (default: every run); upstream jobs are included.",
             show_default=False,
         ),

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Final
 
 import typer
 
+from repx.cli import complete
 from repx.cli.inspecting import (
     BaseOption,
     Column,
@@ -41,7 +42,14 @@ app = typer.Typer(
 
 @app.command("job")
 def job(
-    job_id: Annotated[str, typer.Argument(metavar="JOB", help="A job id or a unique prefix.")],
+    job_id: Annotated[
+        str,
+        typer.Argument(
+            metavar="JOB",
+            help="A job id or a unique prefix.",
+            autocompletion=complete.complete_jobs,
+        ),
+    ],
     lab: LabOption = Path("result"),
     base: BaseOption = None,
     target: TargetOption = None,
@@ -163,7 +171,12 @@ def _elide(lines: list[str], limit: int = _MAX_GATHERED) -> str:
 
 @app.command("run")
 def run(
-    name: Annotated[str, typer.Argument(metavar="RUN", help="A run of the lab.")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            metavar="RUN", help="A run of the lab.", autocompletion=complete.complete_runs
+        ),
+    ],
     lab: LabOption = Path("result"),
     base: BaseOption = None,
     target: TargetOption = None,
@@ -218,7 +231,14 @@ def run(
 
 @app.command("output")
 def output(  # noqa: PLR0917 (typer maps parameters to CLI options)
-    job_id: Annotated[str, typer.Argument(metavar="JOB", help="A job id or a unique prefix.")],
+    job_id: Annotated[
+        str,
+        typer.Argument(
+            metavar="JOB",
+            help="A job id or a unique prefix.",
+            autocompletion=complete.complete_jobs,
+        ),
+    ],
     path: Annotated[
         str | None,
         typer.Argument(

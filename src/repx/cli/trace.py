@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Final
 
 import typer
 
+from repx.cli import complete
 from repx.cli.inspecting import (
     Column,
     JsonOption,
@@ -35,6 +36,7 @@ def trace_params(
         str | None,
         typer.Argument(
             metavar="[JOB]",
+            autocompletion=complete.complete_jobs,
             help="A job id or a unique prefix of one (default: every job).",
             show_default=False,
         ),
