@@ -89,6 +89,14 @@ def run(  # noqa: PLR0917 (typer maps parameters to CLI options)
             "--continue-on-failure", help="Keep starting jobs that do not depend on a failure."
         ),
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Rerun the selected jobs even when their outputs are intact (their upstream"
+            " jobs only when needed); new outputs replace the old ones only on success.",
+        ),
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List the jobs that would run; run nothing.")
     ] = False,
@@ -145,6 +153,7 @@ def run(  # noqa: PLR0917 (typer maps parameters to CLI options)
         jobs=jobs,
         runtime=RuntimeKind(runtime.value) if runtime is not None else None,
         continue_on_failure=continue_on_failure,
+        force=force,
         dry_run=dry_run,
         wait=wait,
         resources=resources,

@@ -14,7 +14,7 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict
 
-from repx.config import RuntimeKind, resolve_base
+from repx.config import RuntimeKind, SchedulerKind, resolve_base
 from repx.errors import UsageError
 from repx.inspect.resolve import JobIndex, StoreJobs, resolve_job
 from repx.inspect.status import JobState, intact_successes, read_status
@@ -56,6 +56,8 @@ class RunOptions:
     #: impure (NOT reproducible): host paths jobs see, beside the target's
     mount_host_paths: bool = False
     mount_paths: tuple[str, ...] = ()
+    #: rerun the selected jobs although their outputs are intact (upstream jobs are not)
+    force: bool = False
 
 
 def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
@@ -63,6 +65,11 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
     started = time.monotonic()
     target_name, target = named_target(options.where)
     check_backend_options(target_name, target, options.resources)
+    if options.force and target.scheduler is SchedulerKind.SLURM:
+        raise UsageError(
+            "--force runs jobs on a local target only for now (a SLURM task would find the"
+            " job done); rerun it with --scheduler local, or delete its outputs"
+        )
     base = resolve_base(options.where.base, target)
     lab = open_lab(options.where.lab)
     if options.verify:
@@ -77,7 +84,9 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
         # The state owner's notion of done: a success whose outputs were damaged is rerun.
         done, damaged = intact_successes(lab, store, index)
         store.distrust(damaged)
-        plan = graph.prune(done.__contains__, selection.targets)
+        forced = frozenset(selection.targets) if options.force else frozenset()
+        store.rerun(forced)
+        plan = graph.prune(lambda job: job in done and job not in forced, selection.targets)
         to_run = plan.jobs
         cached = len(selection.jobs) - len(to_run)
         common = {
@@ -195,7 +204,9 @@ def _interrupts() -> Iterator[Interrupts | None]:
 
 
 def _failed_job(store: Store, result: JobResult) -> FailedJob:
-    log = store.repx_dir(result.job) / STDERR_LOG if result.attempt else None
+    log = (
+        store.attempt_repx_dir(result.job, result.attempt) / STDERR_LOG if result.attempt else None
+    )
     return FailedJob(
         job=result.job,
         stage=result.job.split("-", 1)[-1],
