@@ -23,6 +23,7 @@ from repx import __version__
 from repx.cli import build as build_cmd
 from repx.cli import cancel as cancel_cmd
 from repx.cli import complete, list_cmd, show, trace, verify, viz
+from repx.cli import debug_run as debug_cmd
 from repx.cli import export as export_cmd
 from repx.cli import init as init_cmd
 from repx.cli import log as log_cmd
@@ -199,6 +200,7 @@ app.command("trace-params")(trace.trace_params)
 app.command("viz")(viz.viz)
 app.command("verify")(verify.verify)
 app.command("export")(export_cmd.export)
+app.command("debug-run")(debug_cmd.debug_run)
 app.command("completions")(complete.completions)
 
 
