@@ -298,9 +298,9 @@ def test_bad_input_is_one_line_and_exit_2(built_lab, repx_cli, tmp_path):
     raw = RawLab(lab.result)
     cases = [
         (["show", "job", "zzzz"], "error: unknown job 'zzzz'"),
-        (["list", "jobs", "nope"], "error: unknown run 'nope' (runs: simulation, report)"),
+        (["list", "jobs", "nope"], "error: unknown run or job 'nope' (runs: simulation, report;"),
         (["list", "jobs", "-p", "sed"], "error: unknown parameter 'sed'"),
-        (["list", "jobs", "--stage", "simulat"], "error: unknown stage 'simulat'"),
+        (["list", "jobs", "--stage", "xyz"], "error: no stage contains 'xyz'"),
         (["show", "run", "x"], "error: unknown run 'x'"),
     ]
     for args, start in cases:

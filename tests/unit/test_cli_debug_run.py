@@ -78,6 +78,11 @@ def test_command_runs_in_the_jobs_sandbox_with_its_inputs(ran):
     assert committed.read_bytes() == before
     assert not Path(out).exists()  # the scratch attempt is gone
     assert not (base / "outputs" / second).exists()  # nothing committed for the job
+    # the job itself, run by hand in the session
+    proc = debug(args, first, "-c", '"$REPX_JOB_EXECUTABLE" "$@" && cat "$out/result.json"')
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == json.loads(before)
+    assert committed.read_bytes() == before
 
 
 @needs_sandbox

@@ -101,6 +101,7 @@ def debug_session(options: DebugOptions) -> Iterator[DebugSession]:
                 "out": argv[-3],
                 "inputs": argv[-2],
                 "params": argv[-1],
+                "REPX_JOB_EXECUTABLE": spec.executable,
                 "PS1": f"repx-debug {job[:8]}-{spec.stage}$ ",
             },
             cwd=cwd,
