@@ -374,6 +374,41 @@ def test_statuses_and_results_after_repx_run(built_lab, repx_cli, tmp_path):
     }
 
 
+def test_repx_cli_forms_on_a_real_lab(built_lab, repx_cli, tmp_path):
+    """What RepX users type: global -l, list alone, <short>-<stage> everywhere, show output,
+    run --force, debug-run, on a lab built by real nix and run in the real sandbox."""
+    lab = built_lab("default")
+    raw = RawLab(lab.result)
+    base = tmp_path / "runs"
+    glob = ["-l", str(lab.result)]
+    assert repx_cli.ok(*glob, "list", "--base", str(base)) == repx_cli.ok(
+        "list", "runs", "--lab", str(lab.result), "--base", str(base)
+    )
+    rows = tsv(repx_cli.ok(*glob, "list", "jobs", "-s", "agg", "--base", str(base)))
+    [(short, stage)] = [(r[0], r[2]) for r in rows[1:]]
+    aggregate = next(j for j in raw.jobs if j.startswith(short))
+    pasted = f"{short}-{stage}"
+    proc = repx_cli.run(*glob, "run", pasted, "--base", str(base))
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        repx_cli.ok(*glob, "show", "output", pasted, "summary.csv", "--base", str(base))
+        == (base / "outputs" / aggregate / "out/summary.csv").read_text()
+    )
+    assert (
+        repx_cli.ok(*glob, "log", pasted, "--base", str(base))
+        == (base / "outputs" / aggregate / "repx/stdout.log").read_text()
+    )
+    before = (base / "outputs" / aggregate / "out/summary.csv").read_bytes()
+    proc = repx_cli.run(*glob, "run", "--force", pasted, "--base", str(base), "--json")
+    assert proc.returncode == 0, proc.stderr
+    started = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [e["job"] for e in started if e["event"] == "started"] == [aggregate]
+    assert (base / "outputs" / aggregate / "out/summary.csv").read_bytes() == before
+    script = 'cat "$inputs" >/dev/null && "$REPX_JOB_EXECUTABLE" "$@" && cat "$out/summary.csv"'
+    shown = repx_cli.ok(*glob, "debug-run", pasted, "-c", script, "--base", str(base))
+    assert shown.encode() == before
+
+
 def test_python_api_on_real_labs(real_lab):
     raw = RawLab(real_lab.result)
     lab = repx.Lab.open(real_lab.result, base=real_lab.experiment / "no-runs")
