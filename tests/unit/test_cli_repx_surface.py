@@ -137,3 +137,16 @@ def test_trace_params_without_a_job_traces_every_job(lab, factory_lab):
     rows = tsv(ok("trace-params", "--lab", lab[1]))
     assert rows[0] == ["job", "run", "stage", "parameter", "value", "effective", "from", "depth"]
     assert len(rows) - 1 == sum(len(t["params"]) for t in every["jobs"])
+
+
+def test_list_options_before_the_list_command_apply_to_it(factory_lab, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    base = tmp_path / "runs"
+    job = factory_lab.stage_jobs[("simulation", "simulate")][0]
+    record_attempt(base, factory_lab.lab_id, job, outputs={"samples.csv": "x\n"})
+    lab = ["--lab", str(factory_lab.root), "--base", str(base)]
+    assert ok("list", *lab, "jobs") == ok("list", "jobs", *lab)
+    assert json.loads(ok("list", *lab, "--json", "deps", job))["job"] == job
+    # ... and the command's own option still wins
+    result = runner.invoke(app, ["list", *lab, "jobs", "--base", ""])
+    assert result.exit_code == 2 and "is empty" in result.stderr

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,6 +29,7 @@ from repx.cli import log as log_cmd
 from repx.cli import run as run_cmd
 from repx.cli import schema as schema_cmd
 from repx.cli import status as status_cmd
+from repx.cli.options import option_defaults
 from repx.errors import RepxError
 
 #: Set to 1 to let unexpected exceptions show their traceback.
@@ -170,21 +170,7 @@ def _root(  # noqa: PLR0917 (typer maps parameters to CLI options)
     }
     given = {name: value for name, value in chosen.items() if value is not None}
     if given:
-        ctx.default_map = global_defaults(ctx.command, given)
-
-
-def global_defaults(command: object, values: Mapping[str, object]) -> dict[str, Any]:
-    """A click ``default_map`` giving ``values`` to every sub-command option of that name
-    (``command``: a click command; typer does not export click's types)."""
-    result: dict[str, Any] = {}
-    for name, sub in getattr(command, "commands", {}).items():
-        entry: dict[str, Any] = {
-            p.name: values[p.name] for p in getattr(sub, "params", ()) if p.name in values
-        }
-        entry.update(global_defaults(sub, values))
-        if entry:
-            result[name] = entry
-    return result
+        ctx.default_map = option_defaults(ctx.command, given)
 
 
 app.command("init")(init_cmd.init)

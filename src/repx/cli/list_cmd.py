@@ -25,6 +25,7 @@ from repx.cli.inspecting import (
     print_table,
     stdout_is_terminal,
 )
+from repx.cli.options import option_defaults
 
 if TYPE_CHECKING:
     from pydantic import JsonValue
@@ -52,6 +53,19 @@ def _list(
     """List the runs (the default), jobs, dependencies or groups of a lab."""
     if ctx.invoked_subcommand is None:
         runs(None, lab, base, target, json_output)
+        return
+    # `repx list --lab X jobs`: options given here apply to the command (its own win)
+    chosen = {"lab": lab, "base": base, "target": target, "json_output": json_output}
+    given = {
+        name: value
+        for name, value in chosen.items()
+        if (source := ctx.get_parameter_source(name)) is not None and source.name != "DEFAULT"
+    }
+    if given:
+        merged = dict(ctx.default_map or {})  # what options before `list` gave
+        for name, values in option_defaults(ctx.command, given).items():
+            merged[name] = {**merged.get(name, {}), **values}
+        ctx.default_map = merged
 
 
 @app.command("runs")
