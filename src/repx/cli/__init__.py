@@ -155,7 +155,7 @@ def _root(  # noqa: PLR0917 (typer maps parameters to CLI options)
         typer.Option("--resources", help="resources.toml for `run`.", show_default=False),
     ] = None,
     verbose: Annotated[
-        int, typer.Option("--verbose", "-v", count=True, help="Debug messages.")
+        int, typer.Option("--verbose", "-v", count=True, help="Debug messages.", show_default=False)
     ] = 0,
 ) -> None:
     """Build, inspect and run reproducible experiments defined with Nix."""

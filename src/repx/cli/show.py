@@ -34,7 +34,7 @@ _MAX_GATHERED: Final = 5
 
 app = typer.Typer(
     name="show",
-    help="Show one job or one run of a lab in detail.",
+    help="Show one job or one run of a lab in detail, or a job's outputs.",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
