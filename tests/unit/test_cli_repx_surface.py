@@ -150,3 +150,15 @@ def test_list_options_before_the_list_command_apply_to_it(factory_lab, tmp_path,
     # ... and the command's own option still wins
     result = runner.invoke(app, ["list", *lab, "jobs", "--base", ""])
     assert result.exit_code == 2 and "is empty" in result.stderr
+
+
+def test_list_groups_group(lab):
+    assert tsv(ok("list", "groups", "@all", "--lab", lab[1])) == [
+        ["group", "runs", "jobs"],
+        ["all", "simulation, report", "14"],
+    ]
+    result = runner.invoke(app, ["list", "groups", "none", "--lab", lab[1]])
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "error: unknown group 'none' (groups: all)\n",
+    )

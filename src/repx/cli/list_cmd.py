@@ -306,13 +306,29 @@ def _dep_row(direction: str, dep: models.Dependency) -> list[str]:
 
 @app.command("groups")
 def groups(
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[GROUP]",
+            help="Only this group.",
+            show_default=False,
+            autocompletion=complete.complete_groups,
+        ),
+    ] = None,
     lab: LabOption = Path("result"),
     json_output: JsonOption = False,
 ) -> None:
     """Groups of runs (`repx run @GROUP` runs a group)."""
     from repx.inspect.query import list_groups  # noqa: PLC0415
+    from repx.inspect.resolve import resolve_group  # noqa: PLC0415
 
-    result = list_groups(open_view(lab))
+    view = open_view(lab)
+    result = list_groups(view)
+    if name is not None:
+        wanted = resolve_group(view, name)
+        result = result.model_copy(
+            update={"groups": [g for g in result.groups if g.name == wanted]}
+        )
     if json_output:
         print_model(result)
         return
