@@ -61,3 +61,14 @@ def test_an_ambiguous_prefix_is_one_line_listing_the_candidates(lab, factory_lab
         assert f"job id '{prefix}' is ambiguous" in result.stderr, command
         for job in matching[:10]:
             assert job[:8] in result.stderr, (command, job)
+
+
+def test_log_short_id_is_that_of_the_lab_even_in_a_shared_store(lab, factory_lab, tmp_path):
+    """A base shared by several labs (or revisions) holds other jobs: a short id unique in
+    the lab may start other ids of the store (log matched the store's names: ambiguous)."""
+    job = factory_lab.stage_jobs[("simulation", "simulate")][0]
+    base = tmp_path / "runs"
+    record_attempt(base, factory_lab.lab_id, job, stdout="mine\n")
+    record_attempt(base, "another-lab", job[:8] + "0" * 24 + "-other", stdout="theirs\n")
+    result = runner.invoke(app, ["log", job[:8], *lab])
+    assert (result.exit_code, result.stdout) == (0, "mine\n"), result.stderr
