@@ -295,9 +295,9 @@ def test_bad_input_is_one_line_and_exit_2(built_lab, repx_cli, tmp_path):
     raw = RawLab(lab.result)
     cases = [
         (["show", "job", "zzzz"], "error: unknown job 'zzzz'"),
-        (["list", "jobs", "nope"], "error: unknown run 'nope' (runs: simulation, analysis)"),
+        (["list", "jobs", "nope"], "error: unknown run or job 'nope' (runs: simulation, analysis;"),
         (["list", "jobs", "-p", "sed"], "error: unknown parameter 'sed'"),
-        (["list", "jobs", "--stage", "simulat"], "error: unknown stage 'simulat'"),
+        (["list", "jobs", "--stage", "xyz"], "error: no stage contains 'xyz'"),
         (["show", "run", "x"], "error: unknown run 'x'"),
     ]
     for args, start in cases:
@@ -310,8 +310,11 @@ def test_bad_input_is_one_line_and_exit_2(built_lab, repx_cli, tmp_path):
     if count > 1:  # 10 ids: two usually share a first character
         proc = repx_cli.run("show", "job", prefix, cwd=lab.experiment)
         assert proc.returncode == 2 and "is ambiguous" in proc.stderr
-        listed = [line.split()[0] for line in proc.stderr.splitlines()[1:]]
-        assert listed == sorted(j for j in raw.jobs if j.startswith(prefix))
+        assert proc.stderr.count("\n") == 1  # one line naming the candidates
+        listed = proc.stderr.split(" jobs: ", 1)[1].split(", ")
+        expected = sorted(j for j in raw.jobs if j.startswith(prefix))
+        assert len(listed) == len(expected)
+        assert all(j.startswith(c.split("-")[0]) for c, j in zip(listed, expected, strict=True))
     proc = repx_cli.run("list", "jobs", "--lab", str(tmp_path))
     assert (proc.returncode, proc.stderr) == (
         2,
@@ -375,6 +378,41 @@ def test_statuses_and_results_after_repx_run(built_lab, repx_cli, tmp_path):
         "status": ["succeeded"],
         "seeds": [1, 2],
     }
+
+
+def test_repx_cli_forms_on_a_real_lab(built_lab, repx_cli, tmp_path):
+    """What RepX users type: global -l, list alone, <short>-<stage> everywhere, show output,
+    run --force, debug-run, on a lab built by real nix and run in the real sandbox."""
+    lab = built_lab("default")
+    raw = RawLab(lab.result)
+    base = tmp_path / "runs"
+    glob = ["-l", str(lab.result)]
+    assert repx_cli.ok(*glob, "list", "--base", str(base)) == repx_cli.ok(
+        "list", "runs", "--lab", str(lab.result), "--base", str(base)
+    )
+    rows = tsv(repx_cli.ok(*glob, "list", "jobs", "-s", "agg", "--base", str(base)))
+    [(short, stage)] = [(r[0], r[2]) for r in rows[1:]]
+    aggregate = next(j for j in raw.jobs if j.startswith(short))
+    pasted = f"{short}-{stage}"
+    proc = repx_cli.run(*glob, "run", pasted, "--base", str(base))
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        repx_cli.ok(*glob, "show", "output", pasted, "summary.csv", "--base", str(base))
+        == (base / "outputs" / aggregate / "out/summary.csv").read_text()
+    )
+    assert (
+        repx_cli.ok(*glob, "log", pasted, "--base", str(base))
+        == (base / "outputs" / aggregate / "repx/stdout.log").read_text()
+    )
+    before = (base / "outputs" / aggregate / "out/summary.csv").read_bytes()
+    proc = repx_cli.run(*glob, "run", "--force", pasted, "--base", str(base), "--json")
+    assert proc.returncode == 0, proc.stderr
+    started = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [e["job"] for e in started if e["event"] == "started"] == [aggregate]
+    assert (base / "outputs" / aggregate / "out/summary.csv").read_bytes() == before
+    script = 'cat "$inputs" >/dev/null && "$REPX_JOB_EXECUTABLE" "$@" && cat "$out/summary.csv"'
+    shown = repx_cli.ok(*glob, "debug-run", pasted, "-c", script, "--base", str(base))
+    assert shown.encode() == before
 
 
 def test_python_api_on_real_labs(real_lab):

@@ -190,7 +190,7 @@ def test_status_and_log(lab, tmp_path):
     log = repx("log", simulate[:8], "--base", base, "--stderr")
     assert log.returncode == 0, log.stderr
     missing = repx("log", "zzzz", "--base", base)
-    assert missing.returncode == 2 and "no job matching" in missing.stderr
+    assert missing.returncode == 2 and "unknown job 'zzzz'" in missing.stderr
 
 
 def test_minimal_template_stays_shell_only(built_lab):
