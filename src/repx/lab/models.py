@@ -174,6 +174,19 @@ class JobInput(_Model):
     gather: bool = False
 
 
+#: ``store_base``: the output store; ``run_metadata``: a description of another run's jobs.
+RunInputKind = Literal["store_base", "run_metadata"]
+
+
+class RunInput(_Model):
+    """An inter-run input (RepX's ``store__base`` and ``metadata__<run>``), resolved when
+    the job starts (see docs/lab-format.md, "Inter-run inputs")."""
+
+    name: str
+    kind: RunInputKind
+    run: str | None = Field(default=None, description="the described run (run_metadata)")
+
+
 class Executable(_Model):
     """A program of a job, relative to the lab root."""
 
@@ -187,6 +200,7 @@ class Job(_Model):
     stage_type: str = "simple"
     params: dict[str, JsonValue] = {}
     inputs: tuple[JobInput, ...] = ()
+    run_inputs: tuple[RunInput, ...] = ()
     outputs: dict[str, str] = {}
     executables: dict[str, Executable]
     parameters_file: LabPath
