@@ -105,7 +105,32 @@ let
   pyDebs = filter (d: py.debs.${d} ? site) (attrNames py.debs);
   pyAttr = deb: pyNames.${deb} or (builtins.substring 8 100 deb);
 
-  pythonPackages = lib.fix (self: listToAttrs (map (deb: {
+  # Pinned PyPI wheels (pywheels.py): newer than Debian's, they replace its packages of the
+  # same name (pydantic v2, typer, rich, networkx …). Absent when the assembler had none.
+  wheelTree = if trees ? pywheels then tree "pywheels" else null;
+  wheels = if wheelTree == null then { } else trees.pywheels.wheels;
+  wheelPackages = self: builtins.mapAttrs (name: w:
+    let deps = map (d: self.${d}) w.depends;
+    in mkTreePackage {
+      pname = name;
+      inherit (w) version;
+      description = "Python ${pythonVersion} package ${name} (PyPI wheel ${w.wheel})";
+      origin = "pypi:${name}==${w.version}";
+      script = ''
+        mkdir -p "$out/${sitePackages}"
+        for e in ${lib.escapeShellArgs w.site}; do
+          ln -s "${wheelTree}/site/${name}/$e" "$out/${sitePackages}/$e"
+        done
+      '';
+    } // {
+      pythonModule = python3;
+      propagatedBuildInputs = deps;
+      requiredPythonModules = deps;
+    }) wheels;
+
+  pythonPackages = lib.fix (self: debianPythonPackages self // wheelPackages self);
+
+  debianPythonPackages = self: listToAttrs (map (deb: {
     name = pyAttr deb;
     value =
       let
@@ -127,7 +152,7 @@ let
         propagatedBuildInputs = deps;
         requiredPythonModules = deps;
       };
-  }) pyDebs));
+  }) pyDebs);
 
   # every package with its dependencies, each once
   pyClosure = pkgs:
@@ -155,7 +180,10 @@ let
         printf 'home = %s\ninclude-system-site-packages = false\nversion = %s\n' "${py}/bin" "${pyVersion}" > "$out/pyvenv.cfg"
         for pkg in ${lib.escapeShellArgs (map toString all)}; do
           for e in "$pkg/${sitePackages}"/*; do
-            [ -e "$out/${sitePackages}/''${e##*/}" ] || ln -s "$(readlink "$e")" "$out/${sitePackages}/''${e##*/}"
+            # entries of the packages above are links into a tree; a package built into its
+            # own store path (pkgs.repx) holds real directories
+            t=$e; [ -L "$e" ] && t=$(readlink "$e")
+            [ -e "$out/${sitePackages}/''${e##*/}" ] || ln -s "$t" "$out/${sitePackages}/''${e##*/}"
           done
         done
       '';
