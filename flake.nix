@@ -46,11 +46,20 @@
         program = "${repx}/bin/repx";
       };
 
-      devShells.${system}.default = pkgs.mkShell {
-        packages = [
-          repx
-          (pkgs.python3.withPackages (ps: [ repx ps.pandas ]))
-        ];
-      };
+      devShells.${system}.default =
+        let
+          packages = [
+            repx
+            (pkgs.python3.withPackages (ps: [ repx ps.pandas ]))
+          ];
+        in
+        pkgs.mkShell ({
+          inherit packages;
+          # `nix develop` dumps the environment into each of $outputs
+          outputs = [ "out" ];
+        } // (if pkgs.repxOffline or false then {
+          # the offline toolchain's mkShell has no setup hooks that put `packages` on PATH
+          PATH = pkgs.lib.makeBinPath packages;
+        } else { }));
     };
 }

@@ -78,11 +78,52 @@ def test_flake_cli_runs_offline(cli):
     )
     assert ran.returncode == 0, ran.stderr[-3000:]
     assert "Usage: repx" in ran.stdout
+    # `nix develop`: the CLI and a Python with repx_py and pandas
+    shell = subprocess.run(
+        [
+            "nix",
+            "develop",
+            f"path:{_repx_flake()}",
+            *_override(),
+            "-c",
+            "sh",
+            "-c",
+            'repx --version && python3 -c "import repx_py, pandas; print(repx_py.Experiment)"',
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert shell.returncode == 0, shell.stderr[-3000:]
+    assert "repx_py.models.Experiment" in shell.stdout
     # the installed package carries the flake (repx init registers it) and both import names
     site = cli / "lib" / "python3.11" / "site-packages"
     assert (site / "repx" / "_flake" / "flake.nix").is_file()
     assert (site / "repx_py" / "__init__.py").is_file()
     assert (site / "repx_lab-0.1.0.dist-info" / "entry_points.txt").is_file()
+
+
+def test_nix_profile_install(cli, tmp_path):
+    profile = tmp_path / "profile"
+    done = subprocess.run(
+        [
+            "nix",
+            "profile",
+            "install",
+            "--profile",
+            str(profile),
+            f"path:{_repx_flake()}",
+            *_override(),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    version = subprocess.run(
+        [profile / "bin" / "repx", "--version"], capture_output=True, text=True, check=False
+    )
+    assert version.stdout.startswith("repx "), version.stderr
 
 
 def _with_run_inputs(lab: Path, dest: Path) -> Path:
