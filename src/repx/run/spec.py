@@ -131,6 +131,17 @@ def _described_run(lab: LoadedLab, job_id: str, run_input: RunInput, outputs: st
                 f" does not have (runs: {known}); rebuild the lab"
             )
         )
+    consumers = lab.job_runs.get(job_id, [])
+    if consumers and not any(run in lab.revision.runs[c].depends_on for c in consumers):
+        # its jobs could still be running when this one starts: refuse rather than describe
+        # a half-finished run
+        raise LabError(
+            one_line(
+                f"job {job_id}: input '{run_input.name}' describes run '{run}', but run"
+                f" '{consumers[0]}' does not depend on it; add it to the run's dependencies"
+                " and rebuild the lab"
+            )
+        )
     key = (id(lab), run, outputs)
     cached = _DESCRIBED.get(key)
     if cached is not None and cached[0] is lab:

@@ -12,6 +12,7 @@ from labfactory import RunSpec, StageSpec, refresh_integrity, write_lab
 from repx.config import RuntimeKind
 from repx.errors import LabError
 from repx.lab.loader import open_lab
+from repx.lab.validate import find_problems
 from repx.run.job import run_job
 from repx.run.reporter import RecordingReporter
 from repx.run.runtime import Runtime, resolve_runtime
@@ -222,3 +223,21 @@ def test_slurm_task_shape_runs_the_same_lifecycle(tmp_path):
     assert result.succeeded
     meta = json.loads((base / "outputs" / job / "out" / "meta.json").read_text())
     assert {j["status"] for j in meta["jobs"].values()} == {"succeeded"}
+
+
+def test_described_run_must_be_a_dependency(tmp_path):
+    sim, analysis = runs()
+    loose = RunSpec(name="analysis", stages=analysis.stages)  # no depends_on
+    factory = write_lab(tmp_path / "lab", (sim, loose))
+    lab = open_lab(factory.root)
+    [job] = factory.run_jobs["analysis"]
+    with pytest.raises(LabError, match=r"run 'analysis' does not depend on it"):
+        make_spec(lab, job, tmp_path / "outputs")
+    # the lab's validation (before anything runs) names it too
+    [problem] = find_problems(lab, check_integrity=False).problems
+    assert problem.endswith(
+        f"jobs.{job}.run_inputs[0].run: run 'sim' is not a dependency of run 'analysis'"
+    )
+    with pytest.raises(LabError, match=r"run_inputs\[0\].run: run 'sim' is not a dependency"):
+        run(factory.root, tmp_path / "base")  # `repx run` refuses before anything runs
+    assert not (tmp_path / "base" / "outputs").exists()
