@@ -14,7 +14,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from runlab import NIXPKGS_ENV, _repx_flake, build_lab, require_nix, session_dir
+from runlab import NIXPKGS_ENV, _repx_flake, build_lab, repx_argv, require_nix, session_dir
+from test_run_nonix import _require_unshare, _without_nix
 
 from labfactory import refresh_integrity
 from repx_py import Experiment
@@ -174,6 +175,21 @@ def test_repx_analysis_code_runs_in_a_job(ran):
     assert summary == {"total": 60.0, "jobs": 4, "slopes": [1, 2]}
     log = base / "outputs" / plot.id / "repx" / "stdout.log"
     assert log.read_text().strip() == "total 60.0"
+
+
+def test_inter_run_inputs_on_a_host_without_nix(ran, tmp_path):
+    """No /nix: bwrap binds the lab's store/ copy; the description names the host's store."""
+    _require_unshare()
+    lab, _ = ran
+    other = tmp_path / "nonix"
+    done = _without_nix(repx_argv("run", "analysis", "simulation", "--lab", lab, "--base", other))
+    assert done.returncode == 0, done.stderr[-3000:]
+    [plot] = Experiment(lab, base=other).jobs().filter(name__contains="simple-plotter")
+    assert plot.load_json("summary.json") == {"total": 60.0, "jobs": 4, "slopes": [1, 2]}
+    described = json.loads(
+        (other / "outputs" / plot.id / "repx" / "run-metadata__simulation.json").read_text()
+    )
+    assert described["store_base"] == str(other)
 
 
 def test_experiment_over_the_built_lab(ran):

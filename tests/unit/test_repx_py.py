@@ -277,3 +277,21 @@ def test_metadata_written_by_the_runner_is_valid_json_with_repx_keys(ran):
     assert data["type"] == "run"
     for job in data["jobs"].values():
         assert {"name", "params", "executables"} <= set(job)
+
+
+def test_distribution_is_repx_lab_with_repx_py_and_analysis_extra():
+    """PyPI's `repx` is another project: the docs must never tell `pip install repx`."""
+    import tomllib
+
+    repo = Path(__file__).resolve().parents[2]
+    project = tomllib.loads((repo / "pyproject.toml").read_text())
+    assert project["project"]["name"] == "repx-lab"
+    assert any(
+        d.startswith("pandas") for d in project["project"]["optional-dependencies"]["analysis"]
+    )
+    wheel = project["tool"]["hatch"]["build"]["targets"]["wheel"]
+    assert {"src/repx", "src/repx_py"} <= set(wheel["packages"])
+    assert project["project"]["scripts"] == {"repx": "repx.cli:main"}
+    docs = "\n".join(p.read_text() for p in [repo / "README.md", *(repo / "docs").glob("*.md")])
+    assert "pip install 'repx-lab[analysis]'" in docs
+    assert "pip install repx[" not in docs and "pip install repx " not in docs
