@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -281,8 +282,6 @@ def test_metadata_written_by_the_runner_is_valid_json_with_repx_keys(ran):
 
 def test_distribution_is_repx_lab_with_repx_py_and_analysis_extra():
     """PyPI's `repx` is another project: the docs must never tell `pip install repx`."""
-    import tomllib
-
     repo = Path(__file__).resolve().parents[2]
     project = tomllib.loads((repo / "pyproject.toml").read_text())
     assert project["project"]["name"] == "repx-lab"
