@@ -174,17 +174,17 @@ class JobInput(_Model):
     gather: bool = False
 
 
-#: ``store_base``: the output store; ``run_metadata``: a description of another run's jobs.
-RunInputKind = Literal["store_base", "run_metadata"]
-
-
 class RunInput(_Model):
-    """An inter-run input (RepX's ``store__base`` and ``metadata__<run>``), resolved when
-    the job starts (see docs/lab-format.md, "Inter-run inputs")."""
+    """An inter-run input of a job (RepX's ``store__base`` / ``metadata__<run>``).
+
+    ``store_base``: the output store's ``outputs`` directory; ``run_metadata``: a JSON file
+    describing every job of ``run`` (which the job's run depends on). The runner resolves
+    both when the job starts.
+    """
 
     name: str
-    kind: RunInputKind
-    run: str | None = Field(default=None, description="the described run (run_metadata)")
+    kind: Literal["store_base", "run_metadata"]
+    run: str | None = None
 
 
 class Executable(_Model):
