@@ -13,7 +13,8 @@
     let
       system = "x86_64-linux";
       pkgs = nixpkgs.legacyPackages.${system};
-      repx = pkgs.callPackage ./nix/repx-package.nix { };
+      # (not callPackage: the nixpkgs stand-in of the tests has none)
+      repx = import ./nix/repx-package.nix { inherit (pkgs) lib python3Packages; };
     in
     {
       lib = import ./nix/lib;

@@ -23,6 +23,7 @@ from repx_py import Experiment
 pytestmark = pytest.mark.slow
 
 SYSTEM = "x86_64-linux"
+STANDIN = Path(__file__).resolve().parents[1] / "assets" / "nixpkgs-standin"
 
 
 def _nixpkgs() -> str:
@@ -209,18 +210,15 @@ def test_experiment_over_the_built_lab(ran):
 
 
 def test_nixpkgs_shape_of_the_package_evaluates():
-    """The nixpkgs branch (buildPythonPackage): evaluated with a recording stand-in of its
-    builder, as real nixpkgs cannot be fetched here (the offline branch is built above)."""
+    """The arguments nixpkgs' buildPythonPackage gets (recorded by a stand-in builder)."""
     require_nix()
     package = Path(_repx_flake()) / "nix" / "repx-package.nix"
     expr = f"""
       let
-        lib = {{ escapeShellArg = x: x; }};
         py = {{ buildPythonPackage = a: a; hatchling = "hatchling"; pandas = "pandas";
                typer = "typer"; pydantic = "pydantic"; networkx = "networkx";
                graphviz = "graphviz"; rich = "rich"; }};
-        a = import {package} {{ inherit lib; python3 = {{ }}; python3Packages = py;
-                                runCommand = throw "not used"; }};
+        a = import {package} {{ lib = {{ }}; python3Packages = py; }};
       in {{ inherit (a) pname version pyproject build-system dependencies pythonImportsCheck;
             analysis = a.optional-dependencies.analysis;
             src = builtins.attrNames (builtins.readDir a.src); }}
@@ -242,3 +240,34 @@ def test_nixpkgs_shape_of_the_package_evaluates():
     assert {"pyproject.toml", "README.md", "src", "flake.nix", "nix", "templates"} <= set(
         got["src"]
     )
+
+
+def test_cli_builds_against_the_nixpkgs_standin(cli, tmp_path):
+    """nixpkgs' shape (tests/assets/nixpkgs-standin): packages.default builds and runs."""
+    toolchain = _nixpkgs() if _nixpkgs().startswith("path:") else "path:/var/lib/repx/toolchain"
+    standin = tmp_path / "standin"
+    shutil.copytree(STANDIN, standin)
+    out = tmp_path / "result"
+    built = subprocess.run(
+        [
+            "nix",
+            "build",
+            "-o",
+            str(out),
+            f"path:{_repx_flake()}",
+            "--override-input",
+            "nixpkgs",
+            f"path:{standin}",
+            "--override-input",
+            "nixpkgs/toolchain",
+            toolchain,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    done = subprocess.run(
+        [out / "bin" / "repx", "--version"], capture_output=True, text=True, check=False
+    )
+    assert done.stdout.startswith("repx "), done.stderr
