@@ -183,9 +183,9 @@ class JobInput(_Model):
 class RunInput(_Model):
     """An inter-run input of a job (RepX's ``store__base`` / ``metadata__<run>``).
 
-    ``store_base``: the output store's ``outputs`` directory; ``run_metadata``: a JSON file
-    describing every job of ``run`` (which the job's run depends on). The runner resolves
-    both when the job starts.
+    ``store_base``: the output store's base directory (as RepX passes it); ``run_metadata``:
+    a JSON file describing every job of ``run`` (which the job's run depends on). The runner
+    resolves both when the job starts.
     """
 
     name: str
