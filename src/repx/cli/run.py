@@ -130,6 +130,13 @@ def run(  # noqa: PLR0917 (typer maps parameters to CLI options)
             help="Impure, NOT reproducible: jobs see this host path read-only (repeatable).",
         ),
     ] = None,
+    build: Annotated[
+        bool,
+        typer.Option(
+            "--build",
+            help="First build the experiment the --lab link belongs to (repx build), then run.",
+        ),
+    ] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Stream one JSON event per line on stdout.")
     ] = False,
@@ -142,6 +149,8 @@ def run(  # noqa: PLR0917 (typer maps parameters to CLI options)
     from repx.services.run import RunOptions, run_lab  # noqa: PLC0415
 
     output.setup_logging(verbose)
+    if build:
+        _build_first(lab)
     options = RunOptions(
         where=Location(
             lab=lab,
@@ -173,3 +182,19 @@ def run(  # noqa: PLR0917 (typer maps parameters to CLI options)
         for slurm_id in summary.slurm_ids:
             typer.echo(slurm_id)
     return summary.exit_code
+
+
+def _build_first(lab: Path) -> None:
+    """``repx build`` of the flake beside the ``--lab`` link, replacing the link."""
+    from repx.cli.build import build_with_progress  # noqa: PLC0415
+    from repx.errors import UsageError  # noqa: PLC0415
+    from repx.services.build import BuildOptions  # noqa: PLC0415
+
+    experiment = lab.absolute().parent
+    if not (experiment / "flake.nix").is_file() or (lab.exists() and not lab.is_symlink()):
+        raise UsageError(
+            f"--build: {lab} is not the result link of an experiment (no flake.nix beside it);"
+            " build it with repx build, then run"
+        )
+    summary = build_with_progress(BuildOptions(flake_ref=str(experiment), out_link=lab))
+    output.message(f"built lab {summary.lab_id} ({summary.total_jobs} jobs)")
