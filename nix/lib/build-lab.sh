@@ -34,46 +34,25 @@ awk -F '\t' -v out="$out" -v sh="$shell" '{
 }' "$jobsTablePath"
 find "$out/jobs" -path '*/bin/*' -type f -print0 | xargs -0 -r chmod 555
 
-# host-tools: copies (not links into /nix/store) so they run on hosts without Nix.
-# Regular files first, then symlinks re-pointed at the copied file of the same name
-# (busybox applets), so nothing is copied twice.
-ht="$out/host-tools/$hostToolsHash"
-mkdir -p "$ht/bin"
-read -r -a host_tools <<<"$hostTools"
-for p in "${host_tools[@]}"; do
-  for sub in lib libexec; do
-    [ -d "$p/$sub" ] || continue
-    mkdir -p "$ht/$sub"
-    # Per entry: busybox `cp -n DIR/. DEST` skips the whole tree once DEST exists.
-    for f in "$p/$sub"/*; do cp -rLn "$f" "$ht/$sub/"; done
-  done
-  if [ -d "$p/bin" ]; then
-    find "$p/bin/" -maxdepth 1 -type f -exec cp -n {} "$ht/bin/" \;
-  fi
-done
-for p in "${host_tools[@]}"; do
-  [ -d "$p/bin" ] || continue
-  find "$p/bin/" -maxdepth 1 -type l | while read -r link; do
-    name="${link##*/}"
-    [ -e "$ht/bin/$name" ] && continue
-    target="$(readlink -f "$link")"
-    if [ -f "$ht/bin/${target##*/}" ]; then
-      ln -s "${target##*/}" "$ht/bin/$name"
-    else
-      cp -L "$link" "$ht/bin/$name"
-    fi
-  done
-done
-chmod -R u+w "$ht"
+# host-tools/<hash> and store/<name>: links to the store paths (built once, shared by every
+# revision), not copies. lab/closure.json records each one's NAR hash, so a copy that
+# carries them (`repx export`, `cp -rL`) can be checked; a lab in the store is Nix's.
+mkdir -p "$out/host-tools"
+ln -s "$hostToolsPath" "$out/host-tools/$hostToolsHash"
+cp "$closureInfo" "$out/lab/closure.json"
+jq -r '.entries[] | select(.path | startswith("store/")) | .store_path' "$closureInfo" >store-paths
+# A few ln processes for all paths (`ln -s SRC… DIR` names each link after its target;
+# busybox ln has no -t).
+# shellcheck disable=SC2016  # "$@" and "$0" are the inner bash's
+xargs -r bash -c 'ln -s "$@" "$0"' "$out/store" <store-paths
 
-# store/: the closure of the stage scripts, for hosts without Nix (bound at /nix/store).
-cat closure* | grep '^/nix/store/' | sort -u >store-paths
-while read -r p; do cp -a "$p" "$out/store/"; done <store-paths
-
-# images/<hash>/rootfs: a root filesystem skeleton for containerMode "unified". Its /nix/store
-# is a mount point: the runner binds the host's store or the lab's store/ there.
-if [ -n "$imageDir" ]; then
-  img="$out/$imageDir"
+# images/<hash>/rootfs: a root filesystem skeleton for containerMode "unified" (one image)
+# or "per-run" (one per run). Its /nix/store is a mount point: the runner binds the host's
+# store or the lab's store/ there.
+while IFS=$'\t' read -r dir run; do
+  [ -n "$dir" ] || continue
+  img="$out/$dir"
+  [ -d "$img" ] && continue # runs with the same closure share an image
   mkdir -p "$img/rootfs/bin" "$img/rootfs/usr/bin" "$img/rootfs/etc" "$img/rootfs/nix/store" \
     "$img/rootfs/tmp" "$img/rootfs/proc" "$img/rootfs/dev" "$img/rootfs/home"
   ln -s "$imageShell" "$img/rootfs/bin/sh"
@@ -82,9 +61,14 @@ if [ -n "$imageDir" ]; then
   printf 'root:x:0:0:root:/home:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/sh\n' >"$img/rootfs/etc/passwd"
   printf 'root:x:0:\nnogroup:x:65534:\n' >"$img/rootfs/etc/group"
   printf '127.0.0.1 localhost\n' >"$img/rootfs/etc/hosts"
-  jq -n --slurpfile paths <(jq -R -s 'split("\n") | map(select(length > 0))' store-paths) \
+  if [ -z "$run" ]; then
+    jq -R -s 'split("\n") | map(select(length > 0))' store-paths >image-paths.json
+  else
+    jq --arg run "$run" '.runs[$run]' "$closureInfo" >image-paths.json
+  fi
+  jq -n --slurpfile paths image-paths.json \
     '{format: "repx-image/1", rootfs: "rootfs", store_paths: $paths[0]}' >"$img/image.json"
-fi
+done <<<"$imageSpecs"
 
 # Integrity list: every entry but lab-metadata.json itself, as Nix sees the tree: regular
 # files (sha256, executable bit), symlinks (target), directories without entries. Paths
@@ -109,7 +93,7 @@ jq -n --rawfile dirs empty-dirs.nul '$dirs | split("\u0000") | map(select(length
 jq -R -s 'split("\n") | map(select(length > 0))' store-paths >store-paths.json
 jq -j -c --slurpfile paths store-paths.json --slurpfile files files.json --slurpfile links symlinks.json \
   --slurpfile dirs empty-dirs.json \
-  '. + {store_paths: $paths[0], integrity: "repx-integrity/1", files: $files[0], symlinks: $links[0], empty_dirs: $dirs[0]}' \
+  '. + {store_paths: $paths[0], closure: "lab/closure.json", integrity: "repx-integrity/1", files: $files[0], symlinks: $links[0], empty_dirs: $dirs[0]}' \
   "$labMetaJsonPath" >body.json
 
 # The lab id commits to the content: the first 160 bits of the sha256 of "repx-lab-id/1",

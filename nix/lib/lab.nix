@@ -22,6 +22,16 @@ let
   # Tools a host without Nix needs to run the lab (bubblewrap binds store/ at /nix/store).
   hostToolPkgs = [ static.bash static.busybox static.coreutils static.jq static.rsync static.bubblewrap ];
   hostToolsHash = util.hash32 (concatStringsSep "\n" (map toString hostToolPkgs));
+  # Its own derivation: built once for these packages and shared by every lab revision
+  # (the lab's host-tools/<hash> is a link to it).
+  hostToolsDrv = derivation {
+    name = "repx-host-tools";
+    system = tools.system;
+    builder = "${tools.bash}/bin/bash";
+    args = [ ./build-host-tools.sh ];
+    PATH = concatStringsSep ":" (map (p: "${p}/bin") [ tools.coreutils tools.findutils tools.bash ]);
+    hostTools = map toString hostToolPkgs;
+  };
 
   runList = map (n: expanded.${n}) order;
   # A job shared by several runs (identical content) is written once.
@@ -60,7 +70,7 @@ let
     store = "store";
     readme = "readme/README.md";
     container_mode = containerMode;
-    images = if containerMode == "unified" then { unified = "images/${imageHash}"; } else { };
+    images = builtins.mapAttrs (_: i: i.dir) images;
     job_count = jobCount;
   };
 
@@ -74,9 +84,38 @@ let
     builtins.filter (p: tableContext.${p}.path or false) (attrNames tableContext)
   );
   closureRoots = scripts ++ paramPaths;
-  # "unified": one image root filesystem for every job, so that a bubblewrap run sees only
-  # the lab's closure instead of the host's /usr, /bin, /etc.
-  imageHash = util.hash32 (concatStringsSep "\n" ([ "repx-image/1" ] ++ map toString closureRoots));
+  # The same, per run (the store paths of a "per-run" image).
+  runRoots = r:
+    let ctx = builtins.getContext (concatStringsSep "" (map (j: toJSON j.params) (attrValues r.jobs)));
+    in r.scriptDrvs ++ map (p: builtins.appendContext p { ${p} = { path = true; }; }) (
+      builtins.filter (p: ctx.${p}.path or false) (attrNames ctx)
+    );
+  runKeys = listToAttrs (genList (i: { name = (builtins.elemAt runList i).name; value = "run${toString i}"; }) (length runList));
+  # What the lab refers to instead of copying: NAR hash, size and inner links of each path
+  # (closure-info.sh). Depends on the closure roots only, so a parameter change reuses it.
+  closureInfo = derivation ({
+    name = "repx-closure.json";
+    system = tools.system;
+    builder = "${tools.bash}/bin/bash";
+    args = [ ./closure-info.sh ];
+    __structuredAttrs = true;
+    PATH = concatStringsSep ":" (map (p: "${p}/bin") [ tools.coreutils tools.findutils tools.jq ]);
+    hostToolsPath = "${hostToolsDrv}";
+    inherit hostToolsHash runKeys;
+    exportReferencesGraph = {
+      closure = closureRoots;
+      hosttools = [ hostToolsDrv ];
+    } // listToAttrs (genList (i: { name = "run${toString i}"; value = runRoots (builtins.elemAt runList i); }) (length runList));
+  });
+  # Images: a root filesystem skeleton, so that a bubblewrap run sees only the lab's closure
+  # instead of the host's /usr, /bin, /etc. "unified": one for every job; "per-run": one per
+  # run (keyed by run name), listing that run's closure. Keyed by the roots, so runs with the
+  # same closure share one.
+  imageOf = run: roots: { inherit run; dir = "images/${util.hash32 (concatStringsSep "\n" ([ "repx-image/1" ] ++ map toString roots))}"; };
+  images =
+    if containerMode == "unified" then { unified = imageOf "" closureRoots; }
+    else if containerMode == "per-run" then listToAttrs (map (r: { name = r.name; value = imageOf r.name (runRoots r); }) runList)
+    else { };
   checks = concatLists (map (r: r.checks) runList);
 in
 derivation (
@@ -88,17 +127,18 @@ derivation (
     PATH = concatStringsSep ":" (map (p: "${p}/bin") [ tools.coreutils tools.findutils tools.gnused tools.gnugrep tools.gawk tools.jq tools.bash ]);
     shell = "${tools.bash}/bin/bash";
     inherit jobsTable readme hostToolsHash;
-    imageDir = if containerMode == "unified" then "images/${imageHash}" else "";
+    hostToolsPath = "${hostToolsDrv}";
+    closureInfo = "${closureInfo}";
+    # "<dir>\t<run>" per image (no run: the lab's closure)
+    imageSpecs = concatStringsSep "\n" (map (i: "${i.dir}\t${i.run}") (attrValues images));
     imageShell = "${tools.bash}/bin/bash";
     imageEnv = "${tools.coreutils}/bin/env";
     revisionJson = toJSON revision;
     labMetaJson = toJSON labMeta;
     manifestPaths = concatStringsSep " " (map (m: m.path) manifests);
     inherit manifestVars;
-    hostTools = map toString hostToolPkgs;
     # Building the lab requires every stage check to pass.
     checks = map toString checks;
-    exportReferencesGraph = concatLists (genList (i: [ "closure${toString i}" (builtins.elemAt closureRoots i) ]) (length closureRoots));
     passAsFile = [ "jobsTable" "readme" "revisionJson" "labMetaJson" ] ++ manifestVars;
   }
   // listToAttrs (genList (i: { name = builtins.elemAt manifestVars i; value = (builtins.elemAt manifests i).text; }) (length manifests))
@@ -106,7 +146,7 @@ derivation (
 // {
   # For tests and tools: the lab's structure without building it.
   repx = {
-    inherit jobCount order;
+    inherit jobCount order hostToolsDrv closureInfo;
     jobs = builtins.mapAttrs (_: j: { inherit (j) pname params; inputs = map (i: i.job) j.inputs; }) allJobs;
     runs = listToAttrs (map (r: { name = r.name; value = attrNames r.jobs; }) runList);
   };

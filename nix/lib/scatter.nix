@@ -78,10 +78,16 @@ let
       body = simple.bodyLine file spec;
     };
 
+  # The loader of stage kind "scatter-gather" (stage.nix's loaders); the same arguments.
   load =
-    { pkgs, file, spec, where0 }:
+    { file, spec, where0, ... }:
     let
-      pname = spec.pname or (fail where0 "a stage needs 'pname'");
+      # The per-job attributes (functions { parameters }: …) of simple stages are not
+      # offered here: one set of pieces serves every job of the stage.
+      dynamic = filter (k: builtins.isFunction (spec.${k} or null)) [ "pname" "version" "resources" ];
+      pname =
+        if dynamic != [ ] then fail where0 "a scatter-gather stage takes constant ${showList dynamic} (a function { parameters }: … is only accepted by stages with 'run')"
+        else spec.pname or (fail where0 "a stage needs 'pname'");
       where = "${where0} (scatter-gather stage ${pname})";
       unknown = filter (k: !(elem k stageKeys)) (attrNames spec);
       missing = filter (k: !(spec ? ${k})) [ "scatter" "steps" "gather" ];
@@ -196,8 +202,13 @@ let
     in
     assert checkedStage;
     assert checked;
-    {
-      scatterGather = true;
+    rec {
+      # What expand.nix reads of every stage record (see stage.nix's loadSimple): nothing is
+      # dynamic, so `dyn` holds constants and `checks` (applied to dynamic results) is unused.
+      kind = "scatter-gather";
+      isDynamic = false;
+      dyn = builtins.mapAttrs (_: v: { value = v; }) { inherit pname version outputs resources; inputs = inputNames; };
+      checks = builtins.mapAttrs (_: _: v: v) dyn;
       inherit file pname version parameters spec where;
       relFile = where0;
       inputNames = stageInputNames;
@@ -231,7 +242,9 @@ let
         system = tools.system;
         builder = "${tools.bash}/bin/bash";
         PATH = "${tools.coreutils}/bin";
-        args = [ "-c" "mkdir -p \"$out/bin\"\n${links}" ];
+        # Ends with a builtin (see stage.nix's mkScript: Nix 2.8 kills a builder whose log
+        # pipe a last external command closed).
+        args = [ "-c" "mkdir -p \"$out/bin\"\n${links}\nexit 0" ];
       };
     in
     {

@@ -15,3 +15,9 @@ def cache_dir() -> Path:
 def nix_store_dir() -> Path:
     """Return the Nix store directory (``$NIX_STORE_DIR`` or ``/nix/store``)."""
     return Path(os.environ.get("NIX_STORE_DIR") or "/nix/store")
+
+
+def state_dir() -> Path:
+    """Return ``$XDG_STATE_HOME/repx`` (default ``~/.local/state/repx``); not created here."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "repx"

@@ -47,6 +47,17 @@ def is_tracked(repo_dir: Path, path: Path) -> bool:
     return result.returncode == 0
 
 
+def source_files(repo_dir: Path) -> list[Path] | None:
+    """Files a flake in ``repo_dir`` sees: tracked or untracked-but-not-ignored (None: no repo)."""
+    result = process.run(
+        ["git", "-C", repo_dir, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        check=False,
+    )
+    if result.returncode != 0:
+        return None
+    return [repo_dir / name for name in result.stdout.split("\0") if name]
+
+
 def _git(args: Sequence[str | Path]) -> None:
     try:
         process.run(["git", *args])

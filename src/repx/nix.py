@@ -120,6 +120,28 @@ def log(installable: str, *, cwd: Path | None = None) -> str:
     return _run([*_BASE, "log", installable], what="nix log", cwd=cwd)
 
 
+def add_gc_root(link: Path, store_path: Path) -> None:
+    """Make the symlink ``link`` (pointing at ``store_path``) an indirect Nix GC root."""
+    _run(
+        ["nix-store", "--add-root", link, "--indirect", "--realise", store_path],
+        what="nix-store --add-root",
+    )
+
+
+def delete_paths(paths: Sequence[Path]) -> tuple[list[Path], list[Path]]:
+    """Ask Nix to delete store paths; return (deleted, kept because still referenced).
+
+    One ``nix-store --delete`` per path: Nix refuses a whole call when one path is alive
+    (a ``result`` link, a profile, another path's reference), and that one is reported.
+    """
+    deleted: list[Path] = []
+    alive: list[Path] = []
+    for path in paths:
+        done = process.run(["nix-store", "--delete", path], check=False)
+        (deleted if done.returncode == 0 else alive).append(path)
+    return deleted, alive
+
+
 def _run(args: Sequence[str | Path], *, what: str, cwd: Path | None = None) -> str:
     try:
         return process.run(args, cwd=cwd).stdout

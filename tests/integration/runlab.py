@@ -3,7 +3,7 @@
 Labs are the experiment flakes of ``tests/assets/labs/`` (and the ``default`` template),
 built by real ``nix build``. The flake inputs resolve like a user's: ``nixpkgs`` and
 ``repx`` through the flake registry. ``repx`` is always overridden with a copy of this
-checkout's flake (``flake.nix``, ``nix/``, ``templates/``: a ``path:`` on the repository
+checkout's flake (``flake.nix``, ``nix/``, ``templates/``, ``src/``: a ``path:`` on the repository
 root would copy the virtualenv into the store); ``$REPX_TEST_NIXPKGS`` (a flake reference)
 overrides ``nixpkgs`` when the registry has no usable one.
 """
@@ -51,9 +51,12 @@ def _repx_flake() -> Path:
     copy = session_dir() / "repx-flake"
     if not copy.exists():
         copy.mkdir()
-        shutil.copy2(REPO / "flake.nix", copy / "flake.nix")
-        for sub in ("nix", "templates"):
-            shutil.copytree(REPO / sub, copy / sub, symlinks=True)
+        for name in ("flake.nix", "pyproject.toml", "README.md"):
+            shutil.copy2(REPO / name, copy / name)
+        # src/: the flake's packages.default and overlay (pkgs.repx) are built from it
+        junk = shutil.ignore_patterns("__pycache__", "*.egg-info")
+        for sub in ("nix", "templates", "src"):
+            shutil.copytree(REPO / sub, copy / sub, symlinks=True, ignore=junk)
     return copy
 
 
@@ -205,3 +208,22 @@ def assert_store_consistent(base: Path, lab: Path) -> None:
         else:
             assert markers == {"FAIL"}, job
             assert result["status"] != "succeeded", job
+
+
+def copy_with_closure(lab: Path, dest: Path) -> Path:
+    """Copy ``lab`` as ``repx export`` lays it out: the lab's links to store paths
+    (``store/<name>``, ``host-tools/<hash>``) become copies of those paths (their inner
+    links kept), everything else as it is; writable, so a test can tamper with it.
+
+    Never edit a lab copied with its links: writing through ``store/<name>`` would change
+    the real Nix store.
+    """
+    subprocess.run(["cp", "-a", f"{lab}/.", str(dest)], check=True)
+    for sub in ("store", "host-tools"):
+        for entry in sorted((dest / sub).iterdir()) if (dest / sub).is_dir() else []:
+            target = os.readlink(entry) if entry.is_symlink() else ""
+            if target.startswith("/nix/store/"):
+                entry.unlink()
+                subprocess.run(["cp", "-a", target, str(entry)], check=True)
+    subprocess.run(["chmod", "-R", "u+w", str(dest)], check=True)
+    return dest

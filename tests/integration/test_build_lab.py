@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
+from runlab import build_lab, lab_jobs, repx
 
 from repx.lab.loader import open_lab
 from repx.lab.summary import summarize_lab
@@ -84,3 +87,95 @@ def test_lab_id_commits_to_the_content(built_lab, repx_cli):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = repx_cli.ok("build", *repx_cli.override_args, cwd=built.experiment)
     assert f"--expect {lab.meta.lab_id}" in text.replace("\n", " ")
+
+
+def _closure_links(lab: Path) -> dict[str, str]:
+    """The lab's links to store paths (store/<name>, host-tools/<hash>) and their targets."""
+    return {
+        f"{sub}/{entry.name}": os.readlink(entry)
+        for sub in ("store", "host-tools")
+        for entry in sorted((lab / sub).iterdir())
+    }
+
+
+def _nar_size(path: Path) -> int:
+    result = subprocess.run(
+        ["nix", "--extra-experimental-features", "nix-command", "path-info", "--json", path],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    data = json.loads(result.stdout)
+    infos = list(data.values()) if isinstance(data, dict) else data
+    return int(infos[0]["narSize"])
+
+
+def _more_seeds(flake: Path) -> None:
+    run = flake / "nix" / "runs" / "simulation.nix"
+    run.write_text(run.read_text().replace("seed = [ 1 2 3 ];", "seed = [ 1 2 3 4 ];"))
+
+
+def test_revisions_share_host_tools_and_the_closure():
+    """A one-parameter change builds a new lab that links to the same store paths.
+
+    host-tools and every closure path are links into the store (the same targets in both
+    revisions); the lab itself is only its own small files.
+    """
+    first = build_lab("sweep")
+    second = build_lab("sweep", edit=_more_seeds, variant="more-seeds")
+    assert first != second
+    links = _closure_links(first)
+    assert links == _closure_links(second)
+    assert all(t.startswith("/nix/store/") for t in links.values())
+    host_tools = next(t for p, t in links.items() if p.startswith("host-tools/"))
+    assert Path(host_tools, "bin", "bwrap").is_file()
+    assert (first / "lab" / "closure.json").read_bytes() == (
+        second / "lab" / "closure.json"
+    ).read_bytes()
+    closure = json.loads((first / "lab" / "closure.json").read_bytes())
+    assert {e["path"] for e in closure["entries"]} == set(links)
+    closure_size = sum(e["nar_size"] for e in closure["entries"])
+    # the revision itself: links and small JSON files, not the closure
+    assert _nar_size(second) < 1 << 20 < closure_size
+    meta = json.loads((second / "lab" / "lab-metadata.json").read_bytes())
+    assert not any(f["path"].startswith(("store/", "host-tools/")) for f in meta["files"])
+
+
+def _per_run(flake: Path) -> None:
+    lab = flake / "nix" / "lab.nix"
+    lab.write_text(
+        lab.read_text().replace(
+            "inherit pkgs gitHash;", 'inherit pkgs gitHash;\n  containerMode = "per-run";'
+        )
+    )
+
+
+def test_per_run_images_are_keyed_by_run(tmp_path):
+    lab = build_lab("sweep", edit=_per_run, variant="per-run")
+    meta = json.loads((lab / "lab" / "lab-metadata.json").read_bytes())
+    assert meta["container_mode"] == "per-run"
+    assert set(meta["images"]) == {"simulation", "report"}
+    closure = json.loads((lab / "lab" / "closure.json").read_bytes())
+    paths = {}
+    for run, rel in meta["images"].items():
+        image = json.loads((lab / rel / "image.json").read_bytes())
+        assert (lab / rel / "rootfs" / "nix" / "store").is_dir()
+        assert set(image["store_paths"]) == set(closure["runs"][run])
+        assert set(image["store_paths"]) <= set(meta["store_paths"])
+        paths[run] = set(image["store_paths"])
+    assert paths["simulation"] != paths["report"]
+    assert find_problems(open_lab(lab)).problems == ()
+    # jobs see the same under "per-run" and "unified": the same ids
+    unified = build_lab("sweep", edit=_unified, variant="unified")
+    assert set(lab_jobs(lab)) == set(lab_jobs(unified))
+    run = repx("run", "--lab", lab, "--base", tmp_path / "base")
+    assert run.returncode == 0, run.stderr
+
+
+def _unified(flake: Path) -> None:
+    lab = flake / "nix" / "lab.nix"
+    lab.write_text(
+        lab.read_text().replace(
+            "inherit pkgs gitHash;", 'inherit pkgs gitHash;\n  containerMode = "unified";'
+        )
+    )

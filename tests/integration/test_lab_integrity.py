@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from runlab import build_lab, lab_jobs, repx, repx_argv
+from runlab import build_lab, copy_with_closure, lab_jobs, repx, repx_argv
 
 from labfactory import LAB_METADATA, refresh_integrity
 
@@ -26,9 +26,7 @@ pytestmark = pytest.mark.slow
 
 
 def _copy(lab: Path, dest: Path) -> Path:
-    subprocess.run(["cp", "-a", f"{lab}/.", str(dest)], check=True)
-    subprocess.run(["chmod", "-R", "u+w", str(dest)], check=True)
-    return dest
+    return copy_with_closure(lab, dest)  # the copy's store/ holds copies: safe to tamper
 
 
 def _first_job(lab: Path, stage: str = "simulate") -> tuple[str, dict]:
@@ -58,22 +56,44 @@ def _store_dir(lab: Path, name: str) -> Path:
 
 def repoint_symlink(lab: Path) -> str:
     """Point a program link of the lab's store copy at another program of the same package."""
-    links = sorted(p for p in (lab / "store").rglob("*") if p.is_symlink() and p.parent.name == "bin")
+    links = sorted(
+        p for p in (lab / "store").rglob("*") if p.is_symlink() and p.parent.name == "bin"
+    )
     link, other = next(
         (a, b)
         for a in links
         for b in links
         if a.parent == b.parent and os.readlink(a) != os.readlink(b)
     )
-    target, new = os.readlink(link), os.readlink(other)
+    new = os.readlink(other)
     link.unlink()
     link.symlink_to(new)  # e.g. every awk now runs another program
-    return f"symlink to '{new}', listed as '{target}'"
+    store_dir = link.relative_to(lab / "store").parts[0]
+    return f"content differs from /nix/store/{store_dir} (NAR hash"
 
 
 def add_passwd_link(lab: Path) -> str:
-    (_store_dir(lab, "-bash-5.2.15") / "bin" / "passwd").symlink_to("/etc/passwd")
-    return "(unexpected symlink to '/etc/passwd')"
+    store_dir = _store_dir(lab, "-bash-5.2.15")
+    (store_dir / "bin" / "passwd").symlink_to("/etc/passwd")
+    return f"content differs from /nix/store/{store_dir.name} (NAR hash"
+
+
+def edit_store_file(lab: Path) -> str:
+    """Change one byte of a regular file of a copied store path (the NAR hash tells)."""
+    store_dir = _store_dir(lab, "-bash-5.2.15")
+    path = next(p for p in sorted(store_dir.rglob("*")) if p.is_file() and not p.is_symlink())
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    return f"content differs from /nix/store/{store_dir.name} (NAR hash"
+
+
+def edit_host_tool(lab: Path) -> str:
+    """Replace a host tool of the copy (host-tools is a store path too)."""
+    tools = next((lab / "host-tools").iterdir())
+    (tools / "bin" / "jq").unlink()
+    (tools / "bin" / "jq").write_text("#!/bin/sh\necho evil\n")
+    return "content differs from /nix/store/"
 
 
 def out_to_root(lab: Path) -> str:
@@ -124,7 +144,7 @@ def dotdot_job_id(lab: Path) -> str:
 
 def duplicate_job_id(lab: Path) -> str:
     job_id, job = _first_job(lab)
-    other = _first_job(lab, "report")[0]
+    other = _first_job(lab, "plot")[0]
     changed = {**job, "params": {**job["params"], "seed": 666}}
     _edit_manifest(lab, other, lambda jobs: jobs.update({job_id: changed}))
     return f"jobs.{job_id}: differs from the job of the same id in"
@@ -140,6 +160,8 @@ def executable_bit(lab: Path) -> str:
 TAMPERINGS = [
     repoint_symlink,
     add_passwd_link,
+    edit_store_file,
+    edit_host_tool,
     out_to_root,
     rewrite_hash_list,
     absolute_executable,
@@ -152,7 +174,7 @@ TAMPERINGS = [
 
 @pytest.mark.parametrize("tamper", TAMPERINGS, ids=lambda f: f.__name__)
 def test_tampering_is_refused_by_verify_and_run(tamper, tmp_path):
-    lab = _copy(build_lab("template"), tmp_path / "lab")
+    lab = _copy(build_lab("sweep"), tmp_path / "lab")
     assert repx("verify", "--lab", lab).returncode == 0
     expected = tamper(lab)
 
@@ -172,7 +194,7 @@ def test_tampering_is_refused_by_verify_and_run(tamper, tmp_path):
 
 
 def test_verify_expect_and_nix_record(tmp_path):
-    lab = build_lab("template")
+    lab = build_lab("sweep")
     lab_id = json.loads((lab / LAB_METADATA).read_bytes())["lab_id"]
     ok = repx("verify", "--lab", lab, "--expect", lab_id)
     assert ok.returncode == 0, ok.stdout + ok.stderr
@@ -186,7 +208,7 @@ def test_verify_expect_and_nix_record(tmp_path):
 
 def test_consistently_rewritten_copy_needs_expect(tmp_path):
     """An attacker who recomputes the list and the id correctly: only --expect tells."""
-    original = build_lab("template")
+    original = build_lab("sweep")
     lab_id = json.loads((original / LAB_METADATA).read_bytes())["lab_id"]
     lab = _copy(original, tmp_path / "lab")
     job_id, _ = _first_job(lab)
@@ -201,7 +223,7 @@ def test_consistently_rewritten_copy_needs_expect(tmp_path):
 def test_store_lab_rewritten_consistently_differs_from_nix_record(tmp_path):
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         pytest.skip("needs root and unshare to bind a copy over the store path")
-    lab = build_lab("template")
+    lab = build_lab("sweep")
     copy = _copy(lab, tmp_path / "lab")
     job_id, _ = _first_job(copy)
     (copy / f"jobs/{job_id}/parameters.json").write_text('{"noise":0,"seed":666}')

@@ -78,7 +78,7 @@ def test_altered_lab_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_altered_nix_lab_copy_is_refused(tmp_path):
-    lab = build_lab("template")
+    lab = build_lab("sweep")
     copy = tmp_path / "lab"
     shutil.copytree(lab, copy, symlinks=True)
     script = next((copy / "jobs").iterdir()) / "parameters.json"

@@ -39,6 +39,8 @@ def test_stop_after_first_failure(lab, tmp_path):
     [failed] = summary["failed"]
     assert failed["job"] == failing and failed["exit_code"] == 3
     assert failed["stderr_tail"] == ["work 3: failing on purpose"]
+    assert failed["params"] == {"fail": 3, "i": 3, "pause": "0"}  # wherever a job is named
+    assert all("i" in e["params"] for e in events if e["event"] == "started")
     assert failed["log"] == str(base / "outputs" / failing / "repx" / "stderr.log")
     # Nothing starts after the failure; what depends on it is blocked.
     order = [e["job"] for e in events if e["event"] in ("started", "blocked")]
@@ -54,6 +56,8 @@ def test_stop_after_first_failure(lab, tmp_path):
     assert not (committed / "out").exists()
     assert (committed / "failed-out").is_dir()
     assert_store_consistent(base, lab)
+    text = repx("run", "@failing", "--lab", lab, "--base", base, "-j", "1")
+    assert "failed: work fail=3 i=3 pause=0: exit 3 — work 3: failing on purpose" in text.stderr
 
 
 def test_continue_on_failure_and_soft_dependency(lab, tmp_path):

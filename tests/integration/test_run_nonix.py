@@ -11,7 +11,7 @@ import shutil
 import subprocess
 
 import pytest
-from runlab import build_lab, lab_jobs, outputs_digest, repx, repx_argv
+from runlab import build_lab, copy_with_closure, lab_jobs, outputs_digest, repx, repx_argv
 
 pytestmark = pytest.mark.slow
 
@@ -42,9 +42,9 @@ def _without_nix(argv: list[str]) -> subprocess.CompletedProcess[str]:
 
 def test_lab_runs_without_nix_byte_identical_to_native(tmp_path):
     _require_unshare()
-    lab = build_lab("template")
-    copy = tmp_path / "lab"
-    shutil.copytree(lab, copy, symlinks=True)  # the lab, out of the store
+    lab = build_lab("sweep")
+    # the lab out of the store, with the store paths it links to (as repx export lays it out)
+    copy = copy_with_closure(lab, tmp_path / "lab")
 
     native = repx("run", "--lab", lab, "--base", tmp_path / "native", "--runtime", "native")
     assert native.returncode == 0, native.stderr
@@ -59,9 +59,8 @@ def test_lab_runs_without_nix_byte_identical_to_native(tmp_path):
 
 def test_native_is_refused_without_nix(tmp_path):
     _require_unshare()
-    lab = build_lab("template")
-    copy = tmp_path / "lab"
-    shutil.copytree(lab, copy, symlinks=True)
+    lab = build_lab("sweep")
+    copy = copy_with_closure(lab, tmp_path / "lab")
     argv = repx_argv("run", "--lab", copy, "--base", tmp_path / "base", "--runtime", "native")
     result = _without_nix(argv)
     assert result.returncode == 2
@@ -83,7 +82,7 @@ def test_dereferenced_copy_runs_without_nix(tmp_path, copy_argv):
     _require_unshare()
     if shutil.which(copy_argv[0]) is None:
         pytest.skip(f"{copy_argv[0]} is not installed")
-    lab = build_lab("template")
+    lab = build_lab("sweep")
     copy = tmp_path / "lab"
     try:
         subprocess.run([*copy_argv, f"{lab}/", f"{copy}/"], check=True, timeout=300)

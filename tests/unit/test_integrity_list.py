@@ -429,9 +429,9 @@ def test_nar_hash_matches_nix(lab):
 
 def test_recorded_hash_forms():
     hex_digest = "60ad743d9969f070166e17a03a579e9527f8b936623989b66f618e5be67bf6f6"
-    assert nix_record._hash_hex("sha256-YK10PZlp8HAWbhegOleelSf4uTZiOYm2b2GOW+Z79vY=") == hex_digest
-    assert nix_record._hash_hex(f"sha256:{hex_digest}") == hex_digest
-    assert nix_record._hash_hex("md5:00") is None
+    assert nix_record.hash_hex("sha256-YK10PZlp8HAWbhegOleelSf4uTZiOYm2b2GOW+Z79vY=") == hex_digest
+    assert nix_record.hash_hex(f"sha256:{hex_digest}") == hex_digest
+    assert nix_record.hash_hex("md5:00") is None
 
 
 # -- repx build prints the lab id --------------------------------------------------------

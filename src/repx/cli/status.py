@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from repx.cli import output
+from repx.cli import complete, output
 from repx.cli.run import BaseOption, LabOption, TargetOption
 
 if TYPE_CHECKING:
@@ -16,7 +16,12 @@ if TYPE_CHECKING:
 
 def status(
     run: Annotated[
-        str | None, typer.Argument(help="Only this run (default: every run).", show_default=False)
+        str | None,
+        typer.Argument(
+            help="Only this run (default: every run).",
+            show_default=False,
+            autocompletion=complete.complete_runs,
+        ),
     ] = None,
     lab: LabOption = Path("result"),
     base: BaseOption = None,

@@ -254,6 +254,36 @@ class ParamTrace(_Out):
     params: list[TracedParam]
 
 
+class ParamTraceList(_Out):
+    """``repx trace-params --json`` (no job): the trace of every job, in display order."""
+
+    lab_id: str
+    jobs: list[ParamTrace]
+
+
+# -- repx show output -------------------------------------------------------------------
+
+
+class OutputFile(_Out):
+    """One file (or directory, ``path`` ending in ``/``) under a job's ``out/``."""
+
+    #: relative to the listed directory
+    path: str
+    #: bytes (None for a directory)
+    size: int | None
+
+
+class OutputListing(_Out):
+    """``repx show output JOB [DIR] --json``: the files a job's committed outputs hold."""
+
+    id: str
+    short_id: str
+    status: str
+    #: the directory listed (the job's ``out/``, or a directory under it)
+    directory: str
+    files: list[OutputFile]
+
+
 # -- repx verify ------------------------------------------------------------------------
 
 

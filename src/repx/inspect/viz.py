@@ -75,7 +75,7 @@ def make_dot(view: LabView, options: VizOptions) -> graphviz.Digraph:
         rankdir="LR",
         compound="true",
         fontname=_FONT,
-        label=_label([f"lab {view.lab.meta.lab_id}"]),
+        label=_label([lab_title(view)]),
         labelloc="t",
         fontsize="12",
     )
@@ -89,7 +89,52 @@ def make_dot(view: LabView, options: VizOptions) -> graphviz.Digraph:
             _draw_stages(dot, view, stage_graph(view), coloured, options.show_params)
         case Level.JOBS:
             _draw_jobs(dot, view, job_graph(view), coloured, options.show_params)
+    if coloured:
+        _draw_legend(dot, view)
     return dot
+
+
+def lab_title(view: LabView) -> str:
+    """``<name> · lab <id> · version <v>``: the experiment's name comes from the lab's
+    store path (``…-repx-lab-<name>``), when it has one."""
+    name = view.lab.root.name.partition("-repx-lab-")[2]
+    meta = view.lab.meta
+    parts = [name] if name else []
+    parts += [f"lab {meta.lab_id}", f"version {meta.lab_version}"]
+    return " · ".join(parts)
+
+
+#: Order of states in counts and in the legend.
+STATE_ORDER: Final = tuple(STATE_COLOURS)
+
+
+def counts_text(counts: dict[str, int]) -> str:
+    """``4 succeeded, 1 failed``: the non-zero counts, in :data:`STATE_ORDER`."""
+    return ", ".join(f"{counts[s]} {s}" for s in STATE_ORDER if counts.get(s))
+
+
+def _draw_legend(dot: graphviz.Digraph, view: LabView) -> None:
+    """One box per state present, with its colour and how many jobs are in it."""
+    totals: dict[str, int] = {}
+    for job_state, count in view.status.counts(view.lab.jobs).items():
+        if count:
+            totals[job_state.value] = count
+    with dot.subgraph(name="cluster_legend") as legend:
+        legend.attr(label=_label(["legend (jobs)"]), style="rounded", color="#bbbbbb")
+        previous = None
+        for state in STATE_ORDER:
+            if not totals.get(state):
+                continue
+            node = f"legend:{state}"
+            legend.node(
+                node,
+                _label([f"{state}: {totals[state]}"]),
+                fillcolor=STATE_COLOURS[state],
+                fontsize="10",
+            )
+            if previous is not None:  # stack the entries
+                legend.edge(previous, node, style="invis")
+            previous = node
 
 
 def render(view: LabView, options: VizOptions, fmt: VizFormat) -> bytes:
@@ -118,6 +163,8 @@ def _draw_runs(
 ) -> None:
     for run, data in graph.nodes(data=True):
         lines = [run, f"{data['jobs']} jobs · {len(data['stages'])} stages"]
+        if coloured and (text := counts_text(data["counts"])):
+            lines.append(text)
         dot.node(run, _label(lines), **_fill(data["status"], coloured, data["counts"]))
     for source, target, data in graph.edges(data=True):
         words = [data["kind"]] if data["kind"] else []
@@ -148,6 +195,8 @@ def _draw_stages(
                 layout = lab.jobs[jobs[0]].scatter_gather if jobs else None
                 if layout is not None:  # a scatter-gather stage: its pieces in order
                     lines.append(" → ".join(["scatter", *layout.step_order, "gather"]))
+                if coloured and (text := counts_text(data["counts"])):
+                    lines.append(text)
                 if show_params:
                     lines += _param_lines(lab.jobs[j].params for j in view.jobs_of(run, stage))
                 cluster.node(node, _label(lines), **_fill(data["status"], coloured, data["counts"]))

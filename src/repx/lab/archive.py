@@ -9,6 +9,9 @@ directory lab. The archive holds the lab's tree as its integrity list describes 
   inside the sandbox the lab's ``store/`` is ``/nix/store``, so they resolve there as natively;
 - any other link (one leading out of the lab: a shared ``store/`` or ``host-tools/`` path)
   is replaced by what it leads to, which the integrity check accepts (a dereferenced copy);
+  in particular the lab's own ``store/<name>`` and ``host-tools/<hash>`` links to the Nix
+  store (lab/closure.json) become the real trees, which hold their inner links as they are,
+  so each has its recorded NAR hash;
 - members are in sorted order with fixed owner, mode (0755/0644) and time, so exporting the
   same lab twice gives the same bytes (and the same cache directory).
 
@@ -82,7 +85,8 @@ def members(root: Path) -> list[Member]:
 def _carried_store_paths(root: Path) -> set[str]:
     store = root / "store"
     try:
-        return {entry.name for entry in os.scandir(store) if entry.is_dir()}
+        # links to store paths (a lab in the store) count: they are written as copies
+        return {entry.name for entry in os.scandir(store) if os.path.exists(entry.path)}  # noqa: PTH110
     except OSError:
         return set()
 
@@ -119,6 +123,8 @@ def _kept_link(name: str, target: str, carried: set[str]) -> bool:
     """A link that resolves inside the unpacked lab (or its carried closure) as it is."""
     if target.startswith(_STORE):
         store_name = target[len(_STORE) :].partition("/")[0]
+        if name == f"store/{store_name}":
+            return False  # the lab's link to the path it carries: the archive holds the path
         return store_name in carried and ".." not in target.split("/")
     if target.startswith("/"):
         return False

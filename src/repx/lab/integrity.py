@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal, NamedTuple
 
+from repx.errors import LabError
+from repx.lab import closure as closure_file
+from repx.lab.closure import ClosureEntry
 from repx.lab.models import NIX_BASE32, FileEntry, LabMetadata
 
 logger = logging.getLogger(__name__)
@@ -32,6 +35,9 @@ _ID_PREFIX: Final = b'{"lab_id":"'
 _ID_TAG: Final = b"repx-lab-id/1\0"
 
 Kind = Literal["file", "symlink", "directory", "other"]
+#: What the list says a path is: also "closure", a link to a store path of lab/closure.json
+#: (checked against its NAR hash when a copy holds the path itself).
+ListedKind = Literal["file", "symlink", "directory", "closure"]
 
 
 class DiskEntry(NamedTuple):
@@ -71,7 +77,11 @@ class IntegrityReport:
 class ExpectedTree:
     """The lab's tree as its integrity list describes it, with paths resolved in it."""
 
-    def __init__(self, meta: LabMetadata) -> None:
+    def __init__(
+        self, meta: LabMetadata, closure: Mapping[str, ClosureEntry] | None = None
+    ) -> None:
+        #: store/<name> and host-tools/<hash> links to store paths, by lab path
+        self.opaque: Mapping[str, ClosureEntry] = closure or {}
         self.files: dict[str, FileEntry] = {f.path: f for f in meta.files}
         self.symlinks: dict[str, str] = {s.path: s.target for s in meta.symlinks}
         self.store = meta.store.rstrip("/")
@@ -105,8 +115,10 @@ class ExpectedTree:
             self._children = children
         return self._children
 
-    def kind(self, path: str) -> Kind | None:
+    def kind(self, path: str) -> ListedKind | None:
         """What the list says ``path`` is (None: not in the list)."""
+        if path in self.opaque:
+            return "closure"
         if path in self.files:
             return "file"
         if path in self.symlinks:
@@ -121,7 +133,13 @@ class ExpectedTree:
         None when the link leaves the lab or its closure, dangles or loops.
         """
         path = self.follow(link)
-        return path if path is not None and self.kind(path) in {"file", "directory"} else None
+        if path is None:
+            return None
+        return path if self.kind(path) in {"file", "directory"} or self.in_closure(path) else None
+
+    def in_closure(self, path: str) -> bool:
+        """True for a path inside a store path the lab links to (``store/<name>/…``)."""
+        return "/".join(path.split("/", 2)[:2]) in self.opaque
 
     def follow(self, link: str) -> str | None:
         """Where a listed symbolic link leads, as a lab path; None when it leaves the lab.
@@ -152,7 +170,7 @@ class ExpectedTree:
                 continue
             parts.append(part)
             current = "/".join(parts)
-            if current in self.symlinks:
+            if current in self.symlinks and current not in self.opaque:
                 hops[0] += 1
                 if hops[0] > _MAX_HOPS:
                     return None
@@ -169,6 +187,9 @@ class ExpectedTree:
     def escaping_links(self) -> Iterable[tuple[str, str]]:
         """Listed links whose target leaves the lab and its closure: (path, target)."""
         for link, target in self.symlinks.items():
+            entry = self.opaque.get(link)
+            if entry is not None and target == entry.store_path:
+                continue
             if self.follow(link) is None:
                 yield link, target
 
@@ -177,11 +198,23 @@ def check_integrity(
     root: Path, meta: LabMetadata, *, exclude: Collection[str] = ()
 ) -> IntegrityReport:
     """Compare every entry under ``root`` (except ``exclude``) with ``meta``'s list."""
-    expected = ExpectedTree(meta)
+    expected = ExpectedTree(meta, load_closure(root, meta))
     on_disk = scan_tree(root)
     # hash only what is a regular file at its listed place; the rest is compared by kind
     digests = hash_files(root, (p for p in expected.files if p in on_disk))
     return _compare(root, expected, on_disk, digests, set(exclude))
+
+
+def load_closure(root: Path, meta: LabMetadata) -> Mapping[str, ClosureEntry]:
+    """The lab's closure entries by path; empty when it has none or the file is unreadable
+    (then the integrity list reports the file, and the links lead nowhere)."""
+    if meta.closure is None:
+        return {}
+    try:
+        return closure_file.by_path(closure_file.load(root, meta.closure))
+    except LabError as exc:
+        logger.debug("%s", exc.message)
+        return {}
 
 
 def _compare(
@@ -205,13 +238,43 @@ def _compare(
     # one file made executable among others that are not is a change.
     no_exec_bits = all(e.executable for e in on_disk.values() if e.kind == "file")
 
+    #: copies of closure paths (disk path, entry), and dereferenced links into the closure
+    #: (disk path, the lab path whose content it must hold); ``copied``: both disk paths
+    copies: list[tuple[str, ClosureEntry]] = []
+    into_closure: list[tuple[str, str]] = []
+
     def check(disk: str, want: str, derefs: int) -> None:
+        if expected.in_closure(want) and want not in expected.opaque:
+            # a dereferenced link into a store path: the same content as the path's copy
+            if disk not in on_disk:
+                missing.append(disk)
+            else:
+                matched.add(disk)
+                copied.add(disk)  # a directory's entries are compared with it as a whole
+                into_closure.append((disk, want))
+            return
         kind = expected.kind(want)
         found = on_disk.get(disk) if disk else _ROOT
         if found is None:
             missing.append(disk)
             return
         matched.add(disk)
+        if kind == "closure":
+            store_path = expected.opaque[want]
+            if found.kind == "symlink":
+                if found.target != store_path.store_path:
+                    altered[disk] = (
+                        f"symlink to '{found.target}', listed as '{store_path.store_path}'"
+                    )
+                elif not os.path.lexists(store_path.store_path):
+                    altered[disk] = (
+                        f"a link to {store_path.store_path}, which this host lacks: copy the "
+                        "lab with its closure (repx export, cp -rL or rsync -rL)"
+                    )
+                return
+            copies.append((disk, store_path))
+            copied.add(disk)
+            return
         if kind == "symlink":
             if found.kind == "symlink":
                 if found.target != expected.symlinks[want]:
@@ -240,14 +303,24 @@ def _compare(
         for name in expected.children[want]:
             check(f"{disk}/{name}" if disk else name, f"{want}/{name}" if want else name, derefs)
 
+    copied: set[str] = set()
     check("", "", 0)
+    for disk, store_path in copies:
+        reason = closure_file.check_copy(root, disk, store_path)
+        if reason is not None:
+            altered[disk] = reason
+    for disk, want in into_closure:
+        if not _same_content(root, disk, want):
+            altered[disk] = f"content differs from '{want}', which the listed link leads to"
     unhashed = [p for p in contents if p not in digests]
     if unhashed:  # dereferenced copies of listed files
         digests.update(hash_files(root, unhashed))
     for disk, entry in contents.items():
         if disk not in altered and digests.get(disk) != entry.sha256:
             altered[disk] = "sha256 differs"
-    unlisted = {p for p in on_disk if p not in matched and p not in excluded}
+    unlisted = {
+        p for p in on_disk if p not in matched and p not in excluded and not _below(p, copied)
+    }
     # an unexpected directory is one problem, not one per entry inside it
     extra = sorted(p for p in unlisted if p.rpartition("/")[0] not in unlisted)
     reasons = dict(altered)
@@ -267,6 +340,29 @@ def _compare(
         size_bytes=sum(e.size for e in files),
         reasons=reasons,
     )
+
+
+def _below(path: str, directories: set[str]) -> bool:
+    """True when ``path`` is inside one of ``directories`` (copies checked as a whole)."""
+    if not directories:
+        return False
+    parent = path.rpartition("/")[0]
+    while parent:
+        if parent in directories:
+            return True
+        parent = parent.rpartition("/")[0]
+    return False
+
+
+def _same_content(root: Path, disk: str, want: str) -> bool:
+    """True when ``disk`` holds what ``want`` (in a copied store path) holds, links followed."""
+    cache: dict[str, str] = {}
+    try:
+        return closure_file.deref_digest(os.fspath(root / disk), cache) == (
+            closure_file.deref_digest(os.fspath(root / want), cache)
+        )
+    except OSError:
+        return False
 
 
 def scan_tree(root: Path) -> dict[str, DiskEntry]:

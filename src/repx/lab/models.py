@@ -91,10 +91,16 @@ class LabMetadata(_Model):
     host_tools: LabPath = Field(description="directory with bin/ of static host tools")
     store: LabPath = "store"
     store_paths: tuple[str, ...] = ()
+    closure: LabPath | None = Field(
+        default=None,
+        description="lab/closure.json: the store paths store/ and host_tools link to, with "
+        "their NAR hashes (absent: store/ holds copies listed in files)",
+    )
     readme: LabPath = "readme/README.md"
-    container_mode: Literal["none", "unified"] = "none"
+    container_mode: Literal["none", "unified", "per-run"] = "none"
     images: dict[str, LabPath] = Field(
-        default_factory=dict, description='image root filesystems by name ("unified")'
+        default_factory=dict,
+        description='image directories: {"unified": …}, or by run name ("per-run")',
     )
     job_count: int = Field(ge=0)
     files: tuple[FileEntry, ...] = Field(
@@ -174,6 +180,19 @@ class JobInput(_Model):
     gather: bool = False
 
 
+class RunInput(_Model):
+    """An inter-run input of a job (RepX's ``store__base`` / ``metadata__<run>``).
+
+    ``store_base``: the output store's base directory (as RepX passes it); ``run_metadata``:
+    a JSON file describing every job of ``run`` (which the job's run depends on). The runner
+    resolves both when the job starts.
+    """
+
+    name: str
+    kind: Literal["store_base", "run_metadata"]
+    run: str | None = None
+
+
 class Executable(_Model):
     """A program of a job, relative to the lab root."""
 
@@ -238,6 +257,7 @@ class Job(_Model):
     stage_type: str = "simple"
     params: dict[str, JsonValue] = {}
     inputs: tuple[JobInput, ...] = ()
+    run_inputs: tuple[RunInput, ...] = ()
     outputs: dict[str, str] = {}
     executables: dict[str, Executable]
     parameters_file: LabPath

@@ -69,11 +69,11 @@ def recorded_nar_hash(path: Path) -> str | None:
         return None
     for info in infos:
         if isinstance(info, dict) and isinstance(info.get("narHash"), str):
-            return _hash_hex(info["narHash"])
+            return hash_hex(info["narHash"])
     return None
 
 
-def _hash_hex(text: str) -> str | None:
+def hash_hex(text: str) -> str | None:
     """A Nix sha256 in SRI (``sha256-<base64>``) or ``sha256:<nix32|hex>`` form, as hex."""
     if text.startswith("sha256-"):
         return base64.b64decode(text[7:]).hex()
@@ -102,49 +102,53 @@ def _nix32_decode(text: str, size: int) -> bytes:
 def nar_sha256(root: Path) -> str:
     """sha256 (hex) of the NAR serialisation of ``root`` (as ``nix hash path``)."""
     digest = hashlib.sha256()
-    _put(digest, b"nix-archive-1")
+    put(digest, b"nix-archive-1")
     _node(digest, os.fsencode(root))
     return digest.hexdigest()
 
 
-def _put(digest: hashlib._Hash, data: bytes) -> None:
+def put(digest: hashlib._Hash, data: bytes) -> None:
     digest.update(len(data).to_bytes(8, "little"))
     digest.update(data)
     if pad := -len(data) % 8:
         digest.update(b"\0" * pad)
 
 
+def put_contents(digest: hashlib._Hash, path: bytes | str, size: int) -> None:
+    """The ``contents`` field of a regular file's NAR node: size, bytes, padding."""
+    put(digest, b"contents")
+    digest.update(size.to_bytes(8, "little"))
+    with open(path, "rb") as f:  # noqa: PTH123 (bytes path)
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    if pad := -size % 8:
+        digest.update(b"\0" * pad)
+
+
 def _node(digest: hashlib._Hash, path: bytes) -> None:
     info = os.lstat(path)
-    _put(digest, b"(")
-    _put(digest, b"type")
+    put(digest, b"(")
+    put(digest, b"type")
     if stat.S_ISLNK(info.st_mode):
-        _put(digest, b"symlink")
-        _put(digest, b"target")
-        _put(digest, os.readlink(path))  # noqa: PTH115 (bytes, as Nix stores it)
+        put(digest, b"symlink")
+        put(digest, b"target")
+        put(digest, os.readlink(path))  # noqa: PTH115 (bytes, as Nix stores it)
     elif stat.S_ISDIR(info.st_mode):
-        _put(digest, b"directory")
+        put(digest, b"directory")
         for name in sorted(os.listdir(path)):  # noqa: PTH208 (bytes order, as Nix sorts)
-            _put(digest, b"entry")
-            _put(digest, b"(")
-            _put(digest, b"name")
-            _put(digest, name)
-            _put(digest, b"node")
+            put(digest, b"entry")
+            put(digest, b"(")
+            put(digest, b"name")
+            put(digest, name)
+            put(digest, b"node")
             _node(digest, path + b"/" + name)
-            _put(digest, b")")
+            put(digest, b")")
     elif stat.S_ISREG(info.st_mode):
-        _put(digest, b"regular")
+        put(digest, b"regular")
         if info.st_mode & stat.S_IXUSR:
-            _put(digest, b"executable")
-            _put(digest, b"")
-        _put(digest, b"contents")
-        size = info.st_size
-        digest.update(size.to_bytes(8, "little"))
-        with open(path, "rb") as f:  # noqa: PTH123 (bytes path)
-            while chunk := f.read(_CHUNK):
-                digest.update(chunk)
-        if pad := -size % 8:
-            digest.update(b"\0" * pad)
+            put(digest, b"executable")
+            put(digest, b"")
+        put_contents(digest, path, info.st_size)
     else:
         raise OSError(f"{os.fsdecode(path)}: not a file, directory or symlink")
-    _put(digest, b")")
+    put(digest, b")")

@@ -15,6 +15,7 @@ from typing import Final
 from repx import __version__
 from repx.dirs import cache_dir, nix_store_dir
 from repx.errors import LabError
+from repx.lab import closure as closure_file
 from repx.lab import integrity
 from repx.lab.loader import LAB_METADATA, LoadedLab
 from repx.lab.models import INTEGRITY_FORMAT, JOB_ID_PATTERN, LabMetadata, RunManifest
@@ -183,7 +184,8 @@ def _check_integrity_list(lab: LoadedLab) -> Iterator[str]:
         )
         return
     yield from lab_id_problems(lab.root, meta)
-    for link, target in integrity.ExpectedTree(meta).escaping_links():
+    closure = integrity.load_closure(lab.root, meta)
+    for link, target in integrity.ExpectedTree(meta, closure).escaping_links():
         yield (
             f"{LAB_METADATA}: symlinks: '{link}' points outside the lab and its closure "
             f"('{target}')"
@@ -203,8 +205,17 @@ def _check_lab_files(lab: LoadedLab) -> Iterator[str]:
     for name, rel in meta.images.items():
         if not _exists(lab.root, f"{rel}/rootfs", directory=True):
             yield f"{LAB_METADATA}: images.{name}: directory '{rel}/rootfs' does not exist"
-    if meta.container_mode != "none" and meta.container_mode not in meta.images:
+    if meta.container_mode == "per-run":
+        for run_name in lab.runs:
+            if run_name not in meta.images:
+                yield f"{LAB_METADATA}: container_mode 'per-run': run '{run_name}' has no image"
+    elif meta.container_mode != "none" and meta.container_mode not in meta.images:
         yield f"{LAB_METADATA}: container_mode '{meta.container_mode}' has no entry in images"
+    if meta.closure is not None:
+        try:
+            closure_file.load(lab.root, meta.closure)
+        except LabError as exc:
+            yield exc.message
     if meta.job_count != len(lab.jobs):
         yield f"{LAB_METADATA}: job_count: {meta.job_count}, but the runs hold {len(lab.jobs)} jobs"
 
@@ -297,6 +308,14 @@ def _check_jobs(lab: LoadedLab, run_name: str, run: RunManifest) -> Iterator[str
                 yield f"{at}.job: job '{inp.job}' is not part of run '{inp.run}'"
             if inp.output not in upstream.outputs:
                 yield f"{at}.output: job '{inp.job}' has no output '{inp.output}'"
+        for i, run_input in enumerate(job.run_inputs):
+            at = f"{where}.run_inputs[{i}]"
+            if run_input.kind != "run_metadata":
+                continue
+            if run_input.run is None or run_input.run not in lab.runs:
+                yield f"{at}.run: unknown run '{run_input.run}'"
+            elif run_input.run not in depends_on:
+                yield f"{at}.run: run '{run_input.run}' is not a dependency of run '{run_name}'"
 
 
 def _store_paths_in(value: object) -> Iterator[str]:

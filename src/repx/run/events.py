@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, JsonValue, model_validator
 
 from repx.run.store_models import JobStatus
 
@@ -49,6 +49,7 @@ class JobStarted(_Event):
     event: Literal["started"] = "started"
     job: str
     stage: str
+    params: dict[str, JsonValue] = {}
 
 
 class JobWaiting(_Event):
@@ -66,6 +67,7 @@ class JobFinished(_Event):
     event: Literal["finished"] = "finished"
     job: str
     stage: str
+    params: dict[str, JsonValue] = {}
     status: JobStatus
     exit_code: int | None
     reason: str | None
@@ -79,6 +81,7 @@ class JobBlocked(_Event):
     event: Literal["blocked"] = "blocked"
     job: str
     stage: str
+    params: dict[str, JsonValue] = {}
     cause: str
 
 
@@ -96,6 +99,7 @@ class FailedJob(BaseModel):
 
     job: str
     stage: str
+    params: dict[str, JsonValue] = {}
     status: JobStatus
     exit_code: int | None
     reason: str | None

@@ -6,10 +6,12 @@ its own thread a few times a second, so a fast run does not pay for drawing per 
 
 from __future__ import annotations
 
+import json
+import re
 import sys
 import time
-from collections.abc import Callable
-from typing import IO, TYPE_CHECKING, Protocol
+from collections.abc import Callable, Mapping
+from typing import IO, TYPE_CHECKING, Final, Protocol
 
 from repx.run.events import (
     Event,
@@ -25,6 +27,7 @@ from repx.run.events import (
 from repx.run.store_models import JobStatus
 
 if TYPE_CHECKING:
+    from pydantic import JsonValue
     from rich.console import Console, RenderableType
     from rich.live import Live
 
@@ -105,7 +108,7 @@ class _Counts:
             self.started_at = time.monotonic()
         elif isinstance(event, JobStarted):
             self.waiting.discard(event.job)
-            self.running[event.job] = (event.stage, time.monotonic())
+            self.running[event.job] = (_named(event.stage, event.params), time.monotonic())
         elif isinstance(event, JobWaiting):
             self.waiting.add(event.job)
         elif isinstance(event, JobFinished):
@@ -161,12 +164,12 @@ class PlainReporter:
             word = "done" if event.status is JobStatus.SUCCEEDED else event.status.value.upper()
             extra = f" ({event.reason})" if event.reason else ""
             other = " [by another run]" if event.adopted else ""
-            write(
-                f"[{c.finished}/{c.to_run}] {word} {event.job} {event.seconds:.1f}s{extra}{other}\n"
-            )
+            job = _named(event.job, event.params)
+            write(f"[{c.finished}/{c.to_run}] {word} {job} {event.seconds:.1f}s{extra}{other}\n")
         elif isinstance(event, JobBlocked):
             c = self.counts
-            write(f"[{c.finished}/{c.to_run}] blocked {event.job} ({event.cause})\n")
+            job = _named(event.job, event.params)
+            write(f"[{c.finished}/{c.to_run}] blocked {job} ({event.cause})\n")
         elif isinstance(event, JobWaiting):
             write(f"waiting for {event.job}: held by another repx run ({event.holder})\n")
         elif isinstance(event, JobsSubmitted):
@@ -200,8 +203,11 @@ class RichReporter:
         elif isinstance(event, JobFinished) and event.status is not JobStatus.SUCCEEDED:
             reason = f": {event.reason}" if event.reason else ""
             color = "yellow" if event.status is JobStatus.INTERRUPTED else "red"
+            from rich.markup import escape  # noqa: PLC0415 (only on terminals)
+
+            job = escape(_named(event.job, event.params))
             self.console.print(
-                f"[{color}]{event.status.value}[/{color}] {event.job}{reason}", highlight=False
+                f"[{color}]{event.status.value}[/{color}] {job}{escape(reason)}", highlight=False
             )
         elif isinstance(event, Notice):
             self.console.print(f"[yellow]warning:[/yellow] {event.message}", highlight=False)
@@ -272,6 +278,23 @@ class _Display:
         return self.render()
 
 
+def _named(name: str, params: Mapping[str, JsonValue]) -> str:
+    """``name seed=2 n=500``: a job (or stage) with its effective parameters."""
+    if not params:
+        return name
+    return name + " " + " ".join(f"{k}={_value(v)}" for k, v in params.items())
+
+
+def _value(value: JsonValue) -> str:
+    """A value as one unambiguous word: plain strings bare, others (spaces…) as JSON."""
+    if isinstance(value, str) and _BARE.fullmatch(value):
+        return value
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+_BARE: Final = re.compile(r"[\w.+/:@%-]+")
+
+
 def _plan_line(event: RunPlanned) -> str:
     if event.slurm_target is not None:
         return (
@@ -327,8 +350,12 @@ def format_summary(summary: RunSummary) -> str:
         head = "interrupted: " + head
     lines.append(head)
     for failed in summary.failed:
-        code = f", exit code {failed.exit_code}" if failed.exit_code is not None else ""
-        lines.append(f"{failed.status.value}: {failed.job} (stage {failed.stage}{code})")
+        # "fit n=500 seed=2: exit 3 — the last stderr line": what failed, in the user's terms
+        what = _named(failed.stage, failed.params)
+        code = f": exit {failed.exit_code}" if failed.exit_code is not None else ""
+        last = f" — {failed.stderr_tail[-1]}" if failed.stderr_tail else ""
+        lines.append(f"{failed.status.value}: {what}{code}{last}")
+        lines.append(f"  job: {failed.job}")
         if failed.reason:
             lines.append(f"  reason: {failed.reason}")
         if failed.log:

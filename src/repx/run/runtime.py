@@ -62,6 +62,8 @@ class Runtime(BaseModel):
     store: str | None = None
     #: the root file system of the lab's image (containerMode "unified")
     image: str | None = None
+    #: containerMode "per-run": each run's image root file system, by run name
+    run_images: dict[str, str] = {}
     #: False where the kernel refuses user namespaces (capabilities are dropped anyway)
     userns: bool = True
     #: impure: the host's top-level directories are visible read-only
@@ -98,18 +100,23 @@ class Runtime(BaseModel):
             return argv, env, out
         assert self.bwrap is not None
         readonly = [spec.lab_root, *self.mount_paths, *self._inputs(spec), w]
-        options = self._options(readonly, [out], chdir=out)
+        image = self.run_images.get(spec.run, self.image)
+        options = self._options(readonly, [out], chdir=out, image=image)
         return bwrap.command(Path(self.bwrap), options, argv), env, out
 
     def _options(
-        self, readonly: Sequence[str], writable: Sequence[str], chdir: str | None = None
+        self,
+        readonly: Sequence[str],
+        writable: Sequence[str],
+        chdir: str | None = None,
+        image: str | None = None,
     ) -> list[str]:
-        image = self.image is not None
+        image = image or self.image
         return bwrap.sandbox_options(
             readonly=[Path(p) for p in readonly],
             writable=[Path(p) for p in writable],
             store=Path(self.store) if self.store else None,
-            image=Path(self.image) if self.image else None,
+            image=Path(image) if image else None,
             host_root=self.mount_host_paths,
             links=None if image or self.mount_host_paths else self._links(),
             userns=self.userns,
@@ -121,9 +128,13 @@ class Runtime(BaseModel):
 
     def _inputs(self, spec: JobSpec) -> list[str]:
         """The upstream jobs' ``out/`` directories (or the whole outputs directory)."""
+        if spec.store_inputs:
+            # store__base: the job may read any output of the store (RepX's contract)
+            return [self.outputs]
         prefix = os.path.join(self.outputs, "")
         dirs: dict[str, None] = {}
         paths = [*spec.inputs.values(), *(e.path for g in spec.gathers.values() for e in g)]
+        paths += [j.out_dir for d in spec.run_metadata.values() for j in d.jobs.values()]
         for path in paths:
             if path.startswith(prefix):
                 job = path[len(prefix) :].split("/", 1)[0]
@@ -198,7 +209,9 @@ def resolve_runtime(
         raise UsageError(
             f"bubblewrap (bwrap) is not installed and the lab's host-tools have none{fallback}"
         )
-    image = _image_rootfs(lab)
+    run_images = image_rootfs_by_run(lab)
+    # per-run: the probe (and a job of no run) uses the first run's image
+    image = _image_rootfs(lab) if not run_images else Path(next(iter(run_images.values())))
     if image is not None and mount_host_paths:
         raise UsageError(
             "mount_host_paths would replace the lab image's root file system; with"
@@ -210,6 +223,7 @@ def resolve_runtime(
         outputs=os.fspath(outputs),
         bwrap=os.fspath(program),
         image=os.fspath(image) if image is not None else None,
+        run_images=run_images,
         store=os.fspath(store) if store else None,
         mount_host_paths=mount_host_paths,
         mount_paths=tuple(mount_paths),
@@ -251,9 +265,20 @@ def _probe(runtime: Runtime, lab: LoadedLab) -> str | None:
 
 def _image_rootfs(lab: LoadedLab) -> Path | None:
     """The image root file system bwrap jobs run in, when the lab was built with one."""
-    if lab.meta.container_mode == "none":
+    if lab.meta.container_mode not in lab.meta.images:  # "none" (or "per-run")
         return None
     return lab.root / lab.meta.images[lab.meta.container_mode] / "rootfs"
+
+
+def image_rootfs_by_run(lab: LoadedLab) -> dict[str, str]:
+    """containerMode "per-run": the image root file system of each run, by run name."""
+    if lab.meta.container_mode != "per-run":
+        return {}
+    return {
+        run: os.fspath(lab.root / rel / "rootfs")
+        for run, rel in lab.meta.images.items()
+        if run in lab.runs
+    }
 
 
 def impure_mounts(

@@ -255,7 +255,9 @@ class Scheduler:
 
     def _on_event(self, event: Started | Waiting | Finished) -> None:
         if isinstance(event, Started):
-            self.emit(JobStarted(job=event.job, stage=self.stage[event.job]))
+            spec = self._running.get(event.job)
+            params = spec.params if spec is not None else {}
+            self.emit(JobStarted(job=event.job, stage=self.stage[event.job], params=params))
         elif isinstance(event, Waiting):
             self.emit(JobWaiting(job=event.job, stage=self.stage[event.job], holder=event.holder))
         else:
@@ -274,6 +276,7 @@ class Scheduler:
             JobFinished(
                 job=node,
                 stage=self.stage[node],
+                params=spec.params,
                 status=result.status,
                 exit_code=result.exit_code,
                 reason=result.reason,
@@ -317,7 +320,12 @@ class Scheduler:
         self.outcome.blocked_by[node] = origin
         if not is_barrier(node):
             self.emit(
-                JobBlocked(job=node, stage=self.stage[node], cause=f"{origin} did not succeed")
+                JobBlocked(
+                    job=node,
+                    stage=self.stage[node],
+                    params=self.spec_for(node).params,
+                    cause=f"{origin} did not succeed",
+                )
             )
 
     # -- interrupts --------------------------------------------------------------------

@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from repx import nix
+from repx.build_history import record_build
 from repx.errors import BuildValidationError, LabError, NixError
 from repx.lab.loader import open_lab
 from repx.lab.summary import LabSummary, summarize_lab
 from repx.lab.validate import validate_lab
 from repx.nix_log import BuildStatus
+from repx.services.build_errors import experiment_dir, map_source_paths, untracked_file
 
 
 @dataclass(frozen=True)
@@ -45,19 +47,8 @@ def build_lab(
             override_inputs=options.override_inputs,
             show_trace=options.show_trace,
         )
-    except nix.MissingAttributeError as exc:
-        from repx.services.missing_package import explain  # noqa: PLC0415 (errors only)
-
-        line = explain(
-            exc.missing,
-            flake_ref=options.flake_ref,
-            override_inputs=options.override_inputs,
-            show_trace=options.show_trace,
-        )
-        if line is None:
-            raise
-        # one line; nix's own report (with its trace) only when asked for
-        raise NixError(line, exc.details if options.show_trace else "") from None
+    except NixError as exc:
+        raise _explained(exc, options) from None
     seconds = time.monotonic() - started
     try:
         lab = open_lab(out_path)
@@ -66,9 +57,36 @@ def build_lab(
         raise BuildValidationError(
             f"nix built {out_path}, but it is not a valid repx lab: {exc.message}", exc.details
         ) from None
+    if options.out_link is not None:
+        record_build(options.out_link, lab.root, lab.meta.lab_id)
     return summarize_lab(
         lab,
         size_bytes=result.size_bytes,
         build_seconds=round(seconds, 3),
         out_link=str(options.out_link) if options.out_link is not None else None,
     )
+
+
+def _explained(exc: NixError, options: BuildOptions) -> NixError:
+    """Nix's failure in the user's terms: one line when we know what it means (a package the
+    package set lacks, a file git does not track), nix's report only with --show-trace;
+    otherwise nix's report with the experiment's source paths mapped back to its files."""
+    trace = exc.details if options.show_trace else ""
+    if isinstance(exc, nix.MissingAttributeError):
+        from repx.services.missing_package import explain  # noqa: PLC0415 (errors only)
+
+        line = explain(
+            exc.missing,
+            flake_ref=options.flake_ref,
+            override_inputs=options.override_inputs,
+            show_trace=options.show_trace,
+        )
+        if line is not None:
+            return NixError(line, trace)
+    experiment = experiment_dir(options.flake_ref)
+    if experiment is None:
+        return exc
+    line = untracked_file(exc.details, experiment)
+    if line is not None:
+        return NixError(line, trace)
+    return NixError(exc.message, map_source_paths(exc.details, experiment))

@@ -86,9 +86,16 @@ def test_nodes_are_coloured_by_state(view, factory_lab, base):
     assert svg.texts["simulation/simulate"] == [
         "simulate",
         "6 jobs",
+        "6 succeeded",
         "seed: 1, 2, 3",
         "noise: 0.1, 0.5",
     ]
+    assert svg.texts["simulation/stats"][:3] == ["stats", "6 jobs", "1 failed, 5 pending"]
+    # the legend: one entry per state present, with its colour and count
+    assert svg.fills["legend:succeeded"] == STATE_COLOURS["succeeded"]
+    assert svg.texts["legend:succeeded"] == ["succeeded: 6"]
+    assert svg.texts["legend:failed"] == ["failed: 1"]
+    assert "legend:running" not in svg.nodes
 
 
 @needs_dot

@@ -208,3 +208,20 @@ def test_mount_paths_are_checked(path, message):
         check_mount_paths([path], "--mount-path")
     assert str(info.value).startswith("--mount-path: ")
     assert check_mount_paths(["/tmp", "/tmp/"], "x") == ("/tmp",)
+
+
+def test_per_run_images_give_each_job_its_runs_image(tmp_path):
+    """containerMode "per-run": the job's run picks the image root file system."""
+    images = {}
+    for name in ("a", "b", "unified"):
+        images[name] = tmp_path / "images" / name / "rootfs"
+        (images[name] / "bin").mkdir(parents=True)
+    runtime = _runtime(
+        tmp_path,
+        image=str(images["unified"]),
+        run_images={"a": str(images["a"]), "b": str(images["b"])},
+    )
+    for run, image in (("a", "a"), ("b", "b"), ("other", "unified")):
+        argv, _, _ = runtime.command(_spec().model_copy(update={"run": run}), tmp_path / "w")
+        bound = {p for p in argv if p.startswith(str(tmp_path / "images"))}
+        assert bound == {str(images[image] / "bin")}, (run, bound)

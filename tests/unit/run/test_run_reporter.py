@@ -29,16 +29,17 @@ PLAN = RunPlanned(
 )
 EVENTS = [
     PLAN,
-    JobStarted(job="j1", stage="s"),
+    JobStarted(job="j1", stage="s", params={"seed": 2, "n": 500}),
     JobFinished(
         job="j1",
         stage="s",
+        params={"seed": 2, "n": 500},
         status=JobStatus.FAILED,
         exit_code=3,
         reason="exit status 3",
         seconds=0.5,
     ),
-    JobBlocked(job="j2", stage="s", cause="j1 did not succeed"),
+    JobBlocked(job="j2", stage="s", params={"label": "a b"}, cause="j1 did not succeed"),
 ]
 SUMMARY = RunSummary(
     lab="/lab",
@@ -51,6 +52,7 @@ SUMMARY = RunSummary(
         FailedJob(
             job="j1",
             stage="s",
+            params={"n": 500, "noise": 2, "seed": 2},
             status=JobStatus.FAILED,
             exit_code=3,
             reason="exit status 3",
@@ -70,8 +72,10 @@ def test_plain_reporter():
         reporter.handle(event)
     text = stream.getvalue()
     assert "3 job(s) selected: 1 already done, 2 to run (runtime bwrap, -j 2" in text
-    assert "[1/2] FAILED j1 0.5s (exit status 3)" in text
-    assert "[2/2] blocked j2 (j1 did not succeed)" in text
+    # parameters wherever a job is named
+    assert "[1/2] FAILED j1 seed=2 n=500 0.5s (exit status 3)" in text
+    assert '[2/2] blocked j2 label="a b" (j1 did not succeed)' in text
+    assert "failed: s n=500 noise=2 seed=2: exit 3 — oops\n  job: j1\n" in text
     assert "  | oops" in text and "results: /b/outputs" in text
 
 
@@ -92,7 +96,7 @@ def test_summary_exit_codes():
     assert SUMMARY.model_copy(update={"interrupted": True}).exit_code == 130
     text = format_summary(SUMMARY)
     assert text.startswith("0 succeeded, 1 failed, 1 blocked, 1 already done in 1.2 s")
-    assert "failed: j1 (stage s, exit code 3)" in text
+    assert "failed: s n=500 noise=2 seed=2: exit 3 — oops" in text
     assert "log: /b/outputs/j1/repx/stderr.log" in text
 
 
@@ -146,7 +150,7 @@ def test_interrupted_jobs_are_not_counted_as_failures():
     assert RunSummary.model_validate(dumped) == summary  # read back unchanged
     text = format_summary(summary)
     assert text.startswith("interrupted: 1 succeeded, 1 failed, 1 interrupted, 0 already done")
-    assert "failed: j1 (stage s)" in text and "interrupted: j2 (stage s)" in text
+    assert "failed: s\n  job: j1" in text and "interrupted: j2 (stage s)" in text
     only_stopped = RunSummary(
         lab="/lab",
         base="/b",

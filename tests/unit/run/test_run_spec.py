@@ -26,7 +26,14 @@ def test_simple_and_gathered_inputs(factory_lab, tmp_path):
     assert spec.inputs == {}
     [(_, entries)] = spec.gathers.items()
     assert {e.job for e in entries} == set(factory_lab.stage_jobs[("simulation", "stats")])
-    assert all(e.params == lab.jobs[e.job].params for e in entries)
+    # stats declares no parameter: each entry carries what it inherits from its simulate job
+    assert all(lab.jobs[e.job].params == {} for e in entries)
+    for entry in entries:
+        [upstream] = lab.jobs[entry.job].inputs
+        assert entry.params == lab.jobs[upstream.job].params != {}
+    assert sorted((e.params["seed"], e.params["noise"]) for e in entries) == [
+        (seed, noise) for seed in (1, 2, 3) for noise in (0.1, 0.5)
+    ]
 
 
 def test_resources(factory_lab, tmp_path):

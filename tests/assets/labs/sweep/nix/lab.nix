@@ -1,0 +1,15 @@
+# The lab: which runs exist and how they depend on each other.
+{ pkgs, repx, gitHash }:
+repx.mkLab {
+  inherit pkgs gitHash;
+  name = "my-experiment";
+  lab_version = "0.1.0";
+  runs = rec {
+    simulation = repx.callRun ./runs/simulation.nix [ ];
+    # "hard": the report runs only once the whole simulation run has succeeded.
+    report = repx.callRun ./runs/report.nix [ [ simulation "hard" ] ];
+  };
+  groups = {
+    all = [ "simulation" "report" ];
+  };
+}

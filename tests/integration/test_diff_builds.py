@@ -1,0 +1,49 @@
+"""`repx build` remembers what `result` pointed at; `repx diff` explains the new revision."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+from runlab import ASSETS, _repx_flake, repx_argv, require_nix
+
+pytestmark = pytest.mark.slow
+
+
+def test_two_builds_then_diff_names_the_script_line_and_the_reruns(tmp_path):
+    require_nix()
+    experiment = tmp_path / "exp"
+    shutil.copytree(ASSETS / "sweep", experiment)
+    subprocess.run(["git", "init", "-q"], cwd=experiment, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=experiment, check=True)
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+
+    def repx(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            repx_argv(*args), cwd=experiment, env=env, capture_output=True, text=True, check=False
+        )
+
+    def build() -> None:
+        done = repx("build", "--override-input", f"repx=path:{_repx_flake()}")
+        assert done.returncode == 0, done.stderr
+
+    build()
+    stage = experiment / "nix" / "stages" / "simulate.nix"
+    stage.write_text(stage.read_text().replace("print c + 0", "print c + 0  # inside count"))
+    build()
+    shown = repx("diff", "--json")  # the previous build of ./result against ./result
+    assert shown.returncode == 0, shown.stderr
+    report = json.loads(shown.stdout)
+    changed = {j["stage"] for j in report["jobs"] if j["change"] == "changed"}
+    assert changed == {"simulate", "aggregate", "report"}  # the script, then downstream
+    assert report["added"] == report["removed"] == 0
+    [script] = report["scripts"]
+    assert script["stage"] == "simulate" and script["file"].endswith("stages/simulate.nix")
+    assert any(line.startswith("+") and "# inside count" in line for line in script["lines"])
+    params = [j["params"] for j in report["jobs"] if j["stage"] == "simulate"]
+    assert {p["seed"] for p in params} == {1, 2, 3}
+    text = repx("diff")
+    assert "script changed" in text.stdout and "# inside count" in text.stdout
