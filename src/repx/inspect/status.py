@@ -292,6 +292,51 @@ def intact_successes(
     return done, damaged
 
 
+class RunCause(StrEnum):
+    """Why ``repx run`` would run a job (``repx run --dry-run``): the stable names of
+    ``--json``'s ``cause``."""
+
+    #: never run in this store, and nothing earlier says more
+    NEW = "new"
+    #: a parameter value (or combination) the earlier lab did not sweep
+    NEW_PARAMETER = "new-parameter"
+    #: the earlier lab's job of the same run, stage and parameters had another script
+    SCRIPT_CHANGED = "script-changed"
+    #: the earlier lab's job of the same run, stage and parameters read other upstream jobs
+    UPSTREAM_CHANGED = "upstream-changed"
+    #: it succeeded here, but its outputs are gone or damaged
+    OUTPUT_MISSING = "output-missing"
+    #: its last attempt here failed (or could not start, or was interrupted)
+    PREVIOUS_FAILED = "previous-failed"
+    #: its outputs are intact and ``--force`` asked for it
+    FORCED = "forced"
+
+
+def store_cause(
+    job: str, index: StoreIndex, damaged: Mapping[str, str]
+) -> tuple[RunCause, str] | None:
+    """What the store says about a job that is not done (None: it never ran there).
+
+    ``damaged`` is :func:`intact_successes`' second value: the facts are the ones ``repx
+    run`` pruned with.
+    """
+    if job in damaged:
+        return RunCause.OUTPUT_MISSING, f"its outputs were damaged: {damaged[job]}"
+    record = index.records.get(job)
+    if record is None:
+        return None
+    status = record.get("status")
+    if status == _SUCCEEDED:
+        return RunCause.OUTPUT_MISSING, f"outputs/{job} is missing (it succeeded before)"
+    exit_code = record.get("exit_code")
+    text = record.get("reason")
+    parts = [f"exit {exit_code}"] if isinstance(exit_code, int) else []
+    if isinstance(text, str) and text:
+        parts.append(text)
+    detail = f" ({': '.join(parts)})" if parts else ""
+    return RunCause.PREVIOUS_FAILED, f"previous attempt {status}{detail}"
+
+
 class _Declared:
     """job -> its declared outputs relative to ``out/`` (shared by the jobs of a stage), as
     the runner resolves them (:func:`repx.run.spec.output_path`: the job's own check)."""

@@ -107,6 +107,34 @@ class FailedJob(BaseModel):
     stderr_tail: tuple[str, ...] = ()
 
 
+class PlannedStage(BaseModel):
+    """``repx run --dry-run``: the jobs of one stage of a run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run: str
+    stage: str
+    selected: int
+    cached: int
+    to_run: int
+
+
+class PlannedJob(BaseModel):
+    """``repx run --dry-run``: a job that would run, and why (the fields of ``repx list
+    jobs --json`` for the job; ``cause`` is one of :class:`repx.inspect.status.RunCause`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    short_id: str
+    run: str
+    stage: str
+    params: dict[str, JsonValue] = {}
+    effective_params: dict[str, JsonValue] = {}
+    cause: str
+    reason: str
+
+
 class RunSummary(_Event):
     """The end of a run.
 
@@ -131,6 +159,10 @@ class RunSummary(_Event):
     seconds: float = 0.0
     dry_run: bool = False
     would_run: tuple[str, ...] = ()
+    #: dry run: per stage, how many jobs would run
+    stages: tuple[PlannedStage, ...] = ()
+    #: dry run: every job that would run, with its parameters and why
+    plan: tuple[PlannedJob, ...] = ()
     #: SLURM ids of the sbatch calls of this run (jobs queued or running there)
     slurm_ids: tuple[str, ...] = ()
     #: the run returned after submitting to SLURM (without --wait): jobs are still queued

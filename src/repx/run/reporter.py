@@ -278,6 +278,24 @@ class _Display:
         return self.render()
 
 
+def _format_dry_run(summary: RunSummary) -> str:
+    """Counts per stage, then each job that would run: its parameters and why."""
+    lines = [
+        f"dry run: {len(summary.would_run)} of {summary.selected} selected job(s) would run,"
+        f" {summary.cached} already done"
+    ]
+    for stage in summary.stages:
+        lines.append(f"  {stage.run}/{stage.stage}: {stage.to_run} to run, {stage.cached} done")
+    if summary.plan:
+        lines.append("")
+    for job in summary.plan:
+        lines.append(f"{_named(job.stage, job.effective_params)}  [{job.cause}] {job.reason}")
+        lines.append(f"  job: {job.short_id}  run: {job.run}")
+    if not summary.plan:  # a summary made without the plan (older callers)
+        lines += [f"  {job}" for job in summary.would_run]
+    return "\n".join(lines) + "\n"
+
+
 def _named(name: str, params: Mapping[str, JsonValue]) -> str:
     """``name seed=2 n=500``: a job (or stage) with its effective parameters."""
     if not params:
@@ -332,9 +350,7 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(f"results: {summary.outputs}")
         return "\n".join(lines) + "\n"
     if summary.dry_run:
-        lines.append(f"dry run: {len(summary.would_run)} job(s) would run")
-        lines += [f"  {job}" for job in summary.would_run]
-        return "\n".join(lines) + "\n"
+        return _format_dry_run(summary)
     parts = [f"{summary.succeeded} succeeded"]
     if summary.failed:
         parts.append(f"{len(summary.failed)} failed")

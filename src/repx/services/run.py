@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -14,8 +15,10 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict
 
+from repx.build_history import previous_build, read_history
 from repx.config import RuntimeKind, SchedulerKind, resolve_base
-from repx.errors import UsageError
+from repx.errors import RepxError, UsageError
+from repx.inspect.explain import explain_plan
 from repx.inspect.resolve import JobIndex, StoreJobs, resolve_job
 from repx.inspect.status import JobState, intact_successes, read_status
 from repx.inspect.view import LabView
@@ -24,7 +27,7 @@ from repx.lab.validate import validate_lab
 from repx.run.events import FailedJob, Notice, RunPlanned, RunSummary
 from repx.run.graph import build_graph
 from repx.run.job import STDERR_LOG, STDOUT_LOG
-from repx.run.lab_records import record_use
+from repx.run.lab_records import lab_records, record_use
 from repx.run.pieces import Progress
 from repx.run.reporter import Reporter
 from repx.run.runtime import impure_mounts, impure_warning, resolve_runtime
@@ -37,6 +40,8 @@ from repx.run.store_usage import shared_use
 from repx.services.backend import check_backend_options, choose_backend
 from repx.services.freshness import stale_warning
 from repx.services.location import Location, named_target, target_of
+
+logger = logging.getLogger(__name__)
 
 #: Lines of a failed job's stderr shown in the summary.
 STDERR_TAIL: Final = 10
@@ -114,7 +119,24 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
             "cached": cached,
         }
         if options.dry_run:
-            summary = RunSummary(**common, succeeded=0, dry_run=True, would_run=tuple(to_run))
+            plan_info = explain_plan(
+                lab,
+                selected=selection.jobs,
+                runs=selection.runs,
+                to_run=to_run,
+                forced=forced,
+                index=index,
+                damaged=damaged,
+                previous=earlier_lab(options.where.lab, lab, store.root),
+            )
+            summary = RunSummary(
+                **common,
+                succeeded=0,
+                dry_run=True,
+                would_run=tuple(to_run),
+                stages=plan_info.stages,
+                plan=plan_info.jobs,
+            )
             reporter.handle(summary)
             return summary
         # SLURM: every job's resources are checked and SLURM asked before anything is done.
@@ -209,6 +231,25 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
         in_use.close()
         store.close()
         reporter.close()
+
+
+def earlier_lab(link: Path, lab: LoadedLab, store_root: Path) -> LoadedLab | None:
+    """The lab to explain new job ids with: the newest earlier build of ``link`` that ran
+    into the store (its outputs are the ones there), else the previous build; None when no
+    earlier build is recorded or it is gone (collected)."""
+    current = lab.meta.lab_id
+    ran = {record.lab_id for record in lab_records(store_root)}
+    builds = [b for b in reversed(read_history(link).builds) if b.lab_id != current]
+    ordered = [b for b in builds if b.lab_id in ran]
+    entry = previous_build(link, current)
+    if entry is not None:
+        ordered.append(entry)
+    for build in ordered:
+        try:
+            return open_lab(Path(build.lab))
+        except RepxError as exc:
+            logger.debug("earlier lab %s cannot be read: %s", build.lab, exc.message)
+    return None
 
 
 @contextlib.contextmanager
