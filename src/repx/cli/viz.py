@@ -93,9 +93,14 @@ def _format_from_suffix(path: Path | None) -> FormatChoice | None:
     if path is None:
         return None
     suffix = path.suffix.lower().removeprefix(".")
+    if not suffix:
+        return None  # no suffix: the default format
     if suffix == "gv":
         return FormatChoice.dot
     try:
         return FormatChoice(suffix)
     except ValueError:
-        return None
+        accepted = ", ".join(f".{f.value}" for f in FormatChoice) + ", .gv"
+        raise UsageError(
+            f"unknown output suffix '{path.suffix}' of {path}: use {accepted} (or give --format)"
+        ) from None

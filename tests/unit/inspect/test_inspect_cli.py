@@ -187,6 +187,17 @@ def test_viz(lab, tmp_path):
     result = invoke("viz", "--format", "gif", *lab)
     assert result.exit_code == 2
     assert "'gif' is not one of" in result.stderr
+    # an output suffix viz cannot write is refused in one line naming the accepted ones
+    bad = tmp_path / "graph.xyz"
+    result = invoke("viz", "-o", str(bad), *lab)
+    assert result.exit_code == 2 and not bad.exists()
+    assert result.stderr.strip().splitlines() == [
+        f"error: unknown output suffix '.xyz' of {bad}: use .svg, .png, .pdf, .dot, .gv"
+        " (or give --format)"
+    ]
+    # --format decides whatever the suffix
+    assert invoke("viz", "-o", str(bad), "--format", "dot", *lab).exit_code == 0
+    assert bad.read_text().startswith("digraph lab {")
 
 
 def test_verify(factory_lab):
