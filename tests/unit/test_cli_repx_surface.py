@@ -67,7 +67,9 @@ def test_group_by_stage_prints_one_table_per_stage(lab, factory_lab):
     assert [b.splitlines()[0] for b in blocks] == ["[simulate]", "[stats]", "[aggregate]"]
     for block, stage in zip(blocks, ("simulate", "stats", "aggregate"), strict=True):
         rows = tsv(block)[1:]
-        assert rows[0] == ["id", "run", "stage"]
+        # each table shows the parameters that tell its jobs apart (none for one job)
+        swept = [] if stage == "aggregate" else ["seed", "noise"]
+        assert rows[0] == ["id", "run", "stage", *swept]
         assert len(rows[1:]) == len(factory_lab.stage_jobs[("simulation", stage)])
         assert {r[2] for r in rows[1:]} == {stage}
 

@@ -176,7 +176,11 @@ def jobs(  # noqa: PLR0917 (typer maps parameters to CLI options)
     target: TargetOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Jobs: short id, run, stage, chosen parameters (-p), state, output paths."""
+    """Jobs: short id, run, stage, parameters, state, output paths.
+
+    The parameter columns are those whose values differ between the listed jobs (the
+    swept ones), or the ones named with -p.
+    """
     from repx.inspect.query import (  # noqa: PLC0415
         JobQuery,
         list_jobs,
@@ -223,8 +227,10 @@ def _print_jobs(
     view: LabView, query: JobQuery, pairs: Sequence[tuple[str, str]], title: str
 ) -> None:
     from repx.inspect.params import format_value  # noqa: PLC0415
+    from repx.inspect.query import swept_params  # noqa: PLC0415
 
-    columns = query.columns
+    # by default, the parameters that tell the jobs of this table apart
+    columns = query.columns or swept_params(view, [job for _, job in pairs])
     show_status = bool(query.statuses) or view.status.executed
     header = [Column("id"), Column("run"), Column("stage"), *(Column(c) for c in columns)]
     if show_status:

@@ -96,9 +96,9 @@ def test_list_jobs_status_and_output_paths(lab, factory_lab, tmp_path):
     job = factory_lab.stage_jobs[("simulation", "simulate")][0]
     record_attempt(tmp_path / "runs", factory_lab.lab_id, job, outputs={"samples.csv": "x\n"})
     rows = tsv(ok("list", "jobs", "--output-paths", *lab))
-    assert rows[0] == ["id", "run", "stage", "status", "outputs"]
+    assert rows[0] == ["id", "run", "stage", "seed", "noise", "status", "outputs"]
     row = next(r for r in rows if job.startswith(r[0]))
-    assert row[3:] == ["succeeded", str(tmp_path / "runs/outputs" / job / "out/samples.csv")]
+    assert row[5:] == ["succeeded", str(tmp_path / "runs/outputs" / job / "out/samples.csv")]
     data = json.loads(ok("list", "jobs", "--json", "--output-paths", *lab))
     entry = next(j for j in data["jobs"] if j["id"] == job)
     assert set(entry) == {
@@ -116,6 +116,19 @@ def test_list_jobs_status_and_output_paths(lab, factory_lab, tmp_path):
     }
     assert entry["status"] == "succeeded"
     assert set(data) == {"lab_id", "lab", "base", "columns", "jobs"}
+
+
+def test_list_jobs_shows_the_swept_parameters_by_default(lab, factory_lab):
+    rows = tsv(ok("list", "jobs", "simulation", *lab))
+    assert rows[0] == ["id", "run", "stage", "seed", "noise"]
+    simulate = {tuple(r[3:5]) for r in rows[1:] if r[2] == "simulate"}
+    assert simulate == {(s, n) for s in ("1", "2", "3") for n in ("0.1", "0.5")}
+    # the gather job holds every value: shown as a set
+    [aggregate] = [r for r in rows[1:] if r[2] == "aggregate"]
+    assert aggregate[3].startswith("{") and aggregate[3].endswith("}")
+    # -p chooses the columns; a run with nothing swept shows none
+    assert tsv(ok("list", "jobs", "simulation", "-p", "noise", *lab))[0][3:] == ["noise"]
+    assert tsv(ok("list", "jobs", "report", *lab))[0] == ["id", "run", "stage"]
 
 
 def test_list_deps_and_groups(lab, factory_lab):
