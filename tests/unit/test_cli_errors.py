@@ -166,3 +166,16 @@ def test_entry_point_version_and_module():
         [sys.executable, "-m", "repx", "--version"], capture_output=True, text=True, check=False
     )
     assert proc.stdout == f"repx {__version__}\n"
+
+
+def test_status_and_run_suggest_the_closest_run(factory_lab, tmp_path):
+    where = ["--lab", str(factory_lab.root), "--base", str(tmp_path / "runs")]
+    status = invoke("status", "simulaton", *where)
+    assert status.exit_code == 2
+    assert status.stderr == (
+        "error: unknown run 'simulaton' (runs: simulation, report; did you mean 'simulation'?)\n"
+    )
+    run = invoke("run", "reprot", *where)
+    assert run.exit_code == 2
+    assert run.stderr.startswith("error: unknown run, group or job 'reprot' (runs: simulation,")
+    assert run.stderr.endswith("did you mean 'report'?)\n")

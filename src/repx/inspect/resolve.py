@@ -155,6 +155,38 @@ def resolve_run_or_jobs(view: LabView, token: str) -> tuple[str | None, str | No
     raise UsageError(one_line(f"unknown run or job '{token}'{choices}; or a job id prefix)"))
 
 
+def unknown_selector(view: LabView, token: str) -> UsageError:
+    """``repx run``'s error for a token that is no run, @group or job: the runs and groups,
+    the closest name (or, for an id-like token, the closest job ids)."""
+    runs = view.run_names
+    groups = [f"@{g}" for g in view.lab.revision.groups]
+    close = difflib.get_close_matches(token, [*runs, *groups], n=1)
+    if close:
+        hint = f"; did you mean '{close[0]}'?"
+    else:
+        ids = _closest_ids(view.ids, token.partition("-")[0])[:3] if len(view.ids) else []
+        similar = [view.describe_job(j) for j in ids if _shares_prefix(j, token)]
+        hint = f"; did you mean {' or '.join(similar)}?" if similar else ""
+    return UsageError(
+        one_line(
+            f"unknown run, group or job '{token}' (runs: {_names(runs)}; groups:"
+            f" {_names(groups)}; or a unique prefix of a job id{hint})"
+        )
+    )
+
+
+def _shares_prefix(job: str, token: str) -> bool:
+    """True when ``token`` differs from ``job``'s id only after its first two characters
+    (a mistyped prefix, not an unrelated word)."""
+    return len(token) >= 2 and job[:2] == token[:2]
+
+
+def _names(names: Sequence[str]) -> str:
+    if not names:
+        return "none"
+    return ", ".join(names[:_MAX_NAMES]) + (", …" if len(names) > _MAX_NAMES else "")
+
+
 def resolve_params(names: Iterable[str], valid: Sequence[str], where: str = "") -> list[str]:
     """Check that every name is a parameter in ``valid``."""
     checked = []

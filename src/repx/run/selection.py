@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from repx.errors import UsageError
-from repx.inspect.resolve import match_jobs, resolve_job
+from repx.inspect.resolve import match_jobs, resolve_group, resolve_job, unknown_selector
 from repx.inspect.view import LabView
 from repx.lab.loader import LoadedLab
 
@@ -77,23 +77,14 @@ class _Resolver:
     def resolve(self, token: str) -> tuple[str, list[str]]:
         lab = self.lab
         if token.startswith("@"):
-            group = token[1:]
-            if group not in lab.revision.groups:
-                known = ", ".join(f"@{g}" for g in sorted(lab.revision.groups)) or "none"
-                raise UsageError(f"unknown group '{token}' (groups: {known})")
-            return "runs", list(lab.revision.groups[group])
+            return "runs", list(lab.revision.groups[resolve_group(self.jobs, token)])
         if token in lab.runs:
             return "runs", [token]
         if not token.strip():
             raise UsageError("empty selector")
         if match_jobs(self.jobs, token.strip()):
             return "jobs", [resolve_job(self.jobs, token)]
-        runs = ", ".join(lab.revision.run_order or sorted(lab.runs)) or "none"
-        groups = ", ".join(f"@{g}" for g in sorted(lab.revision.groups)) or "none"
-        raise UsageError(
-            f"unknown run, group or job '{token}' (runs: {runs}; groups: {groups};"
-            " or a unique prefix of a job id)"
-        )
+        raise unknown_selector(self.jobs, token)
 
 
 def _run_closure(lab: LoadedLab, runs: Sequence[str]) -> set[str]:

@@ -19,7 +19,7 @@ from repx.build_history import previous_build, read_history
 from repx.config import RuntimeKind, SchedulerKind, resolve_base
 from repx.errors import RepxError, UsageError
 from repx.inspect.explain import explain_plan
-from repx.inspect.resolve import JobIndex, StoreJobs, resolve_job
+from repx.inspect.resolve import JobIndex, StoreJobs, resolve_job, resolve_run
 from repx.inspect.status import JobState, intact_successes, read_status
 from repx.inspect.view import LabView
 from repx.lab.loader import LoadedLab, open_lab
@@ -352,9 +352,8 @@ def lab_status(where: Location, run: str | None = None) -> StatusReport:
     """
     base = resolve_base(where.base, target_of(where))
     lab = open_lab(where.lab)
-    if run is not None and run not in lab.runs:
-        known = ", ".join(lab.revision.run_order or sorted(lab.runs))
-        raise UsageError(f"unknown run '{run}' (runs: {known})")
+    if run is not None:
+        resolve_run(LabView(lab), run)  # an unknown one: the runs and the closest name
     Store.existing(base, strict=True)  # refuses a non-store and an unknown format
     view = read_status(lab, base)
     runs = [run] if run is not None else list(lab.revision.run_order or lab.runs)

@@ -71,8 +71,26 @@ def test_unknown_selector_lists_runs_and_groups(lab):
 
 def test_unknown_group(lab):
     loaded, _ = lab
-    with pytest.raises(UsageError, match=r"unknown group '@x' \(groups: @all\)"):
+    with pytest.raises(UsageError, match=r"unknown group '@x' \(groups: all\)"):
         select(loaded, ["@x"])
+    with pytest.raises(
+        UsageError, match=r"unknown group '@al' \(groups: all; did you mean 'all'\?\)"
+    ):
+        select(loaded, ["@al"])
+
+
+def test_unknown_selector_suggests_the_closest_name_or_job(lab):
+    loaded, factory = lab
+    with pytest.raises(UsageError) as err:
+        select(loaded, ["simulaton"])
+    assert err.value.message.endswith("did you mean 'simulation'?)")
+    job = factory.stage_jobs[("simulation", "stats")][0]
+    typo = job[:6] + ("z" if job[6] != "z" else "y")  # a mistyped prefix of a real id
+    if any(j.startswith(typo) for j in factory.job_ids):
+        pytest.skip("the mistyped prefix names a job by chance")
+    with pytest.raises(UsageError) as err:
+        select(loaded, [typo])
+    assert f"did you mean {job[:8]}-stats (simulation)" in err.value.message
 
 
 def test_ambiguous_prefix_lists_candidates(tmp_path):
