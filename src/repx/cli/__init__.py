@@ -32,6 +32,7 @@ from repx.cli import report as report_cmd
 from repx.cli import run as run_cmd
 from repx.cli import schema as schema_cmd
 from repx.cli import status as status_cmd
+from repx.cli.help import examples, use_plain_metavars
 from repx.cli.options import option_defaults
 from repx.errors import RepxError
 
@@ -128,7 +129,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=examples(""),
 )
+use_plain_metavars()
 
 
 @app.callback()
@@ -176,24 +179,24 @@ def _root(  # noqa: PLR0917 (typer maps parameters to CLI options)
         ctx.default_map = option_defaults(ctx.command, given)
 
 
-app.command("init")(init_cmd.init)
-app.command("build")(build_cmd.build)
-app.command("schema")(schema_cmd.schema)
-app.command("run")(run_cmd.run)
-app.command("status")(status_cmd.status)
-app.command("log")(log_cmd.log)
-app.command("cancel")(cancel_cmd.cancel)
+app.command("init", epilog=examples("init"))(init_cmd.init)
+app.command("build", epilog=examples("build"))(build_cmd.build)
+app.command("schema", epilog=examples("schema"))(schema_cmd.schema)
+app.command("run", epilog=examples("run"))(run_cmd.run)
+app.command("status", epilog=examples("status"))(status_cmd.status)
+app.command("log", epilog=examples("log"))(log_cmd.log)
+app.command("cancel", epilog=examples("cancel"))(cancel_cmd.cancel)
 app.add_typer(list_cmd.app, name="list")
 app.add_typer(show.app, name="show")
-app.command("trace-params")(trace.trace_params)
-app.command("viz")(viz.viz)
-app.command("verify")(verify.verify)
-app.command("export")(export_cmd.export)
-app.command("diff")(diff_cmd.diff)
-app.command("report")(report_cmd.report)
+app.command("trace-params", epilog=examples("trace-params"))(trace.trace_params)
+app.command("viz", epilog=examples("viz"))(viz.viz)
+app.command("verify", epilog=examples("verify"))(verify.verify)
+app.command("export", epilog=examples("export"))(export_cmd.export)
+app.command("diff", epilog=examples("diff"))(diff_cmd.diff)
+app.command("report", epilog=examples("report"))(report_cmd.report)
 app.add_typer(gc_cmd.app, name="gc")
-app.command("debug-run")(debug_cmd.debug_run)
-app.command("completions")(complete.completions)
+app.command("debug-run", epilog=examples("debug-run"))(debug_cmd.debug_run)
+app.command("completions", epilog=examples("completions"))(complete.completions)
 
 
 def main() -> int:

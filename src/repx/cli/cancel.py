@@ -15,7 +15,7 @@ def cancel(
     selectors: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="[RUN | @GROUP | JOB_ID]...",
+            metavar="RUN|@GROUP|JOB_ID",
             help="What to cancel (default: everything submitted from the base directory).",
             show_default=False,
         ),

@@ -15,7 +15,7 @@ def diff(
     old: Annotated[
         Path | None,
         typer.Argument(
-            metavar="[OLD_LAB]",
+            metavar="OLD_LAB",
             help="The earlier lab (default: the build `result` pointed at before).",
             show_default=False,
         ),
@@ -23,7 +23,7 @@ def diff(
     new: Annotated[
         Path,
         typer.Argument(
-            metavar="[NEW_LAB]", help="The later lab (a `result` link, a lab, a lab.tar)."
+            metavar="NEW_LAB", help="The later lab (a `result` link, a lab, a lab.tar)."
         ),
     ] = Path("result"),
     json_out: JsonOption = False,

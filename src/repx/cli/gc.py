@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from repx.cli import output
+from repx.cli.help import examples
 from repx.cli.inspecting import Column, JsonOption, print_table
 from repx.cli.run import BaseOption, LabOption, TargetOption
 
@@ -21,6 +22,7 @@ app = typer.Typer(
     help="Remove outputs no pinned or recent lab needs; pin labs to keep them.",
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=examples("gc"),
 )
 
 KeepOption = Annotated[
@@ -114,11 +116,11 @@ def _print_report(report: GcReport, json_out: bool) -> None:
         output.message(f"nix kept {path}: still referenced (a result link, a profile, …)")
 
 
-@app.command("pin")
+@app.command("pin", epilog=examples("gc pin"))
 def pin(
     lab_arg: Annotated[
         Path | None,
-        typer.Argument(metavar="[LAB]", help="The lab to pin (default: --lab, `result`)."),
+        typer.Argument(metavar="LAB", help="The lab to pin (default: --lab, `result`)."),
     ] = None,
     name: Annotated[
         str | None, typer.Option("--name", help="Pin name (default: the lab id's start).")
@@ -135,7 +137,7 @@ def pin(
     output.message(f"pinned lab {entry.lab_id} as '{entry.name}': {entry.path}")
 
 
-@app.command("unpin")
+@app.command("unpin", epilog=examples("gc unpin"))
 def unpin(
     name: Annotated[str, typer.Argument(help="The pin to remove (see `repx gc list`).")],
     lab: LabOption = Path("result"),
@@ -149,7 +151,7 @@ def unpin(
     output.message(f"unpinned '{name}'")
 
 
-@app.command("list")
+@app.command("list", epilog=examples("gc list"))
 def list_labs(  # noqa: PLR0917 (typer maps parameters to CLI options)
     sizes: Annotated[
         bool, typer.Option("--sizes", help="Add the disk use of each lab's outputs.")

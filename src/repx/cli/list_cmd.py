@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from repx.cli import complete, output
+from repx.cli.help import examples
 from repx.cli.inspecting import (
     STATE_STYLES,
     BaseOption,
@@ -39,6 +40,7 @@ app = typer.Typer(
     help="List the runs (the default), jobs, dependencies or groups of a lab.",
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=examples("list"),
 )
 
 
@@ -68,12 +70,12 @@ def _list(
         ctx.default_map = merged
 
 
-@app.command("runs")
+@app.command("runs", epilog=examples("list runs"))
 def runs(
     name: Annotated[
         str | None,
         typer.Argument(
-            metavar="[RUN]",
+            metavar="RUN",
             help="List the jobs of this run instead.",
             show_default=False,
             autocompletion=complete.complete_runs,
@@ -121,12 +123,12 @@ def runs(
     print_table(columns, rows, title=f"lab {result.lab_id}")
 
 
-@app.command("jobs")
+@app.command("jobs", epilog=examples("list jobs"))
 def jobs(  # noqa: PLR0917 (typer maps parameters to CLI options)
     selector: Annotated[
         str | None,
         typer.Argument(
-            metavar="[RUN | JOB]",
+            metavar="RUN|JOB",
             autocompletion=complete.complete_run_or_job,
             help="Only the jobs of this run, or the jobs whose id starts with JOB.",
             show_default=False,
@@ -277,7 +279,7 @@ def _multi_text(multi: Mapping[str, list[JsonValue]], name: str) -> str:
     return f"{{{shown}{',…' if len(values) > 3 else ''}}}"
 
 
-@app.command("deps")
+@app.command("deps", epilog=examples("list deps"))
 def deps(
     job: Annotated[
         str,
@@ -317,12 +319,12 @@ def _dep_row(direction: str, dep: models.Dependency) -> list[str]:
     return [direction, dep.input + gather, dep.short_id, dep.stage, dep.run, dep.output]
 
 
-@app.command("groups")
+@app.command("groups", epilog=examples("list groups"))
 def groups(
     name: Annotated[
         str | None,
         typer.Argument(
-            metavar="[GROUP]",
+            metavar="GROUP",
             help="Only this group.",
             show_default=False,
             autocompletion=complete.complete_groups,

@@ -61,7 +61,7 @@ def run(  # noqa: PLR0917 (typer maps parameters to CLI options)
     selectors: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="[RUN | @GROUP | JOB_ID]...",
+            metavar="RUN|@GROUP|JOB_ID",
             autocompletion=complete.complete_selectors,
             help="What to run (default: every run); upstream jobs are included.",
             show_default=False,
@@ -98,7 +98,10 @@ def run(  # noqa: PLR0917 (typer maps parameters to CLI options)
         ),
     ] = False,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="List the jobs that would run; run nothing.")
+        bool,
+        typer.Option(
+            "--dry-run", help="Show per stage what would run and, for each job, why; run nothing."
+        ),
     ] = False,
     wait: Annotated[
         bool,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Final
 import typer
 
 from repx.cli import complete
+from repx.cli.help import examples
 from repx.cli.inspecting import (
     BaseOption,
     Column,
@@ -37,10 +38,11 @@ app = typer.Typer(
     help="Show one job or one run of a lab in detail, or a job's outputs.",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=examples("show"),
 )
 
 
-@app.command("job")
+@app.command("job", epilog=examples("show job"))
 def job(
     job_id: Annotated[
         str,
@@ -171,7 +173,7 @@ def _elide(lines: list[str], limit: int = _MAX_GATHERED) -> str:
     return "\n".join([*lines[:limit], f"… {len(lines) - limit} more (repx list deps)"])
 
 
-@app.command("run")
+@app.command("run", epilog=examples("show run"))
 def run(
     name: Annotated[
         str,
@@ -231,7 +233,7 @@ def run(
     print_table(columns, rows)
 
 
-@app.command("output")
+@app.command("output", epilog=examples("show output"))
 def output(  # noqa: PLR0917 (typer maps parameters to CLI options)
     job_id: Annotated[
         str,

@@ -35,7 +35,7 @@ def trace_params(
     job: Annotated[
         str | None,
         typer.Argument(
-            metavar="[JOB]",
+            metavar="JOB",
             autocompletion=complete.complete_jobs,
             help="A job id or a unique prefix of one (default: every job).",
             show_default=False,
