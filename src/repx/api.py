@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -161,6 +161,57 @@ class Lab:
             records.append(record)
         columns = ["id", "run", "stage", *column.values(), "status"]
         return pd.DataFrame.from_records(records, columns=columns)
+
+    def collect(
+        self,
+        output: str,
+        stage: str | None = None,
+        run: str | None = None,
+        *,
+        missing: str = "skip",
+        params: Mapping[str, Any] | None = None,
+        **param_values: Any,
+    ) -> pd.DataFrame:
+        """One DataFrame of an output of many jobs, beside each job's parameters.
+
+        ``lab.collect("fit.json", stage="fit")``: for every job (filters as :meth:`jobs`)
+        that declares ``output`` (or has that file in its output directory), the columns
+        ``id``, ``run``, ``stage``, its effective parameters, then the values read from the
+        file: a JSON object gives one row (nested objects flattened as ``a.b``), a JSON list
+        of objects one row per element, any other JSON value a column ``value``; a CSV
+        (``.csv``, ``.tsv``) one row per line. A value column whose name is taken by a job
+        column is called ``out.<name>``. Jobs whose file is not there yet (not succeeded)
+        are left out, or raise with ``missing="raise"``.
+        """
+        import pandas as pd  # noqa: PLC0415 (pandas is optional and slow to import)
+
+        if missing not in ("skip", "raise"):
+            raise UsageError(f"missing must be 'skip' or 'raise', not '{missing}'")
+        reader = _reader(output)
+        candidates = self.jobs(run, stage, params=params, **param_values)
+        jobs = [j for j in candidates if output in j.outputs or _has_file(j, output)]
+        if not jobs:
+            raise UsageError(one_line(_no_output(output, stage, candidates)))
+        names = list(dict.fromkeys(n for job in jobs for n in job.effective_params))
+        taken = {"id", "run", "stage", *names}
+        frames = []
+        for job in jobs:
+            path = job.output_path(output) if job.output_dir is not None else None
+            if path is None or not path.is_file():
+                if missing == "raise":
+                    job._existing(output)  # the error naming the job and its state
+                continue
+            values = reader(path)
+            values.columns = [f"out.{c}" if c in taken else str(c) for c in values.columns]
+            effective = job.effective_params
+            front: dict[str, Any] = {"id": job.id, "run": job.run, "stage": job.stage}
+            front.update({n: effective.get(n) for n in names})
+            for position, (column, value) in enumerate(front.items()):
+                values.insert(position, column, [value] * len(values))
+            frames.append(values)
+        if not frames:
+            return pd.DataFrame(columns=["id", "run", "stage", *names])
+        return pd.concat(frames, ignore_index=True)
 
     def graph(self, level: str = "jobs") -> nx.DiGraph[str]:
         """The lab as a networkx DiGraph: ``jobs`` (default), ``stages`` or ``runs``.
@@ -405,6 +456,54 @@ class Job:
 
     def __repr__(self) -> str:
         return f"<repx.Job {self.short_id} {self.run}/{self.stage} {self.status}>"
+
+
+def _reader(output: str) -> Callable[[Path], pd.DataFrame]:
+    """How :meth:`Lab.collect` reads ``output``: by its suffix."""
+    suffix = Path(output).suffix.lower()
+    if suffix == ".json":
+        return _read_json_values
+    if suffix in (".csv", ".tsv"):
+        return lambda path: _read_csv_values(path, "\t" if suffix == ".tsv" else ",")
+    raise UsageError(
+        f"collect reads .json, .csv or .tsv outputs, not '{output}'"
+        " (for other files: job.output_path(name))"
+    )
+
+
+def _read_json_values(path: Path) -> pd.DataFrame:
+    import pandas as pd  # noqa: PLC0415
+
+    try:
+        data = json.loads(path.read_bytes())
+    except ValueError as exc:
+        raise UsageError(f"{path} is not valid JSON: {exc}") from None
+    if isinstance(data, dict):
+        return pd.json_normalize(data)
+    if isinstance(data, list) and all(isinstance(item, dict) for item in data):
+        return pd.json_normalize(data) if data else pd.DataFrame()
+    return pd.DataFrame({"value": [data]})
+
+
+def _read_csv_values(path: Path, sep: str) -> pd.DataFrame:
+    import pandas as pd  # noqa: PLC0415
+
+    frame: pd.DataFrame = pd.read_csv(path, sep=sep)
+    return frame
+
+
+def _has_file(job: Job, output: str) -> bool:
+    out = job.output_dir
+    return out is not None and ".." not in Path(output).parts and (out / output).is_file()
+
+
+def _no_output(output: str, stage: str | None, candidates: Sequence[Job]) -> str:
+    where = f"stage '{stage}'" if stage is not None else "the selected jobs"
+    if not candidates:
+        return f"no job matches (stage {stage!r}), so none has an output '{output}'"
+    declared = sorted({name for job in candidates for name in job.outputs})
+    shown = ", ".join(declared) or "none"
+    return f"no job of {where} declares an output '{output}' (their outputs: {shown})"
 
 
 def _where(values: Mapping[str, Any]) -> dict[str, Sequence[Any]]:
