@@ -70,6 +70,11 @@ while IFS=$'\t' read -r dir run; do
     '{format: "repx-image/1", rootfs: "rootfs", store_paths: $paths[0]}' >"$img/image.json"
 done <<<"$imageSpecs"
 
+# The stage checks' warnings (each check's output; usually empty): repx build shows them.
+# shellcheck disable=SC2086  # $checks is a list of store paths (no spaces)
+for c in $checks; do cat "$c"; done >check-warnings
+[ ! -s check-warnings ] || cp check-warnings "$out/lab/check-warnings.txt"
+
 # Integrity list: every entry but lab-metadata.json itself, as Nix sees the tree: regular
 # files (sha256, executable bit), symlinks (target), directories without entries. Paths
 # travel NUL-separated and are turned into JSON strings by jq, so any file name is safe.

@@ -488,6 +488,14 @@ let
         format = "repx-run/1";
         inherit name hash;
         parameters = runParameters;
+        # Where each parameter is written ("nix/run.nix:7"): repx build names the line of a
+        # parameter no stage uses.
+        parameter_positions =
+          if !(isAttrs parameters) then { }
+          else listToAttrs (concatMap (p:
+            let pos = builtins.unsafeGetAttrPos p parameters; in
+            if pos == null then [ ] else [ { name = p; value = "${util.relPath pos.file}:${toString pos.line}"; } ]
+          ) (attrNames parameters));
         zip_groups = map (a: a.names) (filter (a: length a.names > 1) axes);
         stages = builtins.mapAttrs (_: s: s.info) stages;
         jobs = builtins.mapAttrs (_: j: j.record) jobs;

@@ -266,7 +266,8 @@ let
       builder = "${tools.bash}/bin/bash";
       PATH = "${tools.coreutils}/bin";
       checks = map toString checks;
-      args = [ "-c" ": > \"$out\"" ];
+      # The pieces' warnings, one file (see stage.nix's mkCheck).
+      args = [ "-c" ": > \"$out\"; for c in $checks; do cat \"$c\" >> \"$out\"; done; exit 0" ];
     };
 in
 {

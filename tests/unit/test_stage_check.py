@@ -448,6 +448,66 @@ def test_unknown_command_comes_before_shellcheck_findings(sandbox, tmp_path):
     ]
 
 
+def with_tools(tmp_path: Path, *names: str) -> str:
+    """A bin directory holding (fake) programs ``names``, for REPX_DEP_PATH."""
+    tools = tmp_path / "tools"
+    tools.mkdir(exist_ok=True)
+    for name in names:
+        exe = tools / name
+        exe.write_text("#!/bin/false\n")
+        exe.chmod(0o755)
+    return str(tools)
+
+
+def test_a_typo_of_a_command_the_job_has_is_named_first(sandbox, tmp_path):
+    deps = f"{sandbox.deps}:{with_tools(tmp_path, 'jq', 'python3')}"
+    result = run_check(
+        sandbox, tmp_path, "jqq -r '.a | $x' data.json\npyhton3 -c 1\n", REPX_DEP_PATH=deps
+    )
+    assert result.code == 1
+    assert result.stderr[:2] == [
+        "repx: stage 'simulate' (stages/simulate.nix:14:1): command 'jqq' is not found in the"
+        " stage's packages (runDependencies); did you mean 'jq'? (if not, add the package that"
+        " provides it to runDependencies)",
+        "repx: stage 'simulate' (stages/simulate.nix:15:1): command 'pyhton3' is not found in the"
+        " stage's packages (runDependencies); did you mean 'python3'? (if not, add the package"
+        " that provides it to runDependencies)",
+    ]
+    assert "ShellCheck SC2016" in result.stderr[2]  # after the cause
+    # a command a package is known by is not a typo ('tar' of 'tr'), and short names need
+    # a closer match ('fnd' is one edit from find, 'nc' two from nice)
+    deps = f"{sandbox.deps}:{with_tools(tmp_path, 'tr')}"
+    assert missing(sandbox, tmp_path, "tar x\nnc y\n", REPX_DEP_PATH=deps) == ["tar", "nc"]
+    typo = run_check(sandbox, tmp_path, "fnd .\n", severity="error")
+    assert "did you mean 'find'?" in typo.stderr[0]
+
+
+def test_a_parameter_in_single_quotes_is_a_warning(sandbox, tmp_path):
+    deps = f"{sandbox.deps}:{with_tools(tmp_path, 'jq')}"
+    body = "jq '.n == ${PARAMS[n]}' x.json\necho 'read\n${INPUTS[data]}' \"${PARAMS[n]}\"\n"
+    result = run_check(sandbox, tmp_path, body, severity="error", REPX_DEP_PATH=deps)
+    # the build goes on: the warnings are the check's output (stdout), nothing on stderr
+    assert (result.code, result.stderr) == (0, [])
+    assert result.stdout.splitlines() == [
+        "repx: warning: stage 'simulate' (stages/simulate.nix:14:11): ${parameters.n} is inside"
+        " single quotes, where bash does not expand it: the job gets the literal text"
+        " ${PARAMS[n]}; close the quotes around it ('...'\"${parameters.n}\"'...') or use double"
+        " quotes",
+        "repx: warning: stage 'simulate' (stages/simulate.nix:16:1): ${inputs.data} is inside"
+        " single quotes, where bash does not expand it: the job gets the literal text"
+        " ${INPUTS[data]}; close the quotes around it ('...'\"${inputs.data}\"'...') or use"
+        " double quotes",
+    ]
+    # with a failure, the warnings come first on stderr too
+    failed = run_check(sandbox, tmp_path, body + "frob\n", severity="error", REPX_DEP_PATH=deps)
+    assert failed.code == 1
+    assert [line.split(": ", 2)[1] for line in failed.stderr] == [
+        "warning",
+        "warning",
+        "stage 'simulate' (stages/simulate.nix:17:1)",
+    ]
+
+
 def test_both_checks_report_in_order(sandbox, tmp_path):
     result = run_check(sandbox, tmp_path, "echo $1\nfrob\n/usr/bin/frob2\n")
     assert result.code == 1

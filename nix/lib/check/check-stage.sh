@@ -91,6 +91,7 @@ locate() {
 # (a typo in a command name is the likelier cause of odd ShellCheck findings),
 # then ShellCheck's findings and the hint that goes with them.
 dep_problems=()
+warnings=()
 parse_problem=''
 sc_problems=()
 sc_parse_error=0
@@ -149,6 +150,50 @@ suggest_name() {
     esac
 }
 
+# The command closest to $1 (a typo: one edit for names of up to 4 characters, two for
+# longer ones) among the programs of REPX_DEP_PATH; sets `nearest` (empty: none).
+closest() {
+    local name=$1 dir file cand best d
+    best=$((${#name} <= 4 ? 2 : 3))
+    local -a cands=()
+    nearest=''
+    for dir in "${dep_dirs[@]}"; do
+        [[ -n $dir && -d $dir ]] || continue
+        for file in "$dir"/*; do
+            [[ -f $file && -x $file ]] && cands+=("${file##*/}")
+        done
+    done
+    for cand in "${cands[@]}"; do
+        d=$((${#cand} - ${#name}))
+        ((d <= 2 && d >= -2)) || continue
+        distance "$name" "$cand"
+        if ((dist < best)); then
+            best=$dist
+            nearest=$cand
+        fi
+    done
+}
+
+# Levenshtein distance of $1 and $2 (sets `dist`).
+distance() {
+    local a=$1 b=$2 i j cost v
+    local -a prev cur
+    for ((j = 0; j <= ${#b}; j++)); do prev[j]=$j; done
+    for ((i = 1; i <= ${#a}; i++)); do
+        cur=("$i")
+        for ((j = 1; j <= ${#b}; j++)); do
+            cost=1
+            [[ ${a:i-1:1} != "${b:j-1:1}" ]] || cost=0
+            v=$((prev[j] + 1))
+            ((cur[j - 1] + 1 >= v)) || v=$((cur[j - 1] + 1))
+            ((prev[j - 1] + cost >= v)) || v=$((prev[j - 1] + cost))
+            cur[j]=$v
+        done
+        prev=("${cur[@]}")
+    done
+    dist=${prev[${#b}]}
+}
+
 # An explicit directory scan rather than `type -P`: bash's command hash could
 # answer from this checker's own PATH, and empty entries must not mean ".".
 IFS=: read -r -a dep_dirs <<<"${REPX_DEP_PATH:-}"
@@ -178,10 +223,35 @@ if ast=$("$shfmt" -ln bash --to-json <"$script" 2>/dev/null); then
         case $kind in
             cmd)
                 provided "$text" && continue
+                nearest=''
+                # a name no package is known by may be a typo of a command the job has
+                suggest_name "$text"
+                if [[ $package == "$text" && $package_names != *$'\n'"$text"$'\n'* ]]; then
+                    closest "$text"
+                fi
+                if [[ -n $nearest ]]; then
+                    # a typo of a command the job has (`jqq` for jq) is likelier than a package
+                    printf -v problem "repx: stage '%s' (%s): command '%s' is not found in the stage's packages (runDependencies); did you mean '%s'? (if not, add the package that provides it to runDependencies)" \
+                        "$stage" "$where" "$text" "$nearest"
+                    dep_problems+=("$problem")
+                    continue
+                fi
                 suggest "$text"
                 example
                 printf -v problem "repx: stage '%s' (%s): command '%s' is not provided by runDependencies; add the package that provides it%s to runDependencies" \
                     "$stage" "$where" "$text" "$eg"
+                ;;
+            quoted)
+                # a warning: the build goes on (repx build shows it from the lab)
+                nix_name=${text%%\[*}
+                nix_name=${nix_name,,}
+                [[ $nix_name == params ]] && nix_name=parameters
+                key=${text#*\[}
+                key=${key%]}
+                printf -v problem "repx: warning: stage '%s' (%s): \${%s.%s} is inside single quotes, where bash does not expand it: the job gets the literal text \${%s}; close the quotes around it ('...'\"\${%s.%s}\"'...') or use double quotes" \
+                    "$stage" "$where" "$nix_name" "$key" "$text" "$nix_name" "$key"
+                warnings+=("$problem")
+                continue
                 ;;
             path)
                 name=${text##*/}
@@ -244,8 +314,12 @@ case $sc_status in
 esac
 
 # --- Report ----------------------------------------------------------------
+# Warnings go to stdout (the check's output, which the lab keeps for repx build to show),
+# and with the problems to stderr when the stage fails.
+((${#warnings[@]} == 0)) || printf '%s\n' "${warnings[@]}"
 ((sc_parse_error)) || [[ -z $parse_problem ]] || dep_problems+=("$parse_problem")
 ((${#dep_problems[@]} + ${#sc_problems[@]})) || exit 0
+((${#warnings[@]} == 0)) || printf '%s\n' "${warnings[@]}" >&2
 ((${#dep_problems[@]} == 0)) || printf '%s\n' "${dep_problems[@]}" >&2
 if ((${#sc_problems[@]})); then
     printf '%s\n' "${sc_problems[@]}" >&2

@@ -16,6 +16,8 @@
 #           in the script and allowed names are left out)
 #   path    a program run by an absolute path outside /nix/store and /tmp
 #   source  a file sourced (`source`/`.`) by an absolute path outside /nix/store and /tmp
+#   quoted  `PARAMS[x]` / `INPUTS[x]`: a reference `${PARAMS[x]}` (what `${parameters.x}`
+#           becomes) inside single quotes, where bash does not expand it (one row per line)
 # Words that are not plain text (`$cmd`, `"${tools[0]}"`, `$(which x)`) cannot be resolved
 # here and are skipped, unless they start with a literal absolute path (`/opt/$v/bin/x`).
 
@@ -152,6 +154,19 @@ def directives:
   .Comments[] | select(.Hash.Line | inbody) | .Text
   | capture("^\\s*repx:\\s*allow\\s+(?<w>.*)$")? | .w | splits("\\s+") | select(. != "");
 
+# The job's parameter and input references (`${PARAMS[x]}`, `${INPUTS[x]}`: what Nix makes of
+# `${parameters.x}` / `${inputs.x}`) in the text of a single-quoted string, with their place.
+def quotedrefs:
+  .Value as $v | .Pos as $p
+  | ($v | [ match("\\$\\{(?<a>PARAMS|INPUTS)\\[(?<k>[^]]*)\\]\\}"; "g") ][])
+  | . as $m
+  | ($v[0:$m.offset] | split("\n")) as $before
+  | { line: ($p.Line + ($before | length) - 1),
+      col: (if ($before | length) == 1 then $p.Col + 1 + $m.offset else ($before | last | length) + 1 end),
+      off: ($p.Offset + 1 + $m.offset),
+      kind: "quoted",
+      text: ($m.captures[0].string + "[" + $m.captures[1].string + "]") };
+
 [ .. | objects | select(.Type == "CallExpr" or .Type == "FuncDecl" or .Comments != null) ]
   as $nodes
 | ([ $nodes[] | select(.Type == "FuncDecl") | .Name.Value ]
@@ -163,9 +178,10 @@ def directives:
     | select(.line | inbody)
     | select($local[.text] | not)
     | select(.kind != "cmd" or (.text | test("[*?\\[{}~=]|^-|^$") | not)) ]
+  + [ .. | objects | select(.Type == "SglQuoted") | quotedrefs | select(.line | inbody) ]
 | sort_by(.off)
 | reduce .[] as $r ({seen: {}, rows: []};
-    ($r.kind + " " + $r.text) as $key
+    ($r.kind + " " + $r.text + (if $r.kind == "quoted" then " \($r.line)" else "" end)) as $key
     | if .seen[$key] then . else .seen[$key] = true | .rows += [$r] end)
 | .rows[]
 | [.kind, .line, .col, .text] | @tsv

@@ -64,18 +64,23 @@ def build(  # noqa: PLR0917 (typer maps parameters to CLI options)
 
 
 def build_with_progress(options: BuildOptions) -> LabSummary:
-    """Build with a spinner on a terminal, nix's log lines on stderr otherwise."""
+    """Build with a spinner on a terminal, nix's log lines on stderr otherwise; then the
+    build's warnings on stderr."""
     from repx.services.build import build_lab  # noqa: PLC0415
 
     if output.stderr_is_terminal():
         console = output.err_console()
         with console.status("evaluating", spinner="dots") as status:
-            return build_lab(
+            summary = build_lab(
                 options,
                 on_status=lambda s: status.update(s.describe()),
                 on_log_line=lambda line: console.print(line, markup=False, highlight=False),
             )
-    return build_lab(options, on_log_line=output.message)
+    else:
+        summary = build_lab(options, on_log_line=output.message)
+    for warning in summary.warnings:
+        output.message(f"warning: {warning}")
+    return summary
 
 
 def _parse_overrides(items: list[str]) -> dict[str, str]:

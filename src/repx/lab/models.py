@@ -273,6 +273,8 @@ class RunManifest(_Model):
     name: str
     hash: str
     parameters: dict[str, tuple[JsonValue, ...]] = {}
+    #: where each parameter is written in the run file (``nix/run.nix:7``), when known
+    parameter_positions: dict[str, str] = {}
     zip_groups: tuple[tuple[str, ...], ...] = ()
     stages: dict[str, StageInfo]
     jobs: dict[str, Job]

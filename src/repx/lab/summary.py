@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict
 from repx.lab.integrity import scan_files
 from repx.lab.loader import LoadedLab
 from repx.lab.models import RunDependencyKind
+from repx.lab.warnings import lab_warnings
 
 
 class RunSummary(BaseModel):
@@ -35,6 +36,8 @@ class LabSummary(BaseModel):
     total_jobs: int
     size_bytes: int
     build_seconds: float | None = None
+    #: what the build noticed but did not refuse (one line each; see repx.lab.warnings)
+    warnings: tuple[str, ...] = ()
 
 
 def summarize_lab(
@@ -68,6 +71,7 @@ def summarize_lab(
         total_jobs=len(lab.jobs),
         size_bytes=size_bytes,
         build_seconds=build_seconds,
+        warnings=tuple(lab_warnings(lab)),
     )
 
 
