@@ -484,7 +484,10 @@ def test_a_typo_of_a_command_the_job_has_is_named_first(sandbox, tmp_path):
 
 def test_a_parameter_in_single_quotes_is_a_warning(sandbox, tmp_path):
     deps = f"{sandbox.deps}:{with_tools(tmp_path, 'jq')}"
-    body = "jq '.n == ${PARAMS[n]}' x.json\necho 'read\n${INPUTS[data]}' \"${PARAMS[n]}\"\n"
+    body = (
+        "jq '.n == ${PARAMS[n]}' x.json\necho 'read\n${INPUTS[data]}' \"${PARAMS[n]}\"\n"
+        "read -r -d '' x || true\n"  # an empty '' (shfmt gives it no Value)
+    )
     result = run_check(sandbox, tmp_path, body, severity="error", REPX_DEP_PATH=deps)
     # the build goes on: the warnings are the check's output (stdout), nothing on stderr
     assert (result.code, result.stderr) == (0, [])
@@ -504,7 +507,7 @@ def test_a_parameter_in_single_quotes_is_a_warning(sandbox, tmp_path):
     assert [line.split(": ", 2)[1] for line in failed.stderr] == [
         "warning",
         "warning",
-        "stage 'simulate' (stages/simulate.nix:17:1)",
+        "stage 'simulate' (stages/simulate.nix:18:1)",
     ]
 
 

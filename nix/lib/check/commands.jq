@@ -157,7 +157,7 @@ def directives:
 # The job's parameter and input references (`${PARAMS[x]}`, `${INPUTS[x]}`: what Nix makes of
 # `${parameters.x}` / `${inputs.x}`) in the text of a single-quoted string, with their place.
 def quotedrefs:
-  .Value as $v | .Pos as $p
+  (.Value // "") as $v | .Pos as $p
   | ($v | [ match("\\$\\{(?<a>PARAMS|INPUTS)\\[(?<k>[^]]*)\\]\\}"; "g") ][])
   | . as $m
   | ($v[0:$m.offset] | split("\n")) as $before

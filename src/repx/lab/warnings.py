@@ -32,7 +32,8 @@ def unused_parameters(lab: LoadedLab) -> list[str]:
             continue
         used = {name for stage in manifest.stages.values() for name in stage.parameters}
         used.update(name for job in manifest.jobs.values() for name in job.params)
-        stages = ", ".join(manifest.stages) or "none"
+        entry = lab.revision.runs.get(run)
+        stages = ", ".join(entry.stages if entry is not None else manifest.stages) or "none"
         for name in manifest.parameters:
             if name in used:
                 continue
