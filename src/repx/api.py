@@ -6,6 +6,7 @@
     for job in lab.jobs(stage="simulate", seed=1):
         print(job.short_id, job.params, job.status)
     frame = lab.jobs_frame()                 # pandas: id, run, stage, <parameters…>, status
+    fits = lab.collect("fit.json", stage="fit")  # each job's parameters + its output's values
     summary = lab.jobs(stage="aggregate")[0].load_csv("summary.csv")
 
 Errors are :class:`repx.errors.RepxError` subclasses: :class:`~repx.errors.LabError` for
