@@ -289,7 +289,14 @@ def _format_dry_run(summary: RunSummary) -> str:
     if summary.plan:
         lines.append("")
     for job in summary.plan:
-        lines.append(f"{_named(job.stage, job.effective_params)}  [{job.cause}] {job.reason}")
+        # a gather job holds every value of a sweep: the first ones are enough here
+        words = [job.stage]
+        for name, value in job.effective_params.items():
+            if isinstance(value, list) and len(value) > 3:
+                words.append(f"{name}={{{','.join(_value(v) for v in value[:3])},…}}")
+            else:
+                words.append(f"{name}={_value(value)}")
+        lines.append(f"{' '.join(words)}  [{job.cause}] {job.reason}")
         lines.append(f"  job: {job.short_id}  run: {job.run}")
     if not summary.plan:  # a summary made without the plan (older callers)
         lines += [f"  {job}" for job in summary.would_run]

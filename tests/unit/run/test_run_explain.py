@@ -157,3 +157,12 @@ def test_cli_dry_run_json_carries_the_plan(tmp_path):
         "cached": 0,
         "to_run": 1,
     }
+
+
+def test_a_gather_jobs_values_are_shortened_in_the_text(tmp_path):
+    lab = write_lab(tmp_path / "lab", pipeline([1, 2, 3, 4, 5]))
+    summary = run_lab(options(lab.root, tmp_path / "base", dry_run=True), RecordingReporter())
+    text = format_summary(summary)
+    assert "aggregate seed={1,2,3,…}  [new] new job: never run in this store" in text
+    [aggregate] = [j for j in summary.plan if j.stage == "aggregate"]
+    assert aggregate.effective_params["seed"] == [1, 2, 3, 4, 5]  # --json has them all
