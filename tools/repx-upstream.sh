@@ -58,7 +58,8 @@ exp=$work/$part
 # Our repx flake, copied outside git so the working tree is what gets used.
 flake=$work/repx-flake
 mkdir -p -- "$flake"
-cp -r -- "$here/flake.nix" "$here/nix" "$flake/"
+# (src/, pyproject.toml and README.md: pkgs.repx, the Python package RepX's stages import)
+cp -r -- "$here/flake.nix" "$here/nix" "$here/src" "$here/pyproject.toml" "$here/README.md" "$flake/"
 [ -d "$here/templates" ] && cp -r -- "$here/templates" "$flake/"
 
 cat >"$exp/flake.nix" <<EOF
@@ -66,7 +67,8 @@ cat >"$exp/flake.nix" <<EOF
   # Written by repx's tools/repx-upstream.sh: the one file of this experiment that is ours.
   inputs = { nixpkgs.url = "nixpkgs"; repx.url = "repx"; };
   outputs = { self, nixpkgs, repx }:
-    let pkgs = nixpkgs.legacyPackages.x86_64-linux;
+    # As RepX's own flake: nixpkgs with the overlay that adds pkgs.repx.
+    let pkgs = import nixpkgs { system = "x86_64-linux"; overlays = [ repx.overlays.default ]; };
     in {
       packages.x86_64-linux.default =
         (import ./$lab_file { inherit pkgs; repx-lib = repx.lib; gitHash = self.rev or "unknown"; }).lab;
