@@ -322,17 +322,22 @@ let
               # Each job's variant, computed once (mkJob takes it by index).
               variants = if st.isDynamic then genList (i: let v = variantOf i; in { inherit v; key = toJSON v; }) (length epList) else [ ];
               scripts = listToAttrs (map (x: { name = x.key; value = mkVariant x.v; }) variants);
+              # A scatter-gather stage (never dynamic) renders its pieces with scatter.nix:
+              # one derivation linking them, one executable per piece.
+              sg = st.kind == "scatter-gather";
+              lib = if sg then stageLib.scatterLib else stageLib;
               mkVariant =
                 v:
                 let
-                  stv = st // v // { inputNames = shape.inputNames; where = "${st.relFile} (stage ${v.pname})"; };
-                  script = stageLib.mkScript pkgs stv;
+                  stv = if sg then st else st // v // { inputNames = shape.inputNames; where = "${st.relFile} (stage ${v.pname})"; };
+                  script = lib.mkScript pkgs stv;
+                  scriptPath = if sg then script.path else "${script.drv}/bin/${v.pname}";
                 in
                 {
-                  inherit script;
+                  inherit script scriptPath;
                   inherit (v) pname;
-                  scriptPath = "${script.drv}/bin/${v.pname}";
-                  check = stageLib.mkCheck pkgs stv script severity;
+                  executables = if sg then script.executables else [ { name = v.pname; script = scriptPath; } ];
+                  check = lib.mkCheck pkgs stv script severity;
                 };
               staticScript = mkVariant staticVariant;
               # The scripts of the jobs named `pn` (one per distinct variant).
@@ -366,8 +371,7 @@ let
                   in
                   concatMap (u: map (m: { name = m.input; job = u.id; output = m.output; run = fromRun; inherit gather; }) e.mapping) (uniqueJobs upstream)
                 ) edges;
-              # The job of one parameter combination of a stage of kind "simple" (the only
-              # kind stage.nix's loaders give today; another kind brings its own expansion).
+              # The job of one parameter combination (of a stage of either kind).
               mkJob =
                 i: combo: params:
                 let
@@ -389,6 +393,8 @@ let
                   inherit (sc) check;
                   scriptDrv = sc.script.drv;
                   script = sc.scriptPath;
+                  # lab.nix writes one bin/ wrapper per executable
+                  inherit (sc) executables;
                   inherit resources;
                   outDirs = unique (map (o: builtins.dirOf (builtins.substring 5 100000 v.outputs.${o})) (attrNames v.outputs));
                   record = {
@@ -398,7 +404,11 @@ let
                     outputs = v.outputs;
                     executables.main.path = "jobs/${id}/bin/${v.pname}";
                     parameters_file = "jobs/${id}/parameters.json";
-                  } // (if runInputs != [ ] then { run_inputs = runInputs; } else { });
+                  } // (if sg then {
+                    stage_type = "scatter-gather";
+                    executables = listToAttrs (map (e: { name = e.name; value.path = "jobs/${id}/bin/${e.name}"; }) sc.executables);
+                    scatter_gather = st.record;
+                  } else { }) // (if runInputs != [ ] then { run_inputs = runInputs; } else { });
                 };
               # Several combinations can give one job (a value repeated in a sweep, a zip whose
               # rows agree on what this stage uses): one job, whichever combination reached it.

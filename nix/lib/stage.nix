@@ -86,11 +86,12 @@ let
     loaders.${kind} { inherit file where0 spec; };
 
   # One loader per stage kind. Each returns the record expand.nix works with (`kind`,
-  # `pname`, `inputNames`, `outputs`, `parameters`, `dyn`, `checks`, …); expand.nix turns a
-  # record of kind "simple" into one job per parameter combination.
+  # `pname`, `inputNames`, `outputs`, `parameters`, `dyn`, `checks`, …); expand.nix turns
+  # either kind into one job per parameter combination, rendering a "scatter-gather"
+  # record's pieces with scatter.nix's mkScript/mkCheck.
   loaders = {
     simple = loadSimple;
-    "scatter-gather" = { where0, spec, ... }: fail where0 "scatter-gather stages (${showList (filter (k: spec ? ${k}) scatterGatherKeys)}) are not supported by this repx; split the work into stages with a 'gather' dependency";
+    "scatter-gather" = scatterLib.load;
   };
 
   # Check one value of `inputs` / `outputs` / `pname` / `version` / `resources` (static, or
@@ -228,6 +229,11 @@ let
       };
     };
 
+  scatterLib = import ./scatter.nix {
+    inherit util tools;
+    simple = { inherit mkScript mkCheck bodyLine validName hints; };
+  };
+
   # ShellCheck + dependency analysis of a rendered script; its output is an empty marker.
   mkCheck =
     pkgs: st: script: severity:
@@ -256,5 +262,5 @@ let
     };
 in
 {
-  inherit load mkScript mkCheck baseTools fileArgs stageKind;
+  inherit load mkScript mkCheck baseTools fileArgs stageKind scatterLib;
 }

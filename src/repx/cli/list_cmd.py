@@ -229,9 +229,13 @@ def _print_jobs(
     header = [Column("id"), Column("run"), Column("stage"), *(Column(c) for c in columns)]
     if show_status:
         header.append(Column("status", styles=STATE_STYLES))
+    jobs_by_id = view.lab.jobs
+    # scatter-gather jobs: how many of their branches are complete
+    show_branches = show_status and any(jobs_by_id[j].scatter_gather for _, j in pairs)
+    if show_branches:
+        header.append(Column("branches"))
     if query.output_paths:
         header.append(Column("outputs", fold=True))
-    jobs_by_id = view.lab.jobs
     states = view.status
     params = view.params
     rows = []
@@ -247,6 +251,9 @@ def _print_jobs(
                     row.append(_multi_text(effective.multi, name))
         if show_status:
             row.append(states.state(job_id).value)
+        if show_branches:
+            branches = states.branches(job_id, job.scatter_gather)
+            row.append(f"{branches.done}/{branches.total}" if branches is not None else "-")
         if query.output_paths:
             paths = [view.output_path(job_id, name) for name in job.outputs]
             row.append(" ".join(str(p) for p in paths if p is not None) or "-")

@@ -141,6 +141,8 @@ def _outputs_text(outputs: Sequence[models.OutputInfo]) -> str:
 def _status_text(d: models.JobDetails) -> str:
     attempt = d.attempt
     head = f"{d.status} ({d.reason})" if d.reason else d.status
+    if d.branches is not None:
+        head += f" · {d.branches}"
     if d.slurm_id:
         head += f" · SLURM {d.slurm_id}"
     if attempt is None:

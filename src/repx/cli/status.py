@@ -65,6 +65,9 @@ def _print_table(report: StatusReport) -> None:
         elif entry.reason and entry.status in (JobState.PENDING, JobState.WAITING):
             # a success whose outputs were damaged: say why it runs again
             output.message(f"{entry.status.value}: {entry.id} ({entry.reason})")
+    for entry in report.jobs:
+        if entry.branches is not None and entry.status is not JobState.SUCCEEDED:
+            output.message(f"{entry.status.value}: {entry.id} ({entry.branches})")
     impure = [e for e in report.jobs if e.impure]
     if impure:
         paths = sorted({p for e in impure for p in e.impure})

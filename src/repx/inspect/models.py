@@ -10,6 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, JsonValue
 
 from repx.lab.models import RunDependencyKind
+from repx.run.pieces import Progress
 
 
 class _Out(BaseModel):
@@ -178,6 +179,8 @@ class JobDetails(_Out):
     output_dir: str | None
     #: "stdout"/"stderr" -> log of the last attempt (when it exists)
     logs: dict[str, str]
+    #: a scatter-gather job: branches complete out of its work items (once it scattered)
+    branches: Progress | None = None
 
 
 # -- repx show run ----------------------------------------------------------------------

@@ -323,6 +323,7 @@ def show_job(view: LabView, token: str) -> m.JobDetails:
         attempt=_attempt(attempt) if attempt is not None else None,
         output_dir=_str(out_dir) if out_dir is not None and out_dir.is_dir() else None,
         logs={k: os.fspath(v) for k, v in status.log_paths(job_id).items()},
+        branches=status.branches(job_id, job.scatter_gather),
     )
 
 

@@ -40,6 +40,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from repx import process
+from repx.run import scatter
 from repx.run.orphans import end_orphans
 from repx.run.runtime import Runtime
 from repx.run.spec import JobSpec
@@ -201,7 +202,10 @@ def start(attempt: Attempt, runtime: Runtime, stdin: int) -> process.Child:
     lives, even when repx itself was killed (so a later run never starts a second
     attempt beside an orphan of this one; it ends them: :mod:`repx.run.orphans`).
     """
-    argv, env, cwd = runtime.command(attempt.spec, attempt.work)
+    if attempt.spec.pieces is not None:
+        argv, env, cwd = scatter.command(attempt.spec, runtime, attempt.work, attempt.lock.fd)
+    else:
+        argv, env, cwd = runtime.command(attempt.spec, attempt.work)
     repx = os.path.join(attempt.work, REPX)
     out_fd = os.open(os.path.join(repx, STDOUT_LOG), _LOG_FLAGS, 0o644)
     try:
@@ -355,6 +359,8 @@ def _outcome(
             name = f"signal {-code}"
         return JobStatus.FAILED, f"killed by {name}"
     if code != 0:
+        if spec.pieces is not None:  # the scatter-gather orchestrator says which piece
+            return JobStatus.FAILED, scatter.failure_reason(work) or f"exit status {code}"
         return JobStatus.FAILED, f"exit status {code}"
     out = os.path.join(work, OUT)
     missing = [rel for rel in spec.outputs if not os.path.exists(os.path.join(out, rel))]

@@ -10,6 +10,7 @@ per-job wrapper runs it in-process or on a cluster node (``python -m repx.run.jo
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, JsonValue
 from repx.errors import LabError, one_line
 from repx.inspect.params import ParamIndex
 from repx.lab.loader import LoadedLab
-from repx.lab.models import RunInput
+from repx.lab.models import Executable, RunInput, ScatterGather
 from repx.run.store_models import (
     MISSING,
     GatherEntry,
@@ -29,6 +30,30 @@ from repx.run.store_models import (
 )
 
 _OUT_PREFIX: Final = "$out/"
+
+
+class PieceSlurm(BaseModel):
+    """How the orchestrator of a job run by SLURM submits its steps (scatter_slurm)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    python: str
+    #: the job's partition (a step without one uses it)
+    partition: str | None = None
+    #: sbatch options of the job (target and resources file) every step array gets
+    options: tuple[str, ...] = ()
+
+
+class Pieces(BaseModel):
+    """The pieces of a scatter-gather job, with their executables' absolute paths."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    layout: ScatterGather
+    #: "scatter", "step-<name>", "gather" -> absolute path
+    executables: dict[str, str]
+    #: set in SLURM tasks: the steps run as job arrays (None: here, as child processes)
+    slurm: PieceSlurm | None = None
 
 
 class JobSpec(BaseModel):
@@ -59,6 +84,8 @@ class JobSpec(BaseModel):
     params: dict[str, JsonValue] = {}
     #: the first run listing the job (its image under containerMode "per-run")
     run: str = ""
+    #: a scatter-gather job: its pieces (run by :mod:`repx.run.scatter`)
+    pieces: Pieces | None = None
 
 
 def make_spec(lab: LoadedLab, job_id: str, outputs_dir: Path) -> JobSpec:
@@ -91,12 +118,18 @@ def make_spec(lab: LoadedLab, job_id: str, outputs_dir: Path) -> JobSpec:
             store_inputs[run_input.name] = os.path.dirname(outputs)
         else:
             run_metadata[run_input.name] = _described_run(lab, job_id, run_input, outputs)
-    try:
-        main = job.executables["main"]
-    except KeyError:
-        raise LabError(
-            f"job {job_id}: no 'main' executable (stage type '{job.stage_type}' is not supported)"
-        ) from None
+    pieces: Pieces | None = None
+    if job.stage_type == "scatter-gather" and job.scatter_gather is not None:
+        pieces = _pieces(job_id, job.scatter_gather, job.executables, root)
+        main = job.executables["scatter"]
+    else:
+        try:
+            main = job.executables["main"]
+        except KeyError:
+            raise LabError(
+                f"job {job_id}: no 'main' executable"
+                f" (stage type '{job.stage_type}' is not supported)"
+            ) from None
     return JobSpec(
         job=job_id,
         stage=job.stage,
@@ -113,6 +146,20 @@ def make_spec(lab: LoadedLab, job_id: str, outputs_dir: Path) -> JobSpec:
         cpus=job.resources.cpus or 1,
         mem_bytes=(job.resources.mem or 0) * 1024**2,  # the lab holds MiB
         params=effective_params(lab, job_id),
+        pieces=pieces,
+    )
+
+
+def _pieces(
+    job_id: str, layout: ScatterGather, executables: Mapping[str, Executable], root: str
+) -> Pieces:
+    names = ["scatter", "gather", *(f"step-{s}" for s in layout.step_order)]
+    missing = [n for n in names if n not in executables]
+    if missing or set(layout.step_order) != set(layout.steps) or layout.sink not in layout.steps:
+        what = f"no executable(s) {', '.join(missing)}" if missing else "an inconsistent step list"
+        raise LabError(f"job {job_id}: scatter-gather job with {what}; rebuild the lab")
+    return Pieces(
+        layout=layout, executables={n: os.path.join(root, executables[n].path) for n in names}
     )
 
 

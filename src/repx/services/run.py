@@ -25,6 +25,7 @@ from repx.run.events import FailedJob, Notice, RunPlanned, RunSummary
 from repx.run.graph import build_graph
 from repx.run.job import STDERR_LOG, STDOUT_LOG
 from repx.run.lab_records import record_use
+from repx.run.pieces import Progress
 from repx.run.reporter import Reporter
 from repx.run.runtime import impure_mounts, impure_warning, resolve_runtime
 from repx.run.scheduler import Interrupts, Limits, NodeState, Scheduler
@@ -268,6 +269,8 @@ class JobStatusEntry(BaseModel):
     slurm_id: str | None = None
     #: host paths the last attempt saw (an impure run: NOT reproducible)
     impure: tuple[str, ...] = ()
+    #: a scatter-gather job: branches complete out of its work items (once it scattered)
+    branches: Progress | None = None
 
 
 class StageStatus(BaseModel):
@@ -331,6 +334,7 @@ def lab_status(where: Location, run: str | None = None) -> StatusReport:
                     reason=view.reason(job_id),
                     slurm_id=view.slurm_id(job_id),
                     impure=view.impure(job_id),
+                    branches=view.branches(job_id, lab.jobs[job_id].scatter_gather),
                 )
             )
             counts = stages.setdefault((name, stage), dict.fromkeys(JobState, 0))
