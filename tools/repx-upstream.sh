@@ -116,6 +116,19 @@ case $example in
     ;;
   reference-lab | reference-lab-native)
     check "stage-E totals" "540x8 595x8" "$(values stage-E-total-sum total_sum.txt)"
+    # The scatter-sum stage: one branch-N directory per work item, each with every step.
+    branches_ok=0 sg_jobs=0
+    for d in "$outputs"/*-stage-D-partial-sums; do
+      [ -d "$d" ] || continue
+      sg_jobs=$((sg_jobs + 1))
+      items=$(jq length "$d/scatter/out/work_items.json")
+      dirs=$(find "$d" -mindepth 1 -maxdepth 1 -name 'branch-*' | wc -l)
+      steps=$(find "$d"/branch-* -mindepth 1 -maxdepth 1 -name 'step-*' | wc -l)
+      [ "$items" -gt 0 ] && [ "$dirs" = "$items" ] && [ "$steps" = $((items * 4)) ] &&
+        branches_ok=$((branches_ok + 1))
+    done
+    check "stage-D jobs (16), each with one branch-N (4 steps) per work item" "16 16" "$sg_jobs $branches_ok"
+    check "jobs of the lab, all succeeded" 153 "$(find "$outputs" -mindepth 2 -maxdepth 3 -path '*/repx/SUCCESS' | wc -l)"
     check "stage-analysis's plot is a PNG" 1 "$(pngs stage-analysis)"
     ;;
 esac
