@@ -12,7 +12,9 @@ The lab: one stage swept over `i` (N/2 values) and a downstream stage per job, s
 jobs depend on the other half, as in a real sweep with a post-processing step. With
 `--kinds dynamic` (or `plain,dynamic`) the first stage's pname, outputs and resources are
 functions `{ parameters }: …` of a second parameter `mode` (2 values, i gets N/4), so every
-job resolves them for its own parameters (evaluated once per mode, not per job).
+job resolves them for its own parameters (evaluated once per mode, not per job). With
+`--kinds scatter` the dynamic lab's downstream stage is a scatter-gather stage (scatter,
+two steps, gather): issue 12's build targets hold with both features in use.
 """
 
 from __future__ import annotations
@@ -78,6 +80,44 @@ POST = """{ pkgs }: {
   '';
 }
 """
+POST_SCATTER = """{ pkgs }:
+let
+  half = {
+    inputs = { worker__item = ""; };
+    outputs.half = "$out/half.txt";
+    run = { inputs, outputs, ... }: ''
+      jq -r .v "${inputs.worker__item}" > "${outputs.half}"
+    '';
+  };
+  double = {
+    inputs.half = "";
+    outputs.double = "$out/double.txt";
+    deps = [ half ];
+    run = { inputs, outputs, ... }: ''
+      echo $(( $(cat "${inputs.half}") * 2 )) > "${outputs.double}"
+    '';
+  };
+in
+{
+  pname = "post";
+  scatter = {
+    inputs."value.txt" = "";
+    outputs.work__items = "$out/work_items.json";
+    run = { inputs, outputs, ... }: ''
+      jq -n --argjson v "$(cat "${inputs."value.txt"}")" '[{v: $v}, {v: ($v + 1)}]' \\
+        > "${outputs.work__items}"
+    '';
+  };
+  steps = { inherit half double; };
+  gather = {
+    inputs.worker__outs = "";
+    outputs."double.txt" = "$out/double.txt";
+    run = { inputs, outputs, ... }: ''
+      jq -r '.[].double' "${inputs.worker__outs}" | xargs cat > "${outputs."double.txt"}"
+    '';
+  };
+}
+"""
 
 
 def _timed(argv: list[str], cwd: Path) -> tuple[float, int]:
@@ -121,11 +161,11 @@ def bench(sizes: list[int], workdir: Path, kinds: list[str]) -> list[dict[str, f
         # A fresh gitHash per invocation: the lab derivation is new, so "clean" builds it
         # (a lab left in the store by an earlier invocation would make it a no-op).
         (exp / "flake.nix").write_text(FLAKE.replace('"bench"', f'"bench-{nonce}"'))
-        dynamic = kind == "dynamic"
+        dynamic = kind in ("dynamic", "scatter")
         (exp / "run.nix").write_text(RUN_DYNAMIC % (jobs // 4) if dynamic else RUN % (jobs // 2))
         (exp / "pipe.nix").write_text(PIPE)
         (exp / "make.nix").write_text(MAKE_DYNAMIC if dynamic else MAKE)
-        (exp / "post.nix").write_text(POST)
+        (exp / "post.nix").write_text(POST_SCATTER if kind == "scatter" else POST)
         # Lock once so the timings below do not include creating flake.lock.
         subprocess.run(
             ["nix", "flake", "lock", *override], cwd=exp, check=True, capture_output=True
@@ -162,7 +202,7 @@ def bench(sizes: list[int], workdir: Path, kinds: list[str]) -> list[dict[str, f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,1000,10000,100000")
-    parser.add_argument("--kinds", default="plain,dynamic", help="plain, dynamic or both")
+    parser.add_argument("--kinds", default="plain,dynamic,scatter", help="comma-separated: plain, dynamic, scatter")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON at the end")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]

@@ -37,3 +37,7 @@ echo
 echo "summary table: $summary"
 echo "all outputs:   $demo/repx-runs/outputs   (repx status, repx list jobs --output-paths)"
 echo "plot:          $plot"
+
+echo "==> repx report"
+"$repx" report -o "$demo/report.html"
+echo "report:        $demo/report.html   (one page: topology, parameters, timings, results)"

@@ -58,7 +58,8 @@ exp=$work/$part
 # Our repx flake, copied outside git so the working tree is what gets used.
 flake=$work/repx-flake
 mkdir -p -- "$flake"
-cp -r -- "$here/flake.nix" "$here/nix" "$flake/"
+# (src/, pyproject.toml and README.md: pkgs.repx, the Python package RepX's stages import)
+cp -r -- "$here/flake.nix" "$here/nix" "$here/src" "$here/pyproject.toml" "$here/README.md" "$flake/"
 [ -d "$here/templates" ] && cp -r -- "$here/templates" "$flake/"
 
 cat >"$exp/flake.nix" <<EOF
@@ -66,7 +67,8 @@ cat >"$exp/flake.nix" <<EOF
   # Written by repx's tools/repx-upstream.sh: the one file of this experiment that is ours.
   inputs = { nixpkgs.url = "nixpkgs"; repx.url = "repx"; };
   outputs = { self, nixpkgs, repx }:
-    let pkgs = nixpkgs.legacyPackages.x86_64-linux;
+    # As RepX's own flake: nixpkgs with the overlay that adds pkgs.repx.
+    let pkgs = import nixpkgs { system = "x86_64-linux"; overlays = [ repx.overlays.default ]; };
     in {
       packages.x86_64-linux.default =
         (import ./$lab_file { inherit pkgs; repx-lib = repx.lib; gitHash = self.rev or "unknown"; }).lab;
@@ -114,6 +116,19 @@ case $example in
     ;;
   reference-lab | reference-lab-native)
     check "stage-E totals" "540x8 595x8" "$(values stage-E-total-sum total_sum.txt)"
+    # The scatter-sum stage: one branch-N directory per work item, each with every step.
+    branches_ok=0 sg_jobs=0
+    for d in "$outputs"/*-stage-D-partial-sums; do
+      [ -d "$d" ] || continue
+      sg_jobs=$((sg_jobs + 1))
+      items=$(jq length "$d/scatter/out/work_items.json")
+      dirs=$(find "$d" -mindepth 1 -maxdepth 1 -name 'branch-*' | wc -l)
+      steps=$(find "$d"/branch-* -mindepth 1 -maxdepth 1 -name 'step-*' | wc -l)
+      [ "$items" -gt 0 ] && [ "$dirs" = "$items" ] && [ "$steps" = $((items * 4)) ] &&
+        branches_ok=$((branches_ok + 1))
+    done
+    check "stage-D jobs (16), each with one branch-N (4 steps) per work item" "16 16" "$sg_jobs $branches_ok"
+    check "jobs of the lab, all succeeded" 153 "$(find "$outputs" -mindepth 2 -maxdepth 3 -path '*/repx/SUCCESS' | wc -l)"
     check "stage-analysis's plot is a PNG" 1 "$(pngs stage-analysis)"
     ;;
 esac

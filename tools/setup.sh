@@ -25,6 +25,8 @@ apt_packages=(nix-bin busybox-static bash-static shellcheck shfmt bubblewrap gra
   python3-venv slurm-wlm munge zstd iproute2)
 # for the offline toolchain's relocated Debian trees (their .debs come from `apt-get download`)
 apt_packages+=(patchelf gcc)
+# the report's browser test (tests/integration/test_report_chromium.py: headless rendering)
+apt_packages+=(chromium)
 skip_apt=false skip_venv=false
 
 for arg in "$@"; do

@@ -49,7 +49,8 @@ let
     else if !(isList deps) then fail "callRun ${util.relPath file}" "the dependencies must be a list, e.g. [ ] or [ [ other \"soft\" ] ]"
     else { __repxRun = true; _repx_type = "run_placeholder"; inherit file deps; runPath = file; dependencies = deps; };
 
-  labArgs = [ "pkgs" "gitHash" "lab_version" "runs" "groups" "containerMode" "name" "repx-lib" "shellcheckSeverity" ];
+  containerModes = [ "none" "unified" "per-run" ];
+  labArgs = [ "pkgs" "gitHash" "lab_version" "runs" "groups" "containerMode" "runContainerMode" "name" "repx-lib" "shellcheckSeverity" ];
 
   mkLab =
     args:
@@ -65,7 +66,11 @@ let
         system = pkgs.system or pkgs.stdenv.hostPlatform.system;
       };
       stageLib = import ./stage.nix { inherit util tools; };
-      expand = import ./expand.nix { inherit util stageLib tools pkgs severity containerMode; };
+      # The mode of the one-run labs `.runs.<name>` (RepX's option; its default "per-run"
+      # when the lab has images, else "none", so that those labs share the lab's job ids).
+      runContainerMode = args.runContainerMode or (if containerMode == "none" then "none" else "per-run");
+      expandWith = mode: import ./expand.nix { inherit util stageLib tools pkgs severity; containerMode = mode; };
+      expand = expandWith containerMode;
       # What run and pipeline files may ask for: pkgs and its attributes, `repx` (ours),
       # `repx-lib` (RepX's name, with `utils`).
       repxLib = lib // { utils = mkUtils { inherit pkgs; }; };
@@ -112,7 +117,8 @@ let
       runByName = listToAttrs (map (r: { name = r.name; value = r // { deps = map (normDep r) r.placeholder.deps; }; }) runList);
       order =
         if unknown != [ ] then fail "mkLab" "unknown argument(s) ${showList unknown}; allowed: ${showList labArgs}"
-        else if !(elem containerMode [ "none" "unified" "per-run" ]) then fail "mkLab" "containerMode '${toString containerMode}' is not supported; use \"none\" (jobs run on the host's / under bubblewrap), \"unified\" (one image rootfs for every job) or \"per-run\" (one image per run)"
+        else if !(elem containerMode containerModes) then fail "mkLab" "containerMode '${toString containerMode}' is not supported; use \"none\" (jobs run on the host's / under bubblewrap), \"unified\" (one image rootfs for every job) or \"per-run\" (one image per run)"
+        else if !(elem runContainerMode containerModes) then fail "mkLab" "runContainerMode '${toString runContainerMode}' is not supported; use \"none\", \"unified\" or \"per-run\" (the mode of the one-run labs .runs.<name>)"
         else if !(elem severity [ "error" "warning" "info" "style" ]) then fail "mkLab" "shellcheckSeverity '${toString severity}' must be one of 'error', 'warning', 'info', 'style'"
         else if dupRuns != [ ] then fail "mkLab" "duplicate run name(s) ${showList (util.unique dupRuns)}: every run file needs its own 'name'"
         else util.toposort runNames
@@ -122,7 +128,7 @@ let
       # fed by jobs of its own run names that run in its record: when such a job of a later
       # run would get the id of a job of an earlier run, the later run is expanded again
       # with ids that name it (only then, so the ids of other labs stay as they are).
-      expanded = (builtins.foldl' (
+      expandedWith = expand: (builtins.foldl' (
         acc: n:
         let
           args = {
@@ -140,6 +146,11 @@ let
           seen = acc.seen // listToAttrs (map (id: { name = id; value = true; }) (builtins.attrNames r.jobs));
         }
       ) { runs = { }; seen = { }; } order).runs;
+      expanded = expandedWith expand;
+      # A job's view (an image or the bare sandbox) is part of its id: the one-run labs are
+      # expanded again only when runContainerMode changes that view (lazily: only when built).
+      hasImage = mode: mode != "none";
+      runExpanded = if hasImage runContainerMode == hasImage containerMode then expanded else expandedWith (expandWith runContainerMode);
       groupsIn = args.groups or { };
       # Group members: run names, or the run values themselves (RepX: `all = with runs; [ a b ]`).
       groups = builtins.mapAttrs (
@@ -153,23 +164,23 @@ let
       # The lab of some runs (and the runs they depend on, so that every input resolves).
       closureOf = names: util.toposort names (n: map (d: d.run) runByName.${n}.deps) (_: [ ]);
       labOf =
-        selected: labName: groupsOf:
+        selected: labName: groupsOf: mode: expanded:
         import ./lab.nix {
-          inherit util tools pkgs version containerMode;
+          inherit util tools pkgs version expanded;
+          containerMode = mode;
           groups = groupsOf;
           order = filter (n: elem n selected) order;
-          inherit expanded;
           name = labName;
           gitHash = args.gitHash or "unknown";
           labVersion = toString (args.lab_version or "0.0.0");
           runDeps = listToAttrs (map (n: { name = n; value = listToAttrs (map (d: { name = d.run; value = d.kind; }) runByName.${n}.deps); }) order);
         };
       labName = args.name or "lab";
-      whole = labOf order labName groups;
+      whole = labOf order labName groups containerMode expanded;
       # RepX's shape: `.lab` is the lab, `.runs.<name>` a lab of one run (here with the runs
       # it depends on), by run name and by the attribute the run is bound to.
       perRun = listToAttrs (concatMap (r:
-        let l = labOf (closureOf [ r.name ]) "${labName}-${r.name}" { }; in
+        let l = labOf (closureOf [ r.name ]) "${labName}-${r.name}" { } runContainerMode runExpanded; in
         [ { name = r.name; value = l; } ] ++ (if r.attr != null && r.attr != r.name then [ { name = r.attr; value = l; } ] else [ ])
       ) runList);
     in

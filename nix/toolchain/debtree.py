@@ -141,6 +141,19 @@ def closure(
 
 def deb_info(pkgs: list[str]) -> dict[str, dict[str, str]]:
     """Candidate version, file name and sha256 of each package (from apt's lists)."""
+    info = _apt_show(pkgs)
+    # An installed version that no package list offers (the image was upgraded from lists
+    # this machine has not fetched yet) has no Filename: refresh the lists once when allowed.
+    if any("Filename" not in i for i in info.values()) and os.geteuid() == 0:
+        run(["apt-get", "update", "-q"])
+        info = _apt_show(pkgs)
+    stale = sorted(p for p, i in info.items() if "Filename" not in i)
+    if stale:
+        die(f"apt offers no download of the installed {' '.join(stale)} (run apt-get update)")
+    return info
+
+
+def _apt_show(pkgs: list[str]) -> dict[str, dict[str, str]]:
     out = run(["apt-cache", "show", "--no-all-versions", *pkgs])
     info: dict[str, dict[str, str]] = {}
     for block in out.strip().split("\n\n"):

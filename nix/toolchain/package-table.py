@@ -5,12 +5,14 @@
 The table (between the BEGIN/END markers in DOC, default docs/offline.md) lists every
 package of `legacyPackages.x86_64-linux` and of `python3Packages` with its version and
 origin, as evaluated from an assembled toolchain. With --check nothing is written and the
-exit status is 1 when the file differs (the tests run this).
+exit status is 1 when the packages or their origins differ (the tests run this); versions
+that differ (Debian point releases, the host's installed tools) are only reported.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -65,6 +67,18 @@ def table(toolchain: Path) -> str:
     return "\n".join(lines)
 
 
+def _without_versions(text: str) -> str:
+    """The table with its version column and the versions in origins blanked."""
+    out = []
+    for line in text.splitlines():
+        cells = line.split(" | ")
+        if line.startswith("| `") and len(cells) >= 4:
+            origin = re.sub(r"=[^,]*", "=", cells[2])
+            line = " | ".join([cells[0], "", origin, *cells[3:]])
+        out.append(line)
+    return "\n".join(out)
+
+
 def main() -> int:
     args = [a for a in sys.argv[1:] if a != "--check"]
     check = "--check" in sys.argv[1:]
@@ -82,13 +96,18 @@ def main() -> int:
     _, tail = rest.split(END, 1)
     new = head + table(toolchain) + tail
     if check:
-        if new != text:
+        # Which packages there are, and from where, is the contract; their versions follow
+        # Debian's point releases and what the machine had installed, so a version-only
+        # difference is reported but is not a failure.
+        if _without_versions(new) != _without_versions(text):
             print(
                 f"package-table: {doc} is out of date;"
                 f" run python3 nix/toolchain/package-table.py {toolchain}",
                 file=sys.stderr,
             )
             return 1
+        if new != text:
+            print(f"package-table: {doc}: versions differ from this machine's", file=sys.stderr)
         return 0
     if new != text:
         doc.write_text(new)

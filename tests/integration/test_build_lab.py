@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -179,3 +180,44 @@ def _unified(flake: Path) -> None:
             "inherit pkgs gitHash;", 'inherit pkgs gitHash;\n  containerMode = "unified";'
         )
     )
+
+
+def _one_run_lab(run_mode: str | None) -> Callable[[Path], None]:
+    """A unified lab whose flake builds `.runs.simulation` (with runContainerMode)."""
+
+    def edit(flake: Path) -> None:
+        _unified(flake)
+        if run_mode is not None:
+            lab = flake / "nix" / "lab.nix"
+            lab.write_text(
+                lab.read_text().replace(
+                    'containerMode = "unified";',
+                    f'containerMode = "unified";\n  runContainerMode = "{run_mode}";',
+                )
+            )
+        nix = flake / "flake.nix"
+        nix.write_text(
+            nix.read_text()
+            .replace(
+                "gitHash = repx.lib.gitHashOf self;\n      };",
+                "gitHash = repx.lib.gitHashOf self;\n      }).runs.simulation;",
+            )
+            .replace("default = import ./nix/lab.nix {", "default = (import ./nix/lab.nix {")
+        )
+
+    return edit
+
+
+def test_one_run_labs_follow_run_container_mode():
+    whole = build_lab("sweep", edit=_unified, variant="unified")
+    # RepX's default for .runs.<name>: "per-run" -- the same view, so the same job ids
+    per_run = build_lab("sweep", edit=_one_run_lab(None), variant="runs-default")
+    meta = json.loads((per_run / "lab" / "lab-metadata.json").read_bytes())
+    assert (meta["container_mode"], set(meta["images"])) == ("per-run", {"simulation"})
+    assert lab_jobs(per_run) and set(lab_jobs(per_run)) < set(lab_jobs(whole))
+    # "none": no image, so jobs see something else and get ids of their own
+    bare = build_lab("sweep", edit=_one_run_lab("none"), variant="runs-none")
+    meta = json.loads((bare / "lab" / "lab-metadata.json").read_bytes())
+    assert (meta["container_mode"], meta["images"]) == ("none", {})
+    assert len(lab_jobs(bare)) == len(lab_jobs(per_run))
+    assert not set(lab_jobs(bare)) & set(lab_jobs(whole))

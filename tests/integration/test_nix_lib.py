@@ -243,7 +243,9 @@ def minimal_experiment(
 
 BAD_INPUTS = {
     "unknown stage attribute": (
-        {"stage_text": '{ pkgs }: { pname = "s"; outputs = { }; run = _: "true"; colour = "red"; }'},
+        {
+            "stage_text": '{ pkgs }: { pname = "s"; outputs = { }; run = _: "true"; colour = "red"; }'
+        },
         ["s.nix (stage s)", "unknown attribute(s) 'colour'"],
     ),
     "non-list parameter": (
@@ -303,7 +305,9 @@ BAD_INPUTS = {
         ["s.nix (stage s)", "output(s) 'x'"],
     ),
     "invalid memory hint": (
-        {"stage_text": '{ pkgs }: { pname = "s"; resources = { mem = "lots"; }; run = _: "true"; }'},
+        {
+            "stage_text": '{ pkgs }: { pname = "s"; resources = { mem = "lots"; }; run = _: "true"; }'
+        },
         ["s.nix (stage s)", "resources.mem: invalid value"],
     ),
     "pname with a space": (

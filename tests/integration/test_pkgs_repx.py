@@ -179,11 +179,23 @@ def test_repx_analysis_code_runs_in_a_job(ran):
 
 
 def test_inter_run_inputs_on_a_host_without_nix(ran, tmp_path):
-    """No /nix: bwrap binds the lab's store/ copy; the description names the host's store."""
+    """No /nix: the lab travels as an archive with its closure (its store/ entries link
+    into /nix/store); bwrap binds the unpacked store/; the description names the host's
+    store."""
     _require_unshare()
     lab, _ = ran
+    archive = tmp_path / "lab.tar"
+    exported = subprocess.run(
+        repx_argv("export", "--lab", lab, "-o", archive),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert exported.returncode == 0, exported.stderr
     other = tmp_path / "nonix"
-    done = _without_nix(repx_argv("run", "analysis", "simulation", "--lab", lab, "--base", other))
+    done = _without_nix(
+        repx_argv("run", "analysis", "simulation", "--lab", archive, "--base", other)
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     [plot] = Experiment(lab, base=other).jobs().filter(name__contains="simple-plotter")
     assert plot.load_json("summary.json") == {"total": 60.0, "jobs": 4, "slopes": [1, 2]}

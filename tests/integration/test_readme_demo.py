@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import subprocess
@@ -20,11 +21,23 @@ pytestmark = [
 ]
 
 
+def _line(stdout: str, label: str) -> Path:
+    """The path on the demo's ``<label>:`` line."""
+    [line] = [x for x in stdout.splitlines() if x.startswith(f"{label}:")]
+    return Path(line.split()[1])
+
+
 def _plot_line(stdout: str) -> Path:
-    """The demo ends by printing where the plot is."""
+    """The demo ends by printing where the plot and the report are."""
     last = stdout.splitlines()[-1]
-    assert last.startswith("plot:"), stdout[-3000:]
-    return Path(last.split()[-1])
+    assert last.startswith("report:"), stdout[-3000:]
+    report = _line(stdout, "report")
+    html = report.read_text()
+    # the report shows this run: its plot inline, every job succeeded
+    plot = _line(stdout, "plot")
+    assert html.startswith("<!DOCTYPE html>")
+    assert f"data:image/png;base64,{base64.b64encode(plot.read_bytes()).decode()}" in html
+    return plot
 
 
 def test_demo_runs_the_example_and_shows_the_results(tmp_path: Path) -> None:

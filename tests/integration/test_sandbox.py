@@ -318,6 +318,7 @@ def test_mount_paths_are_visible_read_only_and_recorded(scene):
     assert (job / "repx" / "stdout.log").read_text() == ""
     assert not (data / "new").exists()
     assert json.loads((job / "repx" / "result.json").read_text())["impure"] == [str(data)]
+
     # ... and the inspection commands say so
     def inspect(*args: str) -> subprocess.CompletedProcess[str]:
         where = ["--lab", str(scene.lab), "--base", str(scene.base)]

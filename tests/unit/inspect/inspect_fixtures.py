@@ -25,4 +25,3 @@ def base(tmp_path: Path) -> Path:
 def view(factory_lab: FactoryLab, base: Path) -> LabView:
     """The 14-job factory lab (simulation: simulate 6 -> stats 6 -> aggregate 1; report)."""
     return LabView(open_lab(factory_lab.root), base)
-

@@ -110,4 +110,3 @@ def test_waits_for_a_job_held_by_another_process(factory_lab, tmp_path):
     [finished] = reporter.of_type(JobFinished)
     assert finished.job == plot and not finished.adopted  # nothing to adopt: we ran it
     assert summary.exit_code == 0
-
