@@ -234,6 +234,29 @@ def trace_params(lab: LoadedLab, index: ParamIndex, job: str) -> list[TracedValu
     return traced
 
 
+def varying_params(index: ParamIndex, lab: LoadedLab, jobs: Iterable[str]) -> dict[str, None]:
+    """The parameters whose effective value differs between ``jobs`` (what tells them
+    apart), in the order first met."""
+    seen: dict[str, set[Hashable]] = {}
+    for job in jobs:
+        values = index.effective(job).values if lab.jobs[job].inputs else lab.jobs[job].params
+        for name, value in values.items():
+            seen.setdefault(name, set()).add(value_key(value))
+    return {name: None for name, keys in seen.items() if len(keys) > 1}
+
+
+def swept_by_stage(lab: LoadedLab, jobs: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """For each stage of ``jobs``: the parameters that tell its jobs in the lab apart (what
+    the progress lines and failure summaries of ``repx run`` show of a job)."""
+    stages = {lab.jobs[job].stage for job in jobs}
+    members: dict[str, list[str]] = {stage: [] for stage in stages}
+    for job_id, job in lab.jobs.items():
+        if job.stage in members:
+            members[job.stage].append(job_id)
+    index = ParamIndex(lab)
+    return {stage: tuple(varying_params(index, lab, ids)) for stage, ids in members.items()}
+
+
 def param_names(lab: LoadedLab, jobs: Iterable[str], runs: Iterable[str]) -> list[str]:
     """Parameter names of ``runs`` (in manifest order) and of ``jobs``' own parameters."""
     names: dict[str, None] = {}

@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING
 
 from repx.errors import UsageError, one_line
 from repx.inspect import models as m
-from repx.inspect.params import param_names, trace_params, value_key, value_matches
+from repx.inspect.params import (
+    param_names,
+    trace_params,
+    value_matches,
+    varying_params,
+)
 from repx.inspect.resolve import (
     match_jobs,
     resolve_job,
@@ -177,17 +182,12 @@ def swept_params(view: LabView, jobs: Sequence[str], limit: int = 8) -> list[str
     """The parameters whose effective value differs between ``jobs`` (what tells them
     apart: ``repx list jobs``' default columns), in the runs' parameter order; at most
     ``limit``."""
-    seen: dict[str, set[object]] = {}
-    params = view.params
     lab = view.lab
-    for job in jobs:
-        values = params.effective(job).values if lab.jobs[job].inputs else lab.jobs[job].params
-        for name, value in values.items():
-            seen.setdefault(name, set()).add(value_key(value))
+    varying = varying_params(view.params, lab, jobs)
     runs = dict.fromkeys(r for job in jobs for r in view.runs_of(job))
     order = param_names(lab, jobs, runs)
-    order += [name for name in seen if name not in order]
-    return [name for name in order if len(seen.get(name, ())) > 1][:limit]
+    order += [name for name in varying if name not in order]
+    return [name for name in order if name in varying][:limit]
 
 
 def available_params(view: LabView, jobs: Sequence[str], runs: Iterable[str] | None) -> list[str]:

@@ -27,6 +27,9 @@ class RunPlanned(_Event):
     to_run: int
     #: the SLURM target the jobs go to (None: they run here)
     slurm_target: str | None = None
+    #: per stage, the parameters that tell its jobs apart (the events carry all of them;
+    #: a job is named by these in progress lines and failure summaries)
+    swept: dict[str, tuple[str, ...]] = {}
 
 
 class JobsSubmitted(_Event):

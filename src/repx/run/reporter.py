@@ -101,14 +101,18 @@ class _Counts:
         self.started_at = time.monotonic()
         self.running: dict[str, tuple[str, float]] = {}  # job -> (stage, start)
         self.waiting: set[str] = set()
+        #: stage -> the parameters that tell its jobs apart (RunPlanned.swept)
+        self.swept: Mapping[str, tuple[str, ...]] = {}
 
     def update(self, event: Event) -> None:
         if isinstance(event, RunPlanned):
             self.to_run = event.to_run
             self.started_at = time.monotonic()
+            self.swept = event.swept
         elif isinstance(event, JobStarted):
             self.waiting.discard(event.job)
-            self.running[event.job] = (_named(event.stage, event.params), time.monotonic())
+            shown = _shown(self.swept, event.stage, event.params)
+            self.running[event.job] = (_named(event.stage, shown), time.monotonic())
         elif isinstance(event, JobWaiting):
             self.waiting.add(event.job)
         elif isinstance(event, JobFinished):
@@ -164,11 +168,11 @@ class PlainReporter:
             word = "done" if event.status is JobStatus.SUCCEEDED else event.status.value.upper()
             extra = f" ({event.reason})" if event.reason else ""
             other = " [by another run]" if event.adopted else ""
-            job = _named(event.job, event.params)
+            job = _named(event.job, _shown(c.swept, event.stage, event.params))
             write(f"[{c.finished}/{c.to_run}] {word} {job} {event.seconds:.1f}s{extra}{other}\n")
         elif isinstance(event, JobBlocked):
             c = self.counts
-            job = _named(event.job, event.params)
+            job = _named(event.job, _shown(c.swept, event.stage, event.params))
             write(f"[{c.finished}/{c.to_run}] blocked {job} ({event.cause})\n")
         elif isinstance(event, JobWaiting):
             write(f"waiting for {event.job}: held by another repx run ({event.holder})\n")
@@ -177,7 +181,7 @@ class PlainReporter:
         elif isinstance(event, Notice):
             write(f"warning: {event.message}\n")
         elif isinstance(event, RunSummary):
-            write(format_summary(event))
+            write(format_summary(event, self.counts.swept))
         self.stream.flush()
 
     def close(self) -> None:
@@ -205,7 +209,7 @@ class RichReporter:
             color = "yellow" if event.status is JobStatus.INTERRUPTED else "red"
             from rich.markup import escape  # noqa: PLC0415 (only on terminals)
 
-            job = escape(_named(event.job, event.params))
+            job = escape(_named(event.job, _shown(self.counts.swept, event.stage, event.params)))
             self.console.print(
                 f"[{color}]{event.status.value}[/{color}] {job}{escape(reason)}", highlight=False
             )
@@ -222,7 +226,11 @@ class RichReporter:
         elif isinstance(event, RunSummary):
             self.close()
             self.console.print(
-                format_summary(event), markup=False, highlight=False, end="", soft_wrap=True
+                format_summary(event, self.counts.swept),
+                markup=False,
+                highlight=False,
+                end="",
+                soft_wrap=True,
             )
 
     def close(self) -> None:
@@ -303,6 +311,17 @@ def _format_dry_run(summary: RunSummary) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _shown(
+    swept: Mapping[str, tuple[str, ...]], stage: str, params: Mapping[str, JsonValue]
+) -> Mapping[str, JsonValue]:
+    """The parameters a job of ``stage`` is named by: those that tell the stage's jobs apart
+    (a constant such as a store path would only make the line long); all when unknown."""
+    names = swept.get(stage)
+    if names is None:
+        return params
+    return {name: params[name] for name in names if name in params}
+
+
 def _named(name: str, params: Mapping[str, JsonValue]) -> str:
     """``name seed=2 n=500``: a job (or stage) with its effective parameters."""
     if not params:
@@ -343,8 +362,10 @@ def submitted_line(event: JobsSubmitted) -> str:
     return f"submitted SLURM job {event.slurm_id}: stage {event.stage}, {shape}{after}"
 
 
-def format_summary(summary: RunSummary) -> str:
-    """The human summary of a run: counts, each failed job with its log, where results are."""
+def format_summary(summary: RunSummary, swept: Mapping[str, tuple[str, ...]] | None = None) -> str:
+    """The human summary of a run: counts, each failed job with its log, where results are.
+
+    ``swept``: per stage, the parameters a failed job is named by (default: all of its own)."""
     lines: list[str] = []
     if summary.submitted_only:
         ids = " ".join(summary.slurm_ids) or "none"
@@ -374,7 +395,7 @@ def format_summary(summary: RunSummary) -> str:
     lines.append(head)
     for failed in summary.failed:
         # "fit n=500 seed=2: exit 3 — the last stderr line": what failed, in the user's terms
-        what = _named(failed.stage, failed.params)
+        what = _named(failed.stage, _shown(swept or {}, failed.stage, failed.params))
         code = f": exit {failed.exit_code}" if failed.exit_code is not None else ""
         last = f" — {failed.stderr_tail[-1]}" if failed.stderr_tail else ""
         lines.append(f"{failed.status.value}: {what}{code}{last}")

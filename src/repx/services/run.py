@@ -19,6 +19,7 @@ from repx.build_history import previous_build, read_history
 from repx.config import RuntimeKind, SchedulerKind, resolve_base
 from repx.errors import RepxError, UsageError
 from repx.inspect.explain import explain_plan
+from repx.inspect.params import swept_by_stage
 from repx.inspect.resolve import JobIndex, StoreJobs, resolve_job, resolve_run
 from repx.inspect.status import JobState, intact_successes, read_status
 from repx.inspect.view import LabView
@@ -170,6 +171,7 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
                 cached=cached,
                 to_run=len(to_run),
                 slurm_target=backend.target,
+                swept=swept_by_stage(lab, to_run),
             )
         )
         if runtime is None:

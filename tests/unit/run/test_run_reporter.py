@@ -7,6 +7,8 @@ import json
 
 from rich.console import Console
 
+from repx.inspect.params import swept_by_stage
+from repx.lab.loader import open_lab
 from repx.run.events import FailedJob, JobBlocked, JobFinished, JobStarted, RunPlanned, RunSummary
 from repx.run.reporter import (
     JsonReporter,
@@ -192,3 +194,29 @@ def test_interrupted_jobs_are_not_counted_as_failures():
     rendered = rich._render().plain
     rich.close()
     assert "failed 0" in rendered and "interrupted 1" in rendered
+
+
+def test_jobs_are_named_by_the_parameters_that_tell_them_apart():
+    """With the plan's ``swept`` names, a constant parameter (a store path, a fixed size)
+    is left out of progress lines and failure summaries; the events keep all of them."""
+    plan = EVENTS[0].model_copy(update={"swept": {"s": ("seed",)}})
+    stream = io.StringIO()
+    reporter = PlainReporter(stream)
+    for event in [plan, *EVENTS[1:], SUMMARY]:
+        reporter.handle(event)
+    text = stream.getvalue()
+    assert "[1/2] FAILED j1 seed=2 0.5s (exit status 3)" in text
+    assert "failed: s seed=2: exit 3 — oops" in text
+    assert "[2/2] blocked j2 (j1 did not succeed)" in text  # its label is the same for all
+    # a stage the plan does not name: all of a job's parameters (as without swept)
+    other = format_summary(SUMMARY, {"t": ("seed",)})
+    assert "failed: s n=500 noise=2 seed=2: exit 3" in other
+
+
+def test_swept_by_stage_names_what_varies_within_each_stage(factory_lab):
+    lab = open_lab(factory_lab.root)
+    simulate = factory_lab.stage_jobs[("simulation", "simulate")]
+    swept = swept_by_stage(lab, simulate[:1])
+    stage = lab.jobs[simulate[0]].stage
+    assert set(swept) == {stage}
+    assert set(swept[stage]) == {"seed", "noise"}
