@@ -32,6 +32,7 @@ from repx.cli import report as report_cmd
 from repx.cli import run as run_cmd
 from repx.cli import schema as schema_cmd
 from repx.cli import status as status_cmd
+from repx.cli import tui as tui_cmd
 from repx.cli.options import option_defaults
 from repx.errors import RepxError
 
@@ -183,6 +184,7 @@ app.command("run")(run_cmd.run)
 app.command("status")(status_cmd.status)
 app.command("log")(log_cmd.log)
 app.command("cancel")(cancel_cmd.cancel)
+app.command("tui")(tui_cmd.tui)
 app.add_typer(list_cmd.app, name="list")
 app.add_typer(show.app, name="show")
 app.command("trace-params")(trace.trace_params)
