@@ -252,3 +252,19 @@ def test_screenshot_needs_an_svg_name(lab, tmp_path):
     )
     assert proc.returncode == 2
     assert "SVG" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_without_textual_the_error_is_one_line(lab, monkeypatch):
+    import sys  # noqa: PLC0415
+
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from repx.cli import app as cli  # noqa: PLC0415
+
+    monkeypatch.delitem(sys.modules, "repx.tui.app", raising=False)
+    monkeypatch.setitem(sys.modules, "textual", None)  # as if it were not installed
+    monkeypatch.setitem(sys.modules, "textual.app", None)
+    result = CliRunner().invoke(cli, ["tui", "-l", str(lab.root), "--base", str(lab.base)])
+    assert result.exit_code == 1
+    assert "needs the Python package textual" in result.stderr
+    assert "Traceback" not in result.stderr

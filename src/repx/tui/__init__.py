@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from repx.config import RuntimeKind
+from repx.errors import RepxError
 from repx.services.location import Location
 
 #: Size (columns, lines) of a ``--screenshot``.
@@ -21,7 +22,15 @@ def run_tui(
     size: tuple[int, int] = SCREENSHOT_SIZE,
 ) -> None:
     """Open the board; with ``screenshot``, render one frame headless into that SVG file."""
-    from repx.tui import app as tui_app  # noqa: PLC0415 (textual only when used)
+    try:
+        from repx.tui import app as tui_app  # noqa: PLC0415 (textual only when used)
+    except ModuleNotFoundError as exc:
+        if "textual" not in (exc.name or str(exc)):
+            raise
+        raise RepxError(
+            "repx tui needs the Python package textual, which this installation lacks"
+            " (pip install 'textual>=8.2,<9'); `repx status --watch` works without it"
+        ) from None
     from repx.tui.board import Board  # noqa: PLC0415
 
     board = Board(where, run, runtime)
