@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from types import ModuleType
 
 from repx.config import RuntimeKind
 from repx.errors import RepxError
@@ -22,8 +24,8 @@ def run_tui(
     size: tuple[int, int] = SCREENSHOT_SIZE,
 ) -> None:
     """Open the board; with ``screenshot``, render one frame headless into that SVG file."""
-    try:
-        from repx.tui import app as tui_app  # noqa: PLC0415 (textual only when used)
+    try:  # textual only when used
+        tui_app: ModuleType = importlib.import_module("repx.tui.app")
     except ModuleNotFoundError as exc:
         if "textual" not in (exc.name or str(exc)):
             raise
