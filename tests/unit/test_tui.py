@@ -67,9 +67,9 @@ def lines(app, name):
     return list(app.query_one(f"#{name}", Log).lines)
 
 
-def drive(app, scenario):
+def drive(app, scenario, *, notifications=False):
     async def main():
-        async with app.run_test(size=SIZE) as pilot:
+        async with app.run_test(size=SIZE, notifications=notifications) as pilot:
             await scenario(pilot)
 
     asyncio.run(main())
@@ -268,3 +268,20 @@ def test_without_textual_the_error_is_one_line(lab, monkeypatch):
     assert result.exit_code == 1
     assert "needs the Python package textual" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_log_records_become_notifications_not_screen_garbage(lab):
+    import logging  # noqa: PLC0415
+
+    logger = logging.getLogger("repx")
+    before = list(logger.handlers)
+    app = make_app(lab)
+
+    async def scenario(pilot):
+        await until(pilot, lambda: app.selected_job is not None, "the app started")
+        assert [type(h).__name__ for h in logger.handlers] == ["_Notices"]
+        logging.getLogger("repx.run").warning("the disk is nearly full")
+        await until(pilot, lambda: "the disk is nearly full" in screen_text(app), "a toast")
+
+    drive(app, scenario, notifications=True)
+    assert logger.handlers == before

@@ -38,11 +38,13 @@ class Stopped:
     runners: tuple[int, ...] = ()
     #: SLURM jobs or tasks cancelled (scancel)
     slurm_ids: tuple[str, ...] = ()
+    #: jobs whose rerun in this process (``repx tui``) was stopped
+    reruns: tuple[str, ...] = ()
 
     @property
     def nothing(self) -> bool:
         """True when nothing was running."""
-        return not (self.jobs or self.runners or self.slurm_ids)
+        return not (self.jobs or self.runners or self.slurm_ids or self.reruns)
 
     def describe(self) -> str:
         """One line for the user."""
@@ -54,6 +56,8 @@ class Stopped:
             parts.append(f"stopped repx run (pid {pids}) as Ctrl-C does")
         if self.slurm_ids:
             parts.append(f"cancelled SLURM job(s) {', '.join(self.slurm_ids)}")
+        if self.reruns:
+            parts.append(f"stopped {len(self.reruns)} rerun(s) started here")
         return "; ".join(parts) or "nothing to cancel: no job of it is running"
 
 

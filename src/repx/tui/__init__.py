@@ -44,3 +44,4 @@ def run_tui(
             app.run()
     finally:
         board.stop_reruns()
+        app.restore_logging()

@@ -9,6 +9,7 @@ actions are :class:`repx.tui.board.Board`'s; this module only draws.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.css.query import NoMatches
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.pilot import Pilot
 from textual.screen import ModalScreen
 from textual.timer import Timer
@@ -130,6 +132,8 @@ class RepxTui(App[None]):
         self.selected: Ref | None = None
         self._tails: tuple[LogTail, LogTail] | None = None
         self._timer: Timer | None = None
+        #: repx's log records (warnings of a rerun...) as notifications, not on the screen
+        self._notices = _Notices(self)
         self.sub_title = f"{board.lab.root}  ·  {board.base}"
 
     # -- layout -------------------------------------------------------------------------
@@ -156,6 +160,7 @@ class RepxTui(App[None]):
 
     def on_mount(self) -> None:
         """Build the tree, select a job worth looking at, start polling."""
+        self._notices.install()
         tree = self.query_one("#board", Tree)
         self._fill(tree)
         tree.focus()
@@ -166,10 +171,27 @@ class RepxTui(App[None]):
             self._timer = self.set_interval(self.interval, self.tick)
 
     def on_unmount(self) -> None:
-        """Stop polling."""
+        """Stop polling; log records go back where they went."""
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
+        self.restore_logging()
+
+    def restore_logging(self) -> None:
+        """The ``repx`` logger's own handlers again (idempotent)."""
+        self._notices.restore()
+
+    class Warned(Message):
+        """A log record of repx (posted from any thread)."""
+
+        def __init__(self, text: str, severity: SeverityLevel) -> None:
+            super().__init__()
+            self.text = text
+            self.severity = severity
+
+    def on_repx_tui_warned(self, message: Warned) -> None:
+        """Show a log record as a notification."""
+        self.notify(message.text, severity=message.severity, timeout=8)
 
     def _fill(self, tree: Tree[Ref]) -> None:
         board = self.board
@@ -465,3 +487,36 @@ def screenshot(app: RepxTui, path: Path, size: tuple[int, int]) -> None:
         app.exit()
 
     app.run(headless=True, size=size, auto_pilot=shoot)
+
+
+class _Notices(logging.Handler):
+    """While installed, the ``repx`` logger's records become notifications of the app
+    (its stderr handler would write over the screen)."""
+
+    def __init__(self, app: RepxTui) -> None:
+        super().__init__(logging.WARNING)
+        self.app = app
+        self._saved: list[logging.Handler] = []
+
+    def install(self) -> None:
+        """Take the place of the logger's handlers."""
+        logger = logging.getLogger("repx")
+        self._saved = list(logger.handlers)
+        for handler in self._saved:
+            logger.removeHandler(handler)
+        logger.addHandler(self)
+
+    def restore(self) -> None:
+        """Give the logger its handlers back (nothing when not installed)."""
+        logger = logging.getLogger("repx")
+        if self not in logger.handlers:
+            return
+        logger.removeHandler(self)
+        for handler in self._saved:
+            logger.addHandler(handler)
+        self._saved = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Post the record to the app (thread-safe, never blocks)."""
+        severity: SeverityLevel = "error" if record.levelno >= logging.ERROR else "warning"
+        self.app.post_message(RepxTui.Warned(record.getMessage(), severity))

@@ -13,7 +13,7 @@ import functools
 import os
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final
 
 from repx.config import RuntimeKind
@@ -167,8 +167,14 @@ class Board:
         return cancel.cancel_job(self.base, job)
 
     def cancel_run(self, run: str) -> cancel.Stopped:
-        """Stop what runs the jobs of ``run`` (as Ctrl-C of its ``repx run``)."""
-        return cancel.cancel_run(self.base, self.run_row(run).jobs)
+        """Stop what runs the jobs of ``run`` (as Ctrl-C of its ``repx run``), the reruns
+        of its jobs started here included."""
+        jobs = self.run_row(run).jobs
+        stopped = cancel.cancel_run(self.base, jobs)
+        mine = tuple(j for j in jobs if (r := self.reruns.get(j)) is not None and r.running)
+        for job in mine:
+            self.reruns[job].stop()
+        return stopped if not mine else replace(stopped, reruns=mine)
 
     def rerun(self, job: str, done: Callable[[Rerun], None] | None = None) -> Rerun:
         """Run ``job`` again (``repx run --force JOB``: with what it needs that is not
