@@ -358,13 +358,28 @@ class StatusSource:
             for job_id in sorted(lab.runs[name].jobs, key=order.__getitem__)
         )
 
+        #: scatter-gather jobs: their branch counts change while their state does not
+        self._scattering = tuple(j for _, j in self.rows if lab.jobs[j].scatter_gather)
+        self._last: tuple[tuple[object, ...], StatusReport] | None = None
+
     def view(self) -> StatusView:
         """One snapshot of every job's state (the state owner's)."""
         return read_status(self.lab, self.base)
 
     def report(self, view: StatusView | None = None) -> StatusReport:
-        """The report of ``view`` (default: a new snapshot)."""
+        """The report of ``view`` (default: a new snapshot). The previous report is
+        returned again when nothing it shows has changed (polling a large lab)."""
         view = self.view() if view is None else view
+        key = (view.states, view.reasons, view.slurm_ids, view.records)
+        unchanged = self._last is not None and self._last[0] == key
+        if unchanged and all(view.state(j) in FINISHED for j in self._scattering):
+            assert self._last is not None
+            return self._last[1]
+        report = self._report(view)
+        self._last = (key, report)
+        return report
+
+    def _report(self, view: StatusView) -> StatusReport:
         lab = self.lab
         entries: list[JobStatusEntry] = []
         stages: dict[tuple[str, str], dict[JobState, int]] = {}
