@@ -285,3 +285,32 @@ def test_log_records_become_notifications_not_screen_garbage(lab):
 
     drive(app, scenario, notifications=True)
     assert logger.handlers == before
+
+
+def test_quitting_stops_a_rerun_in_progress(lab, holding):
+    from repx import process  # noqa: PLC0415
+
+    runner, job = holding
+    app = make_app(lab, "hold")
+    lock = str(lab.base / "locks" / f"{job}.lock")
+
+    async def scenario(pilot):
+        await until(pilot, lambda: app.board.state(job) is JobState.RUNNING, "running")
+        await select(pilot, app, job)
+        await pilot.press("c")
+        await until(pilot, lambda: app.board.state(job) is JobState.FAILED, "job failed")
+        await pilot.press("r")  # the rerun blocks on the FIFO again, in the TUI's thread
+        await until(pilot, lambda: job in app.board.reruns, "the rerun started")
+        await until(pilot, lambda: app.board.state(job) is JobState.RUNNING, "rerunning")
+        await until(pilot, lambda: process.holders(lock, f"REPX_JOB_ID={job}"), "its process")
+        await pilot.press("q")
+        await until(pilot, lambda: not app.is_running, "the app to quit")
+
+    drive(app, scenario)
+    assert runner.wait(timeout=PATIENCE) == 1
+    rerun = app.board.reruns[job]
+    assert not rerun.running
+    assert rerun.summary is not None and rerun.summary.interrupted
+    assert process.holders(lock, f"REPX_JOB_ID={job}") == []  # nothing left running
+    result = Store.existing(lab.base).read_result(job)
+    assert result is not None and result.reason == "interrupted"
