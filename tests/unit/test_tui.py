@@ -18,7 +18,7 @@ from repx.config import RuntimeKind
 from repx.inspect.status import JobState
 from repx.run.store import Store
 from repx.services.location import Location
-from repx.tui.app import HelpScreen, Ref, RepxTui
+from repx.tui.app import Confirm, HelpScreen, Ref, RepxTui
 from repx.tui.board import Board
 from tuilab import PATIENCE, REPX, end_jobs, stop, wait_until, write_tiny_lab
 
@@ -151,15 +151,23 @@ def holding(lab):
 
 
 def test_cancel_a_running_job(lab, holding):
+    from repx import process  # noqa: PLC0415
+
     runner, job = holding
     app = make_app(lab, "hold")
+    lock = str(lab.base / "locks" / f"{job}.lock")
 
     async def scenario(pilot):
         await until(pilot, lambda: app.board.state(job) is JobState.RUNNING, "running")
         await select(pilot, app, job)
         await until(pilot, lambda: "waiting on the fifo" in lines(app, "stdout"), "its log")
         assert app.query_one("#stdout", Log).border_title == "stdout · following"
-        await pilot.press("c")
+        await pilot.press("c")  # asks first: anything but y declines
+        await until(pilot, lambda: isinstance(app.screen, Confirm), "the question")
+        await pilot.press("n")
+        await until(pilot, lambda: not isinstance(app.screen, Confirm), "declined")
+        assert process.holders(lock, f"REPX_JOB_ID={job}")  # still running
+        await pilot.press("c", "y")
         await until(pilot, lambda: app.board.state(job) is JobState.FAILED, "job failed")
         assert app.board.view.reason(job) == "killed by SIGTERM"
         assert str(app.run_nodes["hold"].label) == "hold ✗1"
@@ -177,7 +185,7 @@ def test_cancel_a_run_stops_its_repx_run(lab, holding):
         await select(pilot, app, job)
         await pilot.press("shift+left", "shift+left")  # the run node
         assert app.selected == Ref("run", "hold")
-        await pilot.press("C")
+        await pilot.press("C", "y")
         await until(pilot, lambda: app.board.state(job) is JobState.FAILED, "interrupted")
         assert app.board.view.reason(job) == "interrupted"
 
@@ -297,7 +305,7 @@ def test_quitting_stops_a_rerun_in_progress(lab, holding):
     async def scenario(pilot):
         await until(pilot, lambda: app.board.state(job) is JobState.RUNNING, "running")
         await select(pilot, app, job)
-        await pilot.press("c")
+        await pilot.press("c", "y")
         await until(pilot, lambda: app.board.state(job) is JobState.FAILED, "job failed")
         await pilot.press("r")  # the rerun blocks on the FIFO again, in the TUI's thread
         await until(pilot, lambda: job in app.board.reruns, "the rerun started")

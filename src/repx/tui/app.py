@@ -18,6 +18,7 @@ from typing import ClassVar, Final
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
+from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -54,8 +55,8 @@ HELP: Final = """\
 
   [b]↑ ↓[/b]  move (also home, end, page up/down)
   [b]enter[/b] fold, unfold   [b]shift+←[/b] up a level
-  [b]c[/b]    cancel the selected running job (SIGTERM; recorded failed)
-  [b]C[/b]    cancel the selected run (its repx run stops as on Ctrl-C)
+  [b]c[/b]    cancel the selected running job (SIGTERM; recorded failed), after y
+  [b]C[/b]    cancel the selected run (its repx run stops as on Ctrl-C), after y
   [b]r[/b]    rerun the selected job (repx run --force JOB)
   [b]?[/b]    this help     [b]q[/b]  quit
 
@@ -100,6 +101,29 @@ class HelpScreen(ModalScreen[None]):
     def on_key(self) -> None:
         """Any key closes it."""
         self.dismiss()
+
+
+class Confirm(ModalScreen[bool]):
+    """A yes/no question: ``y`` confirms, any other key declines."""
+
+    DEFAULT_CSS = """
+    Confirm { align: center middle; }
+    Confirm > Static { width: auto; height: auto; padding: 1 2; border: thick $warning;
+                       background: $surface; }
+    """
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        """The question."""
+        yield Static(f"{self.question}\n\n[b]y[/b] yes   any other key: no", id="question")
+
+    def on_key(self, event: events.Key) -> None:
+        """y: yes; anything else: no."""
+        event.stop()
+        self.dismiss(event.key == "y")
 
 
 class RepxTui(App[None]):
@@ -417,15 +441,26 @@ class RepxTui(App[None]):
         if self.board.state(job) not in (JobState.RUNNING, JobState.QUEUED):
             self.notify(f"{self.board.short(job)} is not running", severity="warning")
             return
-        self.notify(self.board.cancel_job(job).describe())
+        short = self.board.short(job)
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.notify(f"{short}: {self.board.cancel_job(job).describe()}")
+
+        self.push_screen(Confirm(f"Cancel job {short} (SIGTERM)?"), confirmed)
 
     def action_cancel_run(self) -> None:
         """Stop the run of the selected node."""
         ref = self.selected
         if ref is None:
             return
-        stopped = self.board.cancel_run(ref.run)
-        self.notify(f"run {ref.run}: {stopped.describe()}")
+        run = ref.run
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.notify(f"run {run}: {self.board.cancel_run(run).describe()}")
+
+        self.push_screen(Confirm(f"Cancel run {run} (its repx run stops as on Ctrl-C)?"), confirmed)
 
     def action_rerun(self) -> None:
         """Run the selected job again."""
