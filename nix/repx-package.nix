@@ -26,8 +26,11 @@ let
       && base != "__pycache__" && builtins.match ".*\\.(pyc|egg-info)" base == null;
   };
 
-  # the CLI's dependencies by nixpkgs attribute name (pyproject.toml [project].dependencies)
-  depNames = [ "typer" "pydantic" "networkx" "graphviz" "rich" ];
+  # the CLI's dependencies by nixpkgs attribute name (pyproject.toml [project].dependencies);
+  # textual (only `repx tui` imports it) where the package set has it: nixpkgs does, the
+  # offline toolchain does not yet (there `repx tui` says it is missing)
+  depNames = [ "typer" "pydantic" "networkx" "graphviz" "rich" ]
+    ++ (if python3Packages ? textual then [ "textual" ] else [ ]);
 in
 python3Packages.buildPythonPackage {
   pname = project.name;

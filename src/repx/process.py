@@ -398,16 +398,34 @@ def holders(path: str, env_entry: str) -> list[Holder]:
     return found
 
 
-def kill_groups(found: Collection[Holder]) -> None:
-    """SIGKILL the process groups of ``found`` (never this process's own group)."""
+def kill_groups(found: Collection[Holder], sig: signal.Signals = signal.SIGKILL) -> None:
+    """Send ``sig`` (SIGKILL) to the process groups of ``found`` (never to this process's
+    own group: a holder in it gets the signal alone)."""
     own = os.getpgrp()
     for pgid in sorted({h.pgid for h in found}):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             if pgid == own:
                 continue
-            logger.debug("killing process group %d", pgid)
-            os.killpg(pgid, signal.SIGKILL)
+            logger.debug("sending %s to process group %d", sig.name, pgid)
+            os.killpg(pgid, sig)
     for holder in found:
         if holder.pgid == own:
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(holder.pid, signal.SIGKILL)
+                os.kill(holder.pid, sig)
+
+
+def has_open(pid: int, path: str) -> bool:
+    """True when process ``pid`` (of this host) has the file ``path`` open."""
+    try:
+        target = Path(path).stat()
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            st = fd.stat()
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
+            return True
+    return False

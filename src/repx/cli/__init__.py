@@ -32,6 +32,7 @@ from repx.cli import report as report_cmd
 from repx.cli import run as run_cmd
 from repx.cli import schema as schema_cmd
 from repx.cli import status as status_cmd
+from repx.cli import tui as tui_cmd
 from repx.cli.help import examples, use_plain_metavars
 from repx.cli.options import option_defaults
 from repx.errors import RepxError
@@ -186,6 +187,7 @@ app.command("run", epilog=examples("run"))(run_cmd.run)
 app.command("status", epilog=examples("status"))(status_cmd.status)
 app.command("log", epilog=examples("log"))(log_cmd.log)
 app.command("cancel", epilog=examples("cancel"))(cancel_cmd.cancel)
+app.command("tui", epilog=examples("tui"))(tui_cmd.tui)
 app.add_typer(list_cmd.app, name="list")
 app.add_typer(show.app, name="show")
 app.command("trace-params", epilog=examples("trace-params"))(trace.trace_params)

@@ -34,8 +34,13 @@ EXAMPLES: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("repx run --dry-run", "what would run, and why"),
         ("repx run 0a1b2c3d --force", "rerun one job"),
     ),
+    "tui": (
+        ("repx tui", "the live board: runs, stages, jobs, logs"),
+        ("repx tui --screenshot board.svg", "one frame, headless"),
+    ),
     "status": (
         ("repx status", "jobs per state, per stage"),
+        ("repx status --watch", "live, until every job has finished"),
         ("repx status simulation --json", "one run, as JSON"),
     ),
     "log": (

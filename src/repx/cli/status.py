@@ -11,10 +11,12 @@ from repx.cli import complete, output
 from repx.cli.run import BaseOption, LabOption, TargetOption
 
 if TYPE_CHECKING:
-    from repx.services.run import StatusReport
+    from rich.table import Table
+
+    from repx.services.run import StatusReport, StatusSource
 
 
-def status(
+def status(  # noqa: PLR0917 (typer maps parameters to CLI options)
     run: Annotated[
         str | None,
         typer.Argument(
@@ -29,19 +31,84 @@ def status(
     json_output: Annotated[
         bool, typer.Option("--json", help="Print every job's state as JSON.")
     ] = False,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            "-w",
+            help="Keep the table up to date until every job is finished (Ctrl-C stops).",
+        ),
+    ] = False,
+    interval: Annotated[
+        float,
+        typer.Option(
+            "--interval", min=0.1, metavar="SECONDS", help="With --watch: seconds between looks."
+        ),
+    ] = 1.0,
 ) -> None:
-    """Show how many jobs of each stage succeeded, failed, run, wait or are blocked."""
-    from repx.services.location import Location  # noqa: PLC0415
-    from repx.services.run import lab_status  # noqa: PLC0415
+    """Show how many jobs of each stage succeeded, failed, run, wait or are blocked.
 
-    report = lab_status(Location(lab=lab, base=base, target=target), run)
+    Examples: `repx status`, `repx status simulation --json`, `repx status --watch`
+    (while `repx run` runs elsewhere).
+    """
+    from repx.errors import UsageError  # noqa: PLC0415
+    from repx.services.location import Location  # noqa: PLC0415
+    from repx.services.run import StatusSource  # noqa: PLC0415
+
+    if watch and json_output:
+        raise UsageError("--watch and --json cannot be combined (poll `repx status --json`)")
+    source = StatusSource(Location(lab=lab, base=base, target=target), run)
+    if watch:
+        _watch(source, interval)
+        return
+    report = source.report()
     if json_output:
         output.print_json(report)
         return
     _print_table(report)
 
 
+def _watch(source: StatusSource, interval: float) -> None:
+    """A live table on a terminal; else one line per change, then the table."""
+    from rich.live import Live  # noqa: PLC0415
+
+    from repx.services.run import watch_status  # noqa: PLC0415
+
+    console = output.out_console()
+    last: StatusReport | None = None
+    caption = f"watching every {interval:g} s; Ctrl-C stops"
+    try:
+        if console.is_terminal:
+            with Live(console=console, auto_refresh=False, transient=True) as live:
+                for report in watch_status(source, interval):
+                    # `last` first: a Ctrl-C while drawing still prints this report
+                    previous, last = last, report
+                    if report != previous:
+                        live.update(_table(report, caption), refresh=True)
+        else:
+            for report in watch_status(source, interval):
+                previous, last = last, report
+                if previous is None or report.totals() != previous.totals():
+                    typer.echo(_counts_line(report))
+    except KeyboardInterrupt:
+        pass  # stopping to watch is not an error
+    if last is not None:
+        _print_table(last)
+
+
+def _counts_line(report: StatusReport) -> str:
+    import time  # noqa: PLC0415
+
+    counts = ", ".join(f"{state.value} {n}" for state, n in report.totals().items() if n)
+    return f"{time.strftime('%H:%M:%S')}  {counts or 'no jobs'}"
+
+
 def _print_table(report: StatusReport) -> None:
+    output.out_console().print(_table(report))
+    _print_notes(report)
+
+
+def _table(report: StatusReport, caption: str | None = None) -> Table:
     from rich.table import Table  # noqa: PLC0415
 
     from repx.inspect.status import SCHEDULER_STATES, JobState  # noqa: PLC0415
@@ -49,7 +116,14 @@ def _print_table(report: StatusReport) -> None:
     totals = report.totals()
     # queued/cancelled only exist for SLURM targets: show them when some job is in them
     states = [s for s in JobState if s not in SCHEDULER_STATES or totals[s]]
-    table = Table(title=f"{report.base}", title_justify="left", box=None, pad_edge=False)
+    table = Table(
+        title=f"{report.base}",
+        title_justify="left",
+        caption=caption,
+        caption_justify="left",
+        box=None,
+        pad_edge=False,
+    )
     table.add_column("run", no_wrap=True)
     table.add_column("stage", no_wrap=True)
     for state in states:
@@ -57,7 +131,12 @@ def _print_table(report: StatusReport) -> None:
     for stage in report.stages:
         table.add_row(stage.run, stage.stage, *(_cell(stage.counts[s]) for s in states))
     table.add_row("total", "", *(_cell(totals[s]) for s in states), style="bold")
-    output.out_console().print(table)
+    return table
+
+
+def _print_notes(report: StatusReport) -> None:
+    from repx.inspect.status import JobState  # noqa: PLC0415
+
     for entry in report.jobs:
         if entry.status is JobState.FAILED:
             why = f" ({entry.reason})" if entry.reason else ""

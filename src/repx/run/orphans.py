@@ -43,3 +43,24 @@ def end_orphans(store: Store, job: str) -> bool:
     logger.info("%s: ending %d process(es) left by dead pid %d", job, len(found), pid)
     process.kill_groups(found)
     return True
+
+
+def live_holder(store: Store, job: str) -> int | None:
+    """The process of this host running ``job`` (the ``repx run`` that took its lock), when
+    the lock is held, its owner line names a live process of this host and that process has
+    the lock file open (a recycled pid has not)."""
+    if not store.is_locked(job):
+        return None
+    match = _OWNER.fullmatch(store.lock_holder(job))
+    if match is None or match[2] != store.host:
+        return None
+    pid = int(match[1])
+    if pid == os.getpid() or not process.is_alive(pid):
+        return None
+    return pid if process.has_open(pid, os.fspath(store.locks / f"{job}.lock")) else None
+
+
+def job_processes(store: Store, job: str) -> list[process.Holder]:
+    """The processes of this host that run ``job`` (they hold its lock file and carry its
+    ``REPX_JOB_ID``)."""
+    return process.holders(os.fspath(store.locks / f"{job}.lock"), f"REPX_JOB_ID={job}")

@@ -19,7 +19,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import FrameType
@@ -114,6 +114,26 @@ class Interrupts:
             os.close(read_fd)
             os.close(write_fd)
             self.fd = self._write_fd = -1
+
+    @contextmanager
+    def opened(self) -> Iterator[Interrupts]:
+        """The wake-up pipe without signal handlers: stops come from :meth:`request` (a
+        run in a thread, e.g. ``repx tui``'s rerun, stopped when the TUI quits)."""
+        read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.fd, self._write_fd = read_fd, write_fd
+        try:
+            yield self
+        finally:
+            os.close(read_fd)
+            os.close(write_fd)
+            self.fd = self._write_fd = -1
+
+    def request(self) -> None:
+        """Stop the run as one Ctrl-C does (callable from any thread)."""
+        self.count += 1
+        if self._write_fd >= 0:
+            with suppress(OSError):
+                os.write(self._write_fd, b"x")
 
     def drain(self) -> None:
         """Empty the wake-up pipe."""

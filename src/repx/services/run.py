@@ -21,7 +21,13 @@ from repx.errors import RepxError, UsageError
 from repx.inspect.explain import explain_plan
 from repx.inspect.params import swept_by_stage
 from repx.inspect.resolve import JobIndex, StoreJobs, resolve_job, resolve_run
-from repx.inspect.status import JobState, intact_successes, read_status
+from repx.inspect.status import (
+    FINISHED,
+    JobState,
+    StatusView,
+    intact_successes,
+    read_status,
+)
 from repx.inspect.view import LabView
 from repx.lab.loader import LoadedLab, open_lab
 from repx.lab.validate import validate_lab
@@ -70,8 +76,14 @@ class RunOptions:
     force: bool = False
 
 
-def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
-    """Run the selected jobs of a lab that are not done yet; report progress; summarise."""
+def run_lab(
+    options: RunOptions, reporter: Reporter, *, interrupts: Interrupts | None = None
+) -> RunSummary:
+    """Run the selected jobs of a lab that are not done yet; report progress; summarise.
+
+    ``interrupts``: stop requests from the caller (opened by it, see
+    :meth:`Interrupts.opened`) instead of SIGINT/SIGTERM handlers.
+    """
     started = time.monotonic()
     target_name, target = named_target(options.where)
     check_backend_options(target_name, target, options.resources)
@@ -180,8 +192,8 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
             )
             reporter.handle(summary)
             return summary
-        with _interrupts() as interrupts:
-            wake_fd = interrupts.fd if interrupts else None
+        with _interrupts(interrupts) as stops:
+            wake_fd = stops.fd if stops else None
             executor = backend.executor(
                 store, runtime, plan, lab, wake_fd=wake_fd, emit=reporter.handle
             )
@@ -204,7 +216,7 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
                     reporter.handle,
                     limits,
                     continue_on_failure=options.continue_on_failure,
-                    interrupts=interrupts,
+                    interrupts=stops,
                 )
                 outcome = scheduler.run()
             finally:
@@ -255,8 +267,11 @@ def earlier_lab(link: Path, lab: LoadedLab, store_root: Path) -> LoadedLab | Non
 
 
 @contextlib.contextmanager
-def _interrupts() -> Iterator[Interrupts | None]:
+def _interrupts(given: Interrupts | None) -> Iterator[Interrupts | None]:
     """Ctrl-C handling when we are in the main thread (tests may call from others)."""
+    if given is not None:
+        yield given
+        return
     if threading.current_thread() is not threading.main_thread():
         yield None  # signal handlers can only be set from the main thread
         return
@@ -343,6 +358,12 @@ class StatusReport(BaseModel):
             totals[entry.status] += 1
         return totals
 
+    @property
+    def finished(self) -> bool:
+        """True when no job listed can change without a new ``repx run`` (succeeded,
+        failed, blocked or cancelled)."""
+        return all(entry.status in FINISHED for entry in self.jobs)
+
 
 def lab_status(where: Location, run: str | None = None) -> StatusReport:
     """The state of every job of the lab (or of one run) in the output store.
@@ -352,41 +373,93 @@ def lab_status(where: Location, run: str | None = None) -> StatusReport:
     view included for jobs submitted from this base. A base directory that is not an output
     store is an error.
     """
-    base = resolve_base(where.base, target_of(where))
-    lab = open_lab(where.lab)
-    if run is not None:
-        resolve_run(LabView(lab), run)  # an unknown one: the runs and the closest name
-    Store.existing(base, strict=True)  # refuses a non-store and an unknown format
-    view = read_status(lab, base)
-    runs = [run] if run is not None else list(lab.revision.run_order or lab.runs)
-    entries: list[JobStatusEntry] = []
-    stages: dict[tuple[str, str], dict[JobState, int]] = {}
-    order = lab_order(lab)
-    for name in runs:
-        for job_id in sorted(lab.runs[name].jobs, key=order.__getitem__):
-            stage = lab.jobs[job_id].stage
+    return StatusSource(where, run).report()
+
+
+class StatusSource:
+    """A lab opened once, whose job states are read again on each :meth:`report`.
+
+    ``repx status --watch`` and ``repx tui`` poll with it: the lab is parsed, the run
+    checked and the jobs ordered once; each report is one new snapshot of the state owner
+    (:func:`repx.inspect.status.read_status`).
+    """
+
+    def __init__(self, where: Location, run: str | None = None) -> None:
+        self.base = resolve_base(where.base, target_of(where))
+        self.lab = open_lab(where.lab)
+        lab = self.lab
+        if run is not None:
+            resolve_run(LabView(lab), run)  # an unknown one: the runs and the closest name
+        Store.existing(self.base, strict=True)  # refuses a non-store and an unknown format
+        self.runs = [run] if run is not None else list(lab.revision.run_order or lab.runs)
+        order = lab_order(lab)
+        #: (run, job), runs in order and each run's jobs in pipeline order
+        self.rows: tuple[tuple[str, str], ...] = tuple(
+            (name, job_id)
+            for name in self.runs
+            for job_id in sorted(lab.runs[name].jobs, key=order.__getitem__)
+        )
+
+        #: scatter-gather jobs: their branch counts change while their state does not
+        self._scattering = tuple(j for _, j in self.rows if lab.jobs[j].scatter_gather)
+        self._last: tuple[tuple[object, ...], StatusReport] | None = None
+
+    def view(self) -> StatusView:
+        """One snapshot of every job's state (the state owner's)."""
+        return read_status(self.lab, self.base)
+
+    def report(self, view: StatusView | None = None) -> StatusReport:
+        """The report of ``view`` (default: a new snapshot). The previous report is
+        returned again when nothing it shows has changed (polling a large lab)."""
+        view = self.view() if view is None else view
+        key = (view.states, view.reasons, view.slurm_ids, view.records)
+        unchanged = self._last is not None and self._last[0] == key
+        if unchanged and all(view.state(j) in FINISHED for j in self._scattering):
+            assert self._last is not None
+            return self._last[1]
+        report = self._report(view)
+        self._last = (key, report)
+        return report
+
+    def _report(self, view: StatusView) -> StatusReport:
+        lab = self.lab
+        entries: list[JobStatusEntry] = []
+        stages: dict[tuple[str, str], dict[JobState, int]] = {}
+        for name, job_id in self.rows:
+            job = lab.jobs[job_id]
             state = view.state(job_id)
             entries.append(
                 JobStatusEntry(
                     id=job_id,
                     run=name,
-                    stage=stage,
+                    stage=job.stage,
                     status=state,
                     exit_code=view.exit_code(job_id),
                     reason=view.reason(job_id),
                     slurm_id=view.slurm_id(job_id),
                     impure=view.impure(job_id),
-                    branches=view.branches(job_id, lab.jobs[job_id].scatter_gather),
+                    branches=view.branches(job_id, job.scatter_gather),
                 )
             )
-            counts = stages.setdefault((name, stage), dict.fromkeys(JobState, 0))
+            counts = stages.setdefault((name, job.stage), dict.fromkeys(JobState, 0))
             counts[state] += 1
-    return StatusReport(
-        lab=os.fspath(lab.root),
-        base=os.fspath(base),
-        stages=tuple(StageStatus(run=r, stage=s, counts=c) for (r, s), c in stages.items()),
-        jobs=tuple(entries),
-    )
+        return StatusReport(
+            lab=os.fspath(lab.root),
+            base=os.fspath(self.base),
+            stages=tuple(StageStatus(run=r, stage=s, counts=c) for (r, s), c in stages.items()),
+            jobs=tuple(entries),
+        )
+
+
+def watch_status(source: StatusSource, interval: float) -> Iterator[StatusReport]:
+    """A report now, then one every ``interval`` seconds while some job is not finished
+    (the last report is the finished one). The lab is read once (``source``)."""
+    while True:
+        report = source.report()
+        yield report
+        if report.finished:
+            return
+        time.sleep(interval)
 
 
 # -- logs ---------------------------------------------------------------------------
@@ -421,12 +494,29 @@ def find_log(where: Location, token: str, *, stderr: bool = False) -> LogFile:
     job = resolve_job(index, token)
     if job not in known:
         raise UsageError(f"job {job} has not run in {base} (states: repx status)")
+    found = current_log(store, job, stderr=stderr, in_progress=in_progress)
+    if found is None:
+        name = STDERR_LOG if stderr else STDOUT_LOG
+        raise UsageError(f"job {job} has no {name} in {base}")
+    return found
+
+
+def current_log(
+    store: Store,
+    job: str,
+    *,
+    stderr: bool = False,
+    in_progress: dict[str, Path] | None = None,
+) -> LogFile | None:
+    """The stdout (or stderr) log of ``job``'s running attempt, else of its committed one
+    (None: it has none). ``in_progress``: :meth:`Store.attempts_in_progress`, when read."""
     name = STDERR_LOG if stderr else STDOUT_LOG
-    if job in in_progress and store.is_locked(job):
-        return LogFile(job, in_progress[job] / REPX / name, running=True)
+    attempts = store.attempts_in_progress() if in_progress is None else in_progress
+    if job in attempts and store.is_locked(job):
+        return LogFile(job, attempts[job] / REPX / name, running=True)
     path = store.repx_dir(job) / name
     if not path.exists():
-        raise UsageError(f"job {job} has no {name} in {base}")
+        return None
     return LogFile(job, path, running=False)
 
 
