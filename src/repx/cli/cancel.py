@@ -1,4 +1,4 @@
-"""``repx cancel``: cancel the SLURM jobs repx submitted from an output store."""
+"""``repx cancel``: cancel the SLURM jobs and local runs of an output store."""
 
 from __future__ import annotations
 
@@ -24,22 +24,31 @@ def cancel(
     base: BaseOption = None,
     target: TargetOption = None,
 ) -> None:
-    """Cancel the queued or running SLURM jobs of the selected runs or jobs.
+    """Cancel the selected runs or jobs: their queued or running SLURM jobs, and the
+    `repx run` of this host running them.
 
-    Running jobs are stopped and recorded as interrupted; the next `repx run` submits
-    again exactly what is missing.
+    Running jobs are stopped and recorded as interrupted (a local `repx run` stops as on
+    Ctrl-C); the next `repx run` does exactly what is missing.
     """
-    from repx.services.location import Location  # noqa: PLC0415
-    from repx.services.slurm import cancel_jobs  # noqa: PLC0415
+    from repx.config import resolve_base  # noqa: PLC0415
+    from repx.services.cancel import stop_local_runs  # noqa: PLC0415
+    from repx.services.location import Location, target_of  # noqa: PLC0415
+    from repx.services.slurm import cancel_submitted, selected_jobs  # noqa: PLC0415
 
-    report = cancel_jobs(Location(lab=lab, base=base, target=target), tuple(selectors or ()))
-    if not report.cancelled:
-        output.message(
-            f"nothing to cancel: no job submitted from {report.base} is queued or running"
-        )
+    where = Location(lab=lab, base=base, target=target)
+    store = resolve_base(where.base, target_of(where))
+    jobs = selected_jobs(where, tuple(selectors or ()))
+    report = cancel_submitted(store, jobs)
+    runners = stop_local_runs(store, jobs)
+    if not report.cancelled and not runners:
+        output.message(f"nothing to cancel: no job of {store} is queued or running")
         return
     for slurm_id in report.slurm_ids:
         typer.echo(slurm_id)
-    output.message(
-        f"cancelled {len(report.cancelled)} SLURM job(s) holding {report.job_count} repx job(s)"
-    )
+    if report.cancelled:
+        output.message(
+            f"cancelled {len(report.cancelled)} SLURM job(s) holding {report.job_count} repx job(s)"
+        )
+    if runners:
+        pids = ", ".join(map(str, runners))
+        output.message(f"stopped repx run (pid {pids}) as Ctrl-C does")

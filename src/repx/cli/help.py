@@ -47,7 +47,7 @@ EXAMPLES: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("repx log 0a1b2c3d", "the job's stdout"),
         ("repx log 0a1b2c3d --stderr -f", "follow its stderr"),
     ),
-    "cancel": (("repx cancel simulation", "cancel a run's SLURM jobs"),),
+    "cancel": (("repx cancel simulation", "stop a run: its SLURM jobs, its local repx run"),),
     "trace-params": (
         ("repx trace-params 0a1b2c3d", "where a job's parameters come from"),
         ("repx trace-params --json", "every job"),

@@ -77,16 +77,23 @@ def cancel_run(base: Path, jobs: Iterable[str]) -> Stopped:
     processes running some of them."""
     wanted = list(jobs)
     slurm_ids = _cancel_slurm(base, wanted)
+    return Stopped(runners=stop_local_runs(base, wanted), slurm_ids=slurm_ids)
+
+
+def stop_local_runs(base: Path, jobs: Iterable[str] | None = None) -> tuple[int, ...]:
+    """SIGTERM (handled as Ctrl-C) to each ``repx run`` of this host running one of ``jobs``
+    (None: any job of the store); returns their pids."""
     store = Store.existing(base)
     in_progress = store.attempts_in_progress()
+    wanted = in_progress if jobs is None else [j for j in jobs if j in in_progress]
     runners: set[int] = set()
     for job in wanted:
-        if job in in_progress and (pid := live_holder(store, job)) is not None:
+        if (pid := live_holder(store, job)) is not None:
             runners.add(pid)
     for pid in sorted(runners):
         logger.info("SIGTERM to repx run pid %d", pid)
         os.kill(pid, signal.SIGTERM)
-    return Stopped(runners=tuple(sorted(runners)), slurm_ids=slurm_ids)
+    return tuple(sorted(runners))
 
 
 def _cancel_slurm(base: Path, jobs: list[str]) -> tuple[str, ...]:

@@ -245,8 +245,11 @@ def cancel_jobs(where: Location, selectors: Sequence[str]) -> CancelReport:
     """``repx cancel [SELECTOR]…``: selectors name runs, @groups or job ids of the lab
     (without their upstream); none cancels everything submitted from the base."""
     base = resolve_base(where.base, target_of(where))
-    jobs: list[str] | None = None
-    if selectors:
-        lab = open_lab(where.lab)
-        jobs = list(select(lab, selectors).targets)
-    return cancel_submitted(base, jobs)
+    return cancel_submitted(base, selected_jobs(where, selectors))
+
+
+def selected_jobs(where: Location, selectors: Sequence[str]) -> list[str] | None:
+    """The jobs ``repx cancel`` selectors name (without their upstream); None: all."""
+    if not selectors:
+        return None
+    return list(select(open_lab(where.lab), selectors).targets)
