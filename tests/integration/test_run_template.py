@@ -160,7 +160,9 @@ def test_dry_run_lists_and_runs_nothing(lab, tmp_path):
     base = tmp_path / "base"
     result = repx("run", "simulation", "--lab", lab, "--base", base, "--dry-run")
     assert result.returncode == 0, result.stderr
-    assert "8 job(s) would run" in result.stderr
+    assert "dry run: 8 of 8 selected job(s) would run, 0 already done" in result.stderr
+    assert "simulation/simulate: 8 to run, 0 done" in result.stderr
+    assert result.stderr.count("[new] new job: never run in this store") == 8
     assert not base.exists()
 
 

@@ -162,5 +162,5 @@ def test_list_groups_group(lab):
     result = runner.invoke(app, ["list", "groups", "none", "--lab", lab[1]])
     assert (result.exit_code, result.stderr) == (
         2,
-        "error: unknown group 'none' (groups: all)\n",
+        "error: unknown group 'none' (groups: @all)\n",
     )

@@ -216,7 +216,9 @@ def resolve_group(view: LabView, name: str) -> str:
     groups = list(view.lab.revision.groups)
     if group in groups:
         return group
-    raise UsageError(one_line(f"unknown group '{name}'{_choices('groups', groups, group)}"))
+    # shown as they are typed (`repx run @all`)
+    typed = [f"@{g}" for g in groups]
+    raise UsageError(one_line(f"unknown group '{name}'{_choices('groups', typed, f'@{group}')}"))
 
 
 def _choices(kind: str, names: Sequence[str], wrong: str) -> str:

@@ -114,5 +114,5 @@ def test_states_and_groups(view):
     ):
         resolve_state("faild")
     assert resolve_group(view, "@all") == "all"
-    with pytest.raises(UsageError, match=r"unknown group '@none' \(groups: all\)"):
+    with pytest.raises(UsageError, match=r"unknown group '@none' \(groups: @all\)"):
         resolve_group(view, "@none")

@@ -71,10 +71,10 @@ def test_unknown_selector_lists_runs_and_groups(lab):
 
 def test_unknown_group(lab):
     loaded, _ = lab
-    with pytest.raises(UsageError, match=r"unknown group '@x' \(groups: all\)"):
+    with pytest.raises(UsageError, match=r"unknown group '@x' \(groups: @all\)"):
         select(loaded, ["@x"])
     with pytest.raises(
-        UsageError, match=r"unknown group '@al' \(groups: all; did you mean 'all'\?\)"
+        UsageError, match=r"unknown group '@al' \(groups: @all; did you mean '@all'\?\)"
     ):
         select(loaded, ["@al"])
 
