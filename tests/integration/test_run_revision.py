@@ -19,8 +19,8 @@ def _change_seed(flake: Path) -> None:
 
 
 def test_changed_parameter_reruns_exactly_the_affected_jobs(tmp_path):
-    old = build_lab("sweep")
-    new = build_lab("sweep", edit=_change_seed, variant="seed4")
+    old = build_lab("template")
+    new = build_lab("template", edit=_change_seed, variant="seed4")
     base = tmp_path / "base"
     assert repx("run", "--lab", old, "--base", base).returncode == 0
     result = repx("run", "--lab", new, "--base", base, "--json")
