@@ -99,7 +99,7 @@ def sleepy_lab(root: Path, runs) -> Path:
 
 
 def test_example_lab_on_slurm_is_byte_identical_to_local(slurm_cluster, tmp_path):
-    lab = build_lab("sweep")
+    lab = build_lab("template")  # numpy, pandas and matplotlib jobs on the nodes
     local = repx("run", "--lab", lab, "--base", tmp_path / "local", "--runtime", "native")
     assert local.returncode == 0, local.stderr
     base = tmp_path / "slurm"
