@@ -14,7 +14,7 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict
 
-from repx.config import RuntimeKind, SchedulerKind, resolve_base
+from repx.config import ArtifactStore, RuntimeKind, SchedulerKind, Target, resolve_base
 from repx.errors import UsageError
 from repx.inspect.resolve import JobIndex, StoreJobs, resolve_job
 from repx.inspect.status import JobState, intact_successes, read_status
@@ -25,12 +25,13 @@ from repx.run.events import FailedJob, Notice, RunPlanned, RunSummary
 from repx.run.graph import build_graph
 from repx.run.job import STDERR_LOG, STDOUT_LOG
 from repx.run.lab_records import record_use
+from repx.run.node_local import ensure_copy, node_local_lab, stage_archive
 from repx.run.pieces import Progress
 from repx.run.reporter import Reporter
 from repx.run.runtime import impure_mounts, impure_warning, resolve_runtime
 from repx.run.scheduler import Interrupts, Limits, NodeState, Scheduler
 from repx.run.selection import lab_order, select
-from repx.run.spec import effective_params, make_spec
+from repx.run.spec import NodeLocalLab, effective_params, make_spec
 from repx.run.store import REPX, Store
 from repx.run.store_models import JobResult
 from repx.run.store_usage import shared_use
@@ -62,12 +63,15 @@ class RunOptions:
     mount_paths: tuple[str, ...] = ()
     #: rerun the selected jobs although their outputs are intact (upstream jobs are not)
     force: bool = False
+    #: ``--artifact-store``: overrides the target's (node-local needs its node_local_path)
+    artifact_store: ArtifactStore | None = None
 
 
 def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
     """Run the selected jobs of a lab that are not done yet; report progress; summarise."""
     started = time.monotonic()
     target_name, target = named_target(options.where)
+    target = _with_artifact_store(target_name, target, options.artifact_store)
     check_backend_options(target_name, target, options.resources)
     if options.force and target.scheduler is SchedulerKind.SLURM:
         raise UsageError(
@@ -119,6 +123,9 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
             return summary
         # SLURM: every job's resources are checked and SLURM asked before anything is done.
         backend = choose_backend(target_name, target, lab, to_run, options.resources)
+        node_local: NodeLocalLab | None = None
+        if to_run and target.artifact_store is ArtifactStore.NODE_LOCAL:
+            lab, node_local = _node_local(options.where.lab, lab, target, store, reporter)
         limits = Limits.of_machine(options.jobs or target.concurrency)
         host_paths, mount_paths = impure_mounts(
             target_name, target, options.mount_host_paths, options.mount_paths
@@ -159,7 +166,13 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
         with _interrupts() as interrupts:
             wake_fd = interrupts.fd if interrupts else None
             executor = backend.executor(
-                store, runtime, plan, lab, wake_fd=wake_fd, emit=reporter.handle
+                store,
+                runtime,
+                plan,
+                lab,
+                wake_fd=wake_fd,
+                emit=reporter.handle,
+                node_local=node_local,
             )
             try:
                 if backend.detached and not options.wait:
@@ -209,6 +222,44 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
         in_use.close()
         store.close()
         reporter.close()
+
+
+def _with_artifact_store(name: str | None, target: Target, store: ArtifactStore | None) -> Target:
+    """The target with ``--artifact-store`` applied (node-local needs a node_local_path)."""
+    if store is None:
+        return target
+    if store is ArtifactStore.NODE_LOCAL and target.node_local_path is None:
+        label = f"target '{name}'" if name else "the default target"
+        raise UsageError(
+            f"--artifact-store node-local: {label} has no node_local_path"
+            " (set it in config.toml: a directory on each node's local disk)"
+        )
+    return target.model_copy(update={"artifact_store": store})
+
+
+def _node_local(
+    given: Path, lab: LoadedLab, target: Target, store: Store, reporter: Reporter
+) -> tuple[LoadedLab, NodeLocalLab | None]:
+    """``artifact_store = "node-local"``: the lab's archive (written into the store for a
+    directory lab); SLURM tasks unpack it on their nodes, a local run here, now."""
+    root = target.node_local_path
+    assert root is not None  # Target refuses node-local without it
+    archive_path = stage_archive(lab, given, store.root)
+    if target.scheduler is SchedulerKind.SLURM:
+        where = node_local_lab(lab, archive_path, root)
+        reporter.handle(
+            Notice(
+                message=f"jobs read the lab from node-local copies ({where.path}, unpacked"
+                f" once per node from {archive_path})"
+            )
+        )
+        return lab, where
+    copy = ensure_copy(archive_path, root, lab.meta.lab_id)
+    done = "unpacked now" if copy.unpacked else "already there"
+    reporter.handle(
+        Notice(message=f"jobs read the lab from its node-local copy {copy.path} ({done})")
+    )
+    return open_lab(copy.path), None
 
 
 @contextlib.contextmanager
