@@ -27,6 +27,8 @@ class RunPlanned(_Event):
     to_run: int
     #: the SLURM target the jobs go to (None: they run here)
     slurm_target: str | None = None
+    #: ``artifact_store = "node-local"``: the copy of the lab jobs read (on each node)
+    node_local: str | None = None
 
 
 class JobsSubmitted(_Event):

@@ -124,8 +124,10 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
         # SLURM: every job's resources are checked and SLURM asked before anything is done.
         backend = choose_backend(target_name, target, lab, to_run, options.resources)
         node_local: NodeLocalLab | None = None
+        node_local_path: str | None = None
         if to_run and target.artifact_store is ArtifactStore.NODE_LOCAL:
-            lab, node_local = _node_local(options.where.lab, lab, target, store, reporter)
+            lab, node_local = _node_local(options.where.lab, lab, target, store)
+            node_local_path = node_local.path if node_local else os.fspath(lab.root)
         limits = Limits.of_machine(options.jobs or target.concurrency)
         host_paths, mount_paths = impure_mounts(
             target_name, target, options.mount_host_paths, options.mount_paths
@@ -155,6 +157,7 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
                 cached=cached,
                 to_run=len(to_run),
                 slurm_target=backend.target,
+                node_local=node_local_path,
             )
         )
         if runtime is None:
@@ -238,28 +241,17 @@ def _with_artifact_store(name: str | None, target: Target, store: ArtifactStore 
 
 
 def _node_local(
-    given: Path, lab: LoadedLab, target: Target, store: Store, reporter: Reporter
+    given: Path, lab: LoadedLab, target: Target, store: Store
 ) -> tuple[LoadedLab, NodeLocalLab | None]:
     """``artifact_store = "node-local"``: the lab's archive (written into the store for a
-    directory lab); SLURM tasks unpack it on their nodes, a local run here, now."""
+    directory lab); SLURM tasks unpack it on their nodes (the manifest entry returned), a
+    local run here, now (the lab opened from the copy returned)."""
     root = target.node_local_path
     assert root is not None  # Target refuses node-local without it
     archive_path = stage_archive(lab, given, store.root)
     if target.scheduler is SchedulerKind.SLURM:
-        where = node_local_lab(lab, archive_path, root)
-        reporter.handle(
-            Notice(
-                message=f"jobs read the lab from node-local copies ({where.path}, unpacked"
-                f" once per node from {archive_path})"
-            )
-        )
-        return lab, where
-    copy = ensure_copy(archive_path, root, lab.meta.lab_id)
-    done = "unpacked now" if copy.unpacked else "already there"
-    reporter.handle(
-        Notice(message=f"jobs read the lab from its node-local copy {copy.path} ({done})")
-    )
-    return open_lab(copy.path), None
+        return lab, node_local_lab(lab, archive_path, root)
+    return open_lab(ensure_copy(archive_path, root, lab.meta.lab_id).path), None
 
 
 @contextlib.contextmanager

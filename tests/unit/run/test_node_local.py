@@ -20,10 +20,12 @@ from pathlib import Path
 import pytest
 
 from labfactory import RunSpec, StageSpec, write_lab
-from repx.config import RuntimeKind
+from repx.config import ArtifactStore, RuntimeKind
+from repx.errors import UsageError
 from repx.lab import archive
 from repx.lab.loader import LAB_METADATA, open_lab
 from repx.run import node_local, slurm_task
+from repx.run.events import RunPlanned
 from repx.run.node_local import (
     MARKER_SUFFIX,
     NodeLocalError,
@@ -34,10 +36,13 @@ from repx.run.node_local import (
     relocate_spec,
     stage_archive,
 )
+from repx.run.reporter import RecordingReporter
 from repx.run.runtime import Runtime
 from repx.run.slurm_models import TaskManifest, manifest_json
 from repx.run.spec import make_spec
 from repx.run.store import Store
+from repx.services.location import Location
+from repx.services.run import RunOptions, run_lab
 
 #: One racer: ``CHILD ARCHIVE ROOT LAB_ID LOG MODE``. MODE ``race``: say "ready", unpack
 #: if needed, print the result; ``kill-extract`` / ``kill-marker``: stop (tell the test,
@@ -297,3 +302,48 @@ def test_slurm_task_runs_jobs_from_the_node_local_copy(tmp_path, capsys):
     for spec in specs.values():
         ran = (store.out_dir(spec.job) / "result.json").read_text()
         assert ran == str(copy) + spec.executable[len(str(lab.root)) :]
+
+
+def test_a_local_run_reads_the_lab_from_its_node_local_copy(tmp_path, monkeypatch):
+    script = 'printf %s "$0" > "$out/result.json"'
+    runs = (
+        RunSpec("s", parameters={"i": [1, 2]}, stages=(StageSpec("w", ("i",), script=script),)),
+    )
+    lab = open_lab(write_lab(tmp_path / "lab", runs).root)
+    scratch, base = tmp_path / "scratch", tmp_path / "base"
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "config.toml").write_text(
+        f'default_target = "ws"\n[targets.ws]\nnode_local_path = "{scratch}"\n'
+    )
+    monkeypatch.setenv("REPX_CONFIG_DIR", str(config))
+    where = Location(lab=lab.root, base=base)
+    # shared (the target's default): nothing is copied
+    shared = RunOptions(
+        where=Location(lab=lab.root, base=tmp_path / "shared"), runtime=RuntimeKind.NATIVE
+    )
+    assert run_lab(shared, RecordingReporter()).succeeded == 2
+    assert not scratch.exists()
+    reporter = RecordingReporter()
+    options = RunOptions(
+        where=where, runtime=RuntimeKind.NATIVE, artifact_store=ArtifactStore.NODE_LOCAL
+    )
+    summary = run_lab(options, reporter)
+    assert summary.exit_code == 0 and summary.succeeded == 2
+    copy = scratch / lab.meta.lab_id
+    [plan] = reporter.of_type(RunPlanned)
+    assert plan.node_local == str(copy) and plan.lab == str(lab.root)
+    for job in lab.jobs:
+        started_as = (base / "outputs" / job / "out" / "result.json").read_text()
+        assert started_as == str(copy / lab.jobs[job].executables["main"].path)
+    assert (base / "archives" / f"{lab.meta.lab_id}.tar").is_file()
+
+
+def test_artifact_store_option_needs_a_node_local_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPX_CONFIG_DIR", str(tmp_path))
+    lab = write_lab(tmp_path / "lab").root
+    options = RunOptions(
+        where=Location(lab=lab, base=tmp_path / "base"), artifact_store=ArtifactStore.NODE_LOCAL
+    )
+    with pytest.raises(UsageError, match="the default target has no node_local_path"):
+        run_lab(options, RecordingReporter())
