@@ -24,7 +24,8 @@ from repx.config import ArtifactStore, RuntimeKind
 from repx.errors import UsageError
 from repx.lab import archive
 from repx.lab.loader import LAB_METADATA, open_lab
-from repx.run import node_local, slurm_task
+from repx.lab.models import ScatterGather
+from repx.run import node_local, scatter, slurm_task
 from repx.run.events import RunPlanned
 from repx.run.node_local import (
     MARKER_SUFFIX,
@@ -38,8 +39,10 @@ from repx.run.node_local import (
 )
 from repx.run.reporter import RecordingReporter
 from repx.run.runtime import Runtime
+from repx.run.scatter_slurm import on_slurm
 from repx.run.slurm_models import TaskManifest, manifest_json
-from repx.run.spec import make_spec
+from repx.run.slurm_resources import SlurmResources
+from repx.run.spec import JobSpec, Pieces, make_spec
 from repx.run.store import Store
 from repx.services.location import Location
 from repx.services.run import RunOptions, run_lab
@@ -347,3 +350,39 @@ def test_artifact_store_option_needs_a_node_local_path(tmp_path, monkeypatch):
     )
     with pytest.raises(UsageError, match="the default target has no node_local_path"):
         run_lab(options, RecordingReporter())
+
+
+def test_scatter_step_tasks_make_sure_their_node_has_the_copy(tmp_path, lab_archive):
+    lab, out = lab_archive
+    layout = {
+        "work_items": "items.json",
+        "scatter": {"inputs": [], "outputs": {"work__items": "$out/items.json"}},
+        "steps": {"one": {"inputs": {}, "outputs": {"v": "$out/v"}}},
+        "step_order": ["one"],
+        "sink": "one",
+        "gather": {"inputs": {}},
+    }
+    exes = {"scatter": "/lab/s", "step-one": "/lab/one", "gather": "/lab/g"}
+    spec = JobSpec(
+        job="j",
+        stage="s",
+        lab_root="/lab",
+        lab_id=lab.meta.lab_id,
+        executable="/lab/s",
+        parameters_file="/lab/p.json",
+        pieces=Pieces(layout=ScatterGather.model_validate(layout), executables=exes),
+    )
+    where = node_local_lab(lab, out, tmp_path / "scratch")
+    assert scatter._node_copy(on_slurm(spec, "python3", SlurmResources())) is None
+    assert not (tmp_path / "scratch").exists()  # not asked for
+    on_node = on_slurm(spec, "python3", SlurmResources(), where)
+    assert on_node.pieces is not None and on_node.pieces.slurm is not None
+    assert on_node.pieces.slurm.node_local == where
+    assert scatter._node_copy(on_node) is None
+    assert (tmp_path / "scratch" / lab.meta.lab_id / LAB_METADATA).is_file()
+    gone = where.model_copy(update={"archive": str(tmp_path / "gone.tar"), "lab_id": "other"})
+    broken = on_node.pieces.slurm.model_copy(update={"node_local": gone})
+    problem = scatter._node_copy(
+        on_node.model_copy(update={"pieces": on_node.pieces.model_copy(update={"slurm": broken})})
+    )
+    assert problem is not None and "not readable on this node" in problem
