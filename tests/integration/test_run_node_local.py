@@ -1,9 +1,11 @@
-"""``artifact_store = "node-local"`` on a real single-node SLURM cluster (tests/slurm_cluster.py).
+"""``artifact_store = "node-local"`` on a real single-node SLURM cluster (tests/slurm_cluster.py),
+and locally on a host without Nix.
 
 The example lab run with node-local copies gives the same bytes as with the shared lab; its
 tasks start together on the node and exactly one unpacks the lab (the others wait and
 reuse it, as their SLURM logs say); jobs are started from the copy (a factory lab whose
-jobs write the path they were started as).
+jobs write the path they were started as). Without Nix (test_run_nonix.py's namespace), the
+copy of an exported archive carries the closure the jobs run with.
 """
 
 from __future__ import annotations
@@ -12,7 +14,15 @@ import json
 from pathlib import Path
 
 import pytest
-from runlab import assert_store_consistent, build_lab, lab_jobs, outputs_digest, repx
+from runlab import (
+    assert_store_consistent,
+    build_lab,
+    lab_jobs,
+    outputs_digest,
+    repx,
+    repx_argv,
+)
+from test_run_nonix import _require_unshare, _without_nix
 
 from labfactory import RunSpec, StageSpec, write_lab
 from repx.lab.loader import open_lab
@@ -20,7 +30,7 @@ from repx.run.node_local import MARKER_SUFFIX, read_marker
 from repx.run.slurm_models import read_submissions
 from slurm_cluster import SlurmCluster
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +63,7 @@ def task_logs(base: Path) -> list[str]:
     ]
 
 
+@pytest.mark.slurm
 def test_sweep_lab_from_node_local_copies_is_byte_identical(slurm_cluster, tmp_path):
     lab = build_lab("sweep")
     lab_id = open_lab(lab).meta.lab_id
@@ -91,6 +102,7 @@ def test_sweep_lab_from_node_local_copies_is_byte_identical(slurm_cluster, tmp_p
     assert not (copy / "outputs").exists()
 
 
+@pytest.mark.slurm
 def test_jobs_start_from_the_node_local_copy(slurm_cluster, tmp_path):
     script = 'printf %s "$0" > "$out/result.json"'
     runs = (
@@ -112,3 +124,28 @@ def test_jobs_start_from_the_node_local_copy(slurm_cluster, tmp_path):
         for job in lab.jobs
     ]
     assert {r["status"] for r in results} == {"succeeded"}
+
+
+def test_an_archive_runs_from_its_node_local_copy_without_nix(tmp_path):
+    _require_unshare()
+    lab = build_lab("sweep")
+    lab_id = open_lab(lab).meta.lab_id
+    exported = repx("export", "--lab", lab, "-o", tmp_path / "lab.tar")
+    assert exported.returncode == 0, exported.stderr
+    native = repx("run", "--lab", lab, "--base", tmp_path / "native", "--runtime", "native")
+    assert native.returncode == 0, native.stderr
+    scratch = tmp_path / "scratch"
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "config.toml").write_text(
+        f'[targets.ws]\nbase_path = "{tmp_path / "nonix"}"\n{node_local(scratch)}'
+    )
+    argv = repx_argv("run", "--lab", tmp_path / "lab.tar", "--target", "ws")
+    result = _without_nix(["env", f"REPX_CONFIG_DIR={config}", *argv])
+    assert result.returncode == 0, result.stderr
+    assert f"jobs read the lab from its node-local copy, {scratch / lab_id}" in result.stderr
+    jobs = sorted(lab_jobs(lab))
+    assert outputs_digest(tmp_path / "nonix", jobs) == outputs_digest(tmp_path / "native", jobs)
+    # the archive is read where it is: nothing is written into the store for it
+    assert not (tmp_path / "nonix" / "archives").exists()
+    assert (scratch / lab_id / "store").is_dir()
