@@ -10,7 +10,9 @@ and reuse it::
     <node_local_path>/<lab id>.lock        flock(2): one task at a time looks or unpacks
     <node_local_path>/<lab id>.complete    CopyMarker, written after the rename
 
-A copy counts only with its marker (one small read and a ``stat``): a task killed before
+A copy counts only with its marker (one small read and a few ``stat`` calls: the lab's
+metadata and the files the caller is about to run, so that a copy a scratch cleaner thinned
+out is unpacked again too): a task killed before
 the rename leaves a temporary directory, removed by the next unpack on this host; one
 killed between the rename and the marker leaves a copy without a marker, removed and
 unpacked again. Nothing is removed while a complete copy is in use: a copy is replaced
@@ -32,7 +34,7 @@ import secrets
 import shutil
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
@@ -77,10 +79,13 @@ class NodeCopy:
     unpacked: bool
 
 
-def ensure_copy(archive_path: Path, root: Path, lab_id: str) -> NodeCopy:
+def ensure_copy(
+    archive_path: Path, root: Path, lab_id: str, expect: Sequence[str] = ()
+) -> NodeCopy:
     """The complete copy of the lab ``lab_id`` under ``root``, unpacked from ``archive_path``
-    now unless a complete one is there. Concurrent callers (on one node) wait on the lock;
-    exactly one of them unpacks."""
+    now unless a complete one is there (``expect``: paths relative to the lab that must be
+    in it, e.g. the executables about to run). Concurrent callers (on one node) wait on the
+    lock; exactly one of them unpacks."""
     if not lab_id or "/" in lab_id or lab_id.startswith("."):
         raise NodeLocalError(f"'{lab_id}' is not a lab id")
     final = root / lab_id
@@ -90,7 +95,7 @@ def ensure_copy(archive_path: Path, root: Path, lab_id: str) -> NodeCopy:
         raise NodeLocalError(f"node_local_path {root}: cannot create it: {exc.strerror}") from None
     marker = root / f"{lab_id}{MARKER_SUFFIX}"
     with _locked(root / f"{lab_id}{LOCK_SUFFIX}"):
-        if _complete(marker, final, lab_id):
+        if _complete(marker, final, lab_id, expect):
             return NodeCopy(final, unpacked=False)
         marker.unlink(missing_ok=True)
         _remove_partial(final)
@@ -119,9 +124,11 @@ def read_marker(marker: Path) -> CopyMarker | None:
         return None
 
 
-def _complete(marker: Path, final: Path, lab_id: str) -> bool:
+def _complete(marker: Path, final: Path, lab_id: str, expect: Sequence[str]) -> bool:
     found = read_marker(marker)
-    return found is not None and found.lab_id == lab_id and (final / LAB_METADATA).is_file()
+    if found is None or found.lab_id != lab_id or not (final / LAB_METADATA).is_file():
+        return False
+    return all(os.path.lexists(final / rel) for rel in expect)
 
 
 def _remove_partial(final: Path) -> None:
@@ -194,6 +201,17 @@ def relocate_path(path: str, old: str, new: str) -> str:
     if path.startswith(old.rstrip("/") + "/"):
         return new + path[len(old.rstrip("/")) :]
     return path
+
+
+def lab_paths(specs: Sequence[JobSpec], old: str) -> list[str]:
+    """The executables of ``specs`` relative to the lab root ``old`` (what
+    :func:`ensure_copy` is to find in a copy)."""
+    prefix = old.rstrip("/") + "/"
+    found: dict[str, None] = {}
+    for spec in specs:
+        paths = [spec.executable, *(spec.pieces.executables.values() if spec.pieces else ())]
+        found.update((p[len(prefix) :], None) for p in paths if p.startswith(prefix))
+    return list(found)
 
 
 def relocate_spec(spec: JobSpec, old: str, new: str) -> JobSpec:

@@ -610,11 +610,13 @@ def _node_copy(spec: JobSpec) -> str | None:
         return None
     # imported only here: tarfile and the archive code are not needed by other pieces
     from repx.errors import RepxError  # noqa: PLC0415
-    from repx.run.node_local import ensure_copy  # noqa: PLC0415
+    from repx.run.node_local import ensure_copy, lab_paths  # noqa: PLC0415
 
     where = how.node_local
     try:
-        ensure_copy(Path(where.archive), Path(where.root), where.lab_id)
+        # the spec is the relocated one (the orchestrator's): its paths are in the copy
+        expect = lab_paths([spec], where.path)
+        ensure_copy(Path(where.archive), Path(where.root), where.lab_id, expect)
     except RepxError as exc:
         return f"node-local copy of lab {where.lab_id}: {exc.message}"
     return None

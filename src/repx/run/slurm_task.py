@@ -29,7 +29,13 @@ from typing import Any
 from repx.config import RuntimeKind
 from repx.errors import RepxError
 from repx.run.job import Stop, run_job
-from repx.run.node_local import ensure_copy, relocate_path, relocate_runtime, relocate_spec
+from repx.run.node_local import (
+    ensure_copy,
+    lab_paths,
+    relocate_path,
+    relocate_runtime,
+    relocate_spec,
+)
 from repx.run.runtime import Runtime
 from repx.run.slurm_models import ManifestError, TaskManifest, read_manifest
 from repx.run.spec import JobSpec, NodeLocalLab
@@ -102,7 +108,8 @@ def _to_node_copy(
 ) -> tuple[tuple[JobSpec, ...], Runtime, str | None]:
     """Make sure this node has its copy of the lab; the jobs, runtime and store copy there."""
     try:
-        copy = ensure_copy(Path(where.archive), Path(where.root), where.lab_id)
+        expect = lab_paths(specs, where.source)
+        copy = ensure_copy(Path(where.archive), Path(where.root), where.lab_id, expect)
     except RepxError as exc:
         raise TaskError(f"node-local copy of lab {where.lab_id}: {exc.message}") from None
     new = os.fspath(copy.path)

@@ -7,7 +7,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -126,7 +126,7 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
         node_local: NodeLocalLab | None = None
         node_local_path: str | None = None
         if to_run and target.artifact_store is ArtifactStore.NODE_LOCAL:
-            lab, node_local = _node_local(options.where.lab, lab, target, store)
+            lab, node_local = _node_local(options.where.lab, lab, target, store, to_run)
             node_local_path = node_local.path if node_local else os.fspath(lab.root)
         limits = Limits.of_machine(options.jobs or target.concurrency)
         host_paths, mount_paths = impure_mounts(
@@ -241,7 +241,7 @@ def _with_artifact_store(name: str | None, target: Target, store: ArtifactStore 
 
 
 def _node_local(
-    given: Path, lab: LoadedLab, target: Target, store: Store
+    given: Path, lab: LoadedLab, target: Target, store: Store, to_run: Sequence[str]
 ) -> tuple[LoadedLab, NodeLocalLab | None]:
     """``artifact_store = "node-local"``: the lab's archive (written into the store for a
     directory lab); SLURM tasks unpack it on their nodes (the manifest entry returned), a
@@ -251,7 +251,8 @@ def _node_local(
     archive_path = stage_archive(lab, given, store.root)
     if target.scheduler is SchedulerKind.SLURM:
         return lab, node_local_lab(lab, archive_path, root)
-    return open_lab(ensure_copy(archive_path, root, lab.meta.lab_id).path), None
+    expect = sorted({e.path for job in to_run for e in lab.jobs[job].executables.values()})
+    return open_lab(ensure_copy(archive_path, root, lab.meta.lab_id, expect).path), None
 
 
 @contextlib.contextmanager

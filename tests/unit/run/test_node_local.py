@@ -221,6 +221,22 @@ def test_a_marker_of_another_lab_or_a_missing_lab_file_counts_as_incomplete(tmp_
     assert not ensure_copy(out, root, lab_id).unpacked
 
 
+def test_a_thinned_out_copy_is_unpacked_again_when_a_file_to_run_is_gone(tmp_path, lab_archive):
+    lab, out = lab_archive
+    lab_id = lab.meta.lab_id
+    root = tmp_path / "scratch"
+    store = Store.open(tmp_path / "base")
+    specs = [make_spec(lab, job, store.outputs) for job in lab.jobs]
+    expect = node_local.lab_paths(specs, str(lab.root))
+    assert expect and all(rel.startswith("jobs/") for rel in expect)
+    assert ensure_copy(out, root, lab_id, expect).unpacked
+    assert not ensure_copy(out, root, lab_id, expect).unpacked
+    (root / lab_id / expect[0]).unlink()  # e.g. a scratch cleaner (the marker stays)
+    assert not ensure_copy(out, root, lab_id).unpacked  # not asked for: not looked at
+    assert ensure_copy(out, root, lab_id, expect).unpacked
+    assert (root / lab_id / expect[0]).exists()
+
+
 def test_errors_are_one_line(tmp_path, lab_archive):
     lab, out = lab_archive
     with pytest.raises(NodeLocalError, match="is not readable on this node"):
