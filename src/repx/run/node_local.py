@@ -10,13 +10,12 @@ and reuse it::
     <node_local_path>/<lab id>.lock        flock(2): one task at a time looks or unpacks
     <node_local_path>/<lab id>.complete    CopyMarker, written after the rename
 
-A copy counts only with its marker (one small read and a few ``stat`` calls: the lab's
-metadata and the files the caller is about to run, so that a copy a scratch cleaner thinned
-out is unpacked again too): a task killed before
-the rename leaves a temporary directory, removed by the next unpack on this host; one
-killed between the rename and the marker leaves a copy without a marker, removed and
-unpacked again. Nothing is removed while a complete copy is in use: a copy is replaced
-only when its marker is missing or names another lab.
+A copy counts only with its marker, its lab metadata and the files the caller is about to
+run (one small read and a few ``stat`` calls, never a read of the archive). A task killed
+before the rename leaves a temporary directory, removed by the next unpack on this host;
+one killed between the rename and the marker leaves a copy without a marker, removed and
+unpacked again; so is a copy a scratch cleaner thinned out. A complete copy is never
+removed, so jobs running from it are safe.
 
 The archive: a lab given as one (``--lab lab.tar``) is read where it is; a directory lab
 is written once into the output store, ``<base>/archives/<lab id>.tar``
@@ -97,23 +96,36 @@ def ensure_copy(
     with _locked(root / f"{lab_id}{LOCK_SUFFIX}"):
         if _complete(marker, final, lab_id, expect):
             return NodeCopy(final, unpacked=False)
-        marker.unlink(missing_ok=True)
-        _remove_partial(final)
-        if not os.access(archive_path, os.R_OK):
-            raise NodeLocalError(
-                f"the lab archive {archive_path} is not readable on this node: put it on a"
-                " file system the nodes share"
-            )
-        archive.unpack_to(archive_path, final)
-        record = CopyMarker(
-            lab_id=lab_id,
-            archive=os.fspath(archive_path),
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            unpacked=time.time(),
-        )
-        _write_atomic(marker, record.model_dump_json() + "\n")
+        try:
+            _unpack(archive_path, final, marker, lab_id, expect)
+        except OSError as exc:
+            raise NodeLocalError(f"{final}: {exc.strerror or exc}") from None
     return NodeCopy(final, unpacked=True)
+
+
+def _unpack(
+    archive_path: Path, final: Path, marker: Path, lab_id: str, expect: Sequence[str]
+) -> None:
+    """Replace what is at ``final`` (incomplete) with the archive's lab, then mark it."""
+    marker.unlink(missing_ok=True)
+    _remove_partial(final)
+    if not os.access(archive_path, os.R_OK):
+        raise NodeLocalError(
+            f"the lab archive {archive_path} is not readable on this node: put it on a"
+            " file system the nodes share"
+        )
+    archive.unpack_to(archive_path, final)
+    absent = [rel for rel in expect if not os.path.lexists(final / rel)]
+    if absent:  # marked complete, every task would unpack it again
+        raise NodeLocalError(f"the lab archive {archive_path} lacks {absent[0]}: rebuild it")
+    record = CopyMarker(
+        lab_id=lab_id,
+        archive=os.fspath(archive_path),
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        unpacked=time.time(),
+    )
+    _write_atomic(marker, record.model_dump_json() + "\n")
 
 
 def read_marker(marker: Path) -> CopyMarker | None:

@@ -246,6 +246,9 @@ def test_errors_are_one_line(tmp_path, lab_archive):
         ensure_copy(out, tmp_path / "file" / "scratch", lab.meta.lab_id)
     with pytest.raises(NodeLocalError, match="not a lab id"):
         ensure_copy(out, tmp_path / "scratch", "../x")
+    with pytest.raises(NodeLocalError, match="lacks jobs/none: rebuild it"):
+        ensure_copy(out, tmp_path / "scratch", lab.meta.lab_id, ["jobs/none"])
+    assert not (tmp_path / "scratch" / f"{lab.meta.lab_id}{MARKER_SUFFIX}").exists()
 
 
 def test_stage_archive_writes_a_directory_lab_once(tmp_path, lab_archive):
