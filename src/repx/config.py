@@ -29,11 +29,11 @@ and the built-in defaults (:data:`DEFAULT_BASE`).
 RepX's ``config.toml`` is read too (:func:`_from_repx` names the keys and what they become):
 ``submission_target``, a top-level ``default_scheduler``, and per target ``base_path``,
 ``default_scheduler``, ``default_execution_type``, ``[targets.NAME.local|slurm]`` with
-``execution_types`` and ``local_concurrency``, ``artifact_store = "shared"``,
-``mount_host_paths``, ``mount_paths``; ``theme`` and ``[logging]`` (RepX's TUI and log
-files) are accepted and have no effect. What repx cannot do yet (``address``: SSH targets;
-``node_local_path``, ``artifact_store = "node-local"``; the podman and docker execution
-types) is one error naming the file and the key.
+``execution_types`` and ``local_concurrency``, ``artifact_store`` and ``node_local_path``
+(the same keys here), ``mount_host_paths``, ``mount_paths``; ``theme`` and ``[logging]``
+(RepX's TUI and log files) are accepted and have no effect. What repx cannot do yet
+(``address``: SSH targets; the podman and docker execution types) is one error naming the
+file and the key.
 """
 
 from __future__ import annotations
@@ -45,7 +45,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Final, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from repx.errors import UsageError
 
@@ -77,6 +84,15 @@ class SchedulerKind(StrEnum):
     SLURM = "slurm"
 
 
+class ArtifactStore(StrEnum):
+    """Where jobs read the lab (docs/running.md, "Node-local artifacts")."""
+
+    #: where it is (for SLURM: a file system the nodes share)
+    SHARED = "shared"
+    #: a copy unpacked once per node under ``node_local_path``
+    NODE_LOCAL = "node-local"
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -87,8 +103,6 @@ UNSUPPORTED_EXECUTION_TYPES: Final = ("podman", "docker")
 _UNSUPPORTED_KEYS: Final = {
     "address": "SSH targets are not supported yet (issue 13): run repx on that machine,"
     " or remove the key",
-    "node_local_path": "node-local lab copies are not supported yet: the lab is read where"
-    " it is (a shared file system for SLURM); remove the key",
 }
 
 
@@ -127,6 +141,31 @@ class Target(_Model):
         default=(),
         description="impure: host paths jobs see read-only, e.g. ['/data/x'] (NOT reproducible)",
     )
+    artifact_store: ArtifactStore = Field(
+        default=ArtifactStore.SHARED, description="where jobs read the lab: shared or node-local"
+    )
+    node_local_path: Path | None = Field(
+        default=None, description="node-local: the directory on each node's local disk"
+    )
+
+    @field_validator("node_local_path", mode="before")
+    @classmethod
+    def _node_local_absolute(cls, value: object) -> object:
+        if isinstance(value, str):
+            path = Path(value).expanduser()  # "~" as RepX expands it
+            if not path.is_absolute():
+                raise ValueError(f"'{value}' is not an absolute path (nor starts with ~)")
+            return path
+        return value
+
+    @model_validator(mode="after")
+    def _node_local_needs_path(self) -> Target:
+        if self.artifact_store is ArtifactStore.NODE_LOCAL and self.node_local_path is None:
+            raise ValueError(
+                "artifact_store = 'node-local' needs node_local_path (a directory on each"
+                " node's local disk)"
+            )
+        return self
 
     @field_validator("base", mode="before")
     @classmethod
@@ -211,12 +250,6 @@ def _target_from_repx(
     for key, why in _UNSUPPORTED_KEYS.items():
         if key in target:
             raise UsageError(f"{file}: {where}{key}: {why}")
-    store = target.pop("artifact_store", "shared")
-    if store != "shared":
-        raise UsageError(
-            f"{file}: {where}artifact_store: '{store}' is not supported yet"
-            " (only 'shared': the lab is read where it is); remove the key"
-        )
     for key in ("default_execution_type", "runtime"):
         if target.get(key) in UNSUPPORTED_EXECUTION_TYPES:
             raise UsageError(

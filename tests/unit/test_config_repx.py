@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from repx.config import RuntimeKind, SchedulerKind, Target, load_config, select_target
+from repx.config import (
+    ArtifactStore,
+    RuntimeKind,
+    SchedulerKind,
+    Target,
+    load_config,
+    select_target,
+)
 from repx.errors import UsageError
 
 #: RepX's own default config.toml (written by RepX on first start), in substance.
@@ -73,8 +80,10 @@ def test_our_own_keys_win_nothing_silently(tmp_path):
     ("text", "key", "why"),
     [
         ('address = "me@hpc"', "targets.t.address", "SSH targets are not supported yet"),
-        ('node_local_path = "/tmp"', "targets.t.node_local_path", "not supported yet"),
-        ('artifact_store = "node-local"', "targets.t.artifact_store", "not supported yet"),
+        ('artifact_store = "scratch"', "targets.t.artifact_store", "'shared' or 'node-local'"),
+        ('artifact_store = "node-local"', "targets.t", "needs node_local_path"),
+        ('node_local_path = "scratch"', "targets.t.node_local_path", "not an absolute path"),
+        ('node_local_path = ""', "targets.t.node_local_path", "not an absolute path"),
         ('default_execution_type = "docker"', "targets.t.default_execution_type", "docker"),
         (
             '[targets.t.local]\nexecution_types = ["podman"]',
@@ -103,3 +112,16 @@ def test_what_repx_cannot_do_yet_is_one_line_naming_file_and_key(tmp_path, text,
     assert message.startswith(f"{path}: {key}: "), message
     assert why in message and "\n" not in message
     assert err.value.exit_code == 2
+
+
+def test_node_local_artifacts_as_repx_writes_them(tmp_path):
+    _, target = load(
+        tmp_path,
+        'submission_target = "hpc"\n[targets.hpc]\nbase_path = "/shared/me"\n'
+        'default_scheduler = "slurm"\nartifact_store = "node-local"\n'
+        'node_local_path = "~/scratch/repx"\n',
+    )
+    assert target.artifact_store is ArtifactStore.NODE_LOCAL
+    assert target.node_local_path == Path.home() / "scratch" / "repx"  # "~" as RepX expands it
+    _, shared = load(tmp_path, 'submission_target = "t"\n[targets.t]\nartifact_store = "shared"\n')
+    assert shared == Target()  # the default

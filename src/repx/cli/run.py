@@ -34,6 +34,13 @@ class RuntimeChoice(StrEnum):
     bwrap = "bwrap"
 
 
+class ArtifactStoreChoice(StrEnum):
+    """The ``--artifact-store`` values (mirrors :class:`repx.config.ArtifactStore`)."""
+
+    shared = "shared"
+    node_local = "node-local"
+
+
 LabOption = Annotated[
     Path, typer.Option("--lab", "-l", help="The lab: a `result` link or a lab directory.")
 ]
@@ -118,6 +125,15 @@ def run(  # noqa: PLR0917 (typer maps parameters to CLI options)
             " next to config.toml).",
         ),
     ] = None,
+    artifact_store: Annotated[
+        ArtifactStoreChoice | None,
+        typer.Option(
+            "--artifact-store",
+            help="shared (jobs read the lab where it is) or node-local (a copy unpacked once"
+            " per node under the target's node_local_path): overrides the target's.",
+            case_sensitive=False,
+        ),
+    ] = None,
     mount_host_paths: Annotated[
         bool,
         typer.Option(
@@ -146,7 +162,7 @@ def run(  # noqa: PLR0917 (typer maps parameters to CLI options)
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug messages.")] = False,
 ) -> int:
     """Run the selected runs of a lab (skipping completed jobs) and summarise."""
-    from repx.config import RuntimeKind, SchedulerKind  # noqa: PLC0415 (keep --help fast)
+    from repx.config import ArtifactStore, RuntimeKind, SchedulerKind  # noqa: PLC0415 (keep --help fast)
     from repx.run.reporter import JsonReporter, PlainReporter, Reporter, RichReporter  # noqa: PLC0415
     from repx.services.location import Location  # noqa: PLC0415
     from repx.services.run import RunOptions, run_lab  # noqa: PLC0415
@@ -171,6 +187,7 @@ def run(  # noqa: PLR0917 (typer maps parameters to CLI options)
         resources=resources,
         mount_host_paths=mount_host_paths,
         mount_paths=tuple(mount_path or ()),
+        artifact_store=ArtifactStore(artifact_store.value) if artifact_store is not None else None,
     )
     reporter: Reporter
     if json_output:

@@ -204,23 +204,33 @@ def digest(path: Path) -> str:
 
 
 def unpacked(path: Path) -> Path:
-    """The directory holding the unpacked archive ``path`` (unpacked now if needed).
-
-    Unpacked into a temporary directory beside the final one and renamed into place, so a
-    concurrent command sees either nothing or the whole lab; when two unpack at once, the
-    first rename wins and the other's copy is removed.
-    """
+    """The directory holding the unpacked archive ``path`` (unpacked now if needed):
+    ``$XDG_CACHE_HOME/repx/labs/<sha256 of the archive>``, made by :func:`unpack_to`."""
     try:
         key = digest(path)
     except OSError as exc:
         raise ArchiveError(f"{path}: cannot read: {exc.strerror}") from None
-    labs = cache_dir() / "labs"
-    final = labs / key[:32]
+    final = cache_dir() / "labs" / key[:32]
     if final.is_dir():
         return final
-    labs.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned(labs)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{socket.gethostname()}.{os.getpid()}.", dir=labs))
+    return unpack_to(path, final)
+
+
+def unpack_to(path: Path, final: Path) -> Path:
+    """Unpack the lab archive ``path`` into the directory ``final``; return ``final``.
+
+    Unpacked into a temporary directory beside the final one and renamed into place, so a
+    concurrent command sees either nothing or the whole lab; when two unpack at once, the
+    first rename wins and the other's copy is removed. The temporary copies of unpacks
+    killed on this host are removed first.
+    """
+    labs = final.parent
+    try:
+        labs.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned(labs)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{socket.gethostname()}.{os.getpid()}.", dir=labs))
+    except OSError as exc:
+        raise ArchiveError(f"{path}: cannot unpack into {labs}: {exc.strerror}") from None
     try:
         _extract(path, tmp)
         if not (tmp / LAB_METADATA).is_file():

@@ -30,6 +30,8 @@ class RunPlanned(_Event):
     #: per stage, the parameters that tell its jobs apart (the events carry all of them;
     #: a job is named by these in progress lines and failure summaries)
     swept: dict[str, tuple[str, ...]] = {}
+    #: ``artifact_store = "node-local"``: the copy of the lab jobs read (on each node)
+    node_local: str | None = None
 
 
 class JobsSubmitted(_Event):

@@ -340,6 +340,14 @@ _BARE: Final = re.compile(r"[\w.+/:@%-]+")
 
 
 def _plan_line(event: RunPlanned) -> str:
+    line = _plan_text(event)
+    if event.node_local is not None:
+        where = "each node's copy" if event.slurm_target is not None else "its node-local copy"
+        line += f"; jobs read the lab from {where}, {event.node_local}"
+    return line
+
+
+def _plan_text(event: RunPlanned) -> str:
     if event.slurm_target is not None:
         return (
             f"{event.selected} job(s) selected: {event.cached} already done,"

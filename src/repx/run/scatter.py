@@ -602,6 +602,26 @@ def _write_atomic(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _node_copy(spec: JobSpec) -> str | None:
+    """A step task on another node: make sure it has the node-local copy of the lab the
+    job runs from (None: done, or not asked for; else why not)."""
+    how = spec.pieces.slurm if spec.pieces is not None else None
+    if how is None or how.node_local is None:
+        return None
+    # imported only here: tarfile and the archive code are not needed by other pieces
+    from repx.errors import RepxError  # noqa: PLC0415
+    from repx.run.node_local import ensure_copy, lab_paths  # noqa: PLC0415
+
+    where = how.node_local
+    try:
+        # the spec is the relocated one (the orchestrator's): its paths are in the copy
+        expect = lab_paths([spec], where.path)
+        ensure_copy(Path(where.archive), Path(where.root), where.lab_id, expect)
+    except RepxError as exc:
+        return f"node-local copy of lab {where.lab_id}: {exc.message}"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m repx.run.scatter TASK.json``: run one attempt's pieces."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -627,6 +647,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return Orchestrator(task, stop, args[0]).run()
         # an array task: the job's lock is the orchestrator's (it waits for us)
         task = task.model_copy(update={"lock_fd": -1})
+        if (problem := _node_copy(task.spec)) is not None:
+            sys.stderr.write(f"repx scatter: {problem}\n")
+            return 2
         return Orchestrator(task, stop, args[0]).run_piece(*piece)
     finally:
         for sig, handler in previous.items():

@@ -24,17 +24,25 @@ from repx.lab.models import Resources
 from repx.run.slurm_models import SLURM_DIR
 from repx.run.slurm_plan import array_spec
 from repx.run.slurm_resources import SlurmResources, format_time
-from repx.run.spec import JobSpec, PieceSlurm
+from repx.run.spec import JobSpec, NodeLocalLab, PieceSlurm
 
 #: How often the orchestrator asks squeue about the step arrays (seconds).
 POLL: Final = 1.0
 
 
-def on_slurm(spec: JobSpec, python: str, resources: SlurmResources) -> JobSpec:
-    """``spec`` for a SLURM task: a scatter-gather job then submits its steps as arrays."""
+def on_slurm(
+    spec: JobSpec, python: str, resources: SlurmResources, node_local: NodeLocalLab | None = None
+) -> JobSpec:
+    """``spec`` for a SLURM task: a scatter-gather job then submits its steps as arrays
+    (whose tasks make sure their node has the ``node_local`` copy of the lab)."""
     if spec.pieces is None:
         return spec
-    how = PieceSlurm(python=python, partition=resources.partition, options=resources.options)
+    how = PieceSlurm(
+        python=python,
+        partition=resources.partition,
+        options=resources.options,
+        node_local=node_local,
+    )
     return spec.model_copy(update={"pieces": spec.pieces.model_copy(update={"slurm": how})})
 
 

@@ -21,7 +21,7 @@ from repx.run.runtime import Runtime
 from repx.run.slurm_follow import SlurmFollower
 from repx.run.slurm_resources import SlurmResources
 from repx.run.slurm_submit import SlurmSubmitter, SubmittedGroup
-from repx.run.spec import JobSpec
+from repx.run.spec import JobSpec, NodeLocalLab
 from repx.run.store import Store
 
 
@@ -57,6 +57,7 @@ class SlurmExecutor:
         lab_id: str,
         store_probe: str | None = None,
         lab_store: str | None = None,
+        node_local: NodeLocalLab | None = None,
         wake_fd: int | None = None,
         emit: Callable[[Event], None] | None = None,
     ) -> None:
@@ -77,6 +78,7 @@ class SlurmExecutor:
             store_probe=store_probe,
             lab_store=lab_store,
             emit=emit or (lambda event: None),
+            node_local=node_local,
         )
         self._pending: list[JobSpec] = []
         self._next_queue = 0.0

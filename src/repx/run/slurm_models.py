@@ -22,7 +22,7 @@ from typing import Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from repx.run.runtime import Runtime
-from repx.run.spec import JobSpec
+from repx.run.spec import JobSpec, NodeLocalLab
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +70,9 @@ class TaskManifest(BaseModel):
     #: a store path of the lab: a node whose /nix/store lacks it binds ``lab_store`` instead
     store_probe: str | None = None
     lab_store: str | None = None
+    #: ``artifact_store = "node-local"``: the task unpacks the lab on its node (once per
+    #: node) and runs the jobs from that copy
+    node_local: NodeLocalLab | None = None
     tasks: dict[str, tuple[JobSpec, ...]]
 
 

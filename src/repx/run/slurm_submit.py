@@ -43,7 +43,7 @@ from repx.run.slurm_plan import (
     plan_groups,
 )
 from repx.run.slurm_resources import SlurmResources, auto_bundle, parse_time
-from repx.run.spec import JobSpec
+from repx.run.spec import JobSpec, NodeLocalLab
 from repx.run.store import Store
 
 logger = logging.getLogger(__name__)
@@ -82,6 +82,7 @@ class SlurmSubmitter:
         store_probe: str | None,
         lab_store: str | None,
         emit: Callable[[Event], None],
+        node_local: NodeLocalLab | None = None,
     ) -> None:
         self.store = store
         self.runtime = runtime
@@ -93,6 +94,7 @@ class SlurmSubmitter:
         self.lab_id = lab_id
         self.store_probe = store_probe
         self.lab_store = lab_store
+        self.node_local = node_local
         self.emit = emit
         self.submitted: list[SubmittedGroup] = []
         #: jobs found queued or running from an earlier submission (job -> SLURM id)
@@ -168,8 +170,12 @@ class SlurmSubmitter:
             runtime=self.runtime,
             store_probe=self.store_probe,
             lab_store=self.lab_store,
+            node_local=self.node_local,
             tasks={
-                str(i): tuple(on_slurm(specs[j], self.python, self.resources[j]) for j in jobs)
+                str(i): tuple(
+                    on_slurm(specs[j], self.python, self.resources[j], self.node_local)
+                    for j in jobs
+                )
                 for i, jobs in group.tasks.items()
             },
         )

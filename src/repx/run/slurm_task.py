@@ -9,6 +9,11 @@ the task cannot run at all (its message goes to the task's SLURM log).
 A node whose ``/nix/store`` lacks the lab's store paths runs like a local host without
 Nix: the bwrap runtime binds the lab's ``store/`` copy at ``/nix/store``; a bwrap missing
 on the node is taken from the lab's host-tools.
+
+With ``artifact_store = "node-local"`` the task first makes sure the node has its copy of
+the lab (:func:`repx.run.node_local.ensure_copy`: unpacked by the first task on the node,
+waited for and reused by the others) and runs the jobs from there; the task's log says
+which (``lab <id>: node-local copy <path>, unpacked|reused``).
 """
 
 # ruff: noqa: PTH110, PTH112, PTH118
@@ -22,9 +27,18 @@ from pathlib import Path
 from typing import Any
 
 from repx.config import RuntimeKind
+from repx.errors import RepxError
 from repx.run.job import Stop, run_job
+from repx.run.node_local import (
+    ensure_copy,
+    lab_paths,
+    relocate_path,
+    relocate_runtime,
+    relocate_spec,
+)
 from repx.run.runtime import Runtime
 from repx.run.slurm_models import ManifestError, TaskManifest, read_manifest
+from repx.run.spec import JobSpec, NodeLocalLab
 from repx.run.store import Store, StoreError
 
 
@@ -68,7 +82,10 @@ def run_task(manifest: Path, index: str, stop: Stop) -> int:
         specs = data.tasks[index]
     except KeyError:
         raise TaskError(f"{manifest} has no task {index}") from None
-    runtime = node_runtime(data.runtime, data.store_probe, data.lab_store)
+    runtime, lab_store = data.runtime, data.lab_store
+    if data.node_local is not None:
+        specs, runtime, lab_store = _to_node_copy(data.node_local, specs, runtime, lab_store)
+    runtime = node_runtime(runtime, data.store_probe, lab_store)
     missing = [s.lab_root for s in specs if not os.path.isdir(s.lab_root)]
     if missing:
         raise TaskError(
@@ -84,6 +101,28 @@ def run_task(manifest: Path, index: str, stop: Stop) -> int:
     finally:
         store.close()
     return 0 if ok else 1
+
+
+def _to_node_copy(
+    where: NodeLocalLab, specs: Sequence[JobSpec], runtime: Runtime, lab_store: str | None
+) -> tuple[tuple[JobSpec, ...], Runtime, str | None]:
+    """Make sure this node has its copy of the lab; the jobs, runtime and store copy there."""
+    try:
+        expect = lab_paths(specs, where.source)
+        copy = ensure_copy(Path(where.archive), Path(where.root), where.lab_id, expect)
+    except RepxError as exc:
+        raise TaskError(f"node-local copy of lab {where.lab_id}: {exc.message}") from None
+    new = os.fspath(copy.path)
+    sys.stderr.write(
+        f"repx slurm task: lab {where.lab_id}: node-local copy {new},"
+        f" {'unpacked' if copy.unpacked else 'reused'}\n"
+    )
+    sys.stderr.flush()
+    return (
+        tuple(relocate_spec(s, where.source, new) for s in specs),
+        relocate_runtime(runtime, where.source, new),
+        relocate_path(lab_store, where.source, new) if lab_store else lab_store,
+    )
 
 
 def _read(manifest: Path) -> TaskManifest:

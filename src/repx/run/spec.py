@@ -32,6 +32,26 @@ from repx.run.store_models import (
 _OUT_PREFIX: Final = "$out/"
 
 
+class NodeLocalLab(BaseModel):
+    """Where the node-local copy of a lab comes from and goes (``artifact_store =
+    "node-local"``, :mod:`repx.run.node_local`): in SLURM task manifests."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: the target's ``node_local_path``
+    root: str
+    lab_id: str
+    #: the lab archive the copy is unpacked from (readable on every node)
+    archive: str
+    #: the lab's root on the submitting host: paths starting with it move to the copy
+    source: str
+
+    @property
+    def path(self) -> str:
+        """The copy: ``<root>/<lab id>``."""
+        return os.path.join(self.root, self.lab_id)
+
+
 class PieceSlurm(BaseModel):
     """How the orchestrator of a job run by SLURM submits its steps (scatter_slurm)."""
 
@@ -42,6 +62,8 @@ class PieceSlurm(BaseModel):
     partition: str | None = None
     #: sbatch options of the job (target and resources file) every step array gets
     options: tuple[str, ...] = ()
+    #: node-local lab copies: each step task makes sure its node has one
+    node_local: NodeLocalLab | None = None
 
 
 class Pieces(BaseModel):

@@ -21,7 +21,7 @@ from repx.run.events import Event
 from repx.run.executor import Executor, LocalExecutor
 from repx.run.graph import JobGraph
 from repx.run.runtime import Runtime
-from repx.run.spec import JobSpec
+from repx.run.spec import JobSpec, NodeLocalLab
 from repx.run.store import Store
 
 
@@ -46,8 +46,10 @@ class Backend(Protocol):
         *,
         wake_fd: int | None,
         emit: Callable[[Event], None],
+        node_local: NodeLocalLab | None = None,
     ) -> Executor:
-        """The executor the scheduler drives (the backend keeps it for the calls below)."""
+        """The executor the scheduler drives (the backend keeps it for the calls below);
+        ``node_local``: jobs on other hosts read the lab from copies made there."""
 
     def submit_all(self, specs: Sequence[JobSpec]) -> tuple[str, ...]:
         """Hand every job over without following it (only when :attr:`detached`);
@@ -76,8 +78,10 @@ class LocalBackend:
         *,
         wake_fd: int | None,
         emit: Callable[[Event], None],
+        node_local: NodeLocalLab | None = None,
     ) -> Executor:
-        """A :class:`~repx.run.executor.LocalExecutor` (the plan is the scheduler's)."""
+        """A :class:`~repx.run.executor.LocalExecutor` (the plan is the scheduler's; a
+        local run with a node-local copy has opened the lab there already)."""
         return LocalExecutor(store, runtime, wake_fd=wake_fd)
 
     def submit_all(self, specs: Sequence[JobSpec]) -> tuple[str, ...]:

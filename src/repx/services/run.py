@@ -8,7 +8,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -16,7 +16,7 @@ from typing import Final
 from pydantic import BaseModel, ConfigDict
 
 from repx.build_history import previous_build, read_history
-from repx.config import RuntimeKind, SchedulerKind, resolve_base
+from repx.config import ArtifactStore, RuntimeKind, SchedulerKind, Target, resolve_base
 from repx.errors import RepxError, UsageError
 from repx.inspect.explain import explain_plan
 from repx.inspect.params import swept_by_stage
@@ -35,12 +35,13 @@ from repx.run.events import FailedJob, Notice, RunPlanned, RunSummary
 from repx.run.graph import build_graph
 from repx.run.job import STDERR_LOG, STDOUT_LOG
 from repx.run.lab_records import lab_records, record_use
+from repx.run.node_local import ensure_copy, node_local_lab, stage_archive
 from repx.run.pieces import Progress
 from repx.run.reporter import Reporter
 from repx.run.runtime import impure_mounts, impure_warning, resolve_runtime
 from repx.run.scheduler import Interrupts, Limits, NodeState, Scheduler
 from repx.run.selection import lab_order, select
-from repx.run.spec import effective_params, make_spec
+from repx.run.spec import NodeLocalLab, effective_params, make_spec
 from repx.run.store import REPX, Store
 from repx.run.store_models import JobResult
 from repx.run.store_usage import shared_use
@@ -74,6 +75,8 @@ class RunOptions:
     mount_paths: tuple[str, ...] = ()
     #: rerun the selected jobs although their outputs are intact (upstream jobs are not)
     force: bool = False
+    #: ``--artifact-store``: overrides the target's (node-local needs its node_local_path)
+    artifact_store: ArtifactStore | None = None
 
 
 def run_lab(
@@ -86,6 +89,7 @@ def run_lab(
     """
     started = time.monotonic()
     target_name, target = named_target(options.where)
+    target = _with_artifact_store(target_name, target, options.artifact_store)
     check_backend_options(target_name, target, options.resources)
     if options.force and target.scheduler is SchedulerKind.SLURM:
         raise UsageError(
@@ -154,6 +158,11 @@ def run_lab(
             return summary
         # SLURM: every job's resources are checked and SLURM asked before anything is done.
         backend = choose_backend(target_name, target, lab, to_run, options.resources)
+        node_local: NodeLocalLab | None = None
+        node_local_path: str | None = None
+        if to_run and target.artifact_store is ArtifactStore.NODE_LOCAL:
+            lab, node_local = _node_local(options.where.lab, lab, target, store, to_run)
+            node_local_path = node_local.path if node_local else os.fspath(lab.root)
         limits = Limits.of_machine(options.jobs or target.concurrency)
         host_paths, mount_paths = impure_mounts(
             target_name, target, options.mount_host_paths, options.mount_paths
@@ -184,6 +193,7 @@ def run_lab(
                 to_run=len(to_run),
                 slurm_target=backend.target,
                 swept=swept_by_stage(lab, to_run),
+                node_local=node_local_path,
             )
         )
         if runtime is None:
@@ -195,7 +205,13 @@ def run_lab(
         with _interrupts(interrupts) as stops:
             wake_fd = stops.fd if stops else None
             executor = backend.executor(
-                store, runtime, plan, lab, wake_fd=wake_fd, emit=reporter.handle
+                store,
+                runtime,
+                plan,
+                lab,
+                wake_fd=wake_fd,
+                emit=reporter.handle,
+                node_local=node_local,
             )
             try:
                 if backend.detached and not options.wait:
@@ -264,6 +280,34 @@ def earlier_lab(link: Path, lab: LoadedLab, store_root: Path) -> LoadedLab | Non
         except RepxError as exc:
             logger.debug("earlier lab %s cannot be read: %s", build.lab, exc.message)
     return None
+
+
+def _with_artifact_store(name: str | None, target: Target, store: ArtifactStore | None) -> Target:
+    """The target with ``--artifact-store`` applied (node-local needs a node_local_path)."""
+    if store is None:
+        return target
+    if store is ArtifactStore.NODE_LOCAL and target.node_local_path is None:
+        label = f"target '{name}'" if name else "the default target"
+        raise UsageError(
+            f"--artifact-store node-local: {label} has no node_local_path"
+            " (set it in config.toml: a directory on each node's local disk)"
+        )
+    return target.model_copy(update={"artifact_store": store})
+
+
+def _node_local(
+    given: Path, lab: LoadedLab, target: Target, store: Store, to_run: Sequence[str]
+) -> tuple[LoadedLab, NodeLocalLab | None]:
+    """``artifact_store = "node-local"``: the lab's archive (written into the store for a
+    directory lab); SLURM tasks unpack it on their nodes (the manifest entry returned), a
+    local run here, now (the lab opened from the copy returned)."""
+    root = target.node_local_path
+    assert root is not None  # Target refuses node-local without it
+    archive_path = stage_archive(lab, given, store.root)
+    if target.scheduler is SchedulerKind.SLURM:
+        return lab, node_local_lab(lab, archive_path, root)
+    expect = sorted({e.path for job in to_run for e in lab.jobs[job].executables.values()})
+    return open_lab(ensure_copy(archive_path, root, lab.meta.lab_id, expect).path), None
 
 
 @contextlib.contextmanager

@@ -34,7 +34,7 @@ from repx.run.slurm_resources import (
     check_target,
     load_resources,
 )
-from repx.run.spec import JobSpec
+from repx.run.spec import JobSpec, NodeLocalLab
 from repx.run.store import Store
 from repx.services.location import Location, target_of
 
@@ -95,8 +95,10 @@ class SlurmBackend:
         *,
         wake_fd: int | None = None,
         emit: Callable[[Event], None] | None = None,
+        node_local: NodeLocalLab | None = None,
     ) -> SlurmExecutor:
-        """The executor that submits ``plan``'s jobs (``emit`` receives its submissions)."""
+        """The executor that submits ``plan``'s jobs (``emit`` receives its submissions);
+        with ``node_local`` its tasks run the jobs from node-local copies of the lab."""
         probe, lab_store = node_store_info(lab)
         self._executor = SlurmExecutor(
             store,
@@ -107,6 +109,7 @@ class SlurmBackend:
             lab_id=lab.meta.lab_id,
             store_probe=probe,
             lab_store=lab_store,
+            node_local=node_local,
             wake_fd=wake_fd,
             emit=emit,
         )
