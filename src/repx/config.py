@@ -58,6 +58,8 @@ class RuntimeKind(StrEnum):
 
     NATIVE = "native"
     BWRAP = "bwrap"
+    PODMAN = "podman"
+    DOCKER = "docker"
 
 
 class SchedulerKind(StrEnum):

@@ -17,6 +17,8 @@ class RuntimeChoice(StrEnum):
 
     native = "native"
     bwrap = "bwrap"
+    podman = "podman"
+    docker = "docker"
 
 
 LabOption = Annotated[
@@ -57,7 +59,8 @@ def run(  # noqa: PLR0917 (typer maps parameters to CLI options)
         RuntimeChoice | None,
         typer.Option(
             "--runtime",
-            help="bwrap (sandbox, the default) or native (no sandbox).",
+            help="bwrap (sandbox, the default), podman or docker (in the lab's image), or"
+            " native (no sandbox).",
             case_sensitive=False,
         ),
     ] = None,

@@ -1,4 +1,5 @@
-"""Runtimes: how a job's process is started (native, or sandboxed by bubblewrap).
+"""Runtimes: how a job's process is started (native, sandboxed by bubblewrap, or in the
+lab's image by podman or docker: :mod:`repx.run.containers`).
 
 Both give the job the same environment: ``PATH`` = the lab's host-tools,
 ``TMPDIR=/tmp`` (a private tmpfs under bwrap), ``HOME=/homeless-shelter`` (as in Nix
@@ -29,6 +30,7 @@ from repx import bwrap
 from repx.config import RuntimeKind, Target
 from repx.errors import UsageError
 from repx.lab.loader import LoadedLab
+from repx.run import containers
 from repx.run.spec import JobSpec
 
 #: TMPDIR of jobs (inside bubblewrap, a private tmpfs).
@@ -70,6 +72,12 @@ class Runtime(BaseModel):
     mount_host_paths: bool = False
     #: impure: host paths bound read-only at the same place
     mount_paths: tuple[str, ...] = ()
+    #: podman, docker: the engine program, its OCI runtime (None: its default), the image
+    #: id, and containerMode "per-run": each run's image id, by run name
+    engine: str | None = None
+    oci_runtime: str | None = None
+    image_id: str | None = None
+    run_image_ids: dict[str, str] = {}
 
     @property
     def impure(self) -> tuple[str, ...]:
@@ -98,8 +106,18 @@ class Runtime(BaseModel):
         }
         if self.kind is RuntimeKind.NATIVE:
             return argv, env, out
-        assert self.bwrap is not None
         readonly = [spec.lab_root, *self.mount_paths, *self._inputs(spec), w]
+        if self.kind in containers.CONTAINER_KINDS:
+            command = containers.job_argv(
+                self._engine(spec.run),
+                readonly=readonly,
+                writable=[out],
+                chdir=out,
+                env=env,
+                argv=argv,
+            )
+            return command, containers.engine_env(spec.job), out
+        assert self.bwrap is not None
         image = self.run_images.get(spec.run, self.image)
         options = self._options(readonly, [out], chdir=out, image=image)
         return bwrap.command(Path(self.bwrap), options, argv), env, out
@@ -122,6 +140,11 @@ class Runtime(BaseModel):
             userns=self.userns,
             chdir=Path(chdir) if chdir is not None else None,
         )
+
+    def _engine(self, run: str) -> containers.Engine:
+        assert self.engine is not None and self.image_id is not None
+        image = self.run_image_ids.get(run, self.image_id)
+        return containers.Engine(self.kind, self.engine, image, self.oci_runtime, self.store)
 
     def _links(self) -> dict[str, str]:
         return {link: os.path.join(self.path, name) for link, name in _LINKS.items()}
@@ -196,6 +219,28 @@ def resolve_runtime(
             )
         return Runtime(
             kind=RuntimeKind.NATIVE, path=os.fspath(host_bin), outputs=os.fspath(outputs)
+        )
+    if requested in containers.CONTAINER_KINDS:
+        if mount_host_paths:
+            raise UsageError(
+                f"mount_host_paths would replace the lab image's root file system under"
+                f" --runtime {requested.value}; name the host paths in mount_paths instead"
+            )
+        fields = containers.resolve(
+            lab,
+            requested,
+            path=os.fspath(host_bin),
+            store=os.fspath(store) if store else None,
+            outputs=os.fspath(outputs),
+            mount_paths=mount_paths,
+        )
+        return Runtime(
+            kind=requested,
+            path=os.fspath(host_bin),
+            outputs=os.fspath(outputs),
+            store=os.fspath(store) if store else None,
+            mount_paths=tuple(mount_paths),
+            **fields,
         )
     program = bwrap.find(host_bin)
     fallback = (

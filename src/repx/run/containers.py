@@ -1,0 +1,201 @@
+"""The container runtimes (``podman``, ``docker``): a job runs in the lab's image.
+
+A job sees what it sees under bubblewrap with the same image (docs/running.md, "What a
+job can see"): the image's root file system (read-only), the Nix store — the host's, or
+the lab's ``store/`` copy — at ``/nix/store``, the lab, its inputs and its attempt
+directory read-only, ``out/`` writable, a private ``/tmp``, ``/dev`` and ``/proc``; no
+network (``--network=none``), no capabilities, no new privileges, and exactly the job's
+environment (the image's ``/usr/bin/env -i``, since engines add variables of their own).
+What differs, and cannot be hidden: ``/sys`` and ``/run`` (podman's) exist, and the
+engine's init is process 1. The image is loaded once per engine storage and found again by
+id (:mod:`repx.podman`, :mod:`repx.docker`); images never come from a registry
+(``--pull=never``).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import ModuleType
+from typing import Final
+
+from repx import docker, oci, podman, process
+from repx.config import RuntimeKind
+from repx.errors import ProcessError, ProgramNotFoundError, UsageError
+from repx.lab.loader import LoadedLab
+
+NIX_STORE: Final = "/nix/store"
+CONTAINER_KINDS: Final = frozenset({RuntimeKind.PODMAN, RuntimeKind.DOCKER})
+#: The tmpfs at /tmp: executable and owner-only, as bubblewrap's.
+_TMPFS: Final = "--tmpfs=/tmp:rw,exec,nosuid,nodev,mode=755"
+#: Where a job's environment is set: the image's env (coreutils, linked by the skeleton).
+_ENV: Final = "/usr/bin/env"
+_LIMITS: Final = {"nofile": resource.RLIMIT_NOFILE, "nproc": resource.RLIMIT_NPROC}
+
+
+def engine(kind: RuntimeKind) -> ModuleType:
+    """The module of the program behind ``kind``."""
+    return podman if kind is RuntimeKind.PODMAN else docker
+
+
+@dataclass(frozen=True)
+class Engine:
+    """How containers are started: the engine, its OCI runtime, the image, the store."""
+
+    kind: RuntimeKind
+    program: str
+    image_id: str
+    #: None: the engine's default OCI runtime
+    oci_runtime: str | None = None
+    #: the lab's store/ copy bound at /nix/store (None: the host's /nix/store)
+    store: str | None = None
+
+
+def job_argv(
+    eng: Engine,
+    *,
+    readonly: Sequence[str],
+    writable: Sequence[str],
+    chdir: str,
+    env: Mapping[str, str],
+    argv: Sequence[str],
+) -> list[str]:
+    """The engine's argv that runs ``argv`` with exactly ``env`` in the image."""
+    mod = engine(eng.kind)
+    args = [eng.program, *mod.global_options(eng.oci_runtime), "run", "--rm", "--init"]
+    args += ["--pull=never", "--network=none", "--read-only", _TMPFS, "--cap-drop=ALL"]
+    args += ["--security-opt=no-new-privileges", f"--hostname={socket.gethostname()}"]
+    # The caller's own limits (what a bubblewrap job inherits): an engine's defaults may
+    # exceed what this process may set (crun then fails to start the container).
+    caps = mod.MAX_LIMITS
+    args += [f"--ulimit={n}={_limits(r, caps.get(n))}" for n, r in _LIMITS.items()]
+    args += list(mod.RUN_OPTIONS)
+    if eng.kind is RuntimeKind.DOCKER:
+        args += docker.user_options()
+    args.append(_bind(eng.store or NIX_STORE, NIX_STORE, readonly=True))
+    for path in readonly:
+        if eng.store is None and path.startswith(NIX_STORE + "/"):
+            continue  # visible: the host's store is bound whole
+        args.append(_bind(path, path, readonly=True))
+    args += [_bind(path, path, readonly=False) for path in writable]
+    args += [f"--workdir={chdir}", eng.image_id, _ENV, "-i"]
+    args += [f"{key}={value}" for key, value in env.items()]
+    return [*args, *argv]
+
+
+def engine_env(job: str | None = None) -> dict[str, str]:
+    """The engine's own environment: the caller's (its storage and configuration
+    variables, XDG_RUNTIME_DIR, PATH to its helpers), with the job's id so that a later
+    run recognises the engine process of an orphaned attempt (:mod:`repx.run.orphans`)."""
+    env = dict(os.environ)
+    if job is not None:
+        env["REPX_JOB_ID"] = job
+    return env
+
+
+def resolve(
+    lab: LoadedLab,
+    kind: RuntimeKind,
+    *,
+    path: str,
+    store: str | None,
+    outputs: str,
+    mount_paths: Sequence[str],
+) -> dict[str, object]:
+    """Check the engine, load the lab's images (once) and probe a container.
+
+    Returns the container fields of the runtime: ``engine``, ``oci_runtime``,
+    ``image_id`` and ``run_image_ids``.
+    """
+    mod = engine(kind)
+    program = mod.find()
+    if program is None:
+        raise UsageError(f"--runtime {kind.value}: {mod.NAME} is not installed (not on PATH)")
+    images = oci.lab_images(lab)
+    if not images:
+        raise UsageError(
+            f"--runtime {kind.value} runs jobs in the lab's image, and this lab has none"
+            ' (containerMode = "none"): build it with containerMode = "unified" (or'
+            ' "per-run"), or use --runtime bwrap'
+        )
+    for where in (os.fspath(lab.root), outputs, *([store] if store else []), *mount_paths):
+        if "," in where:
+            raise UsageError(
+                f"--runtime {kind.value}: '{where}' holds a ',', which {mod.NAME}'s --mount"
+                " cannot express; move it or use --runtime bwrap"
+            )
+    for image in {i.id: i for i in images.values()}.values():
+        _ensure_loaded(mod, program, image)
+    run_ids = {run: i.id for run, i in images.items() if run in lab.runs}
+    if lab.meta.container_mode != "per-run":
+        run_ids = {}
+    image_id = images.get("unified", next(iter(images.values()))).id
+    candidate = Engine(kind, os.fspath(program), image_id, store=store)
+    readonly = [os.fspath(lab.root), *mount_paths]
+    problem = _probe(candidate, readonly, path)
+    oci_runtime: str | None = None
+    if problem is not None:
+        fallback = podman.oci_runtime_fallback() if kind is RuntimeKind.PODMAN else None
+        with_fallback = replace(candidate, oci_runtime=os.fspath(fallback or ""))
+        if fallback is None or _probe(with_fallback, readonly, path) is not None:
+            raise UsageError(f"{mod.NAME} ({program}) cannot run the lab's image here: {problem}")
+        oci_runtime = with_fallback.oci_runtime
+    return {
+        "engine": os.fspath(program),
+        "oci_runtime": oci_runtime,
+        "image_id": image_id,
+        "run_image_ids": run_ids,
+    }
+
+
+def _ensure_loaded(mod: ModuleType, program: Path, image: oci.LabImage) -> None:
+    if mod.has_image(program, image.id):
+        return
+    try:
+        mod.load(program, image)
+    except (ProcessError, ProgramNotFoundError) as exc:
+        why = getattr(exc, "details", "") or exc.message
+        raise UsageError(
+            f"{mod.NAME} cannot load the lab's image from {image.layout}: {why.strip()}"
+        ) from None
+
+
+def _probe(eng: Engine, readonly: Sequence[str], path: str) -> str | None:
+    """Start ``/bin/sh -c :`` in the image: None if it works, else the engine's last line."""
+    argv = job_argv(
+        eng,
+        readonly=readonly,
+        writable=(),
+        chdir="/",
+        env={"PATH": path},
+        argv=["/bin/sh", "-c", ":"],
+    )
+    try:
+        result = process.run(argv, check=False, env=engine_env())
+    except (ProgramNotFoundError, OSError) as exc:
+        return f"cannot be started: {exc}"
+    if result.returncode == 0:
+        return None
+    lines = (result.stderr or result.stdout).strip().splitlines()
+    return lines[-1] if lines else f"exit status {result.returncode}"
+
+
+def _limits(res: int, cap: int | None) -> str:
+    """``soft:hard`` of this process's limit ``res``, at most ``cap`` (-1: unlimited)."""
+    values = resource.getrlimit(res)
+    if cap is not None:
+        values = (_capped(values[0], cap), _capped(values[1], cap))
+    return ":".join("-1" if v == resource.RLIM_INFINITY else str(v) for v in values)
+
+
+def _bind(source: str, dest: str, *, readonly: bool) -> str:
+    mount = f"--mount=type=bind,source={source},destination={dest}"
+    return mount + (",readonly" if readonly else "")
+
+
+def _capped(value: int, cap: int) -> int:
+    return cap if value == resource.RLIM_INFINITY else min(value, cap)
