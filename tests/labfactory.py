@@ -57,6 +57,9 @@ class StageSpec:
     after: tuple[str, ...] = ()
     gather: tuple[str, ...] = ()
     from_run: tuple[tuple[str, str], ...] = ()
+    #: inter-run inputs: ``store__base`` and ``metadata__<run>`` for each run named here
+    store_base: bool = False
+    metadata_of: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ("result.json",)
     script: str | None = None
     resources: Mapping[str, Any] = field(default_factory=lambda: {"cpus": 1})
@@ -179,6 +182,7 @@ def write_lab(
         manifest, jobs = _expand_run(run, state)
         run_hash = _base32_hash(f"run\0{run.name}\0{_canonical(manifest)}")
         manifest["hash"] = run_hash
+        state.run_hashes[run.name] = run_hash
         manifest_rel = f"revision/{run_hash}.json"
         _write_text(root / manifest_rel, json.dumps(manifest, indent=1) + "\n")
         for job_id, job in jobs.items():
@@ -307,6 +311,7 @@ class _State:
     stage_axes: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     by_combo: dict[tuple[str, str], dict[tuple[int, ...], str]] = field(default_factory=dict)
     scripts: dict[str, bytes] = field(default_factory=dict)
+    run_hashes: dict[str, str] = field(default_factory=dict)
 
 
 def _expand_run(run: RunSpec, state: _State) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
@@ -349,7 +354,15 @@ def _expand_run(run: RunSpec, state: _State) -> tuple[dict[str, Any], dict[str, 
             combo = dict(zip(names, values, strict=True))
             params = {p: run.parameters[p][combo[axis_of[p]]] for p in spec.params}
             inputs = _inputs(run, spec, combo, state)
-            job_id = _job_id(spec.name, script, params, inputs)
+            run_inputs = _run_inputs(spec)
+            job_id = _job_id(
+                spec.name,
+                script,
+                params,
+                inputs,
+                run_inputs=run_inputs,
+                run_hashes=state.run_hashes,
+            )
             state.combos[job_id] = combo
             index[values] = job_id
             ids.append(job_id)
@@ -358,6 +371,7 @@ def _expand_run(run: RunSpec, state: _State) -> tuple[dict[str, Any], dict[str, 
                 "stage_type": "simple",
                 "params": params,
                 "inputs": inputs,
+                **({"run_inputs": run_inputs} if run_inputs else {}),
                 "outputs": outputs,
                 "executables": {"main": {"path": f"jobs/{job_id}/bin/{spec.name}"}},
                 "parameters_file": f"jobs/{job_id}/parameters.json",
@@ -420,8 +434,33 @@ def _inputs(
     )
 
 
-def _job_id(stage: str, script: bytes, params: dict[str, Any], inputs: list[dict[str, Any]]) -> str:
-    upstream = ",".join(sorted(f"{i['name']}={i['job']}" for i in inputs))
+def _run_inputs(spec: StageSpec) -> list[dict[str, Any]]:
+    """The stage's inter-run inputs, as the Nix library writes them (sorted by name)."""
+    found: list[dict[str, Any]] = []
+    if spec.store_base:
+        found.append({"name": "store__base", "kind": "store_base"})
+    for run in spec.metadata_of:
+        found.append({"name": f"metadata__{run}", "kind": "run_metadata", "run": run})
+    return sorted(found, key=lambda i: str(i["name"]))
+
+
+def _job_id(
+    stage: str,
+    script: bytes,
+    params: dict[str, Any],
+    inputs: list[dict[str, Any]],
+    *,
+    run_inputs: Sequence[Mapping[str, Any]] = (),
+    run_hashes: Mapping[str, str] | None = None,
+) -> str:
+    lines = [f"{i['name']}={i['job']}" for i in inputs]
+    # as the contract says: run-input<TAB><name><TAB><upstream run hash> (run_metadata)
+    lines += [
+        f"run-input\t{i['name']}\t{(run_hashes or {}).get(i['run'], '')}"
+        for i in run_inputs
+        if i["kind"] == "run_metadata"
+    ]
+    upstream = ",".join(sorted(lines))
     text = f"repx-job/1\0{hashlib.sha256(script).hexdigest()}\0{_canonical(params)}\0{upstream}"
     return f"{_base32_hash(text)}-{stage}"
 

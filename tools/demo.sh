@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end, on the embedded example: set the machine up (tools/setup.sh,
-# idempotent), create an experiment from the `default` template, build its lab, run it and
-# show the results. A second invocation reuses everything and is fast.
+# idempotent), create an experiment from the `default` template (an Ising-model sweep in
+# Python), build its lab, run it, print the aggregate table and end with the plot's path.
+# A second invocation reuses everything and is fast.
 #
 #   tools/demo.sh [DIR]        (default: $REPX_DEMO_DIR or ~/repx-demo)
 set -euo pipefail
@@ -29,10 +30,10 @@ echo "==> repx run"
 echo "==> results"
 # Ask repx where the outputs of this lab's jobs are (ids change when the experiment does).
 output_of() { "$repx" list jobs --stage "$1" --output-paths --json | jq -r ".jobs[0].output_paths[\"$2\"]"; }
-report=$(output_of report report.md)
 summary=$(output_of aggregate summary.csv)
-cat "$report"
+plot=$(output_of plot plot.png)
+cat "$summary"
 echo
-echo "report:        $report"
 echo "summary table: $summary"
 echo "all outputs:   $demo/repx-runs/outputs   (repx status, repx list jobs --output-paths)"
+echo "plot:          $plot"

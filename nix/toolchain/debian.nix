@@ -105,7 +105,114 @@ let
   pyDebs = filter (d: py.debs.${d} ? site) (attrNames py.debs);
   pyAttr = deb: pyNames.${deb} or (builtins.substring 8 100 deb);
 
-  pythonPackages = lib.fix (self: listToAttrs (map (deb: {
+  # Pinned PyPI wheels (pywheels.py): newer than Debian's, they replace its packages of the
+  # same name (pydantic v2, typer, rich, networkx …). Absent when the assembler had none.
+  wheelTree = if trees ? pywheels then tree "pywheels" else null;
+  wheels = if wheelTree == null then { } else trees.pywheels.wheels;
+  wheelPackages = self: builtins.mapAttrs (name: w:
+    let deps = map (d: self.${d}) w.depends;
+    in mkTreePackage {
+      pname = name;
+      inherit (w) version;
+      description = "Python ${pythonVersion} package ${name} (PyPI wheel ${w.wheel})";
+      origin = "pypi:${name}==${w.version}";
+      script = ''
+        mkdir -p "$out/${sitePackages}"
+        for e in ${lib.escapeShellArgs w.site}; do
+          ln -s "${wheelTree}/site/${name}/$e" "$out/${sitePackages}/$e"
+        done
+      '';
+    } // {
+      pythonModule = python3;
+      propagatedBuildInputs = deps;
+      requiredPythonModules = deps;
+    }) wheels;
+
+  pythonPackages = lib.fix (self: debianPythonPackages self // wheelPackages self // {
+    inherit buildPythonPackage;
+  });
+
+  # nixpkgs' python3Packages.buildPythonPackage for pure-Python projects with a pyproject.toml:
+  # the wheel is built with the project's PEP 517 backend (from `build-system`, e.g. the
+  # toolchain's hatchling wheel), unpacked into lib/python3.11/site-packages, its console
+  # scripts written for an environment of `dependencies`. nixpkgs' other arguments
+  # (pythonRelaxDeps, doCheck, optional-dependencies, …) are accepted; tests are not run.
+  pyBuildBackend = ''
+    import importlib, os, sys, tomllib
+    src, dist = sys.argv[1:3]
+    os.chdir(src)
+    with open("pyproject.toml", "rb") as f:
+        cfg = tomllib.load(f).get("build-system", {})
+    sys.path[:0] = [os.path.join(src, p) for p in cfg.get("backend-path", [])]
+    module, _, attrs = cfg.get("build-backend", "setuptools.build_meta:__legacy__").partition(":")
+    backend = importlib.import_module(module)
+    for a in filter(None, attrs.split(".")):
+        backend = getattr(backend, a)
+    os.makedirs(dist, exist_ok=True)
+    print(backend.build_wheel(dist))
+  '';
+  pyInstallWheel = ''
+    import configparser, os, shutil, sys, zipfile
+    wheel, out, site, python = sys.argv[1:5]
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(site)
+    for data in [d for d in os.listdir(site) if d.endswith(".data")]:
+        for kind in os.listdir(os.path.join(site, data)):
+            where = {"purelib": site, "platlib": site, "scripts": os.path.join(out, "bin")}.get(kind, out)
+            shutil.copytree(os.path.join(site, data, kind), where, dirs_exist_ok=True)
+        shutil.rmtree(os.path.join(site, data))
+    info = [d for d in os.listdir(site) if d.endswith(".dist-info")]
+    points = configparser.ConfigParser(delimiters=("=",))
+    points.optionxform = str
+    for d in info:
+        points.read(os.path.join(site, d, "entry_points.txt"))
+    scripts = points["console_scripts"] if points.has_section("console_scripts") else {}
+    os.makedirs(os.path.join(out, "bin"), exist_ok=True)
+    for name, target in scripts.items():
+        module, _, attrs = target.strip().partition(":")
+        path = os.path.join(out, "bin", name)
+        with open(path, "w") as f:
+            f.write(f"#!{python}\nimport importlib, sys\nsys.path.insert(0, {site!r})\n"
+                    f"f = importlib.import_module({module!r})\n"
+                    f"for a in {attrs.split('.')!r}:\n    f = getattr(f, a) if a else f\n"
+                    "sys.exit(f())\n")
+        os.chmod(path, 0o555)
+  '';
+  buildPythonPackage = { pname, version, src, build-system ? [ ], dependencies ? [ ]
+    , propagatedBuildInputs ? [ ], pythonImportsCheck ? [ ], meta ? { }, passthru ? { }, ... }:
+    let
+      deps = dependencies ++ propagatedBuildInputs;
+      builder = python3.withPackages (_: build-system);
+      runtime = python3.withPackages (_: deps);
+      drv = mkPackage {
+        inherit pname version;
+        description = meta.description or "Python ${pythonVersion} package ${pname}";
+        mainProgram = meta.mainProgram or pname;
+        script = ''
+          export HOME=$PWD PYTHONHASHSEED=0 SOURCE_DATE_EPOCH=315532800
+          cp -r ${src} source
+          chmod -R u+w source
+          printf '%s' ${lib.escapeShellArg pyBuildBackend} > build.py
+          printf '%s' ${lib.escapeShellArg pyInstallWheel} > install.py
+          ${builder}/bin/python3 -B build.py "$PWD/source" "$PWD/dist"
+          site=$out/${sitePackages}
+          mkdir -p "$site"
+          for w in dist/*.whl; do ${builder}/bin/python3 -B install.py "$w" "$out" "$site" ${runtime}/bin/python3; done
+          ${python3}/bin/python3 -B -m compileall -q --invalidation-mode unchecked-hash "$site" > /dev/null
+          for m in ${lib.escapeShellArgs pythonImportsCheck}; do
+            PYTHONPATH=$site ${runtime}/bin/python3 -B -c "import $m"
+          done
+        '';
+      };
+    in
+    drv // passthru // {
+      pythonModule = python3;
+      propagatedBuildInputs = deps;
+      requiredPythonModules = deps;
+      meta = drv.meta // meta;
+    };
+
+  debianPythonPackages = self: listToAttrs (map (deb: {
     name = pyAttr deb;
     value =
       let
@@ -127,7 +234,7 @@ let
         propagatedBuildInputs = deps;
         requiredPythonModules = deps;
       };
-  }) pyDebs));
+  }) pyDebs);
 
   # every package with its dependencies, each once
   pyClosure = pkgs:
@@ -155,7 +262,10 @@ let
         printf 'home = %s\ninclude-system-site-packages = false\nversion = %s\n' "${py}/bin" "${pyVersion}" > "$out/pyvenv.cfg"
         for pkg in ${lib.escapeShellArgs (map toString all)}; do
           for e in "$pkg/${sitePackages}"/*; do
-            [ -e "$out/${sitePackages}/''${e##*/}" ] || ln -s "$(readlink "$e")" "$out/${sitePackages}/''${e##*/}"
+            # entries of the packages above are links into a tree; a package built into its
+            # own store path (pkgs.repx) holds real directories
+            t=$e; [ -L "$e" ] && t=$(readlink "$e")
+            [ -e "$out/${sitePackages}/''${e##*/}" ] || ln -s "$t" "$out/${sitePackages}/''${e##*/}"
           done
         done
       '';

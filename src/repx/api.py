@@ -266,6 +266,23 @@ class Job:
         return self._view.lab.jobs[self.id].stage
 
     @property
+    def pname(self) -> str:
+        """The stage's ``pname`` (the stage name when the lab does not record one)."""
+        stage = self._view.lab.runs[self.run].stages.get(self.stage)
+        return stage.pname if stage is not None else self.stage
+
+    @property
+    def version(self) -> str:
+        """The stage's ``version`` (empty when the lab does not record one)."""
+        stage = self._view.lab.runs[self.run].stages.get(self.stage)
+        return stage.version if stage is not None else ""
+
+    @property
+    def stage_type(self) -> str:
+        """``simple`` (or the stage type the lab records)."""
+        return self._view.lab.jobs[self.id].stage_type
+
+    @property
     def run(self) -> str:
         """The (first) run the job belongs to."""
         return self._view.run_of(self.id)

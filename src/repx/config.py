@@ -25,15 +25,25 @@
 
 A missing file is an empty configuration: everything then comes from the command line
 and the built-in defaults (:data:`DEFAULT_BASE`).
+
+RepX's ``config.toml`` is read too (:func:`_from_repx` names the keys and what they become):
+``submission_target``, a top-level ``default_scheduler``, and per target ``base_path``,
+``default_scheduler``, ``default_execution_type``, ``[targets.NAME.local|slurm]`` with
+``execution_types`` and ``local_concurrency``, ``artifact_store = "shared"``,
+``mount_host_paths``, ``mount_paths``; ``theme`` and ``[logging]`` (RepX's TUI and log
+files) are accepted and have no effect. What repx cannot do yet (``address``: SSH targets;
+``node_local_path``, ``artifact_store = "node-local"``; the podman and docker execution
+types) is one error naming the file and the key.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Final, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -71,6 +81,21 @@ class SchedulerKind(StrEnum):
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+#: RepX's execution types repx does not have yet (docs/running.md, "Coming from RepX").
+UNSUPPORTED_EXECUTION_TYPES: Final = ("podman", "docker")
+#: Why RepX's keys that repx cannot honour yet are refused, by key.
+_UNSUPPORTED_KEYS: Final = {
+    "address": "SSH targets are not supported yet (issue 13): run repx on that machine,"
+    " or remove the key",
+    "node_local_path": "node-local lab copies are not supported yet: the lab is read where"
+    " it is (a shared file system for SLURM); remove the key",
+}
+
+
+#: Keys of RepX's per-scheduler tables ``[targets.NAME.local]`` and ``.slurm``.
+_SCHEDULER_TABLE_KEYS: Final = ("execution_types", "local_concurrency")
 
 
 class SlurmOptions(_Model):
@@ -133,9 +158,17 @@ def config_dir() -> Path:
 _M = TypeVar("_M", bound=BaseModel)
 
 
-def read_toml_model(file: Path, model: type[_M], *, required: bool, kind: str) -> _M:
+def read_toml_model(
+    file: Path,
+    model: type[_M],
+    *,
+    required: bool,
+    kind: str,
+    prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> _M:
     """Read a TOML file into ``model``; a missing file gives the model's defaults unless
-    ``required``. Every problem is a one-line :class:`UsageError` naming the file and key."""
+    ``required``. ``prepare`` may rewrite the data first (raising :class:`UsageError`).
+    Every problem is a one-line :class:`UsageError` naming the file and key."""
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -146,6 +179,8 @@ def read_toml_model(file: Path, model: type[_M], *, required: bool, kind: str) -
         raise UsageError(f"{file}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{file}: invalid TOML: {exc}") from None
+    if prepare is not None:
+        data = prepare(data)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -154,10 +189,124 @@ def read_toml_model(file: Path, model: type[_M], *, required: bool, kind: str) -
         raise UsageError(f"{file}: {where}: {first['msg']}") from None
 
 
+def _from_repx(file: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """RepX's ``config.toml`` keys -> ours (a file in our own form passes unchanged)."""
+    data = dict(data)
+    data.pop("theme", None)  # RepX's TUI colours
+    data.pop("logging", None)  # RepX's log-file rotation: repx writes no session logs
+    _rename(file, data, "submission_target", "default_target", "")
+    scheduler = data.pop("default_scheduler", None)
+    targets = data.get("targets")
+    if isinstance(targets, Mapping):
+        data["targets"] = {
+            name: _target_from_repx(file, f"targets.{name}.", dict(t), scheduler)
+            if isinstance(t, Mapping)
+            else t
+            for name, t in targets.items()
+        }
+    return data
+
+
+def _target_from_repx(
+    file: Path, where: str, target: dict[str, Any], scheduler: object
+) -> dict[str, Any]:
+    for key, why in _UNSUPPORTED_KEYS.items():
+        if key in target:
+            raise UsageError(f"{file}: {where}{key}: {why}")
+    store = target.pop("artifact_store", "shared")
+    if store != "shared":
+        raise UsageError(
+            f"{file}: {where}artifact_store: '{store}' is not supported yet"
+            " (only 'shared': the lab is read where it is); remove the key"
+        )
+    for key in ("default_execution_type", "runtime"):
+        if target.get(key) in UNSUPPORTED_EXECUTION_TYPES:
+            raise UsageError(
+                f"{file}: {where}{key}: the {target[key]} execution type is not supported"
+                " yet (execution types: bwrap, native)"
+            )
+    _rename(file, target, "base_path", "base", where)
+    _rename(file, target, "default_scheduler", "scheduler", where)
+    _rename(file, target, "default_execution_type", "runtime", where)
+    if "scheduler" not in target and scheduler is not None:
+        target["scheduler"] = scheduler  # RepX's top-level default_scheduler
+    local = target.pop("local", None)
+    slurm = target.get("slurm")
+    for table, name in ((local, "local"), (slurm, "slurm")):
+        if table is not None and not isinstance(table, Mapping):
+            raise UsageError(f"{file}: {where}{name}: expected a table")
+    # RepX's [targets.NAME.slurm] holds execution_types and local_concurrency; ours holds
+    # the SLURM options (partition, ...): both may be there
+    repx_slurm: dict[str, Any] = {}
+    if slurm is not None:
+        slurm = dict(slurm)
+        repx_slurm = {k: slurm.pop(k) for k in _SCHEDULER_TABLE_KEYS if k in slurm}
+        target["slurm"] = slurm
+    # the table of the target's scheduler applies (RepX: the local one for local runs)
+    if target.get("scheduler") == SchedulerKind.SLURM:
+        _apply_scheduler_table(file, f"{where}slurm.", target, repx_slurm)
+    else:
+        _apply_scheduler_table(file, f"{where}local.", target, dict(local or {}))
+    return target
+
+
+def _apply_scheduler_table(
+    file: Path, where: str, target: dict[str, Any], table: Mapping[str, Any]
+) -> None:
+    """``execution_types`` and ``local_concurrency`` of the target's scheduler table."""
+    unknown = sorted(set(table) - set(_SCHEDULER_TABLE_KEYS))
+    if unknown:
+        raise UsageError(f"{file}: {where}{unknown[0]}: not a key of this table")
+    concurrency = table.get("local_concurrency")
+    if concurrency is not None and "concurrency" not in target:
+        target["concurrency"] = concurrency
+    types_ = table.get("execution_types")
+    if types_ is None:
+        return
+    if not isinstance(types_, list) or not all(isinstance(t, str) for t in types_):
+        raise UsageError(f"{file}: {where}execution_types: expected a list of names")
+    supported = [t for t in types_ if t in tuple(RuntimeKind)]
+    unknown = [t for t in types_ if t not in supported and t not in UNSUPPORTED_EXECUTION_TYPES]
+    if unknown:
+        raise UsageError(
+            f"{file}: {where}execution_types: unknown execution type '{unknown[0]}'"
+            " (bwrap, native, podman, docker)"
+        )
+    chosen = target.get("runtime")
+    if chosen is not None and chosen not in types_:
+        raise UsageError(
+            f"{file}: {where}execution_types: does not list the target's"
+            f" default_execution_type '{chosen}'"
+        )
+    if chosen is None:
+        if not supported:
+            raise UsageError(
+                f"{file}: {where}execution_types: {', '.join(types_) or 'an empty list'}:"
+                " not supported yet (execution types: bwrap, native)"
+            )
+        target["runtime"] = supported[0]  # RepX takes the first type listed
+
+
+def _rename(file: Path, table: dict[str, Any], repx_key: str, key: str, where: str) -> None:
+    if repx_key not in table:
+        return
+    if key in table and table[key] != table[repx_key]:
+        raise UsageError(
+            f"{file}: {where}{repx_key}: and {key} differ (the same setting; keep one)"
+        )
+    table[key] = table.pop(repx_key)
+
+
 def load_config(path: Path | None = None) -> Config:
     """Read the configuration file (default: :func:`config_dir`/config.toml)."""
     file = path if path is not None else config_dir() / CONFIG_FILE
-    config = read_toml_model(file, Config, required=path is not None, kind="configuration file")
+    config = read_toml_model(
+        file,
+        Config,
+        required=path is not None,
+        kind="configuration file",
+        prepare=lambda data: _from_repx(file, data),
+    )
     if config.default_target is not None and config.default_target not in config.targets:
         raise UsageError(
             f"{file}: default_target: no target '{config.default_target}'"

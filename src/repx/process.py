@@ -243,6 +243,26 @@ def spawn(
     return Child(popen.pid, pidfd, popen)
 
 
+def interactive(argv: Sequence[str], *, env: dict[str, str], cwd: str) -> int:
+    """Run a program in the foreground on this terminal (``repx debug-run``'s shell) with
+    exactly ``env``; return its exit status.
+
+    The program shares the terminal's process group, so Ctrl-C reaches it; this process
+    ignores SIGINT until it has exited (as a shell does for its foreground job).
+    """
+    args = _argv(argv)
+    logger.debug("running interactively: %s", shlex.join(args))
+    try:
+        popen = subprocess.Popen(args, env=env, cwd=cwd)  # noqa: S603 (an argv list)
+    except FileNotFoundError as exc:
+        raise _not_found(args, exc) from None
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return popen.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def has_exited(child: Child) -> bool:
     """True when the child has exited (a child not reaped yet stays reapable)."""
     if child.reaped:

@@ -1,5 +1,5 @@
 {
-  description = "my-experiment: a repx experiment";
+  description = "my-experiment: a repx experiment (Ising model sweep, pandas aggregate, matplotlib plot)";
 
   inputs = {
     # "nixpkgs" and "repx" are resolved through the flake registry. On a machine set up with

@@ -3,7 +3,7 @@
 Labs are the experiment flakes of ``tests/assets/labs/`` (and the ``default`` template),
 built by real ``nix build``. The flake inputs resolve like a user's: ``nixpkgs`` and
 ``repx`` through the flake registry. ``repx`` is always overridden with a copy of this
-checkout's flake (``flake.nix``, ``nix/``, ``templates/``: a ``path:`` on the repository
+checkout's flake (``flake.nix``, ``nix/``, ``templates/``, ``src/``: a ``path:`` on the repository
 root would copy the virtualenv into the store); ``$REPX_TEST_NIXPKGS`` (a flake reference)
 overrides ``nixpkgs`` when the registry has no usable one.
 """
@@ -51,9 +51,12 @@ def _repx_flake() -> Path:
     copy = session_dir() / "repx-flake"
     if not copy.exists():
         copy.mkdir()
-        shutil.copy2(REPO / "flake.nix", copy / "flake.nix")
-        for sub in ("nix", "templates"):
-            shutil.copytree(REPO / sub, copy / sub, symlinks=True)
+        for name in ("flake.nix", "pyproject.toml", "README.md"):
+            shutil.copy2(REPO / name, copy / name)
+        # src/: the flake's packages.default and overlay (pkgs.repx) are built from it
+        junk = shutil.ignore_patterns("__pycache__", "*.egg-info")
+        for sub in ("nix", "templates", "src"):
+            shutil.copytree(REPO / sub, copy / sub, symlinks=True, ignore=junk)
     return copy
 
 

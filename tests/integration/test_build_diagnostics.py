@@ -55,3 +55,35 @@ def test_a_missing_file_and_errors_in_a_stage_name_the_experiments_own_paths(exp
     done = _build(experiment)
     assert done.returncode == 1
     assert "at nix/stages/plot.nix:1:" in done.stderr and "-source/" not in done.stderr
+
+
+def test_run_warns_about_a_stale_result_and_build_rebuilds_it(tmp_path):
+    require_nix()
+    exp = tmp_path / "exp"
+    shutil.copytree(ASSETS / "sweep", exp)
+    subprocess.run(["git", "init", "-q"], cwd=exp, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=exp, check=True)
+    # pin the library to this checkout's copy: `run --build` passes no --override-input
+    lock = ["nix", "flake", "lock", "--override-input", "repx", f"path:{_repx_flake()}"]
+    subprocess.run(lock, cwd=exp, check=True, capture_output=True)
+    subprocess.run(["git", "add", "-A"], cwd=exp, check=True)
+
+    def repx(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = repx_argv(*args, "--base", str(tmp_path / "base"))
+        return subprocess.run(
+            argv, cwd=exp, env=dict(os.environ), capture_output=True, text=True, check=False
+        )
+
+    first = repx("run", "--build")
+    assert first.returncode == 0, first.stderr
+    assert "built lab " in first.stderr and (exp / "result").is_symlink()
+    stage = exp / "nix" / "stages" / "simulate.nix"
+    earlier = (exp / "result").lstat().st_mtime - 5  # whatever the file system's granularity
+    os.utime(exp / "result", (earlier, earlier), follow_symlinks=False)
+    stage.write_text(stage.read_text().replace("print c + 0", "print c + 0 # edited"))
+    stale = repx("run")
+    assert stale.returncode == 0, stale.stderr
+    assert "warning: nix/stages/simulate.nix changed after result was built" in stale.stderr
+    rebuilt = repx("run", "--build")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "changed after" not in rebuilt.stderr and "built lab " in rebuilt.stderr

@@ -1,7 +1,7 @@
 """Inspection commands and the Python API on real labs built by ``repx build`` (real nix).
 
 Labs: both templates (``built_lab``) and a sweep (the default template with 20 seeds x 3
-sample sizes: 60 simulate jobs, one aggregate, one report). Expected values are computed
+temperatures: 60 simulate jobs, one aggregate, one plot). Expected values are computed
 from the lab's JSON files directly, not through repx's models.
 """
 
@@ -69,14 +69,14 @@ def tsv(text: str) -> list[list[str]]:
 def sweep_lab(
     tmp_path_factory: pytest.TempPathFactory, repx_cli: RepxCli, repx_flake_copy: Path
 ) -> BuiltLab:
-    """The default template swept over 20 seeds and 3 sample sizes, built once."""
+    """The default template swept over 20 seeds and 3 temperatures, built once."""
     experiment = tmp_path_factory.mktemp("sweep") / "exp"
     repx_cli.ok("init", str(experiment), "--template", "default")
     run_file = experiment / "nix/runs/simulation.nix"
     text = run_file.read_text()
-    text = text.replace("seed = [ 1 2 3 ];", "seed = builtins.genList (i: i + 1) 20;")
-    text = text.replace("samples = [ 1000 20000 ];", "samples = [ 100 1000 5000 ];")
-    assert "genList" in text and "5000" in text, "the template's run file changed"
+    text = text.replace("seed = [ 1 2 ];", "seed = builtins.genList (i: i + 1) 20;")
+    text = text.replace("temperature = [ 1.5 2.0 2.3 3.0 ];", "temperature = [ 1.5 2.25 3.5 ];")
+    assert "genList" in text and "3.5" in text, "the template's run file changed"
     run_file.write_text(text)
     stdout = repx_cli.ok("build", "--json", *repx_cli.override_args, cwd=experiment)
     return BuiltLab("sweep", experiment, experiment / "result", json.loads(stdout), repx_cli.env)
@@ -141,15 +141,12 @@ def test_list_jobs_table_and_json(real_lab, repx_cli):
 
 def test_sweep_filters(sweep_lab, repx_cli):
     raw = RawLab(sweep_lab.result)
-    rows = tsv(
-        repx_cli.ok(
-            "list", "jobs", "simulation", "-p", "seed=7", "-p", "samples", cwd=sweep_lab.experiment
-        )
-    )
+    args = ["list", "jobs", "simulation", "-p", "seed=7", "-p", "temperature"]
+    rows = tsv(repx_cli.ok(*args, cwd=sweep_lab.experiment))
     assert [r[2:] for r in rows[1:]] == [
-        ["simulate", "7", "100"],
-        ["simulate", "7", "1000"],
-        ["simulate", "7", "5000"],
+        ["simulate", "7", "1.5"],
+        ["simulate", "7", "2.25"],
+        ["simulate", "7", "3.5"],
     ]
     rows = tsv(repx_cli.ok("list", "jobs", "--stage", "simulate", cwd=sweep_lab.experiment))
     assert len(rows) == 61
@@ -162,7 +159,7 @@ def test_sweep_filters(sweep_lab, repx_cli):
         repx_cli.ok("trace-params", aggregate[:8], "--json", cwd=sweep_lab.experiment)
     )
     assert data["multi_valued"]["seed"] == list(range(1, 21))
-    assert data["multi_valued"]["samples"] == [100, 1000, 5000]
+    assert data["multi_valued"]["temperature"] == [1.5, 2.25, 3.5]
     seed_7 = next(p for p in data["params"] if p["name"] == "seed" and p["value"] == 7)
     assert len(seed_7["sources"]) == 3 and {s["depth"] for s in seed_7["sources"]} == {1}
 
@@ -298,9 +295,9 @@ def test_bad_input_is_one_line_and_exit_2(built_lab, repx_cli, tmp_path):
     raw = RawLab(lab.result)
     cases = [
         (["show", "job", "zzzz"], "error: unknown job 'zzzz'"),
-        (["list", "jobs", "nope"], "error: unknown run 'nope' (runs: simulation, report)"),
+        (["list", "jobs", "nope"], "error: unknown run or job 'nope' (runs: simulation, analysis;"),
         (["list", "jobs", "-p", "sed"], "error: unknown parameter 'sed'"),
-        (["list", "jobs", "--stage", "simulat"], "error: unknown stage 'simulat'"),
+        (["list", "jobs", "--stage", "xyz"], "error: no stage contains 'xyz'"),
         (["show", "run", "x"], "error: unknown run 'x'"),
     ]
     for args, start in cases:
@@ -310,11 +307,14 @@ def test_bad_input_is_one_line_and_exit_2(built_lab, repx_cli, tmp_path):
         assert "Traceback" not in proc.stderr
     firsts = Counter(job[0] for job in raw.jobs)
     prefix, count = firsts.most_common(1)[0]
-    if count > 1:  # 8 ids: two usually share a first character
+    if count > 1:  # 10 ids: two usually share a first character
         proc = repx_cli.run("show", "job", prefix, cwd=lab.experiment)
         assert proc.returncode == 2 and "is ambiguous" in proc.stderr
-        listed = [line.split()[0] for line in proc.stderr.splitlines()[1:]]
-        assert listed == sorted(j for j in raw.jobs if j.startswith(prefix))
+        assert proc.stderr.count("\n") == 1  # one line naming the candidates
+        listed = proc.stderr.split(" jobs: ", 1)[1].split(", ")
+        expected = sorted(j for j in raw.jobs if j.startswith(prefix))
+        assert len(listed) == len(expected)
+        assert all(j.startswith(c.split("-")[0]) for c, j in zip(listed, expected, strict=True))
     proc = repx_cli.run("list", "jobs", "--lab", str(tmp_path))
     assert (proc.returncode, proc.stderr) == (
         2,
@@ -365,10 +365,54 @@ def test_statuses_and_results_after_repx_run(built_lab, repx_cli, tmp_path):
     simulate_jobs = sum(1 for job in raw.jobs.values() if job["stage"] == "simulate")
     assert result == {
         "rows": simulate_jobs,
-        "cols": ["seed", "samples", "estimate", "abs_error"],
+        "cols": [
+            "temperature",
+            "seed",
+            "size",
+            "sweeps",
+            "magnetisation",
+            "susceptibility",
+            "energy",
+            "specific_heat",
+        ],
         "status": ["succeeded"],
-        "seeds": [1, 2, 3],
+        "seeds": [1, 2],
     }
+
+
+def test_repx_cli_forms_on_a_real_lab(built_lab, repx_cli, tmp_path):
+    """What RepX users type: global -l, list alone, <short>-<stage> everywhere, show output,
+    run --force, debug-run, on a lab built by real nix and run in the real sandbox."""
+    lab = built_lab("default")
+    raw = RawLab(lab.result)
+    base = tmp_path / "runs"
+    glob = ["-l", str(lab.result)]
+    assert repx_cli.ok(*glob, "list", "--base", str(base)) == repx_cli.ok(
+        "list", "runs", "--lab", str(lab.result), "--base", str(base)
+    )
+    rows = tsv(repx_cli.ok(*glob, "list", "jobs", "-s", "agg", "--base", str(base)))
+    [(short, stage)] = [(r[0], r[2]) for r in rows[1:]]
+    aggregate = next(j for j in raw.jobs if j.startswith(short))
+    pasted = f"{short}-{stage}"
+    proc = repx_cli.run(*glob, "run", pasted, "--base", str(base))
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        repx_cli.ok(*glob, "show", "output", pasted, "summary.csv", "--base", str(base))
+        == (base / "outputs" / aggregate / "out/summary.csv").read_text()
+    )
+    assert (
+        repx_cli.ok(*glob, "log", pasted, "--base", str(base))
+        == (base / "outputs" / aggregate / "repx/stdout.log").read_text()
+    )
+    before = (base / "outputs" / aggregate / "out/summary.csv").read_bytes()
+    proc = repx_cli.run(*glob, "run", "--force", pasted, "--base", str(base), "--json")
+    assert proc.returncode == 0, proc.stderr
+    started = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [e["job"] for e in started if e["event"] == "started"] == [aggregate]
+    assert (base / "outputs" / aggregate / "out/summary.csv").read_bytes() == before
+    script = 'cat "$inputs" >/dev/null && "$REPX_JOB_EXECUTABLE" "$@" && cat "$out/summary.csv"'
+    shown = repx_cli.ok(*glob, "debug-run", pasted, "-c", script, "--base", str(base))
+    assert shown.encode() == before
 
 
 def test_python_api_on_real_labs(real_lab):

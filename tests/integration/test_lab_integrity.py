@@ -144,7 +144,7 @@ def dotdot_job_id(lab: Path) -> str:
 
 def duplicate_job_id(lab: Path) -> str:
     job_id, job = _first_job(lab)
-    other = _first_job(lab, "report")[0]
+    other = _first_job(lab, "plot")[0]
     changed = {**job, "params": {**job["params"], "seed": 666}}
     _edit_manifest(lab, other, lambda jobs: jobs.update({job_id: changed}))
     return f"jobs.{job_id}: differs from the job of the same id in"

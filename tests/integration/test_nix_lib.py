@@ -243,7 +243,7 @@ def minimal_experiment(
 
 BAD_INPUTS = {
     "unknown stage attribute": (
-        {"stage_text": '{ pkgs }: { pname = "s"; outputs = { }; run = "true"; colour = "red"; }'},
+        {"stage_text": '{ pkgs }: { pname = "s"; outputs = { }; run = _: "true"; colour = "red"; }'},
         ["s.nix (stage s)", "unknown attribute(s) 'colour'"],
     ),
     "non-list parameter": (
@@ -303,11 +303,11 @@ BAD_INPUTS = {
         ["s.nix (stage s)", "output(s) 'x'"],
     ),
     "invalid memory hint": (
-        {"stage_text": '{ pkgs }: { pname = "s"; resources = { mem = "lots"; }; run = "true"; }'},
+        {"stage_text": '{ pkgs }: { pname = "s"; resources = { mem = "lots"; }; run = _: "true"; }'},
         ["s.nix (stage s)", "resources.mem: invalid value"],
     ),
     "pname with a space": (
-        {"stage_text": '{ pkgs }: { pname = "my stage"; run = "true"; }'},
+        {"stage_text": '{ pkgs }: { pname = "my stage"; run = _: "true"; }'},
         ["s.nix", "pname 'my stage' must be a plain word"],
     ),
     "duplicate run names": (
@@ -412,14 +412,14 @@ def test_default_template_builds_against_the_nixpkgs_standin(
     )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
-    assert summary["total_jobs"] == lab.summary["total_jobs"] == 8
+    assert summary["total_jobs"] == lab.summary["total_jobs"] == 10
     # Different package set, so different scripts and job ids; same experiment structure.
     assert summary["lab_id"] != lab.summary["lab_id"]
     standin_lab = lab.experiment / "result-standin"
     for part in ("lab/lab-metadata.json", "revision/metadata.json", "readme/README.md"):
         assert (standin_lab / part).is_file()
     scripts = list((standin_lab / "jobs").glob("*/bin/*"))
-    assert len(scripts) == 8
+    assert len(scripts) == 10
 
 
 @pytest.mark.slow

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -21,39 +20,47 @@ pytestmark = [
 ]
 
 
+def _plot_line(stdout: str) -> Path:
+    """The demo ends by printing where the plot is."""
+    last = stdout.splitlines()[-1]
+    assert last.startswith("plot:"), stdout[-3000:]
+    return Path(last.split()[-1])
+
+
 def test_demo_runs_the_example_and_shows_the_results(tmp_path: Path) -> None:
     demo = tmp_path / "demo"
     first = subprocess.run(
         [str(REPO / "tools/demo.sh"), str(demo)], capture_output=True, text=True, check=False
     )
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    assert "# Estimating pi" in first.stdout
-    report = (
-        demo
-        / next(
-            line.split()[-1] for line in first.stdout.splitlines() if line.startswith("report:")
-        ).split(str(demo) + "/")[-1]
-    )
-    assert report.is_file() and "| 20000 | 3 |" in report.read_text()
-    assert "8 succeeded" in first.stdout + first.stderr
+    assert "10 succeeded" in first.stdout + first.stderr
+    # the aggregate table: a header and one row per simulation (2 seeds x 4 temperatures)
+    header = "temperature,seed,size,sweeps,magnetisation,susceptibility,energy,specific_heat"
+    table = first.stdout.split(header + "\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert len(table) == 8 and table[0].startswith("1.5,1,32,1000,")
+    plot = _plot_line(first.stdout)
+    assert plot.is_absolute() and plot.is_relative_to(demo / "repx-runs" / "outputs")
+    assert plot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
     # Idempotent: the second invocation reuses the experiment and every output.
     second = subprocess.run(
         [str(REPO / "tools/demo.sh"), str(demo)], capture_output=True, text=True, check=False
     )
     assert second.returncode == 0, second.stderr[-3000:]
-    assert "8 already done" in second.stdout + second.stderr
-    assert report.read_text() in second.stdout
+    assert "10 already done" in second.stdout + second.stderr
+    assert "\n".join(table) in second.stdout
+    assert _plot_line(second.stdout) == plot
 
-    # After an edit that changes job ids, the old outputs stay and the new report is shown.
-    runs = demo / "nix/runs/report.nix"
-    runs.write_text(runs.read_text().replace("digits = [ 4 ]", "digits = [ 2 ]"))
+    # After an edit that changes job ids, the old outputs stay and the new plot is shown.
+    runs = demo / "nix/runs/analysis.nix"
+    runs.write_text(runs.read_text().replace("burn_in = [ 200 ]", "burn_in = [ 500 ]"))
     third = subprocess.run(
         [str(REPO / "tools/demo.sh"), str(demo)], capture_output=True, text=True, check=False
     )
     assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
-    # the new report rounds to 2 digits: "| 20000 | 3 | 3.14 | 0.01 |" (mean, spread of 3 seeds)
-    row = re.search(r"\| 20000 \| 3 \| (\d\.\d\d) \| (\d\.\d\d) \|", third.stdout)
-    assert row is not None, third.stdout[-3000:]
-    assert 3.0 < float(row.group(1)) < 3.3  # an estimate of pi from 20,000 samples
-    assert len(list((demo / "repx-runs/outputs").glob("*-report"))) == 2
+    # the simulations are reused; only the aggregate and the plot run again
+    assert "2 succeeded, 8 already done" in third.stdout + third.stderr
+    new_plot = _plot_line(third.stdout)
+    assert new_plot != plot and new_plot.read_bytes().startswith(b"\x89PNG")
+    assert plot.is_file()
+    assert len(list((demo / "repx-runs/outputs").glob("*-plot"))) == 2

@@ -108,15 +108,15 @@ def test_example_lab_on_slurm_is_byte_identical_to_local(slurm_cluster, tmp_path
     assert result.returncode == 0, result.stderr
     events = result.events()
     submitted = [e for e in events if e["event"] == "submitted"]
-    # 6 simulate jobs in one array, then aggregate, then report: three sbatch calls
+    # 8 simulate jobs in one array, then aggregate, then plot: three sbatch calls
     assert [(e["stage"], e["jobs"], e["array"]) for e in submitted] == [
-        ("simulate", 6, "0-5"),
+        ("simulate", 8, "0-7"),
         ("aggregate", 1, None),
-        ("report", 1, None),
+        ("plot", 1, None),
     ]
     assert submitted[1]["dependency"] == f"afterok:{submitted[0]['slurm_id']}"
     summary = events[-1]
-    assert summary["succeeded"] == 8 and summary["slurm_ids"] == [e["slurm_id"] for e in submitted]
+    assert summary["succeeded"] == 10 and summary["slurm_ids"] == [e["slurm_id"] for e in submitted]
     jobs = sorted(lab_jobs(lab))
     assert outputs_digest(base, jobs) == outputs_digest(tmp_path / "local", jobs)
     results = [
@@ -129,7 +129,7 @@ def test_example_lab_on_slurm_is_byte_identical_to_local(slurm_cluster, tmp_path
     again = repx("run", "--lab", lab, "--json", env=env)
     assert again.returncode == 0, again.stderr
     assert not [e for e in again.events() if e["event"] == "submitted"]
-    assert again.events()[-1]["cached"] == 8
+    assert again.events()[-1]["cached"] == 10
 
 
 # -- failures ---------------------------------------------------------------------------------

@@ -95,7 +95,7 @@ def test_assemble_layout_and_idempotence(toolchain: Path) -> None:
     assert manifest["shellcheck"]["kind"] == "static"
     assert manifest["shfmt"]["kind"] == "static"  # Debian's is a static Go binary
     assert "awk" in manifest["busybox"]["applets"]
-    assert set(manifest["trees"]) == {"glibc", "gnu", "python3", "gnuplot", "gcc"}
+    assert set(manifest["trees"]) == {"glibc", "gnu", "python3", "gnuplot", "gcc", "pywheels"}
     for name, tree in manifest["trees"].items():
         refs = run("nix-store", "-q", "--references", tree["path"]).stdout.split()
         assert refs == [], f"{tree['path']} must be self-contained"

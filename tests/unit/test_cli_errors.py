@@ -153,10 +153,10 @@ def test_entry_point_plain_help_without_arguments():
     """Without rich, typer's no-arguments help is text: shown as is, not as an error line."""
     env = {**os.environ, "NO_COLOR": "1", "TYPER_USE_RICH": "0"}
     proc = subprocess.run(
-        [str(REPX_BIN), "list"], capture_output=True, text=True, env=env, check=False
+        [str(REPX_BIN), "show"], capture_output=True, text=True, env=env, check=False
     )
     assert proc.returncode == 2
-    assert proc.stderr.startswith("Usage: repx list")
+    assert proc.stderr.startswith("Usage: repx show")
     assert "error:" not in proc.stderr
 
 

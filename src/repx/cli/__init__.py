@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -20,16 +21,18 @@ from typer.core import TyperGroup
 from repx import __version__
 from repx.cli import build as build_cmd
 from repx.cli import cancel as cancel_cmd
+from repx.cli import complete, list_cmd, show, trace, verify, viz
+from repx.cli import debug_run as debug_cmd
 from repx.cli import diff as diff_cmd
 from repx.cli import export as export_cmd
 from repx.cli import gc as gc_cmd
 from repx.cli import init as init_cmd
-from repx.cli import list_cmd, show, trace, verify, viz
 from repx.cli import log as log_cmd
 from repx.cli import report as report_cmd
 from repx.cli import run as run_cmd
 from repx.cli import schema as schema_cmd
 from repx.cli import status as status_cmd
+from repx.cli.options import option_defaults
 from repx.errors import RepxError
 
 #: Set to 1 to let unexpected exceptions show their traceback.
@@ -49,6 +52,7 @@ class _RepxGroup(TyperGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
+        complete.enable_if_asked()
         code = _invoke(super().main, args, prog_name or "repx", complete_var, extra)
         if standalone_mode:
             sys.exit(code)
@@ -128,15 +132,48 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root(
+def _root(  # noqa: PLR0917 (typer maps parameters to CLI options)
+    ctx: typer.Context,
     version: Annotated[
         bool,
         typer.Option(
             "--version", help="Print the version and exit.", callback=_show_version, is_eager=True
         ),
     ] = False,
+    lab: Annotated[
+        Path | None,
+        typer.Option(
+            "--lab", "-l", help="The lab of every command (default: ./result).", show_default=False
+        ),
+    ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target", help="Target of config.toml for every command.", show_default=False
+        ),
+    ] = None,
+    scheduler: run_cmd.SchedulerOption = None,
+    resources: Annotated[
+        Path | None,
+        typer.Option("--resources", help="resources.toml for `run`.", show_default=False),
+    ] = None,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="Debug messages.", show_default=False)
+    ] = 0,
 ) -> None:
     """Build, inspect and run reproducible experiments defined with Nix."""
+    # RepX's global options, given before the command: they become the defaults of the
+    # command's own options of the same name (given after the command, those still win).
+    chosen = {
+        "lab": lab,
+        "target": target,
+        "scheduler": scheduler,
+        "resources": resources,
+        "verbose": True if verbose else None,
+    }
+    given = {name: value for name, value in chosen.items() if value is not None}
+    if given:
+        ctx.default_map = option_defaults(ctx.command, given)
 
 
 app.command("init")(init_cmd.init)
@@ -155,6 +192,8 @@ app.command("export")(export_cmd.export)
 app.command("diff")(diff_cmd.diff)
 app.command("report")(report_cmd.report)
 app.add_typer(gc_cmd.app, name="gc")
+app.command("debug-run")(debug_cmd.debug_run)
+app.command("completions")(complete.completions)
 
 
 def main() -> int:

@@ -12,6 +12,7 @@ from repx.errors import UsageError
 
 if TYPE_CHECKING:
     from repx.lab.summary import LabSummary
+    from repx.services.build import BuildOptions
 
 
 def build(  # noqa: PLR0917 (typer maps parameters to CLI options)
@@ -44,7 +45,7 @@ def build(  # noqa: PLR0917 (typer maps parameters to CLI options)
     ] = False,
 ) -> None:
     """Build the lab of an experiment flake, check it, and summarise it."""
-    from repx.services.build import BuildOptions, build_lab  # noqa: PLC0415
+    from repx.services.build import BuildOptions  # noqa: PLC0415
 
     output.setup_logging(verbose)
     options = BuildOptions(
@@ -55,20 +56,26 @@ def build(  # noqa: PLR0917 (typer maps parameters to CLI options)
         check_integrity=not no_integrity,
         show_trace=show_trace,
     )
-    if output.stderr_is_terminal():
-        console = output.err_console()
-        with console.status("evaluating", spinner="dots") as status:
-            summary = build_lab(
-                options,
-                on_status=lambda s: status.update(s.describe()),
-                on_log_line=lambda line: console.print(line, markup=False, highlight=False),
-            )
-    else:
-        summary = build_lab(options, on_log_line=output.message)
+    summary = build_with_progress(options)
     if json_output:
         output.print_json(summary)
     else:
         _print_summary(summary)
+
+
+def build_with_progress(options: BuildOptions) -> LabSummary:
+    """Build with a spinner on a terminal, nix's log lines on stderr otherwise."""
+    from repx.services.build import build_lab  # noqa: PLC0415
+
+    if output.stderr_is_terminal():
+        console = output.err_console()
+        with console.status("evaluating", spinner="dots") as status:
+            return build_lab(
+                options,
+                on_status=lambda s: status.update(s.describe()),
+                on_log_line=lambda line: console.print(line, markup=False, highlight=False),
+            )
+    return build_lab(options, on_log_line=output.message)
 
 
 def _parse_overrides(items: list[str]) -> dict[str, str]:

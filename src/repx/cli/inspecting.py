@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Final, Literal
 
 import typer
 
-from repx.cli import output
+from repx.cli import complete, output
 from repx.cli.options import parse_base
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 LabOption = Annotated[
     Path,
-    typer.Option("--lab", help="The lab: a `result` link or a lab directory."),
+    typer.Option("--lab", "-l", help="The lab: a `result` link or a lab directory."),
 ]
 BaseOption = Annotated[
     Path | None,
@@ -41,7 +41,11 @@ BaseOption = Annotated[
 ]
 TargetOption = Annotated[
     str | None,
-    typer.Option("--target", help="Target of config.toml whose base to read."),
+    typer.Option(
+        "--target",
+        help="Target of config.toml whose base to read.",
+        autocompletion=complete.complete_targets,
+    ),
 ]
 JsonOption = Annotated[
     bool,

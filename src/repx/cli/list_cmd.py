@@ -1,14 +1,18 @@
-"""``repx list runs|jobs|deps|groups``: what a lab holds, one row per item."""
+"""``repx list [runs|jobs|deps|groups]``: what a lab holds, one row per item.
+
+``repx list`` alone lists the runs (as RepX does); ``list runs RUN`` lists the jobs of
+that run, like ``list jobs RUN``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from repx.cli import output
+from repx.cli import complete, output
 from repx.cli.inspecting import (
     STATE_STYLES,
     BaseOption,
@@ -19,23 +23,62 @@ from repx.cli.inspecting import (
     open_view,
     print_model,
     print_table,
+    stdout_is_terminal,
 )
+from repx.cli.options import option_defaults
 
 if TYPE_CHECKING:
     from pydantic import JsonValue
 
     from repx.inspect import models
+    from repx.inspect.query import JobQuery
+    from repx.inspect.view import LabView
 
 app = typer.Typer(
     name="list",
-    help="List the runs, jobs, dependencies or groups of a lab.",
-    no_args_is_help=True,
+    help="List the runs (the default), jobs, dependencies or groups of a lab.",
+    invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
+@app.callback()
+def _list(
+    ctx: typer.Context,
+    lab: LabOption = Path("result"),
+    base: BaseOption = None,
+    target: TargetOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """List the runs (the default), jobs, dependencies or groups of a lab."""
+    if ctx.invoked_subcommand is None:
+        runs(None, lab, base, target, json_output)
+        return
+    # `repx list --lab X jobs`: options given here apply to the command (its own win)
+    chosen = {"lab": lab, "base": base, "target": target, "json_output": json_output}
+    given = {
+        name: value
+        for name, value in chosen.items()
+        if (source := ctx.get_parameter_source(name)) is not None and source.name != "DEFAULT"
+    }
+    if given:
+        merged = dict(ctx.default_map or {})  # what options before `list` gave
+        for name, values in option_defaults(ctx.command, given).items():
+            merged[name] = {**merged.get(name, {}), **values}
+        ctx.default_map = merged
+
+
 @app.command("runs")
 def runs(
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[RUN]",
+            help="List the jobs of this run instead.",
+            show_default=False,
+            autocompletion=complete.complete_runs,
+        ),
+    ] = None,
     lab: LabOption = Path("result"),
     base: BaseOption = None,
     target: TargetOption = None,
@@ -44,6 +87,9 @@ def runs(
     """Runs: jobs, stages, swept parameters, dependencies and (once run) job states."""
     from repx.inspect.query import list_runs  # noqa: PLC0415 (keep `repx --help` fast)
 
+    if name is not None:
+        jobs(name, lab=lab, base=base, target=target, json_output=json_output)
+        return
     result = list_runs(open_view(lab, base, target))
     if json_output:
         print_model(result)
@@ -77,9 +123,14 @@ def runs(
 
 @app.command("jobs")
 def jobs(  # noqa: PLR0917 (typer maps parameters to CLI options)
-    run: Annotated[
+    selector: Annotated[
         str | None,
-        typer.Argument(metavar="[RUN]", help="Only the jobs of this run.", show_default=False),
+        typer.Argument(
+            metavar="[RUN | JOB]",
+            autocompletion=complete.complete_run_or_job,
+            help="Only the jobs of this run, or the jobs whose id starts with JOB.",
+            show_default=False,
+        ),
     ] = None,
     param: Annotated[
         list[str] | None,
@@ -93,20 +144,32 @@ def jobs(  # noqa: PLR0917 (typer maps parameters to CLI options)
         ),
     ] = None,
     stage: Annotated[
-        str | None, typer.Option("--stage", help="Only the jobs of this stage.", show_default=False)
+        str | None,
+        typer.Option(
+            "--stage",
+            "-s",
+            autocompletion=complete.complete_stages,
+            metavar="TEXT",
+            help="Only the jobs of stages whose name contains TEXT.",
+            show_default=False,
+        ),
     ] = None,
     status: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
             "--status",
             metavar="STATE",
-            help="Only jobs in this state: succeeded, failed, running, queued, pending, waiting,"
-            " blocked, cancelled.",
+            autocompletion=complete.complete_states,
+            help="Only jobs in this state (repeatable: any of them): succeeded, failed,"
+            " running, queued, pending, waiting, blocked, cancelled.",
             show_default=False,
         ),
     ] = None,
     output_paths: Annotated[
         bool, typer.Option("--output-paths", help="Show where each job's outputs are.")
+    ] = False,
+    group_by_stage: Annotated[
+        bool, typer.Option("--group-by-stage", "-g", help="One table per stage.")
     ] = False,
     lab: LabOption = Path("result"),
     base: BaseOption = None,
@@ -114,37 +177,65 @@ def jobs(  # noqa: PLR0917 (typer maps parameters to CLI options)
     json_output: JsonOption = False,
 ) -> None:
     """Jobs: short id, run, stage, chosen parameters (-p), state, output paths."""
-    from repx.inspect.params import format_value  # noqa: PLC0415
     from repx.inspect.query import (  # noqa: PLC0415
         JobQuery,
         list_jobs,
         parse_param_options,
         select_jobs,
     )
-    from repx.inspect.resolve import resolve_state  # noqa: PLC0415
+    from repx.inspect.resolve import resolve_run_or_jobs, resolve_state  # noqa: PLC0415
 
     columns, where = parse_param_options(param or [])
+    view = open_view(lab, base, target)
+    run, prefix = resolve_run_or_jobs(view, selector) if selector is not None else (None, None)
     query = JobQuery(
         run=run,
-        stage=stage,
+        job_prefix=prefix,
+        stage_contains=stage,
         where=where,
         columns=columns,
-        status=resolve_state(status) if status is not None else None,
+        statuses=frozenset(resolve_state(s) for s in status or ()),
         output_paths=output_paths,
     )
-    view = open_view(lab, base, target)
     if json_output:
         print_model(list_jobs(view, query))
         return
     # The table is built from the view directly: no row models for 10,000 jobs.
     pairs = select_jobs(view, query)
-    show_status = query.status is not None or view.status.executed
+    if not group_by_stage:
+        _print_jobs(view, query, pairs, f"{len(pairs)} job{'s' if len(pairs) != 1 else ''}")
+    else:
+        by_stage: dict[str, list[tuple[str, str]]] = {}
+        for pair in pairs:
+            by_stage.setdefault(view.stage_of(pair[1]), []).append(pair)
+        for index, (name, group) in enumerate(by_stage.items()):
+            if index:
+                typer.echo("")
+            title = f"stage {name}: {len(group)} job{'s' if len(group) != 1 else ''}"
+            if not stdout_is_terminal():  # the tab-separated form has no title row
+                typer.echo(f"[{name}]")
+            _print_jobs(view, query, group, title)
+    if not pairs:
+        output.message("no job matches")
+
+
+def _print_jobs(
+    view: LabView, query: JobQuery, pairs: Sequence[tuple[str, str]], title: str
+) -> None:
+    from repx.inspect.params import format_value  # noqa: PLC0415
+
+    columns = query.columns
+    show_status = bool(query.statuses) or view.status.executed
     header = [Column("id"), Column("run"), Column("stage"), *(Column(c) for c in columns)]
     if show_status:
         header.append(Column("status", styles=STATE_STYLES))
-    if output_paths:
-        header.append(Column("outputs", fold=True))
     jobs_by_id = view.lab.jobs
+    # scatter-gather jobs: how many of their branches are complete
+    show_branches = show_status and any(jobs_by_id[j].scatter_gather for _, j in pairs)
+    if show_branches:
+        header.append(Column("branches"))
+    if query.output_paths:
+        header.append(Column("outputs", fold=True))
     states = view.status
     params = view.params
     rows = []
@@ -160,13 +251,14 @@ def jobs(  # noqa: PLR0917 (typer maps parameters to CLI options)
                     row.append(_multi_text(effective.multi, name))
         if show_status:
             row.append(states.state(job_id).value)
-        if output_paths:
+        if show_branches:
+            branches = states.branches(job_id, job.scatter_gather)
+            row.append(f"{branches.done}/{branches.total}" if branches is not None else "-")
+        if query.output_paths:
             paths = [view.output_path(job_id, name) for name in job.outputs]
             row.append(" ".join(str(p) for p in paths if p is not None) or "-")
         rows.append(row)
-    print_table(header, rows, title=f"{len(rows)} job{'s' if len(rows) != 1 else ''}")
-    if not rows:
-        output.message("no job matches")
+    print_table(header, rows, title=title)
 
 
 def _multi_text(multi: Mapping[str, list[JsonValue]], name: str) -> str:
@@ -181,7 +273,12 @@ def _multi_text(multi: Mapping[str, list[JsonValue]], name: str) -> str:
 
 @app.command("deps")
 def deps(
-    job: Annotated[str, typer.Argument(help="A job id or a unique prefix of one.")],
+    job: Annotated[
+        str,
+        typer.Argument(
+            help="A job id or a unique prefix of one.", autocompletion=complete.complete_jobs
+        ),
+    ],
     lab: LabOption = Path("result"),
     base: BaseOption = None,
     target: TargetOption = None,
@@ -216,13 +313,29 @@ def _dep_row(direction: str, dep: models.Dependency) -> list[str]:
 
 @app.command("groups")
 def groups(
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[GROUP]",
+            help="Only this group.",
+            show_default=False,
+            autocompletion=complete.complete_groups,
+        ),
+    ] = None,
     lab: LabOption = Path("result"),
     json_output: JsonOption = False,
 ) -> None:
     """Groups of runs (`repx run @GROUP` runs a group)."""
     from repx.inspect.query import list_groups  # noqa: PLC0415
+    from repx.inspect.resolve import resolve_group  # noqa: PLC0415
 
-    result = list_groups(open_view(lab))
+    view = open_view(lab)
+    result = list_groups(view)
+    if name is not None:
+        wanted = resolve_group(view, name)
+        result = result.model_copy(
+            update={"groups": [g for g in result.groups if g.name == wanted]}
+        )
     if json_output:
         print_model(result)
         return

@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from typing import Annotated, Final
 
 import typer
 
-from repx.cli.run import BaseOption, TargetOption
+from repx.cli import complete
+from repx.cli.run import BaseOption, LabOption, TargetOption
 
 #: Seconds between looks at a followed log.
 _FOLLOW_TICK: Final = 0.2
 
 
 def log(  # noqa: PLR0917 (typer maps parameters to CLI options)
-    job: Annotated[str, typer.Argument(help="A job id or a unique prefix of one.")],
+    job: Annotated[
+        str,
+        typer.Argument(
+            metavar="JOB",
+            help="A job id, a unique prefix, or a short id.",
+            autocompletion=complete.complete_jobs,
+        ),
+    ],
     stderr: Annotated[
         bool, typer.Option("--stderr", help="Show stderr instead of stdout.")
     ] = False,
@@ -25,6 +34,7 @@ def log(  # noqa: PLR0917 (typer maps parameters to CLI options)
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing while the job runs.")
     ] = False,
+    lab: LabOption = Path("result"),
     base: BaseOption = None,
     target: TargetOption = None,
 ) -> None:
@@ -32,7 +42,7 @@ def log(  # noqa: PLR0917 (typer maps parameters to CLI options)
     from repx.services.location import Location  # noqa: PLC0415
     from repx.services.run import find_log, job_is_running  # noqa: PLC0415
 
-    where = Location(base=base, target=target)
+    where = Location(lab=lab, base=base, target=target)
     found = find_log(where, job, stderr=stderr)
     out = sys.stdout
     with found.path.open("r", encoding="utf-8", errors="replace") as f:

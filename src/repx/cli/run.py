@@ -8,8 +8,23 @@ from typing import Annotated
 
 import typer
 
-from repx.cli import output
+from repx.cli import complete, output
 from repx.cli.options import parse_base
+
+
+class SchedulerChoice(StrEnum):
+    """The ``--scheduler`` values (mirrors :class:`repx.config.SchedulerKind`)."""
+
+    local = "local"
+    slurm = "slurm"
+
+
+SchedulerOption = Annotated[
+    SchedulerChoice | None,
+    typer.Option(
+        "--scheduler", help="local or slurm: overrides the target's.", case_sensitive=False
+    ),
+]
 
 
 class RuntimeChoice(StrEnum):
@@ -22,7 +37,7 @@ class RuntimeChoice(StrEnum):
 
 
 LabOption = Annotated[
-    Path, typer.Option("--lab", help="The lab: a `result` link or a lab directory.")
+    Path, typer.Option("--lab", "-l", help="The lab: a `result` link or a lab directory.")
 ]
 
 
@@ -35,7 +50,12 @@ BaseOption = Annotated[
     ),
 ]
 TargetOption = Annotated[
-    str | None, typer.Option("--target", help="Target from config.toml (default: default_target).")
+    str | None,
+    typer.Option(
+        "--target",
+        help="Target from config.toml (default: default_target).",
+        autocompletion=complete.complete_targets,
+    ),
 ]
 
 
@@ -44,6 +64,7 @@ def run(  # noqa: PLR0917 (typer maps parameters to CLI options)
         list[str] | None,
         typer.Argument(
             metavar="[RUN | @GROUP | JOB_ID]...",
+            autocompletion=complete.complete_selectors,
             help="What to run (default: every run); upstream jobs are included.",
             show_default=False,
         ),
@@ -51,6 +72,7 @@ def run(  # noqa: PLR0917 (typer maps parameters to CLI options)
     lab: LabOption = Path("result"),
     base: BaseOption = None,
     target: TargetOption = None,
+    scheduler: SchedulerOption = None,
     jobs: Annotated[
         int | None,
         typer.Option("--jobs", "-j", min=1, help="Jobs at once (default: the CPU count)."),
@@ -68,6 +90,14 @@ def run(  # noqa: PLR0917 (typer maps parameters to CLI options)
         bool,
         typer.Option(
             "--continue-on-failure", help="Keep starting jobs that do not depend on a failure."
+        ),
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Rerun the selected jobs even when their outputs are intact (their upstream"
+            " jobs only when needed); new outputs replace the old ones only on success.",
         ),
     ] = False,
     dry_run: Annotated[
@@ -103,24 +133,39 @@ def run(  # noqa: PLR0917 (typer maps parameters to CLI options)
             help="Impure, NOT reproducible: jobs see this host path read-only (repeatable).",
         ),
     ] = None,
+    build: Annotated[
+        bool,
+        typer.Option(
+            "--build",
+            help="First build the experiment the --lab link belongs to (repx build), then run.",
+        ),
+    ] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Stream one JSON event per line on stdout.")
     ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug messages.")] = False,
 ) -> int:
     """Run the selected runs of a lab (skipping completed jobs) and summarise."""
-    from repx.config import RuntimeKind  # noqa: PLC0415 (keep `repx --help` fast)
+    from repx.config import RuntimeKind, SchedulerKind  # noqa: PLC0415 (keep --help fast)
     from repx.run.reporter import JsonReporter, PlainReporter, Reporter, RichReporter  # noqa: PLC0415
     from repx.services.location import Location  # noqa: PLC0415
     from repx.services.run import RunOptions, run_lab  # noqa: PLC0415
 
     output.setup_logging(verbose)
+    if build:
+        _build_first(lab)
     options = RunOptions(
-        where=Location(lab=lab, base=base, target=target),
+        where=Location(
+            lab=lab,
+            base=base,
+            target=target,
+            scheduler=SchedulerKind(scheduler.value) if scheduler is not None else None,
+        ),
         selectors=tuple(selectors or ()),
         jobs=jobs,
         runtime=RuntimeKind(runtime.value) if runtime is not None else None,
         continue_on_failure=continue_on_failure,
+        force=force,
         dry_run=dry_run,
         wait=wait,
         resources=resources,
@@ -140,3 +185,19 @@ def run(  # noqa: PLR0917 (typer maps parameters to CLI options)
         for slurm_id in summary.slurm_ids:
             typer.echo(slurm_id)
     return summary.exit_code
+
+
+def _build_first(lab: Path) -> None:
+    """``repx build`` of the flake beside the ``--lab`` link, replacing the link."""
+    from repx.cli.build import build_with_progress  # noqa: PLC0415
+    from repx.errors import UsageError  # noqa: PLC0415
+    from repx.services.build import BuildOptions  # noqa: PLC0415
+
+    experiment = lab.absolute().parent
+    if not (experiment / "flake.nix").is_file() or (lab.exists() and not lab.is_symlink()):
+        raise UsageError(
+            f"--build: {lab} is not the result link of an experiment (no flake.nix beside it);"
+            " build it with repx build, then run"
+        )
+    summary = build_with_progress(BuildOptions(flake_ref=str(experiment), out_link=lab))
+    output.message(f"built lab {summary.lab_id} ({summary.total_jobs} jobs)")

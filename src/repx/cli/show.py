@@ -1,4 +1,4 @@
-"""``repx show job|run``: everything about one job or one run."""
+"""``repx show job|run|output``: everything about one job or one run; a job's outputs."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Final
 
 import typer
 
+from repx.cli import complete
 from repx.cli.inspecting import (
     BaseOption,
     Column,
@@ -19,6 +20,7 @@ from repx.cli.inspecting import (
     print_fields,
     print_model,
     print_table,
+    write_bytes,
 )
 from repx.cli.list_cmd import format_counts
 
@@ -32,7 +34,7 @@ _MAX_GATHERED: Final = 5
 
 app = typer.Typer(
     name="show",
-    help="Show one job or one run of a lab in detail.",
+    help="Show one job or one run of a lab in detail, or a job's outputs.",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -40,7 +42,14 @@ app = typer.Typer(
 
 @app.command("job")
 def job(
-    job_id: Annotated[str, typer.Argument(metavar="JOB", help="A job id or a unique prefix.")],
+    job_id: Annotated[
+        str,
+        typer.Argument(
+            metavar="JOB",
+            help="A job id or a unique prefix.",
+            autocompletion=complete.complete_jobs,
+        ),
+    ],
     lab: LabOption = Path("result"),
     base: BaseOption = None,
     target: TargetOption = None,
@@ -132,6 +141,8 @@ def _outputs_text(outputs: Sequence[models.OutputInfo]) -> str:
 def _status_text(d: models.JobDetails) -> str:
     attempt = d.attempt
     head = f"{d.status} ({d.reason})" if d.reason else d.status
+    if d.branches is not None:
+        head += f" · {d.branches}"
     if d.slurm_id:
         head += f" · SLURM {d.slurm_id}"
     if attempt is None:
@@ -162,7 +173,12 @@ def _elide(lines: list[str], limit: int = _MAX_GATHERED) -> str:
 
 @app.command("run")
 def run(
-    name: Annotated[str, typer.Argument(metavar="RUN", help="A run of the lab.")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            metavar="RUN", help="A run of the lab.", autocompletion=complete.complete_runs
+        ),
+    ],
     lab: LabOption = Path("result"),
     base: BaseOption = None,
     target: TargetOption = None,
@@ -213,6 +229,56 @@ def run(
         rows.append(row)
     typer.echo("")
     print_table(columns, rows)
+
+
+@app.command("output")
+def output(  # noqa: PLR0917 (typer maps parameters to CLI options)
+    job_id: Annotated[
+        str,
+        typer.Argument(
+            metavar="JOB",
+            help="A job id or a unique prefix.",
+            autocompletion=complete.complete_jobs,
+        ),
+    ],
+    path: Annotated[
+        str | None,
+        typer.Argument(
+            help="A file under the job's out/ directory, or a declared output's name"
+            " (default: list out/).",
+            show_default=False,
+        ),
+    ] = None,
+    lab: LabOption = Path("result"),
+    base: BaseOption = None,
+    target: TargetOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """A job's committed outputs: print one file, or list the files (with sizes)."""
+    from repx.inspect.query import job_output  # noqa: PLC0415
+
+    found = job_output(open_view(lab, base, target), job_id, path)
+    if isinstance(found, Path):
+        if json_output:
+            raise typer.BadParameter("--json lists a directory; a file is printed as it is")
+        with found.open("rb") as f:
+            while chunk := f.read(1 << 16):
+                write_bytes(chunk)
+        return
+    if json_output:
+        print_model(found)
+        return
+    rows = [[f.path, "-" if f.size is None else _size(f.size)] for f in found.files]
+    print_table([Column("path"), Column("size", "right")], rows, title=found.directory)
+
+
+def _size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
 
 
 def _kinds(deps: Mapping[str, str]) -> str:

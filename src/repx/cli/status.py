@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from repx.cli import output
+from repx.cli import complete, output
 from repx.cli.run import BaseOption, LabOption, TargetOption
 
 if TYPE_CHECKING:
@@ -16,7 +16,12 @@ if TYPE_CHECKING:
 
 def status(
     run: Annotated[
-        str | None, typer.Argument(help="Only this run (default: every run).", show_default=False)
+        str | None,
+        typer.Argument(
+            help="Only this run (default: every run).",
+            show_default=False,
+            autocompletion=complete.complete_runs,
+        ),
     ] = None,
     lab: LabOption = Path("result"),
     base: BaseOption = None,
@@ -60,6 +65,9 @@ def _print_table(report: StatusReport) -> None:
         elif entry.reason and entry.status in (JobState.PENDING, JobState.WAITING):
             # a success whose outputs were damaged: say why it runs again
             output.message(f"{entry.status.value}: {entry.id} ({entry.reason})")
+    for entry in report.jobs:
+        if entry.branches is not None and entry.status is not JobState.SUCCEEDED:
+            output.message(f"{entry.status.value}: {entry.id} ({entry.branches})")
     impure = [e for e in report.jobs if e.impure]
     if impure:
         paths = sorted({p for e in impure for p in e.impure})

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, JsonValue
 
 from repx.lab.models import RunDependencyKind
+from repx.run.pieces import Progress
 
 
 class _Out(BaseModel):
@@ -178,6 +179,8 @@ class JobDetails(_Out):
     output_dir: str | None
     #: "stdout"/"stderr" -> log of the last attempt (when it exists)
     logs: dict[str, str]
+    #: a scatter-gather job: branches complete out of its work items (once it scattered)
+    branches: Progress | None = None
 
 
 # -- repx show run ----------------------------------------------------------------------
@@ -249,6 +252,36 @@ class ParamTrace(_Out):
     #: parameters with several values upstream (gathered jobs) -> those values
     multi_valued: dict[str, list[JsonValue]]
     params: list[TracedParam]
+
+
+class ParamTraceList(_Out):
+    """``repx trace-params --json`` (no job): the trace of every job, in display order."""
+
+    lab_id: str
+    jobs: list[ParamTrace]
+
+
+# -- repx show output -------------------------------------------------------------------
+
+
+class OutputFile(_Out):
+    """One file (or directory, ``path`` ending in ``/``) under a job's ``out/``."""
+
+    #: relative to the listed directory
+    path: str
+    #: bytes (None for a directory)
+    size: int | None
+
+
+class OutputListing(_Out):
+    """``repx show output JOB [DIR] --json``: the files a job's committed outputs hold."""
+
+    id: str
+    short_id: str
+    status: str
+    #: the directory listed (the job's ``out/``, or a directory under it)
+    directory: str
+    files: list[OutputFile]
 
 
 # -- repx verify ------------------------------------------------------------------------

@@ -5,19 +5,23 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from repx.errors import UsageError
+from repx.errors import UsageError, one_line
 from repx.inspect import models as m
 from repx.inspect.params import param_names, trace_params, value_matches
 from repx.inspect.resolve import (
+    match_jobs,
     resolve_job,
     resolve_params,
     resolve_run,
     resolve_stage,
+    stages_containing,
 )
 from repx.inspect.status import Attempt, JobState
 from repx.inspect.view import LabView
+from repx.run.store import FAILED_OUT
 
 if TYPE_CHECKING:
     from pydantic import JsonValue
@@ -35,6 +39,12 @@ class JobQuery:
     columns: Sequence[str] = ()
     status: JobState | None = None
     output_paths: bool = False
+    #: RepX's ``--stage``: stages whose name contains this text
+    stage_contains: str | None = None
+    #: jobs in any of these states (``--status`` repeated)
+    statuses: frozenset[JobState] = frozenset()
+    #: jobs whose id starts with this (or ``<short id>-<stage>``): ``list jobs JOB_PREFIX``
+    job_prefix: str | None = None
 
 
 # -- runs and groups --------------------------------------------------------------------
@@ -138,6 +148,12 @@ def select_jobs(view: LabView, query: JobQuery) -> list[tuple[str, str]]:
         pairs = [(run, job) for job in view.jobs_of(run, stage)]
     else:
         pairs = list(view.all_jobs(stage))
+    if query.stage_contains is not None:
+        stages = set(stages_containing(view, query.stage_contains, run))
+        pairs = [(r, job) for r, job in pairs if view.stage_of(job) in stages]
+    if query.job_prefix is not None:
+        prefixed = set(match_jobs(view, query.job_prefix, limit=len(view.ids)))
+        pairs = [(r, job) for r, job in pairs if job in prefixed]
     wanted = [*query.where, *(c for c in query.columns if c not in query.where)]
     if wanted:
         valid = available_params(view, [job for _, job in pairs], [run] if run else None)
@@ -151,6 +167,9 @@ def select_jobs(view: LabView, query: JobQuery) -> list[tuple[str, str]]:
     if query.status is not None:
         status = view.status
         pairs = [(r, job) for r, job in pairs if status.state(job) is query.status]
+    if query.statuses:
+        status = view.status
+        pairs = [(r, job) for r, job in pairs if status.state(job) in query.statuses]
     return pairs
 
 
@@ -304,12 +323,23 @@ def show_job(view: LabView, token: str) -> m.JobDetails:
         attempt=_attempt(attempt) if attempt is not None else None,
         output_dir=_str(out_dir) if out_dir is not None and out_dir.is_dir() else None,
         logs={k: os.fspath(v) for k, v in status.log_paths(job_id).items()},
+        branches=status.branches(job_id, job.scatter_gather),
+    )
+
+
+def trace_all(view: LabView) -> m.ParamTraceList:
+    """The trace of every job (``trace-params`` without a job), in display order."""
+    return m.ParamTraceList(
+        lab_id=view.lab.meta.lab_id, jobs=[_trace(view, job) for _, job in view.all_jobs()]
     )
 
 
 def trace(view: LabView, token: str) -> m.ParamTrace:
     """The job's effective parameters and every upstream value, with where each comes from."""
-    job_id = resolve_job(view, token)
+    return _trace(view, resolve_job(view, token))
+
+
+def _trace(view: LabView, job_id: str) -> m.ParamTrace:
     effective = view.params.effective(job_id)
     traced = trace_params(view.lab, view.params, job_id)
     return m.ParamTrace(
@@ -338,6 +368,61 @@ def trace(view: LabView, token: str) -> m.ParamTrace:
             for t in traced
         ],
     )
+
+
+def job_output(view: LabView, token: str, path: str | None = None) -> Path | m.OutputListing:
+    """``show output JOB [PATH]``: the file at PATH under the job's committed ``out/`` (a
+    declared output's name works too), or a listing of ``out/`` (of PATH when a directory).
+
+    Only committed outputs are read: ``out/`` exists exactly when the job succeeded, never
+    while an attempt runs. PATH may not leave ``out/`` (``..``, a symbolic link out).
+    """
+    job_id = resolve_job(view, token)
+    out = view.output_dir(job_id)
+    state = view.status.state(job_id)
+    if out is None or not out.is_dir():
+        failed = out.parent / FAILED_OUT if out is not None else None
+        kept = f"; what its last attempt left: {failed}" if failed and failed.is_dir() else ""
+        raise UsageError(
+            one_line(
+                f"job {view.short_id(job_id)}-{view.stage_of(job_id)} has no outputs in"
+                f" {view.base} (status: {state.value}{kept}); run it: repx run {job_id}"
+            )
+        )
+    target = out
+    if path is not None:
+        declared = view.lab.jobs[job_id].outputs.get(path)
+        rel = declared.removeprefix("$out").lstrip("/") if declared is not None else path
+        target = out / rel
+        root = out.resolve()
+        real = target.resolve()
+        if real != root and not real.is_relative_to(root):
+            raise UsageError(one_line(f"'{path}' is outside the outputs of job {job_id}"))
+        if not target.exists():
+            listing = ", ".join(f.path for f in _files(out)[:20]) or "none"
+            raise UsageError(
+                one_line(f"job {view.short_id(job_id)} has no output '{path}' (files: {listing})")
+            )
+        if not target.is_dir():
+            return target
+    return m.OutputListing(
+        id=job_id,
+        short_id=view.short_id(job_id),
+        status=state.value,
+        directory=os.fspath(target),
+        files=_files(target),
+    )
+
+
+def _files(directory: Path) -> list[m.OutputFile]:
+    found = []
+    for entry in sorted(directory.rglob("*")):
+        rel = entry.relative_to(directory).as_posix()
+        if entry.is_dir() and not entry.is_symlink():
+            found.append(m.OutputFile(path=rel + "/", size=None))
+        else:
+            found.append(m.OutputFile(path=rel, size=entry.lstat().st_size))
+    return found
 
 
 def parse_param_options(options: Iterable[str]) -> tuple[list[str], dict[str, list[JsonValue]]]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Sequence
-from typing import Final
+from typing import Final, Protocol
 
 from repx.errors import UsageError, one_line
 from repx.inspect.status import JobState
-from repx.inspect.view import LabView
+from repx.inspect.view import JobIds, LabView
 
 #: Candidates listed in an error about a job id.
 MAX_CANDIDATES: Final = 10
@@ -16,57 +16,104 @@ MAX_CANDIDATES: Final = 10
 _MAX_NAMES: Final = 30
 
 
-def resolve_job(view: LabView, token: str) -> str:
+class JobIndex(Protocol):
+    """What the resolver needs: the ids, and how to name one job to the user."""
+
+    @property
+    def ids(self) -> JobIds: ...
+
+    def describe_job(self, job_id: str) -> str:
+        """A short, pasteable name of the job (for one-line lists)."""
+        ...
+
+    def run_label(self, job_id: str) -> str:
+        """``run NAME`` when the index knows the job's run, else empty."""
+        ...
+
+
+class StoreJobs:
+    """The jobs an output store holds, for commands that work without the lab."""
+
+    def __init__(self, ids: Iterable[str]) -> None:
+        self.ids = JobIds(ids)
+
+    def describe_job(self, job_id: str) -> str:
+        """``<short id>-<stage>``: the form the user can paste back."""
+        hash_, _, stage = job_id.partition("-")
+        return f"{hash_[: self.ids.short_length]}-{stage}" if stage else job_id
+
+    def run_label(self, job_id: str) -> str:
+        """Empty: a store does not know the runs of its jobs."""
+        return ""
+
+
+def match_jobs(index: JobIndex, token: str, limit: int = MAX_CANDIDATES + 1) -> list[str]:
+    """The jobs ``token`` may name (at most ``limit``): the full id, the ids it is a prefix
+    of, or the jobs of ``<prefix>-<stage>`` (the short form tables print with the stage)."""
+    ids = index.ids
+    if token in ids:
+        return [token]
+    matches = ids.with_prefix(token, limit=limit)
+    if not matches and "-" in token:
+        prefix, _, stage = token.partition("-")
+        matches = [j for j in ids.with_prefix(prefix) if j.partition("-")[2] == stage][:limit]
+    return matches
+
+
+def resolve_job(index: JobIndex, token: str) -> str:
     """The job ``token`` names: a full id, a unique id prefix, or ``<short id>-<stage>``.
 
-    An unknown id is an error listing the ids closest to it; an ambiguous prefix one listing
-    the jobs it matches.
+    Every command that takes a job id resolves it here. An unknown id is an error listing
+    the ids closest to it; an ambiguous prefix one line listing the jobs it matches.
     """
     token = token.strip()
     if not token:
         raise UsageError("empty job id")
-    if token in view.lab.jobs:
-        return token
-    matches = view.with_prefix(token, limit=MAX_CANDIDATES + 1)
-    if not matches and "-" in token:
-        # the short form shown by `repx list jobs`: <hash prefix>-<stage>
-        prefix, _, stage = token.partition("-")
-        matches = [j for j in view.with_prefix(prefix) if view.stage_of(j) == stage]
+    matches = match_jobs(index, token)
     if len(matches) == 1:
         return matches[0]
     if matches:
-        count = "" if len(matches) <= MAX_CANDIDATES else f" (first {MAX_CANDIDATES} shown)"
-        raise UsageError(
-            one_line(f"job id '{token}' is ambiguous: it matches {_count(matches)} jobs{count}"),
-            _describe_jobs(view, matches[:MAX_CANDIDATES]),
-        )
-    if not view.lab.jobs:
-        raise UsageError(one_line(f"unknown job '{token}': the lab has no jobs"))
-    closest = _closest_ids(view, token)
+        raise ambiguous_job(index, token, matches)
+    if not len(index.ids):
+        raise UsageError(one_line(f"unknown job '{token}': there are no jobs"))
+    closest = _closest_ids(index.ids, token)
     raise UsageError(
         one_line(
             f"unknown job '{token}' (no job id starts with it; closest ids below,"
             " all of them: repx list jobs)"
         ),
-        _describe_jobs(view, closest),
+        "\n".join(_long_name(index, job) for job in closest),
     )
+
+
+def ambiguous_job(index: JobIndex, token: str, matches: Sequence[str]) -> UsageError:
+    """The one-line error of a prefix that matches several jobs, naming them."""
+    shown = [index.describe_job(job) for job in matches[:MAX_CANDIDATES]]
+    more = ", …" if len(matches) > MAX_CANDIDATES else ""
+    return UsageError(
+        one_line(
+            f"job id '{token}' is ambiguous: it matches {_count(matches)} jobs:"
+            f" {', '.join(shown)}{more}"
+        )
+    )
+
+
+def _long_name(index: JobIndex, job: str) -> str:
+    label = index.run_label(job)
+    return one_line(f"{job}  ({label})" if label else job)
 
 
 def _count(matches: Sequence[str]) -> str:
     return f"{MAX_CANDIDATES}+" if len(matches) > MAX_CANDIDATES else str(len(matches))
 
 
-def _closest_ids(view: LabView, token: str) -> list[str]:
+def _closest_ids(ids: JobIds, token: str) -> list[str]:
     """Ids sharing the longest prefix with ``token``, else its sorted neighbours."""
     for length in range(len(token) - 1, 0, -1):
-        found = view.with_prefix(token[:length], limit=MAX_CANDIDATES)
+        found = ids.with_prefix(token[:length], limit=MAX_CANDIDATES)
         if found:
             return found
-    return view.neighbours(token, MAX_CANDIDATES)
-
-
-def _describe_jobs(view: LabView, jobs: Iterable[str]) -> str:
-    return "\n".join(one_line(f"{job}  (run {view.run_of(job)})") for job in jobs)
+    return ids.neighbours(token, MAX_CANDIDATES)
 
 
 def resolve_run(view: LabView, name: str) -> str:
@@ -83,6 +130,29 @@ def resolve_stage(view: LabView, name: str, run: str | None = None) -> str:
         return name
     where = f" in run '{run}'" if run is not None else ""
     raise UsageError(one_line(f"unknown stage '{name}'{where}{_choices('stages', stages, name)}"))
+
+
+def stages_containing(view: LabView, text: str, run: str | None = None) -> list[str]:
+    """Stages of ``run`` (of any run when None) whose name contains ``text``; none is an
+    error naming the stages."""
+    stages = view.stages(run) if run is not None else view.all_stages()
+    found = [s for s in stages if text in s]
+    if found:
+        return found
+    where = f" in run '{run}'" if run is not None else ""
+    raise UsageError(
+        one_line(f"no stage{where} contains '{text}'{_choices('stages', stages, text)}")
+    )
+
+
+def resolve_run_or_jobs(view: LabView, token: str) -> tuple[str | None, str | None]:
+    """``list jobs RUN|JOB``: (the run ``token`` names, None) or (None, the job-id prefix)."""
+    if token in view.lab.runs:
+        return token, None
+    if match_jobs(view, token.strip()):
+        return None, token.strip()
+    choices = _choices("runs", view.run_names, token).removesuffix(")")
+    raise UsageError(one_line(f"unknown run or job '{token}'{choices}; or a job id prefix)"))
 
 
 def resolve_params(names: Iterable[str], valid: Sequence[str], where: str = "") -> list[str]:

@@ -42,6 +42,9 @@ from typing import TYPE_CHECKING, Final
 
 from repx.errors import RepxError, UsageError
 from repx.lab.loader import LoadedLab
+from repx.lab.models import ScatterGather
+from repx.run import pieces
+from repx.run.pieces import Progress
 
 if TYPE_CHECKING:
     from repx.inspect.scheduler import Queued
@@ -177,6 +180,13 @@ class StatusView:
             for name, file in _LOGS.items()
             if os.path.isfile(repx_dir / file)  # noqa: PTH113 (a Path, called twice)
         }
+
+    def branches(self, job: str, layout: ScatterGather | None) -> Progress | None:
+        """How many branches of a scatter-gather job are complete (None: not one, or
+        its scatter has not run in this store)."""
+        if layout is None or self.base is None:
+            return None
+        return pieces.progress(os.fspath(self.base / "outputs"), job, layout)
 
     def counts(self, jobs: Iterable[str]) -> dict[JobState, int]:
         """How many of ``jobs`` are in each state (every state is a key)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -26,6 +26,54 @@ class Consumer:
     job: str
     run: str
     input: JobInput
+
+
+class JobIds:
+    """A set of job ids sorted for prefix search, and the short ids that tell them apart.
+
+    Shared by the lab (:class:`LabView`) and by an output store read without its lab
+    (``repx log``), so that every command resolves a pasted id the same way.
+    """
+
+    def __init__(self, ids: Iterable[str]) -> None:
+        self.sorted = sorted(ids)
+        self._set = frozenset(self.sorted)
+
+    def __contains__(self, job_id: object) -> bool:
+        return job_id in self._set
+
+    def __len__(self) -> int:
+        return len(self.sorted)
+
+    @cached_property
+    def short_length(self) -> int:
+        """Hash characters that tell every job apart (at least :data:`SHORT_ID_MIN`)."""
+        hashes = sorted({job.partition("-")[0] for job in self.sorted})
+        length = SHORT_ID_MIN
+        for a, b in itertools.pairwise(hashes):
+            common = 0
+            for x, y in zip(a, b, strict=False):
+                if x != y:
+                    break
+                common += 1
+            length = max(length, common + 1)
+        return length
+
+    def with_prefix(self, prefix: str, limit: int | None = None) -> list[str]:
+        """Job ids that start with ``prefix`` (at most ``limit``), sorted."""
+        ids = self.sorted
+        found: list[str] = []
+        for job in ids[bisect.bisect_left(ids, prefix) :]:
+            if not job.startswith(prefix) or (limit is not None and len(found) >= limit):
+                break
+            found.append(job)
+        return found
+
+    def neighbours(self, token: str, count: int) -> list[str]:
+        """Job ids sorted next to ``token`` (the closest candidates for a wrong id)."""
+        ids = self.sorted
+        start = max(0, min(bisect.bisect_left(ids, token) - count // 2, len(ids) - count))
+        return ids[start : start + count]
 
 
 class LabView:
@@ -94,23 +142,19 @@ class LabView:
     # -- ids --------------------------------------------------------------------------
 
     @cached_property
+    def ids(self) -> JobIds:
+        """The lab's job ids, sorted for prefix search."""
+        return JobIds(self.lab.jobs)
+
+    @property
     def sorted_ids(self) -> list[str]:
         """Every job id, sorted (for prefix search)."""
-        return sorted(self.lab.jobs)
+        return self.ids.sorted
 
-    @cached_property
+    @property
     def short_length(self) -> int:
         """Hash characters that tell every job apart (at least :data:`SHORT_ID_MIN`)."""
-        hashes = sorted({job.partition("-")[0] for job in self.lab.jobs})
-        length = SHORT_ID_MIN
-        for a, b in itertools.pairwise(hashes):
-            common = 0
-            for x, y in zip(a, b, strict=False):
-                if x != y:
-                    break
-                common += 1
-            length = max(length, common + 1)
-        return length
+        return self.ids.short_length
 
     def short_id(self, job_id: str) -> str:
         """The job's short id: the first characters of its hash (a unique prefix)."""
@@ -118,19 +162,19 @@ class LabView:
 
     def with_prefix(self, prefix: str, limit: int | None = None) -> list[str]:
         """Job ids that start with ``prefix`` (at most ``limit``), sorted."""
-        ids = self.sorted_ids
-        found: list[str] = []
-        for job in ids[bisect.bisect_left(ids, prefix) :]:
-            if not job.startswith(prefix) or (limit is not None and len(found) >= limit):
-                break
-            found.append(job)
-        return found
+        return self.ids.with_prefix(prefix, limit)
+
+    def describe_job(self, job_id: str) -> str:
+        """``<short id>-<stage> (<run>)``: pasteable into any command that takes a job."""
+        return f"{self.short_id(job_id)}-{self.stage_of(job_id)} ({self.run_of(job_id)})"
+
+    def run_label(self, job_id: str) -> str:
+        """``run NAME``: the job's first run."""
+        return f"run {self.run_of(job_id)}"
 
     def neighbours(self, token: str, count: int) -> list[str]:
         """Job ids sorted next to ``token`` (the closest candidates for a wrong id)."""
-        ids = self.sorted_ids
-        start = max(0, min(bisect.bisect_left(ids, token) - count // 2, len(ids) - count))
-        return ids[start : start + count]
+        return self.ids.neighbours(token, count)
 
     # -- order and relations ----------------------------------------------------------
 

@@ -191,6 +191,10 @@ def _draw_stages(
                 node = stage_node(run, stage)
                 data = graph.nodes[node]
                 lines = [stage, _jobs_text(data["jobs"])]
+                jobs = view.jobs_of(run, stage)
+                layout = lab.jobs[jobs[0]].scatter_gather if jobs else None
+                if layout is not None:  # a scatter-gather stage: its pieces in order
+                    lines.append(" → ".join(["scatter", *layout.step_order, "gather"]))
                 if coloured and (text := counts_text(data["counts"])):
                     lines.append(text)
                 if show_params:
@@ -243,6 +247,9 @@ def _draw_jobs(
                     for job in jobs:
                         data = graph.nodes[job]
                         lines = [view.short_id(job)]
+                        branches = view.status.branches(job, view.lab.jobs[job].scatter_gather)
+                        if branches is not None:
+                            lines.append(str(branches))
                         if show_params:
                             lines += [f"{k}={format_value(v)}" for k, v in data["params"].items()]
                         box.node(job, _label(lines), **_fill(data["status"], coloured, None))

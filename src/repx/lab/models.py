@@ -180,10 +180,74 @@ class JobInput(_Model):
     gather: bool = False
 
 
+class RunInput(_Model):
+    """An inter-run input of a job (RepX's ``store__base`` / ``metadata__<run>``).
+
+    ``store_base``: the output store's base directory (as RepX passes it); ``run_metadata``:
+    a JSON file describing every job of ``run`` (which the job's run depends on). The runner
+    resolves both when the job starts.
+    """
+
+    name: str
+    kind: Literal["store_base", "run_metadata"]
+    run: str | None = None
+
+
 class Executable(_Model):
     """A program of a job, relative to the lab root."""
 
     path: LabPath
+
+
+class PieceInput(_Model):
+    """Where an input of a scatter-gather piece comes from.
+
+    ``item``: the branch's work item (a JSON file); ``step``: ``output`` of ``step`` in the
+    same branch; ``stage``: the job's input ``input``; ``scatter``: the scatter's
+    ``output``; ``branches``: the JSON list of every branch's sink-step outputs (gather).
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    source: Literal["item", "step", "stage", "scatter", "branches"] = Field(alias="from")
+    step: str | None = None
+    output: str | None = None
+    input: str | None = None
+
+
+class ScatterPiece(_Model):
+    """The scatter of a scatter-gather job: it writes the work items."""
+
+    inputs: tuple[str, ...] = ()
+    outputs: dict[str, str] = {}
+    resources: Resources = Resources()
+
+
+class StepPiece(_Model):
+    """One step of a scatter-gather job, run once per branch."""
+
+    deps: tuple[str, ...] = ()
+    inputs: dict[str, PieceInput] = {}
+    outputs: dict[str, str] = {}
+    resources: Resources = Resources()
+
+
+class GatherPiece(_Model):
+    """The gather of a scatter-gather job: its outputs are the job's."""
+
+    inputs: dict[str, PieceInput] = {}
+    resources: Resources = Resources()
+
+
+class ScatterGather(_Model):
+    """How the pieces of a scatter-gather job fit together (``scatter_gather``)."""
+
+    work_items: str = Field(description="the work item list, relative to the scatter's $out")
+    scatter: ScatterPiece
+    steps: dict[str, StepPiece] = Field(min_length=1)
+    step_order: tuple[str, ...] = Field(description="the steps in dependency order")
+    sink: str = Field(description="the step whose outputs the gather receives")
+    gather: GatherPiece
 
 
 class Job(_Model):
@@ -193,10 +257,13 @@ class Job(_Model):
     stage_type: str = "simple"
     params: dict[str, JsonValue] = {}
     inputs: tuple[JobInput, ...] = ()
+    run_inputs: tuple[RunInput, ...] = ()
     outputs: dict[str, str] = {}
     executables: dict[str, Executable]
     parameters_file: LabPath
     resources: Resources = Resources()
+    #: only for stage_type "scatter-gather" (executables scatter, step-<name>…, gather)
+    scatter_gather: ScatterGather | None = None
 
 
 class RunManifest(_Model):

@@ -308,6 +308,14 @@ def _check_jobs(lab: LoadedLab, run_name: str, run: RunManifest) -> Iterator[str
                 yield f"{at}.job: job '{inp.job}' is not part of run '{inp.run}'"
             if inp.output not in upstream.outputs:
                 yield f"{at}.output: job '{inp.job}' has no output '{inp.output}'"
+        for i, run_input in enumerate(job.run_inputs):
+            at = f"{where}.run_inputs[{i}]"
+            if run_input.kind != "run_metadata":
+                continue
+            if run_input.run is None or run_input.run not in lab.runs:
+                yield f"{at}.run: unknown run '{run_input.run}'"
+            elif run_input.run not in depends_on:
+                yield f"{at}.run: run '{run_input.run}' is not a dependency of run '{run_name}'"
 
 
 def _store_paths_in(value: object) -> Iterator[str]:

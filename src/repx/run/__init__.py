@@ -9,6 +9,7 @@ The pieces are separate so that another backend (SLURM) plugs in behind the same
 - :mod:`repx.run.spec`: what one job needs to run, independent of the lab loader;
 - :mod:`repx.run.runtime`: native or bubblewrap, and the job's environment;
 - :mod:`repx.run.job`: the per-job lifecycle (prepare, spawn, commit), also a CLI wrapper;
+- :mod:`repx.run.scatter`: the process of a scatter-gather job (its pieces, each committed);
 - :mod:`repx.run.executor`: the executor protocol and the local executor;
 - :mod:`repx.run.scheduler`: the dispatcher of ready jobs (admission, failure policy);
 - :mod:`repx.run.reporter`: the event interface (rich, plain, JSON, recording).

@@ -35,16 +35,17 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Final
+from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from repx import process
+from repx.run import scatter
 from repx.run.orphans import end_orphans
 from repx.run.runtime import Runtime
 from repx.run.spec import JobSpec
 from repx.run.store import OUT, REPX, JobLock, Store, StoreError
-from repx.run.store_models import JobResult, JobStatus
+from repx.run.store_models import MISSING, JobResult, JobStatus, RunMetadata
 
 INPUTS_JSON: Final = "inputs.json"
 PARAMETERS_JSON: Final = "parameters.json"
@@ -133,6 +134,25 @@ def gather_file_name(name: str) -> str:
     return f"gather-{_UNSAFE.sub('_', name)}.json"
 
 
+def run_metadata_file_name(name: str) -> str:
+    """File name of a ``metadata__<run>`` input's description, inside the attempt's ``repx/``."""
+    return f"run-{_UNSAFE.sub('_', name)}.json"
+
+
+def describe_statuses(store: Store, described: RunMetadata) -> dict[str, Any]:
+    """``described`` as JSON data, each job with its status as the store has it now (one
+    index read; a dict, not a model copy per job: ~10x cheaper for 10,000 jobs)."""
+    index = store.read_index()
+    data = described.model_dump(mode="json")
+    for jid, job in data["jobs"].items():
+        if index.succeeded(jid):
+            job["status"] = JobStatus.SUCCEEDED.value
+        else:
+            last = index.last_status(jid)
+            job["status"] = MISSING if last is None or last is JobStatus.SUCCEEDED else last.value
+    return data
+
+
 # -- the lifecycle -----------------------------------------------------------------------
 
 
@@ -159,6 +179,13 @@ def prepare(store: Store, spec: JobSpec, lock: JobLock, runtime: Runtime) -> Att
             path = os.path.join(repx, gather_file_name(name))
             _write(path, json.dumps([e.model_dump(mode="json") for e in entries], indent=1))
             inputs[name] = path
+        inputs.update(spec.store_inputs)
+        for name, described in spec.run_metadata.items():
+            # statuses as of now: a soft run dependency may have failed jobs
+            path = os.path.join(repx, run_metadata_file_name(name))
+            # compact: with an indent json falls back to its pure-Python encoder (5x slower)
+            _write(path, json.dumps(describe_statuses(store, described), separators=(",", ":")))
+            inputs[name] = path
         _write(os.path.join(repx, INPUTS_JSON), json.dumps(inputs, indent=1, sort_keys=True))
     except BaseException:
         store.discard_attempt(work)
@@ -175,7 +202,10 @@ def start(attempt: Attempt, runtime: Runtime, stdin: int) -> process.Child:
     lives, even when repx itself was killed (so a later run never starts a second
     attempt beside an orphan of this one; it ends them: :mod:`repx.run.orphans`).
     """
-    argv, env, cwd = runtime.command(attempt.spec, attempt.work)
+    if attempt.spec.pieces is not None:
+        argv, env, cwd = scatter.command(attempt.spec, runtime, attempt.work, attempt.lock.fd)
+    else:
+        argv, env, cwd = runtime.command(attempt.spec, attempt.work)
     repx = os.path.join(attempt.work, REPX)
     out_fd = os.open(os.path.join(repx, STDOUT_LOG), _LOG_FLAGS, 0o644)
     try:
@@ -283,7 +313,7 @@ def finish(
                 log_path = os.path.join(w, REPX, STDERR_LOG)
                 with contextlib.suppress(OSError), open(log_path, "a", encoding="utf-8") as log:
                     log.write(f"repx: {error}\n")
-            if spec.gathers:
+            if spec.gathers or spec.run_metadata:
                 _point_inputs_at(store, attempt)
             store.commit(spec.job, attempt.work, result)
         except OSError as exc:
@@ -329,6 +359,8 @@ def _outcome(
             name = f"signal {-code}"
         return JobStatus.FAILED, f"killed by {name}"
     if code != 0:
+        if spec.pieces is not None:  # the scatter-gather orchestrator says which piece
+            return JobStatus.FAILED, scatter.failure_reason(work) or f"exit status {code}"
         return JobStatus.FAILED, f"exit status {code}"
     out = os.path.join(work, OUT)
     missing = [rel for rel in spec.outputs if not os.path.exists(os.path.join(out, rel))]
@@ -338,11 +370,15 @@ def _outcome(
 
 
 def _point_inputs_at(store: Store, attempt: Attempt) -> None:
-    """Rewrite inputs.json so gathered inputs name their lists at the committed place."""
+    """Rewrite inputs.json so that the files written into ``repx/`` (gathered inputs' lists,
+    run descriptions) are named at the committed place."""
+    spec = attempt.spec
     repx = os.path.join(attempt.work, REPX)
-    final = os.fspath(store.repx_dir(attempt.spec.job))
-    inputs = dict(attempt.spec.inputs)
-    inputs.update({n: os.path.join(final, gather_file_name(n)) for n in attempt.spec.gathers})
+    final = os.fspath(store.repx_dir(spec.job))
+    inputs = dict(spec.inputs)
+    inputs.update({n: os.path.join(final, gather_file_name(n)) for n in spec.gathers})
+    inputs.update(spec.store_inputs)
+    inputs.update({n: os.path.join(final, run_metadata_file_name(n)) for n in spec.run_metadata})
     _write(os.path.join(repx, INPUTS_JSON), json.dumps(inputs, indent=1, sort_keys=True))
 
 

@@ -151,9 +151,13 @@ class Runtime(BaseModel):
 
     def _inputs(self, spec: JobSpec) -> list[str]:
         """The upstream jobs' ``out/`` directories (or the whole outputs directory)."""
+        if spec.store_inputs:
+            # store__base: the job may read any output of the store (RepX's contract)
+            return [self.outputs]
         prefix = os.path.join(self.outputs, "")
         dirs: dict[str, None] = {}
         paths = [*spec.inputs.values(), *(e.path for g in spec.gathers.values() for e in g)]
+        paths += [j.out_dir for d in spec.run_metadata.values() for j in d.jobs.values()]
         for path in paths:
             if path.startswith(prefix):
                 job = path[len(prefix) :].split("/", 1)[0]

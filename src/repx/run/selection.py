@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
 
 from repx.errors import UsageError
+from repx.inspect.resolve import match_jobs, resolve_job
+from repx.inspect.view import LabView
 from repx.lab.loader import LoadedLab
-
-#: Candidates listed in an error about an ambiguous job-id prefix.
-_MAX_LISTED: Final = 10
 
 
 @dataclass(frozen=True)
@@ -74,7 +71,8 @@ def select(lab: LoadedLab, selectors: Sequence[str]) -> Selection:
 class _Resolver:
     def __init__(self, lab: LoadedLab) -> None:
         self.lab = lab
-        self.ids = sorted(lab.jobs)
+        # the one job-id resolver of every command (lazy: ids are sorted on first use)
+        self.jobs = LabView(lab)
 
     def resolve(self, token: str) -> tuple[str, list[str]]:
         lab = self.lab
@@ -86,24 +84,10 @@ class _Resolver:
             return "runs", list(lab.revision.groups[group])
         if token in lab.runs:
             return "runs", [token]
-        if not token:
+        if not token.strip():
             raise UsageError("empty selector")
-        if token in lab.jobs:
-            return "jobs", [token]
-        start = bisect.bisect_left(self.ids, token)
-        matches: list[str] = []
-        for job in self.ids[start:]:
-            if not job.startswith(token):
-                break
-            matches.append(job)
-            if len(matches) > _MAX_LISTED:
-                break
-        if len(matches) == 1:
-            return "jobs", matches
-        if matches:
-            shown = "\n".join(matches[:_MAX_LISTED])
-            more = "\n…" if len(matches) > _MAX_LISTED else ""
-            raise UsageError(f"job id prefix '{token}' is ambiguous; it matches:", shown + more)
+        if match_jobs(self.jobs, token.strip()):
+            return "jobs", [resolve_job(self.jobs, token)]
         runs = ", ".join(lab.revision.run_order or sorted(lab.runs)) or "none"
         groups = ", ".join(f"@{g}" for g in sorted(lab.revision.groups)) or "none"
         raise UsageError(

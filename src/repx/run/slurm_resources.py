@@ -18,6 +18,11 @@
     sbatch_options = ["--qos=long"]
     jobs_per_task = 10
 
+RepX's spelling is read too: ``job_id_glob`` (= ``job``), ``cpus-per-task`` (= ``cpus``),
+``sbatch_opts`` (= ``sbatch_options``), ``target`` (the rule applies on that target only)
+and ``worker_resources`` (a table of values for the pieces of a scatter-gather job, see
+:meth:`ResourcePolicy.worker_resources`).
+
 Precedence of each value: the last matching rule, else the job's own hints (the stage's
 ``resources`` in the lab), else ``[defaults]``, else the target (``partition``); sbatch
 options accumulate in that order (target, defaults, lab, rules), so later ones win in
@@ -66,6 +71,8 @@ class ResourceValues(BaseModel):
         default=None,
         description="jobs run one after another by one array task, or 'auto' (the default)",
     )
+    #: RepX's: values for the pieces (scatter, steps, gather) of a scatter-gather job
+    worker_resources: ResourceValues | None = None
 
 
 class Rule(ResourceValues):
@@ -74,9 +81,15 @@ class Rule(ResourceValues):
     stage: str | None = None
     run: str | None = None
     job: str | None = None
+    #: RepX's: the rule applies on this target (of config.toml) only
+    target: str | None = None
 
-    def matches(self, job_id: str, stage: str, runs: Sequence[str]) -> bool:
-        """True when every glob the rule gives matches the job."""
+    def matches(
+        self, job_id: str, stage: str, runs: Sequence[str], target: str | None = None
+    ) -> bool:
+        """True when every glob the rule gives matches the job (and it is for ``target``)."""
+        if self.target is not None and self.target != target:
+            return False
         if self.stage is not None and not fnmatch.fnmatchcase(stage, self.stage):
             return False
         if self.job is not None and not fnmatch.fnmatchcase(job_id, self.job):
@@ -140,17 +153,37 @@ class ResourcePolicy:
     source: str = RESOURCES_FILE
     target_partition: str | None = None
     target_options: tuple[str, ...] = ()
+    #: the target's name (rules with RepX's ``target`` apply on that target only)
+    target: str | None = None
 
     def resolve(self, job_id: str, job: Job, runs: Sequence[str]) -> SlurmResources:
         """The resources of one job (every value was checked when its file was read)."""
         layers: list[ResourceValues | Resources] = [self.file.defaults, job.resources]
-        layers += [rule for rule in self.file.rules if rule.matches(job_id, job.stage, runs)]
+        layers += self._rules(job_id, job, runs)
+        return self._merge(layers)
+
+    def worker_resources(self, job_id: str, job: Job, runs: Sequence[str]) -> SlurmResources:
+        """RepX's ``worker_resources`` of the job's matching rules (``[defaults]`` first): what
+        the pieces of a scatter-gather job ask for on top of their own hints."""
+        layers: list[ResourceValues | Resources] = [
+            rule.worker_resources
+            for rule in (self.file.defaults, *self._rules(job_id, job, runs))
+            if rule.worker_resources is not None
+        ]
+        return self._merge(layers, target=False)
+
+    def _rules(self, job_id: str, job: Job, runs: Sequence[str]) -> list[Rule]:
+        return [r for r in self.file.rules if r.matches(job_id, job.stage, runs, self.target)]
+
+    def _merge(
+        self, layers: Sequence[ResourceValues | Resources], *, target: bool = True
+    ) -> SlurmResources:
         cpus: int | None = None
         mem: int | None = None
         minutes: int | None = None
-        partition = self.target_partition
+        partition = self.target_partition if target else None
         per_task: int | None = None
-        options = list(self.target_options)
+        options = list(self.target_options) if target else []
         for values in layers:
             cpus = values.cpus if values.cpus is not None else cpus
             mem = values.mem if values.mem is not None else mem
@@ -207,18 +240,46 @@ class _FileTables(BaseModel):
     rules: tuple[dict[str, object], ...] = ()
 
 
+#: RepX's names of rule keys -> ours.
+_REPX_KEYS: Final = {
+    "job_id_glob": "job",
+    "cpus-per-task": "cpus",
+    "sbatch_opts": "sbatch_options",
+}
+
+
+def _from_repx(origin: str, table: Mapping[str, object]) -> dict[str, object]:
+    """A rule (or ``[defaults]``) in RepX's spelling -> ours (ours pass unchanged)."""
+    data = dict(table)
+    for repx_key, key in _REPX_KEYS.items():
+        if repx_key in data:
+            if key in data and data[key] != data[repx_key]:
+                raise UsageError(f"{origin}: {repx_key}: and {key} differ (the same; keep one)")
+            data[key] = data.pop(repx_key)
+    worker = data.get("worker_resources")
+    if isinstance(worker, Mapping):
+        nested = _from_repx(f"{origin}: worker_resources", worker)
+        for key in ("stage", "run", "job", "target", "worker_resources"):
+            if key in nested:
+                raise UsageError(
+                    f"{origin}: worker_resources.{key}: a worker table holds values only"
+                )
+        data["worker_resources"] = nested
+    return data
+
+
 def load_resources(path: Path, *, required: bool) -> ResourcesFile:
     """Read and check a ``resources.toml`` (a missing optional file is empty); a bad value
     is an error naming the file, the table and the field (``rules[1] (stage 'sim*'): mem:
     invalid value "lots": …``)."""
     tables = read_toml_model(path, _FileTables, required=required, kind="resources file")
-    return ResourcesFile(
-        defaults=_table(f"{path}: [defaults]", ResourceValues, tables.defaults),
-        rules=tuple(
-            _table(f"{path}: {_describe_rule(i, rule)}", Rule, rule)
-            for i, rule in enumerate(tables.rules)
-        ),
-    )
+    origin = f"{path}: [defaults]"
+    defaults = _table(origin, ResourceValues, _from_repx(origin, tables.defaults))
+    rules = []
+    for i, rule in enumerate(tables.rules):
+        origin = f"{path}: {_describe_rule(i, _from_repx(f'{path}: rules[{i}]', rule))}"
+        rules.append(_table(origin, Rule, _from_repx(origin, rule)))
+    return ResourcesFile(defaults=defaults, rules=tuple(rules))
 
 
 def _table(origin: str, model: type[_M], data: Mapping[str, object]) -> _M:

@@ -24,6 +24,7 @@ from repx import slurm
 from repx.run.events import Event, JobsSubmitted, Notice
 from repx.run.graph import JobGraph
 from repx.run.runtime import Runtime
+from repx.run.scatter_slurm import on_slurm
 from repx.run.slurm_follow import SlurmFollower
 from repx.run.slurm_models import (
     SLURM_DIR,
@@ -167,7 +168,10 @@ class SlurmSubmitter:
             runtime=self.runtime,
             store_probe=self.store_probe,
             lab_store=self.lab_store,
-            tasks={str(i): tuple(specs[j] for j in jobs) for i, jobs in group.tasks.items()},
+            tasks={
+                str(i): tuple(on_slurm(specs[j], self.python, self.resources[j]) for j in jobs)
+                for i, jobs in group.tasks.items()
+            },
         )
         _write(manifest, manifest_json(content))
         _write(script, batch_script(self.python, manifest, group))

@@ -6,6 +6,7 @@
 <base>/outputs/<job>/repx/           inputs.json parameters.json stdout.log stderr.log
                                      result.json and a SUCCESS or FAIL marker
 <base>/outputs/<job>/failed-out/     what a failed attempt left in $out (kept for debugging)
+<base>/outputs/<job>/failed-rerun/   a failed attempt of a job whose success stays (run --force)
 <base>/completions.jsonl             one JobResult per line, appended after each commit
 <base>/.work/<job>.<nonce>/          attempts in progress ({out,repx}/)
 <base>/locks/<job>.lock              per-job lock, held while an attempt is in progress
@@ -16,7 +17,11 @@ when it ends its markers are written and the directory is renamed to ``outputs/<
 (rename(2) is atomic), then a line is appended to ``completions.jsonl``. So
 ``outputs/<job>/out`` exists exactly when the job succeeded, and a crash at any point leaves
 either the previous state or the new one, plus a stale ``.work`` directory whose lock is no
-longer held (the next run deletes it).
+longer held (the next run deletes it). An attempt replaces a committed one by exchanging
+the two directories (``renameat2(RENAME_EXCHANGE)``, one atomic step; two renames where the
+file system cannot), and a failed attempt never replaces an intact success (``run
+--force``): it is kept in ``outputs/<job>/failed-rerun`` and the success stays the job's
+result.
 
 ``completions.jsonl`` is an index, so that status reads need not walk the tree: a job's
 last attempt is its last record, committed when ``outputs/<job>`` is listed (one
@@ -41,8 +46,10 @@ descriptor of the same file does not release it (unlike POSIX record locks).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -72,6 +79,8 @@ LOCKS: Final = "locks"
 OUT: Final = "out"
 REPX: Final = "repx"
 FAILED_OUT: Final = "failed-out"
+#: A failed attempt of a job whose committed success stays (``repx run --force``).
+FAILED_RERUN: Final = "failed-rerun"
 RESULT: Final = "result.json"
 SUCCESS_MARKER: Final = "SUCCESS"
 FAIL_MARKER: Final = "FAIL"
@@ -166,6 +175,8 @@ class Store:
         self._busy_stale: dict[str, list[str]] = {}
         #: Committed successes found damaged: not done, whatever the disk says (distrust).
         self._distrusted: set[str] = set()
+        #: Intact successes to run again (run --force): not done, yet kept if the rerun fails.
+        self._rerun: set[str] = set()
 
     # -- opening ----------------------------------------------------------------------
 
@@ -321,7 +332,7 @@ class Store:
         ``outputs`` are the job's declared outputs (relative to ``out/``). A job passed to
         :meth:`distrust` is not, whatever the disk says, until an attempt is committed.
         """
-        if job in self._distrusted:
+        if job in self._distrusted or job in self._rerun:
             return False
         return self.damage(job, outputs) is None
 
@@ -349,6 +360,12 @@ class Store:
         finally:
             os.close(fd)
         return found
+
+    def rerun(self, jobs: Iterable[str]) -> None:
+        """Run ``jobs`` again although their successes are intact (``repx run --force``):
+        they are not done until an attempt is committed, and a failed attempt does not
+        replace their success (see :meth:`commit`)."""
+        self._rerun.update(jobs)
 
     def distrust(self, jobs: Iterable[str]) -> None:
         """Treat the committed successes of ``jobs`` as not done (they will be rerun).
@@ -467,23 +484,44 @@ class Store:
             with contextlib.suppress(FileNotFoundError):
                 os.rename(os.path.join(work_s, OUT), os.path.join(work_s, FAILED_OUT))
         final = os.path.join(self.outputs, job)
-        try:
-            os.rename(work_s, final)
-        except OSError as exc:
-            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
-                raise
-            # An earlier attempt is committed (a failure, or a damaged success), or
-            # something else took its name: move it aside, then replace it.
-            trash = f"{work_s}{_TRASH_SUFFIX}"
-            os.rename(final, trash)
-            os.rename(work_s, final)
-            if os.path.isdir(trash) and not os.path.islink(trash):
-                shutil.rmtree(trash, ignore_errors=True)
-            else:
-                os.unlink(trash)
+        if not result.succeeded and self._intact_success(job):
+            # A rerun of a job whose outputs are intact (run --force) failed: what was
+            # computed stays the job's result; the attempt is kept beside it, unrecorded.
+            kept = os.path.join(final, FAILED_RERUN)
+            _replace(work_s, kept)
+            self._rerun.discard(job)
+            return Path(kept)
+        _replace(work_s, final)
         self._distrusted.discard(job)
+        self._rerun.discard(job)
         self.append_completion(result)
         return Path(final)
+
+    def _intact_success(self, job: str) -> bool:
+        if job in self._distrusted:
+            return False
+        final = os.path.join(self.outputs, job)
+        marker = os.path.join(final, REPX, SUCCESS_MARKER)
+        return os.path.isfile(marker) and os.path.isdir(  # noqa: PTH113 (the hot path's style)
+            os.path.join(final, OUT)
+        )
+
+    def attempt_repx_dir(self, job: str, attempt: str | None) -> Path:
+        """The ``repx/`` directory of one committed attempt (a kept failed rerun, else the
+        job's)."""
+        rerun = self.outputs / job / FAILED_RERUN / REPX
+        if attempt is not None:
+            kept = self._attempt_of(rerun / RESULT)
+            if kept == attempt:
+                return rerun
+        return self.repx_dir(job)
+
+    @staticmethod
+    def _attempt_of(path: Path) -> str | None:
+        try:
+            return JobResult.model_validate_json(path.read_bytes()).attempt
+        except (OSError, ValidationError):
+            return None
 
     def append_completion(self, result: JobResult) -> None:
         """Append one record to completions.jsonl (one write(2) of a whole line)."""
@@ -570,6 +608,55 @@ def _damage(outputs_fd: int, job: str, outputs: Sequence[str]) -> str | None:
         except OSError:
             return f"missing output {rel}"
     return None
+
+
+#: renameat2(2) flag: exchange the two paths atomically.
+_RENAME_EXCHANGE: Final = 2
+_AT_FDCWD: Final = -100
+
+
+def _replace(source: str, target: str) -> None:
+    """Move the directory ``source`` to ``target``, replacing what is there in one step."""
+    try:
+        os.rename(source, target)
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+            raise
+    # Something is committed there: exchange the two (the old one is never missing), then
+    # delete the old one, now at ``source``.
+    if not _exchange(source, target):
+        # no renameat2 here (old kernel, some network file systems): move it aside first
+        trash = f"{source}{_TRASH_SUFFIX}"
+        os.rename(target, trash)
+        os.rename(source, target)
+        source = trash
+    if os.path.isdir(source) and not os.path.islink(source):
+        shutil.rmtree(source, ignore_errors=True)
+    else:
+        os.unlink(source)
+
+
+def _exchange(a: str, b: str) -> bool:
+    """Exchange two paths atomically; False when the system cannot."""
+    libc = _libc()
+    rename = getattr(libc, "renameat2", None) if libc is not None else None
+    if rename is None:
+        return False
+    if rename(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), b)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
 
 
 def _attempt_job(name: str) -> str:

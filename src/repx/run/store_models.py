@@ -5,6 +5,7 @@
 <base>/completions.jsonl               one JobResult per line, appended after each commit
 <base>/outputs/<job>/repx/result.json  JobResult
 <base>/outputs/<job>/repx/gather-<input>.json   list[GatherEntry]
+<base>/outputs/<job>/repx/run-<input>.json      RunMetadata (a metadata__<run> input)
 ```
 """
 
@@ -16,6 +17,9 @@ from typing import Annotated, Final
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 
 STORE_FORMAT: Final = "repx-store/1"
+RUN_METADATA_FORMAT: Final = "repx-run-metadata/1"
+#: Status of an upstream job that has no committed attempt (never run, or output deleted).
+MISSING: Final = "missing"
 
 
 def _check_format(value: str) -> str:
@@ -92,3 +96,54 @@ class GatherEntry(_Model):
         " from its upstream jobs (single values)"
     )
     path: str
+
+
+class MetadataInput(_Model):
+    """One upstream output a described job reads (RepX's input mapping shape)."""
+
+    target_input: str
+    job_id: str
+    source_output: str
+
+
+class MetadataExecutable(_Model):
+    """The ``main`` executable of a described job, as RepX's run metadata has it."""
+
+    outputs: dict[str, str] = Field(description='declared outputs: name -> "$out/…"')
+    inputs: tuple[MetadataInput, ...] = ()
+
+
+class MetadataJob(_Model):
+    """One job of a run described to a ``metadata__<run>`` input."""
+
+    name: str = Field(description="<pname>-<version>, as RepX names jobs")
+    stage: str
+    pname: str
+    version: str
+    stage_type: str = "simple"
+    params: dict[str, JsonValue] = Field(description="the job's own parameters")
+    effective_params: dict[str, JsonValue] = Field(
+        description="own parameters plus single-valued upstream ones"
+    )
+    executables: dict[str, MetadataExecutable]
+    out_dir: str = Field(description="absolute <base>/outputs/<job>/out")
+    output_paths: dict[str, str] = Field(description="declared outputs: name -> absolute path")
+    status: str = Field(
+        default=MISSING,
+        description=f"when the consuming job started: a JobStatus value or '{MISSING}'",
+    )
+
+
+class RunMetadata(_Model):
+    """``run-<input>.json``: every job of a run, for a consumer of ``metadata__<run>``.
+
+    Shaped like RepX's run metadata (``type``, ``name``, ``jobs`` by id with ``name``,
+    ``params`` and ``executables.main.outputs``) so scripts written for RepX read it.
+    """
+
+    format: str = RUN_METADATA_FORMAT
+    type: str = "run"
+    name: str
+    lab_id: str
+    store_base: str = Field(description="the output store's base directory")
+    jobs: dict[str, MetadataJob]

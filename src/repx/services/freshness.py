@@ -13,12 +13,8 @@ from __future__ import annotations
 import datetime
 import os
 from pathlib import Path
-from typing import Final
 
 from repx import git
-
-#: Clock and file-system granularity slack.
-_SLACK_SECONDS: Final = 1.0
 
 
 def stale_warning(lab_link: Path) -> str | None:
@@ -43,7 +39,7 @@ def stale_warning(lab_link: Path) -> str | None:
             continue  # deleted since git listed it
         if newest is None or mtime > newest[0]:
             newest = (mtime, path)
-    if newest is None or newest[0] <= built + _SLACK_SECONDS:
+    if newest is None or newest[0] <= built:  # nanosecond mtimes: no slack needed
         return None
     when = datetime.datetime.fromtimestamp(built).strftime("%Y-%m-%d %H:%M")
     name = os.path.relpath(newest[1], experiment)

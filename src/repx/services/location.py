@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from repx.config import Target, load_config, select_target
+from repx.config import SchedulerKind, Target, load_config, select_target
 
 
 @dataclass(frozen=True)
@@ -16,11 +16,16 @@ class Location:
     base: Path | None = None
     target: str | None = None
     config_file: Path | None = None
+    #: ``--scheduler``: overrides the target's scheduler
+    scheduler: SchedulerKind | None = None
 
 
 def named_target(where: Location) -> tuple[str | None, Target]:
     """The target ``where`` asks for (its name, None for the default) from config.toml."""
-    return select_target(load_config(where.config_file), where.target)
+    name, target = select_target(load_config(where.config_file), where.target)
+    if where.scheduler is not None:
+        target = target.model_copy(update={"scheduler": where.scheduler})
+    return name, target
 
 
 def target_of(where: Location) -> Target:

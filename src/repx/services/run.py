@@ -14,15 +14,18 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict
 
-from repx.config import RuntimeKind, resolve_base
+from repx.config import RuntimeKind, SchedulerKind, resolve_base
 from repx.errors import UsageError
+from repx.inspect.resolve import JobIndex, StoreJobs, resolve_job
 from repx.inspect.status import JobState, intact_successes, read_status
+from repx.inspect.view import LabView
 from repx.lab.loader import LoadedLab, open_lab
 from repx.lab.validate import validate_lab
 from repx.run.events import FailedJob, Notice, RunPlanned, RunSummary
 from repx.run.graph import build_graph
 from repx.run.job import STDERR_LOG, STDOUT_LOG
 from repx.run.lab_records import record_use
+from repx.run.pieces import Progress
 from repx.run.reporter import Reporter
 from repx.run.runtime import impure_mounts, impure_warning, resolve_runtime
 from repx.run.scheduler import Interrupts, Limits, NodeState, Scheduler
@@ -57,6 +60,8 @@ class RunOptions:
     #: impure (NOT reproducible): host paths jobs see, beside the target's
     mount_host_paths: bool = False
     mount_paths: tuple[str, ...] = ()
+    #: rerun the selected jobs although their outputs are intact (upstream jobs are not)
+    force: bool = False
 
 
 def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
@@ -64,6 +69,11 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
     started = time.monotonic()
     target_name, target = named_target(options.where)
     check_backend_options(target_name, target, options.resources)
+    if options.force and target.scheduler is SchedulerKind.SLURM:
+        raise UsageError(
+            "--force runs jobs on a local target only for now (a SLURM task would find the"
+            " job done); rerun it with --scheduler local, or delete its outputs"
+        )
     base = resolve_base(options.where.base, target)
     lab = open_lab(options.where.lab)
     if (stale := stale_warning(options.where.lab)) is not None:
@@ -91,7 +101,9 @@ def run_lab(options: RunOptions, reporter: Reporter) -> RunSummary:
         # The state owner's notion of done: a success whose outputs were damaged is rerun.
         done, damaged = intact_successes(lab, store, index)
         store.distrust(damaged)
-        plan = graph.prune(done.__contains__, selection.targets)
+        forced = frozenset(selection.targets) if options.force else frozenset()
+        store.rerun(forced)
+        plan = graph.prune(lambda job: job in done and job not in forced, selection.targets)
         to_run = plan.jobs
         cached = len(selection.jobs) - len(to_run)
         common = {
@@ -210,7 +222,9 @@ def _interrupts() -> Iterator[Interrupts | None]:
 
 
 def _failed_job(lab: LoadedLab, store: Store, result: JobResult) -> FailedJob:
-    log = store.repx_dir(result.job) / STDERR_LOG if result.attempt else None
+    log = (
+        store.attempt_repx_dir(result.job, result.attempt) / STDERR_LOG if result.attempt else None
+    )
     return FailedJob(
         job=result.job,
         stage=result.job.split("-", 1)[-1],
@@ -255,6 +269,8 @@ class JobStatusEntry(BaseModel):
     slurm_id: str | None = None
     #: host paths the last attempt saw (an impure run: NOT reproducible)
     impure: tuple[str, ...] = ()
+    #: a scatter-gather job: branches complete out of its work items (once it scattered)
+    branches: Progress | None = None
 
 
 class StageStatus(BaseModel):
@@ -318,6 +334,7 @@ def lab_status(where: Location, run: str | None = None) -> StatusReport:
                     reason=view.reason(job_id),
                     slurm_id=view.slurm_id(job_id),
                     impure=view.impure(job_id),
+                    branches=view.branches(job_id, lab.jobs[job_id].scatter_gather),
                 )
             )
             counts = stages.setdefault((name, stage), dict.fromkeys(JobState, 0))
@@ -342,8 +359,12 @@ class LogFile:
     running: bool
 
 
-def find_log(where: Location, job_prefix: str, *, stderr: bool = False) -> LogFile:
-    """The stdout (or stderr) log of a job's running or last attempt, by job-id prefix."""
+def find_log(where: Location, token: str, *, stderr: bool = False) -> LogFile:
+    """The stdout (or stderr) log of a job's running or last attempt.
+
+    ``token`` is resolved like every job id (:func:`repx.inspect.resolve.resolve_job`):
+    against the lab's jobs when the lab is there, else against the jobs in the store.
+    """
     base = resolve_base(where.base, target_of(where))
     store = Store.existing(base)
     in_progress = store.attempts_in_progress()
@@ -352,15 +373,12 @@ def find_log(where: Location, job_prefix: str, *, stderr: bool = False) -> LogFi
     except FileNotFoundError:
         committed = []
     known = set(committed) | set(in_progress)
-    matches = sorted(j for j in known if j.startswith(job_prefix))
-    exact = job_prefix in known
-    if not matches:
-        raise UsageError(f"no job matching '{job_prefix}' has run in {base}")
-    if len(matches) > 1 and not exact:
-        raise UsageError(
-            f"job id prefix '{job_prefix}' is ambiguous; it matches:", "\n".join(matches[:10])
-        )
-    job = job_prefix if exact else matches[0]
+    index: JobIndex = (
+        LabView(open_lab(where.lab)) if os.path.lexists(where.lab) else StoreJobs(known)
+    )
+    job = resolve_job(index, token)
+    if job not in known:
+        raise UsageError(f"job {job} has not run in {base} (states: repx status)")
     name = STDERR_LOG if stderr else STDOUT_LOG
     if job in in_progress and store.is_locked(job):
         return LogFile(job, in_progress[job] / REPX / name, running=True)

@@ -159,6 +159,7 @@ def resource_policy(cli_file: Path | None, name: str, target: Target) -> Resourc
         source=os.fspath(path),
         target_partition=target.slurm.partition,
         target_options=target.slurm.sbatch_options,
+        target=name,
     )
 
 

@@ -6,10 +6,10 @@ repx.mkLab {
   lab_version = "0.1.0";
   runs = rec {
     simulation = repx.callRun ./runs/simulation.nix [ ];
-    # "hard": the report runs only once the whole simulation run has succeeded.
-    report = repx.callRun ./runs/report.nix [ [ simulation "hard" ] ];
+    # "hard": the analysis runs only once the whole simulation run has succeeded.
+    analysis = repx.callRun ./runs/analysis.nix [ [ simulation "hard" ] ];
   };
   groups = {
-    all = [ "simulation" "report" ];
+    all = [ "simulation" "analysis" ];
   };
 }

@@ -245,11 +245,11 @@ def test_bad_names_exit_2_with_the_valid_ones(lab, factory_lab):
     result = invoke("list", "jobs", "nope", *lab)
     assert (result.exit_code, result.stderr) == (
         2,
-        "error: unknown run 'nope' (runs: simulation, report)\n",
+        "error: unknown run or job 'nope' (runs: simulation, report; or a job id prefix)\n",
     )
-    result = invoke("list", "jobs", "--stage", "stat", *lab)
+    result = invoke("list", "jobs", "--stage", "sats", *lab)  # RepX's: a substring
     assert result.stderr == (
-        "error: unknown stage 'stat' (stages: simulate, stats, aggregate, plot;"
+        "error: no stage contains 'sats' (stages: simulate, stats, aggregate, plot;"
         " did you mean 'stats'?)\n"
     )
     result = invoke("list", "jobs", "-p", "sead", *lab)

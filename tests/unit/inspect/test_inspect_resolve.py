@@ -36,10 +36,17 @@ def test_ambiguous_prefix_lists_the_candidates(view):
     with pytest.raises(UsageError) as info:
         resolve_job(view, prefix)
     matching = [j for j in ids if j.startswith(prefix)]
-    assert info.value.message.startswith(f"job id '{prefix}' is ambiguous: it matches")
-    assert info.value.details.splitlines() == [
-        f"{j}  (run {view.run_of(j)})" for j in matching[:MAX_CANDIDATES]
-    ]
+    # one line, each candidate in a form every command accepts back
+    assert info.value.message == (
+        f"job id '{prefix}' is ambiguous: it matches {len(matching)} jobs: "
+        + ", ".join(
+            f"{view.short_id(j)}-{view.stage_of(j)} ({view.run_of(j)})"
+            for j in matching[:MAX_CANDIDATES]
+        )
+    )
+    assert not info.value.details
+    for j in matching:
+        assert resolve_job(view, f"{view.short_id(j)}-{view.stage_of(j)}") == j
     assert info.value.exit_code == 2
 
 
@@ -53,8 +60,9 @@ def test_ambiguous_list_is_capped(factory_lab_10k):
     prefix = sorted(view.lab.jobs)[0][:1]
     with pytest.raises(UsageError) as info:
         resolve_job(view, prefix)
-    assert f"matches {MAX_CANDIDATES}+ jobs (first {MAX_CANDIDATES} shown)" in info.value.message
-    assert len(info.value.details.splitlines()) == MAX_CANDIDATES
+    assert f"matches {MAX_CANDIDATES}+ jobs: " in info.value.message
+    assert info.value.message.endswith(", …")
+    assert info.value.message.count(", ") == MAX_CANDIDATES
 
 
 def test_unknown_id_lists_the_closest_ids(view):

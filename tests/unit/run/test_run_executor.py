@@ -99,12 +99,19 @@ def test_waits_for_holder_then_adopts_its_result(tmp_path):
 
 
 def test_close_kills_running_jobs(tmp_path):
-    store, executor, spec = setup(tmp_path, script="sleep 30")
+    fifo = tmp_path / "never-written"
+    os.mkfifo(fifo)
+    # shell builtins only (the factory's host tools have no sleep): blocks until killed
+    store, executor, spec = setup(tmp_path, script=f': > "$out/running"; read -r _ < {fifo}')
     executor.submit(spec)
     assert isinstance(executor.poll(0)[0], Started)
-    started = time.monotonic()
-    executor.close()
-    assert time.monotonic() - started < 5
+    # Started means the wrapper was spawned; wait until the job itself runs (its attempt
+    # directory exists then), or close() may end the wrapper before it made one.
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "base" / ".work").glob("*/out/running")):
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.01)
+    executor.close()  # kills it (else this test would never end)
     assert executor.active == 0
     assert not store.is_locked(spec.job)
     assert list(store.attempts_in_progress()) == [spec.job]  # stale: the next run discards it

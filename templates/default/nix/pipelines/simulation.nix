@@ -1,8 +1,5 @@
-# simulate runs once per (seed, samples); aggregate gathers all of them into one table.
+# simulate runs once per combination of the run's parameters (2 seeds x 4 temperatures).
 { repx }:
-repx.mkPipe rec {
+repx.mkPipe {
   simulate = repx.callStage ../stages/simulate.nix [ ];
-  aggregate = repx.callStage ../stages/aggregate.nix [
-    [ (repx.gather simulate) "estimate.json" "estimates" ]
-  ];
 }

@@ -1,19 +1,23 @@
+# The pandas aggregate of the whole sweep (aggregate.py, next to this file).
 { pkgs }:
 {
   pname = "aggregate";
   version = "1.0";
-  # A gathered input is a JSON list of {job, params, path}, one entry per simulate job.
-  inputs = [ "estimates" ];
+  # A gathered input: a JSON list of {job, params, path}, one entry per simulate job.
+  inputs = [ "traces" ];
   outputs = {
     "summary.csv" = "$out/summary.csv";
   };
-  runDependencies = [ pkgs.jq ];
+  parameters = {
+    burn_in = 200;
+  };
+  runDependencies = [ (pkgs.python3.withPackages (ps: [ ps.pandas ])) ];
   run =
-    { inputs, outputs, ... }:
+    { inputs, outputs, parameters, ... }:
     ''
-      echo "seed,samples,estimate,abs_error" > "${outputs."summary.csv"}"
-      jq -r '.[].path' "${inputs.estimates}" | while IFS= read -r estimate; do
-        jq -r '[.seed, .samples, .estimate, (.estimate - 3.141592653589793 | if . < 0 then -. else . end)] | @csv' "$estimate"
-      done | sort -t, -k2,2n -k1,1n >> "${outputs."summary.csv"}"
+      python3 ${./aggregate.py} \
+        --traces "${inputs.traces}" \
+        --burn-in "${parameters.burn_in}" \
+        --out "${outputs."summary.csv"}"
     '';
 }

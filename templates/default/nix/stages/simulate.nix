@@ -1,15 +1,21 @@
+# One Monte Carlo simulation of the 2-D Ising model (simulate.py, next to this file).
+# The run gives one job per combination of its parameters: here per (seed, temperature).
+# `${./simulate.py}` is the script's store path, part of every job id: editing the script
+# reruns these jobs and whatever reads their outputs; editing nothing reruns nothing.
 { pkgs }:
 {
   pname = "simulate";
   version = "1.0";
   outputs = {
-    "estimate.json" = "$out/estimate.json";
+    "trace.csv" = "$out/trace.csv";
   };
   parameters = {
     seed = 1;
-    samples = 1000;
+    temperature = 2.0;
+    size = 32;
+    sweeps = 1000;
   };
-  runDependencies = [ pkgs.gawk pkgs.jq ];
+  runDependencies = [ (pkgs.python3.withPackages (ps: [ ps.numpy ])) ];
   resources = {
     cpus = 1;
     mem = "256M";
@@ -18,15 +24,11 @@
   run =
     { outputs, parameters, ... }:
     ''
-      # Throw points into the unit square; the share inside the quarter circle is pi/4.
-      inside=$(awk -v seed="${parameters.seed}" -v n="${parameters.samples}" 'BEGIN {
-        srand(seed)
-        for (i = 0; i < n; i++) { x = rand(); y = rand(); if (x * x + y * y <= 1) c++ }
-        print c + 0
-      }')
-      jq -n --argjson seed "${parameters.seed}" --argjson samples "${parameters.samples}" \
-        --argjson inside "$inside" \
-        '{seed: $seed, samples: $samples, inside: $inside, estimate: (4 * $inside / $samples)}' \
-        > "${outputs."estimate.json"}"
+      python3 ${./simulate.py} \
+        --seed "${parameters.seed}" \
+        --temperature "${parameters.temperature}" \
+        --size "${parameters.size}" \
+        --sweeps "${parameters.sweeps}" \
+        --out "${outputs."trace.csv"}"
     '';
 }

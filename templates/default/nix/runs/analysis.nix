@@ -1,0 +1,7 @@
+{
+  name = "analysis";
+  pipelines = [ ../pipelines/analysis.nix ];
+  parameters = {
+    burn_in = [ 200 ];
+  };
+}

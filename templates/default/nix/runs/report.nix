@@ -1,7 +1,0 @@
-{
-  name = "report";
-  pipelines = [ ../pipelines/report.nix ];
-  parameters = {
-    digits = [ 4 ];
-  };
-}

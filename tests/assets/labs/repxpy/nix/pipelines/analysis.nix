@@ -1,0 +1,4 @@
+{ repx }:
+repx.mkPipe {
+  plotter = repx.callStage ../stages/plotter.nix [ ];
+}

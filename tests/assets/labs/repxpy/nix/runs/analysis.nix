@@ -1,0 +1,5 @@
+{
+  name = "analysis";
+  pipelines = [ ../pipelines/analysis.nix ];
+  parameters = { };
+}

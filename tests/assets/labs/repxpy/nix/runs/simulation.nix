@@ -1,0 +1,7 @@
+{
+  name = "simulation";
+  pipelines = [ ../pipelines/simulation.nix ];
+  parameters = {
+    slope = [ 1 2 ];
+  };
+}
