@@ -31,6 +31,25 @@ def find() -> Path | None:
     return process.which(NAME)
 
 
+def check(program: Path) -> str | None:
+    """None when the daemon answers, else why not (docker's last line: usually "Cannot
+    connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon
+    running?")."""
+    result = process.run([program, "version", "--format", "{{.Server.Version}}"], check=False)
+    if result.returncode == 0 and result.stdout.strip():
+        return None
+    return _last_line(result.stderr or result.stdout) or f"exit status {result.returncode}"
+
+
+#: What the user can do about a daemon that does not answer.
+NOT_RUNNING_HINT: Final = "start the docker daemon (dockerd), or set DOCKER_HOST to its socket"
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
 def global_options(oci_runtime: str | None) -> list[str]:
     """Options before ``run`` (the daemon chooses the OCI runtime: none)."""
     return []

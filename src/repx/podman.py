@@ -36,6 +36,20 @@ def find() -> Path | None:
     return process.which(NAME)
 
 
+def check(program: Path) -> str | None:
+    """None when podman answers (its storage and configuration can be read), else why not."""
+    result = process.run([program, "version", "--format", "{{.Client.Version}}"], check=False)
+    if result.returncode == 0:
+        return None
+    lines = [line.strip() for line in (result.stderr or result.stdout).splitlines()]
+    lines = [line for line in lines if line]
+    return lines[-1] if lines else f"exit status {result.returncode}"
+
+
+#: What the user can do about a podman that does not answer.
+NOT_RUNNING_HINT: Final = "check `podman info` (its storage and containers.conf)"
+
+
 def oci_runtime_fallback() -> Path | None:
     """The OCI runtime tried when podman's default one fails here: runc, if installed."""
     return process.which("runc")

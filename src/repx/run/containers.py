@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import resource
 import socket
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -63,10 +64,14 @@ def job_argv(
     chdir: str,
     env: Mapping[str, str],
     argv: Sequence[str],
+    interactive: bool = False,
 ) -> list[str]:
-    """The engine's argv that runs ``argv`` with exactly ``env`` in the image."""
+    """The engine's argv that runs ``argv`` with exactly ``env`` in the image
+    (``interactive``: stdin attached, and a terminal when repx has one)."""
     mod = engine(eng.kind)
     args = [eng.program, *mod.global_options(eng.oci_runtime), "run", "--rm", "--init"]
+    if interactive:
+        args += ["--interactive", *(["--tty"] if sys.stdin.isatty() else [])]
     args += ["--pull=never", "--network=none", "--read-only", _TMPFS, "--cap-drop=ALL"]
     args += ["--security-opt=no-new-privileges", f"--hostname={socket.gethostname()}"]
     # The caller's own limits (what a bubblewrap job inherits): an engine's defaults may
@@ -114,7 +119,16 @@ def resolve(
     mod = engine(kind)
     program = mod.find()
     if program is None:
-        raise UsageError(f"--runtime {kind.value}: {mod.NAME} is not installed (not on PATH)")
+        raise UsageError(
+            f"--runtime {kind.value}: {mod.NAME} is not installed (not on PATH);"
+            " install it, or use --runtime bwrap"
+        )
+    problem = mod.check(program)
+    if problem is not None:
+        raise UsageError(
+            f"--runtime {kind.value}: {mod.NAME} ({program}) does not answer: {problem};"
+            f" {mod.NOT_RUNNING_HINT}"
+        )
     images = oci.lab_images(lab)
     if not images:
         raise UsageError(

@@ -20,7 +20,7 @@ and their results say so (``impure``).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -86,8 +86,19 @@ class Runtime(BaseModel):
             return ()
         return ((HOST_ROOT,) if self.mount_host_paths else ()) + self.mount_paths
 
-    def command(self, spec: JobSpec, work: Path) -> tuple[list[str], dict[str, str], str]:
-        """argv, environment and working directory of ``spec``'s attempt in ``work``."""
+    def command(
+        self,
+        spec: JobSpec,
+        work: Path,
+        *,
+        extra_env: Mapping[str, str] | None = None,
+        interactive: bool = False,
+    ) -> tuple[list[str], dict[str, str], str]:
+        """argv, environment and working directory of ``spec``'s attempt in ``work``.
+
+        ``extra_env`` adds to the job's environment and ``interactive`` keeps stdin (and
+        the terminal) attached: ``repx debug-run``'s shell.
+        """
         w = os.fspath(work)
         out = os.path.join(w, "out")
         repx = os.path.join(w, "repx")
@@ -104,6 +115,8 @@ class Runtime(BaseModel):
             "LANG": "C.UTF-8",
             "REPX_JOB_ID": spec.job,
         }
+        if extra_env:
+            env.update(extra_env)
         if self.kind is RuntimeKind.NATIVE:
             return argv, env, out
         readonly = [spec.lab_root, *self.mount_paths, *self._inputs(spec), w]
@@ -115,6 +128,7 @@ class Runtime(BaseModel):
                 chdir=out,
                 env=env,
                 argv=argv,
+                interactive=interactive,
             )
             return command, containers.engine_env(spec.job), out
         assert self.bwrap is not None
