@@ -1,0 +1,238 @@
+"""``--runtime podman``: jobs run in the lab's OCI image, with the outputs bubblewrap gives.
+
+Real podman (CI installs it with tools/setup.sh) in a private storage and configuration
+made for this module (``CONTAINERS_STORAGE_CONF``, ``CONTAINERS_CONF``: nothing of the
+host's podman state is read or changed), real labs built by nix: the shell-only sweep with
+``containerMode = "unified"``, and a probe lab whose jobs report what they can reach.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from runlab import build_lab, repx
+from test_nix_lib import FLAKE, Experiment, stage
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed"),
+]
+
+
+def _unified(flake: Path) -> None:
+    lab_nix = flake / "nix" / "lab.nix"
+    text = lab_nix.read_text()
+    assert "inherit pkgs gitHash;" in text
+    lab_nix.write_text(
+        text.replace("inherit pkgs gitHash;", 'inherit pkgs gitHash;\n  containerMode = "unified";')
+    )
+
+
+@pytest.fixture(scope="module")
+def podman_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """The environment of a private podman: its own storage, run and temporary dirs."""
+    root = tmp_path_factory.mktemp("podman")
+    storage = root / "storage.conf"
+    storage.write_text(
+        f'[storage]\ndriver = "overlay"\ngraphroot = "{root}/graph"\nrunroot = "{root}/run"\n'
+    )
+    conf = root / "containers.conf"
+    # No [engine] runtime: repx must find out by itself that crun fails here.
+    conf.write_text(f'[engine]\ntmp_dir = "{root}/tmp"\nevents_logger = "file"\n')
+    env = {"CONTAINERS_STORAGE_CONF": str(storage), "CONTAINERS_CONF": str(conf)}
+    yield env
+    subprocess.run(
+        ["podman", "system", "reset", "--force"],
+        env={**os.environ, **env},
+        capture_output=True,
+        check=False,
+    )
+
+
+def _podman(env: dict[str, str], *args: str) -> str:
+    proc = subprocess.run(
+        ["podman", *args], env={**os.environ, **env}, capture_output=True, text=True, check=True
+    )
+    return proc.stdout
+
+
+def _loads(env: dict[str, str]) -> int:
+    """How many images this podman loaded from an archive or directory so far."""
+    events = _podman(env, "events", "--stream=false", "--filter", "type=image")
+    return sum("loadfromarchive" in line for line in events.splitlines())
+
+
+def _tree(path: Path) -> dict[str, bytes]:
+    return {
+        os.fspath(p.relative_to(path)): p.read_bytes()
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _outputs(base: Path) -> dict[str, dict[str, bytes]]:
+    """Per job: every file of out/ and the logs, byte for byte."""
+    jobs: dict[str, dict[str, bytes]] = {}
+    for job in sorted((base / "outputs").iterdir()):
+        files = {f"out/{k}": v for k, v in _tree(job / "out").items()}
+        for name in ("stdout.log", "stderr.log", "SUCCESS", "FAIL"):
+            marker = job / "repx" / name
+            if marker.exists():
+                files[f"repx/{name}"] = marker.read_bytes()
+        jobs[job.name] = files
+    return jobs
+
+
+def _result(base: Path, job: str) -> dict[str, object]:
+    return json.loads((base / "outputs" / job / "repx" / "result.json").read_text())
+
+
+def test_outputs_are_byte_identical_to_bwrap_and_the_image_is_loaded_once(
+    tmp_path: Path, podman_env: dict[str, str]
+) -> None:
+    lab = build_lab("sweep", edit=_unified, variant="unified")
+    meta = json.loads((lab / "lab" / "lab-metadata.json").read_text())
+    assert meta["container_mode"] == "unified"
+    assert _loads(podman_env) == 0
+    ran = {}
+    for runtime in ("bwrap", "podman"):
+        base = tmp_path / runtime
+        proc = repx("run", "--lab", lab, "--base", base, "--runtime", runtime, env=podman_env)
+        assert proc.returncode == 0, proc.stderr
+        ran[runtime] = _outputs(base)
+    assert ran["podman"] == ran["bwrap"]
+    assert len(ran["podman"]) == meta["job_count"]
+    some = next(iter(ran["podman"]))
+    assert _result(tmp_path / "podman", some)["runtime"] == "podman"
+    assert _loads(podman_env) == 1
+    # A second run (a new base: every job runs again) finds the image by id: no reload.
+    again = repx(
+        "run", "--lab", lab, "--base", tmp_path / "again", "--runtime", "podman", env=podman_env
+    )
+    assert again.returncode == 0, again.stderr
+    assert _outputs(tmp_path / "again") == ran["bwrap"]
+    assert _loads(podman_env) == 1
+    (image_id,) = {
+        json.loads(p.read_text())["id"] for p in lab.glob("store/*-repx-oci-image/repx-image.json")
+    }
+    assert _podman(
+        podman_env, "image", "inspect", "--format", "{{.Id}}", image_id
+    ).strip() == image_id.removeprefix("sha256:")
+
+
+# -- what a job can reach ----------------------------------------------------------------
+
+PROBE = r"""o="${outputs."out.txt"}"
+{
+  echo "interfaces: $(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort | tr '\n' ' ')"
+  if (exec 3<>"/dev/tcp/127.0.0.1/${toString parameters.port}") 2>/dev/null; then
+    echo "network: connected"
+  else
+    echo "network: unreachable"
+  fi
+  for target in /nix/store/repx-probe "$(dirname "$3")/probe" /probe; do
+    if touch "$target" 2>/dev/null; then echo "write $target: yes"; else echo "write: refused"; fi
+  done
+  echo "environment: $(env | cut -d= -f1 | sort | tr '\n' ' ')"
+  echo "tmp: $(echo x > /tmp/x && cat /tmp/x)"
+} > "$o"
+"""
+BOOM = 'echo "boom: failing on purpose" >&2\nexit 3'
+
+
+@pytest.fixture(scope="module")
+def listener() -> Iterator[int]:
+    """A TCP port listening on the host's loopback (a job that reaches it is connected)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        yield sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def probe_lab(
+    tmp_path_factory: pytest.TempPathFactory, repx_flake_copy: Path, listener: int
+) -> Path:
+    exp = Experiment(tmp_path_factory.mktemp("probe") / "exp", repx_flake_copy)
+    exp.write(
+        "flake.nix",
+        FLAKE.replace("runs = import", 'containerMode = "unified";\n      runs = import'),
+    )
+    exp.write("runs.nix", "{ repx }: [ (repx.callRun ./run.nix [ ]) ]")
+    exp.write(
+        "run.nix",
+        f'{{ name = "r"; pipelines = [ ./pipe.nix ]; parameters = {{ port = [ {listener} ]; }}; }}',
+    )
+    exp.write(
+        "pipe.nix",
+        "{ repx }: repx.mkPipe { probe = repx.callStage ./probe.nix [ ];"
+        " boom = repx.callStage ./boom.nix [ ]; }",
+    )
+    exp.write("probe.nix", stage("probe", PROBE, params={"port": 0}))
+    exp.write("boom.nix", stage("boom", BOOM, outputs={}))
+    proc = exp.build()
+    assert proc.returncode == 0, proc.stderr
+    return (exp.root / "result").resolve()
+
+
+def _run_probe(lab: Path, base: Path, runtime: str, env: dict[str, str]) -> dict[str, str]:
+    proc = repx(
+        "run", "--lab", lab, "--base", base, "--runtime", runtime, "--continue-on-failure", env=env
+    )
+    assert proc.returncode == 1, proc.stderr  # boom fails
+    (probe,) = base.glob("outputs/*-probe/out/out.txt")
+    return dict(line.split(": ", 1) for line in probe.read_text().splitlines())
+
+
+def test_a_job_reaches_no_network_and_writes_only_out(
+    tmp_path: Path, probe_lab: Path, podman_env: dict[str, str]
+) -> None:
+    seen = {
+        rt: _run_probe(probe_lab, tmp_path / rt, rt, podman_env)
+        for rt in ("podman", "bwrap", "native")
+    }
+    # the probe can tell: without a sandbox the host's listener answers
+    assert seen["native"]["network"] == "connected"
+    assert seen["podman"]["network"] == "unreachable"
+    assert seen["podman"]["interfaces"].split() == ["lo"]
+    assert seen["podman"]["write"] == "refused"
+    assert not (probe_lab / "probe").exists()
+    assert seen["podman"]["tmp"] == "x"
+    assert seen["podman"] == seen["bwrap"]
+
+
+def test_a_failing_job_is_recorded_as_under_bwrap(
+    tmp_path: Path, probe_lab: Path, podman_env: dict[str, str]
+) -> None:
+    for runtime in ("bwrap", "podman"):
+        _run_probe(probe_lab, tmp_path / runtime, runtime, podman_env)
+    (bwrap_job,) = (tmp_path / "bwrap").glob("outputs/*-boom")
+    podman_job = tmp_path / "podman" / "outputs" / bwrap_job.name
+    assert (podman_job / "repx" / "FAIL").exists()
+    assert not (podman_job / "repx" / "SUCCESS").exists()
+    result = _result(tmp_path / "podman", bwrap_job.name)
+    assert (result["status"], result["reason"], result["exit_code"]) == (
+        "failed",
+        "exit status 3",
+        3,
+    )
+    assert _outputs(tmp_path / "podman") == _outputs(tmp_path / "bwrap")
+
+
+def test_a_lab_without_an_image_is_refused_in_one_line(
+    podman_env: dict[str, str], tmp_path: Path
+) -> None:
+    lab = build_lab("sweep")
+    proc = repx("run", "--lab", lab, "--base", tmp_path, "--runtime", "podman", env=podman_env)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert 'containerMode = "unified"' in lines[0]
+    assert "Traceback" not in proc.stderr
