@@ -5,8 +5,9 @@ with containerMode = "unified", run by `repx run -j 2` on a fresh output store w
 runtime, the fastest of REPEATS runs. podman runs in a private storage and configuration
 (`CONTAINERS_STORAGE_CONF`, `CONTAINERS_CONF` under a temporary directory, removed with
 `podman system reset` at the end): the image is loaded by a first, unmeasured run, so the
-figures are per job, not per image load. Prints seconds per job for each runtime and the
-ratio podman / bwrap.
+figures are per job, not per image load. A no-op run of the same command on the complete
+store (start-up, checks, the runtime's probe container) is subtracted: prints each
+runtime's total, its fixed part, the seconds per job, and the ratio podman / bwrap.
 
     .venv/bin/python bench/bench_podman.py [--jobs 40] [--json]
 """
@@ -41,15 +42,19 @@ def _podman_env(root: Path) -> dict[str, str]:
     return {"CONTAINERS_STORAGE_CONF": str(storage), "CONTAINERS_CONF": str(conf)}
 
 
-def _run(lab: Path, base: Path, runtime: str, env: dict[str, str]) -> float:
-    shutil.rmtree(base, ignore_errors=True)
+def _run(lab: Path, base: Path, runtime: str, env: dict[str, str], *, fresh: bool = True) -> float:
+    if fresh:
+        shutil.rmtree(base, ignore_errors=True)
     started = time.perf_counter()
-    subprocess.run(
+    proc = subprocess.run(
         [*REPX, "run", "--lab", lab, "--base", base, "-j", "2", "--runtime", runtime],
-        check=True,
+        check=False,
         env={**os.environ, **env},
-        stderr=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
     )
+    if proc.returncode != 0:
+        sys.exit(f"repx run --runtime {runtime} failed: {proc.stderr.strip()}")
     return time.perf_counter() - started
 
 
@@ -71,12 +76,19 @@ def main() -> None:
             FLAKE.replace("runs = [", 'containerMode = "unified";\n      runs = [')
         )
         _, lab = _build(directory, override)
-        (work / "podman").mkdir()
-        env = _podman_env(work / "podman")
+        (work / "engine").mkdir()
+        env = _podman_env(work / "engine")
         try:
             _run(lab, work / "warm", "podman", env)  # loads the image once
             seconds = {
                 runtime: min(_run(lab, work / runtime, runtime, env) for _ in range(REPEATS))
+                for runtime in ("bwrap", "podman")
+            }
+            # the same command on the complete store: start-up, checks, the runtime's probe
+            fixed = {
+                runtime: min(
+                    _run(lab, work / runtime, runtime, env, fresh=False) for _ in range(REPEATS)
+                )
                 for runtime in ("bwrap", "podman")
             }
         finally:
@@ -86,14 +98,16 @@ def main() -> None:
                 capture_output=True,
                 check=False,
             )
-    per_job = {k: v / args.jobs for k, v in seconds.items()}
+    per_job = {k: max(v - fixed[k], 0.0) / args.jobs for k, v in seconds.items()}
     for runtime, value in per_job.items():
         print(
-            f"{runtime:>6}: {seconds[runtime]:.2f} s for {args.jobs} jobs, {value * 1000:.0f} ms/job"
+            f"{runtime:>6}: {seconds[runtime]:.2f} s for {args.jobs} jobs"
+            f" (start-up and checks {fixed[runtime]:.2f} s), {value * 1000:.0f} ms per job"
         )
-    print(f"podman / bwrap: {per_job['podman'] / per_job['bwrap']:.1f}x per job (-j 2)")
+    ratio = per_job["podman"] / max(per_job["bwrap"], 1e-9)
+    print(f"podman / bwrap: {ratio:.1f}x per job (-j 2)")
     if args.json:
-        print(json.dumps({"jobs": args.jobs, "seconds": seconds}))
+        print(json.dumps({"jobs": args.jobs, "seconds": seconds, "fixed": fixed}))
 
 
 if __name__ == "__main__":

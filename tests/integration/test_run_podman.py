@@ -236,3 +236,78 @@ def test_a_lab_without_an_image_is_refused_in_one_line(
     assert len(lines) == 1, proc.stderr
     assert 'containerMode = "unified"' in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def _per_run(flake: Path) -> None:
+    lab_nix = flake / "nix" / "lab.nix"
+    text = lab_nix.read_text()
+    lab_nix.write_text(
+        text.replace("inherit pkgs gitHash;", 'inherit pkgs gitHash;\n  containerMode = "per-run";')
+    )
+
+
+def test_per_run_images_give_the_same_outputs(tmp_path: Path, podman_env: dict[str, str]) -> None:
+    lab = build_lab("sweep", edit=_per_run, variant="per-run")
+    meta = json.loads((lab / "lab" / "lab-metadata.json").read_text())
+    assert meta["container_mode"] == "per-run"
+    assert set(meta["images"]) == {"simulation", "report"}
+    ran = {}
+    for runtime in ("bwrap", "podman"):
+        base = tmp_path / runtime
+        proc = repx("run", "--lab", lab, "--base", base, "--runtime", runtime, env=podman_env)
+        assert proc.returncode == 0, proc.stderr
+        ran[runtime] = _outputs(base)
+    assert ran["podman"] == ran["bwrap"]
+    assert len(ran["podman"]) == meta["job_count"]
+
+
+def test_podman_missing_or_broken_is_one_line(tmp_path: Path, podman_env: dict[str, str]) -> None:
+    lab = build_lab("sweep", edit=_unified, variant="unified")
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    missing = repx(
+        "run",
+        "--lab",
+        lab,
+        "--base",
+        tmp_path / "a",
+        "--runtime",
+        "podman",
+        env={"PATH": str(empty)},
+    )
+    broken = repx(
+        "run",
+        "--lab",
+        lab,
+        "--base",
+        tmp_path / "b",
+        "--runtime",
+        "podman",
+        env={**podman_env, "CONTAINERS_STORAGE_CONF": str(tmp_path / "absent.conf")},
+    )
+    for proc, what in ((missing, "podman is not installed"), (broken, "does not answer")):
+        assert proc.returncode == 2
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1, proc.stderr
+        assert what in lines[0] and "Traceback" not in proc.stderr
+    assert not (tmp_path / "a" / "outputs").exists() or not any(
+        (tmp_path / "a" / "outputs").iterdir()
+    )
+
+
+def test_a_target_chooses_podman_with_repx_names(
+    tmp_path: Path, podman_env: dict[str, str]
+) -> None:
+    """RepX's config.toml: ``default_execution_type = "podman"`` is the runtime."""
+    lab = build_lab("sweep", edit=_unified, variant="unified")
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "config.toml").write_text(
+        'submission_target = "box"\n[targets.box]\n'
+        f'base_path = "{tmp_path / "base"}"\ndefault_execution_type = "podman"\n'
+        '[targets.box.local]\nexecution_types = ["podman", "bwrap"]\n'
+    )
+    proc = repx("run", "--lab", lab, env={**podman_env, "REPX_CONFIG_DIR": str(config)})
+    assert proc.returncode == 0, proc.stderr
+    some = next((tmp_path / "base" / "outputs").iterdir())
+    assert _result(tmp_path / "base", some.name)["runtime"] == "podman"
