@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from runlab import build_lab, repx
-from test_run_podman import _outputs, _result, _unified
+from test_run_podman import _outputs, _result
 
 pytestmark = [
     pytest.mark.slow,
@@ -130,7 +130,7 @@ def _loaded(env: dict[str, str]) -> list[str]:
 
 
 def test_outputs_are_byte_identical_to_bwrap(tmp_path: Path, docker_env: dict[str, str]) -> None:
-    lab = build_lab("sweep", edit=_unified, variant="unified")
+    lab = build_lab("sweep")
     assert _loaded(docker_env) == []
     ran = {}
     for runtime in ("bwrap", "docker"):
@@ -151,7 +151,7 @@ def test_outputs_are_byte_identical_to_bwrap(tmp_path: Path, docker_env: dict[st
 
 
 def test_a_daemon_that_does_not_answer_is_one_line(tmp_path: Path) -> None:
-    lab = build_lab("sweep", edit=_unified, variant="unified")
+    lab = build_lab("sweep")
     env = {"DOCKER_HOST": f"unix://{tmp_path / 'nothing.sock'}"}
     proc = repx("run", "--lab", lab, "--base", tmp_path / "b", "--runtime", "docker", env=env)
     assert proc.returncode == 2

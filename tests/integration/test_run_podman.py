@@ -2,8 +2,9 @@
 
 Real podman (CI installs it with tools/setup.sh) in a private storage and configuration
 made for this module (``CONTAINERS_STORAGE_CONF``, ``CONTAINERS_CONF``: nothing of the
-host's podman state is read or changed), real labs built by nix: the shell-only sweep with
-``containerMode = "unified"``, and a probe lab whose jobs report what they can reach.
+host's podman state is read or changed), real labs built by nix: the shell-only sweep
+(``containerMode = "unified"``, the default, and ``"per-run"``), and a probe lab whose
+jobs report what they can reach.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,13 +27,18 @@ pytestmark = [
 ]
 
 
-def _unified(flake: Path) -> None:
-    lab_nix = flake / "nix" / "lab.nix"
-    text = lab_nix.read_text()
-    assert "inherit pkgs gitHash;" in text
-    lab_nix.write_text(
-        text.replace("inherit pkgs gitHash;", 'inherit pkgs gitHash;\n  containerMode = "unified";')
-    )
+def _container_mode(mode: str) -> Callable[[Path], None]:
+    def edit(flake: Path) -> None:
+        lab_nix = flake / "nix" / "lab.nix"
+        text = lab_nix.read_text()
+        assert "inherit pkgs gitHash;" in text
+        lab_nix.write_text(
+            text.replace(
+                "inherit pkgs gitHash;", f'inherit pkgs gitHash;\n  containerMode = "{mode}";'
+            )
+        )
+
+    return edit
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +103,7 @@ def _result(base: Path, job: str) -> dict[str, object]:
 def test_outputs_are_byte_identical_to_bwrap_and_the_image_is_loaded_once(
     tmp_path: Path, podman_env: dict[str, str]
 ) -> None:
-    lab = build_lab("sweep", edit=_unified, variant="unified")
+    lab = build_lab("sweep")
     meta = json.loads((lab / "lab" / "lab-metadata.json").read_text())
     assert meta["container_mode"] == "unified"
     assert _loads(podman_env) == 0
@@ -163,7 +169,7 @@ def probe_lab(
     exp = Experiment(tmp_path_factory.mktemp("probe") / "exp", repx_flake_copy)
     exp.write(
         "flake.nix",
-        FLAKE.replace("runs = import", 'containerMode = "unified";\n      runs = import'),
+        FLAKE,
     )
     exp.write("runs.nix", "{ repx }: [ (repx.callRun ./run.nix [ ]) ]")
     exp.write(
@@ -229,7 +235,7 @@ def test_a_failing_job_is_recorded_as_under_bwrap(
 def test_a_lab_without_an_image_is_refused_in_one_line(
     podman_env: dict[str, str], tmp_path: Path
 ) -> None:
-    lab = build_lab("sweep")
+    lab = build_lab("sweep", edit=_container_mode("none"), variant="none")
     proc = repx("run", "--lab", lab, "--base", tmp_path, "--runtime", "podman", env=podman_env)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
@@ -238,16 +244,8 @@ def test_a_lab_without_an_image_is_refused_in_one_line(
     assert "Traceback" not in proc.stderr
 
 
-def _per_run(flake: Path) -> None:
-    lab_nix = flake / "nix" / "lab.nix"
-    text = lab_nix.read_text()
-    lab_nix.write_text(
-        text.replace("inherit pkgs gitHash;", 'inherit pkgs gitHash;\n  containerMode = "per-run";')
-    )
-
-
 def test_per_run_images_give_the_same_outputs(tmp_path: Path, podman_env: dict[str, str]) -> None:
-    lab = build_lab("sweep", edit=_per_run, variant="per-run")
+    lab = build_lab("sweep", edit=_container_mode("per-run"), variant="per-run")
     meta = json.loads((lab / "lab" / "lab-metadata.json").read_text())
     assert meta["container_mode"] == "per-run"
     assert set(meta["images"]) == {"simulation", "report"}
@@ -262,7 +260,7 @@ def test_per_run_images_give_the_same_outputs(tmp_path: Path, podman_env: dict[s
 
 
 def test_podman_missing_or_broken_is_one_line(tmp_path: Path, podman_env: dict[str, str]) -> None:
-    lab = build_lab("sweep", edit=_unified, variant="unified")
+    lab = build_lab("sweep")
     empty = tmp_path / "bin"
     empty.mkdir()
     missing = repx(
@@ -299,7 +297,7 @@ def test_a_target_chooses_podman_with_repx_names(
     tmp_path: Path, podman_env: dict[str, str]
 ) -> None:
     """RepX's config.toml: ``default_execution_type = "podman"`` is the runtime."""
-    lab = build_lab("sweep", edit=_unified, variant="unified")
+    lab = build_lab("sweep")
     config = tmp_path / "config"
     config.mkdir()
     (config / "config.toml").write_text(

@@ -271,11 +271,9 @@ def resolve_runtime(
     run_images = image_rootfs_by_run(lab)
     # per-run: the probe (and a job of no run) uses the first run's image
     image = _image_rootfs(lab) if not run_images else Path(next(iter(run_images.values())))
-    if image is not None and mount_host_paths:
-        raise UsageError(
-            "mount_host_paths would replace the lab image's root file system; with"
-            ' containerMode "unified" name the host paths in mount_paths instead'
-        )
+    if mount_host_paths:
+        # impure: the host's top-level directories take the place of the image's root
+        image, run_images = None, {}
     candidate = Runtime(
         kind=RuntimeKind.BWRAP,
         path=os.fspath(host_bin),
