@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 NAME: Final = "docker"
 #: Jobs write their logs through repx (attached stdout/stderr), not docker's log files.
 RUN_OPTIONS: Final = ("--log-driver=none",)
+#: ``rm`` of a container whose job must end now (docker kills it at once).
+REMOVE_OPTIONS: Final = ("--force",)
 #: Limits the daemon cannot give beyond a value (none known).
 MAX_LIMITS: Final[dict[str, int]] = {}
 

@@ -28,6 +28,8 @@ NAME: Final = "podman"
 #: Jobs write their logs through repx (attached stdout/stderr): no second copy in podman's
 #: log files (which also makes a container start faster).
 RUN_OPTIONS: Final = ("--read-only-tmpfs=false", "--no-hosts", "--log-driver=none")
+#: ``rm`` of a container whose job must end now (no stop timeout: it ignored SIGTERM).
+REMOVE_OPTIONS: Final = ("--force", "--time=0")
 #: podman 4 lowers its own RLIMIT_NPROC to 32768 when it starts, and a container cannot be
 #: given more than podman has (runc then fails with EPERM): the jobs' limit is capped there.
 MAX_LIMITS: Final = {"nproc": 32768}

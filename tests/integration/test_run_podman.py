@@ -12,13 +12,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from runlab import build_lab, repx
+from runlab import build_lab, repx, repx_argv
 from test_nix_lib import FLAKE, Experiment, stage
 
 pytestmark = [
@@ -309,3 +311,47 @@ def test_a_target_chooses_podman_with_repx_names(
     assert proc.returncode == 0, proc.stderr
     some = next((tmp_path / "base" / "outputs").iterdir())
     assert _result(tmp_path / "base", some.name)["runtime"] == "podman"
+
+
+STUBBORN = 'trap "" TERM\necho started\nsleep 600'
+
+
+def _containers(env: dict[str, str]) -> list[str]:
+    return _podman(env, "ps", "--all", "--filter", "name=^repx-", "--format", "{{.Names}}").split()
+
+
+def test_a_killed_job_leaves_no_container(
+    tmp_path: Path, repx_flake_copy: Path, podman_env: dict[str, str]
+) -> None:
+    """A job that ignores SIGTERM: the second stop SIGKILLs podman, and repx removes the
+    container that the killed client left running."""
+    exp = Experiment(tmp_path / "exp", repx_flake_copy)
+    exp.write("runs.nix", "{ repx }: [ (repx.callRun ./run.nix [ ]) ]")
+    exp.write("run.nix", '{ name = "r"; pipelines = [ ./pipe.nix ]; parameters = { }; }')
+    exp.write("pipe.nix", "{ repx }: repx.mkPipe { stubborn = repx.callStage ./s.nix [ ]; }")
+    exp.write("s.nix", stage("stubborn", STUBBORN, outputs={}))
+    assert exp.build().returncode == 0
+    lab = (exp.root / "result").resolve()
+    argv = repx_argv("run", "--lab", lab, "--base", tmp_path / "base", "--runtime", "podman")
+    with subprocess.Popen(
+        argv, env={**os.environ, **podman_env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as proc:
+        work = tmp_path / "base" / ".work"
+
+        def running() -> bool:
+            logs = list(work.glob("*/repx/stdout.log"))
+            return bool(logs) and b"started" in logs[0].read_bytes()
+
+        deadline = time.monotonic() + 300  # a bound on a hang, not a timing assertion
+        while not running():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.1)
+        assert len(_containers(podman_env)) == 1
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)  # the second stop: SIGKILL
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert b"Traceback" not in err
+    assert _containers(podman_env) == []

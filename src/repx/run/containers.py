@@ -15,6 +15,7 @@ id (:mod:`repx.podman`, :mod:`repx.docker`); images never come from a registry
 from __future__ import annotations
 
 import os
+import re
 import resource
 import socket
 import sys
@@ -36,6 +37,8 @@ _TMPFS: Final = "--tmpfs=/tmp:rw,exec,nosuid,nodev,mode=755"
 #: Where a job's environment is set: the image's env (coreutils, linked by the skeleton).
 _ENV: Final = "/usr/bin/env"
 _LIMITS: Final = {"nofile": resource.RLIMIT_NOFILE, "nproc": resource.RLIMIT_NPROC}
+#: What a container name may not hold (engines accept [a-zA-Z0-9][a-zA-Z0-9_.-]*).
+_NAME_JUNK: Final = re.compile(r"[^a-zA-Z0-9_.-]")
 
 
 def engine(kind: RuntimeKind) -> ModuleType:
@@ -56,9 +59,29 @@ class Engine:
     store: str | None = None
 
 
+def container_name(work: str) -> str:
+    """The container of the attempt in ``work``: ``repx-<job>.<nonce>`` (unique, and
+    found again by :func:`remove_argv`)."""
+    return "repx-" + _NAME_JUNK.sub("_", Path(work).name)
+
+
+def remove_argv(eng: Engine, work: str) -> list[str]:
+    """The engine's argv that removes the attempt's container, running or not (the job's
+    engine process was killed: ``--rm`` did not happen)."""
+    mod = engine(eng.kind)
+    return [
+        eng.program,
+        *mod.global_options(eng.oci_runtime),
+        "rm",
+        "--force",
+        container_name(work),
+    ]
+
+
 def job_argv(
     eng: Engine,
     *,
+    name: str | None = None,
     readonly: Sequence[str],
     writable: Sequence[str],
     chdir: str,
@@ -72,6 +95,8 @@ def job_argv(
     args = [eng.program, *mod.global_options(eng.oci_runtime), "run", "--rm", "--init"]
     if interactive:
         args += ["--interactive", *(["--tty"] if sys.stdin.isatty() else [])]
+    if name is not None:
+        args.append(f"--name={name}")
     args += ["--pull=never", "--network=none", "--read-only", _TMPFS, "--cap-drop=ALL"]
     args += ["--security-opt=no-new-privileges", f"--hostname={socket.gethostname()}"]
     # The caller's own limits (what a bubblewrap job inherits): an engine's defaults may

@@ -123,6 +123,7 @@ class Runtime(BaseModel):
         if self.kind in containers.CONTAINER_KINDS:
             command = containers.job_argv(
                 self._engine(spec.run),
+                name=containers.container_name(w),
                 readonly=readonly,
                 writable=[out],
                 chdir=out,
@@ -154,6 +155,13 @@ class Runtime(BaseModel):
             userns=self.userns,
             chdir=Path(chdir) if chdir is not None else None,
         )
+
+    def cleanup_argv(self, work: Path) -> list[str]:
+        """The command that removes the container of the attempt in ``work`` (podman,
+        docker), for when its engine process was killed; empty for other runtimes."""
+        if self.kind not in containers.CONTAINER_KINDS or self.engine is None:
+            return []
+        return containers.remove_argv(self._engine(""), os.fspath(work))
 
     def _engine(self, run: str) -> containers.Engine:
         assert self.engine is not None and self.image_id is not None
