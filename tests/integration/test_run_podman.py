@@ -355,3 +355,20 @@ def test_a_killed_job_leaves_no_container(
     assert proc.returncode != 0
     assert b"Traceback" not in err
     assert _containers(podman_env) == []
+
+
+def test_debug_run_opens_the_job_s_container(tmp_path: Path, podman_env: dict[str, str]) -> None:
+    lab = build_lab("sweep")
+    base = tmp_path / "base"
+    assert repx("run", "--lab", lab, "--base", base, env=podman_env).returncode == 0
+    job = next(j for j in (base / "outputs").iterdir() if j.name.endswith("-aggregate")).name
+    script = 'echo "out=$out"; echo "args=$#"; cat /etc/passwd | head -n 1; ls "$(dirname "$2")"'
+    args = ("debug-run", job, "--lab", lab, "--base", base, "-c", script)
+    seen = {rt: repx(*args, "--runtime", rt, env=podman_env) for rt in ("bwrap", "podman")}
+    for rt, proc in seen.items():
+        assert proc.returncode == 0, (rt, proc.stderr)
+        lines = proc.stdout.splitlines()
+        assert lines[0].startswith("out=/") and lines[1] == "args=3", (rt, proc.stdout)
+        assert lines[2].startswith("root:x:0:0:"), (rt, proc.stdout)
+    # the same view: the same job files in the scratch attempt, beside a different $out
+    assert seen["podman"].stdout.splitlines()[1:] == seen["bwrap"].stdout.splitlines()[1:]

@@ -69,13 +69,8 @@ def remove_argv(eng: Engine, work: str) -> list[str]:
     """The engine's argv that removes the attempt's container, running or not (the job's
     engine process was killed: ``--rm`` did not happen)."""
     mod = engine(eng.kind)
-    return [
-        eng.program,
-        *mod.global_options(eng.oci_runtime),
-        "rm",
-        "--force",
-        container_name(work),
-    ]
+    name = container_name(work)
+    return [eng.program, *mod.global_options(eng.oci_runtime), "rm", *mod.REMOVE_OPTIONS, name]
 
 
 def job_argv(
