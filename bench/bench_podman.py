@@ -3,9 +3,9 @@
 A lab of JOBS trivial jobs (the shell stage of bench_revisions.py: one `echo` each) built
 with containerMode = "unified", run by `repx run -j 2` on a fresh output store with each
 runtime, the fastest of REPEATS runs. podman runs in a private storage and configuration
-(`CONTAINERS_STORAGE_CONF`, `CONTAINERS_CONF` under a temporary directory, removed with
-`podman system reset` at the end): the image is loaded by a first, unmeasured run, so the
-figures are per job, not per image load. A no-op run of the same command on the complete
+(`CONTAINERS_STORAGE_CONF`, `CONTAINERS_CONF` under a temporary directory, removed at the
+end): the image is loaded by a first, unmeasured run, so the figures are per job, not per
+image load. A no-op run of the same command on the complete
 store (start-up, checks, the runtime's probe container) is subtracted: prints each
 runtime's total, its fixed part, the seconds per job, and the ratio podman / bwrap.
 
@@ -92,12 +92,13 @@ def main() -> None:
                 for runtime in ("bwrap", "podman")
             }
         finally:
-            subprocess.run(
-                ["podman", "system", "reset", "--force"],
-                env={**os.environ, **env},
-                capture_output=True,
-                check=False,
-            )
+            for cleanup in (("rm", "-af", "-t0"), ("rmi", "-af")):
+                subprocess.run(
+                    ["podman", *cleanup],
+                    env={**os.environ, **env},
+                    capture_output=True,
+                    check=False,
+                )
     per_job = {k: max(v - fixed[k], 0.0) / args.jobs for k, v in seconds.items()}
     for runtime, value in per_job.items():
         print(

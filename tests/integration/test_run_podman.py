@@ -47,6 +47,7 @@ def _container_mode(mode: str) -> Callable[[Path], None]:
 def podman_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """The environment of a private podman: its own storage, run and temporary dirs."""
     root = tmp_path_factory.mktemp("podman")
+    # No network configuration of its own is needed: jobs run with --network=none.
     storage = root / "storage.conf"
     storage.write_text(
         f'[storage]\ndriver = "overlay"\ngraphroot = "{root}/graph"\nrunroot = "{root}/run"\n'
@@ -56,12 +57,17 @@ def podman_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, s
     conf.write_text(f'[engine]\ntmp_dir = "{root}/tmp"\nevents_logger = "file"\n')
     env = {"CONTAINERS_STORAGE_CONF": str(storage), "CONTAINERS_CONF": str(conf)}
     yield env
-    subprocess.run(
-        ["podman", "system", "reset", "--force"],
-        env={**os.environ, **env},
-        capture_output=True,
-        check=False,
-    )
+    _forget(env)
+
+
+def _forget(env: dict[str, str]) -> None:
+    """Remove every container and image of a private storage (its directory goes with
+    the test's temporary files); not `podman system reset`, which also resets the host's
+    network configuration."""
+    for args in (("rm", "--all", "--force", "--time=0"), ("rmi", "--all", "--force")):
+        subprocess.run(
+            ["podman", *args], env={**os.environ, **env}, capture_output=True, check=False
+        )
 
 
 def _podman(env: dict[str, str], *args: str) -> str:
@@ -372,3 +378,60 @@ def test_debug_run_opens_the_job_s_container(tmp_path: Path, podman_env: dict[st
         assert lines[2].startswith("root:x:0:0:"), (rt, proc.stdout)
     # the same view: the same job files in the scratch attempt, beside a different $out
     assert seen["podman"].stdout.splitlines()[1:] == seen["bwrap"].stdout.splitlines()[1:]
+
+
+def test_a_node_loads_the_images_into_its_own_storage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a SLURM task does first (repx.run.slurm_task.node_runtime): the engine found
+    on the node's PATH, the lab's image loaded into that node's (empty) storage."""
+    from repx.config import RuntimeKind  # noqa: PLC0415
+    from repx.lab.loader import open_lab  # noqa: PLC0415
+    from repx.oci import lab_images  # noqa: PLC0415
+    from repx.run import containers  # noqa: PLC0415
+
+    lab = build_lab("sweep")
+    images = tuple({i.id: i for i in lab_images(open_lab(lab)).values()}.values())
+    storage = tmp_path / "storage.conf"
+    storage.write_text(
+        f'[storage]\ndriver = "overlay"\ngraphroot = "{tmp_path}/graph"\n'
+        f'runroot = "{tmp_path}/run"\n'
+    )
+    env = {"CONTAINERS_STORAGE_CONF": str(storage)}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    try:
+        program, oci_runtime = containers.on_node(
+            RuntimeKind.PODMAN, "/nonexistent/podman", "/nonexistent/runc", images
+        )
+        assert program == shutil.which("podman")
+        assert oci_runtime == shutil.which("runc")
+        (image,) = images
+        assert _podman(env, "image", "inspect", "--format", "{{.Id}}", image.id).strip() == (
+            image.id.removeprefix("sha256:")
+        )
+    finally:
+        _forget(env)
+
+
+@pytest.mark.slurm
+def test_a_slurm_target_runs_jobs_in_podman(tmp_path: Path, podman_env: dict[str, str]) -> None:
+    from slurm_cluster import SlurmCluster  # noqa: PLC0415
+
+    lab = build_lab("sweep")
+    local = repx("run", "--lab", lab, "--base", tmp_path / "local", "--runtime", "bwrap")
+    assert local.returncode == 0, local.stderr
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "config.toml").write_text(
+        'default_target = "hpc"\n[targets.hpc]\nscheduler = "slurm"\n'
+        f'base = "{tmp_path / "slurm"}"\nruntime = "podman"\n'
+    )
+    with SlurmCluster.session():
+        proc = repx(
+            "run", "--lab", lab, "--wait", env={**podman_env, "REPX_CONFIG_DIR": str(config)}
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert _outputs(tmp_path / "slurm") == _outputs(tmp_path / "local")
+    some = next((tmp_path / "slurm" / "outputs").iterdir())
+    assert _result(tmp_path / "slurm", some.name)["runtime"] == "podman"

@@ -183,7 +183,35 @@ def resolve(
         "oci_runtime": oci_runtime,
         "image_id": image_id,
         "run_image_ids": run_ids,
+        "images": tuple({i.id: i for i in images.values()}.values()),
     }
+
+
+def on_node(
+    kind: RuntimeKind, program: str, oci_runtime: str | None, images: Sequence[oci.LabImage]
+) -> tuple[str, str | None]:
+    """A SLURM node's engine and OCI runtime for a run resolved on the submit host, with
+    the lab's images loaded into this node's engine storage (each node has its own).
+
+    Raises UsageError naming what this node lacks.
+    """
+    mod = engine(kind)
+    if not os.access(program, os.X_OK):
+        found = mod.find()
+        if found is None:
+            raise UsageError(f"{mod.NAME} is neither at {program} nor on this node's PATH")
+        program = os.fspath(found)
+    if oci_runtime is not None and not os.access(oci_runtime, os.X_OK):
+        fallback = podman.oci_runtime_fallback() if kind is RuntimeKind.PODMAN else None
+        if fallback is None:
+            raise UsageError(f"the OCI runtime {oci_runtime} is not on this node")
+        oci_runtime = os.fspath(fallback)
+    problem = mod.check(Path(program))
+    if problem is not None:
+        raise UsageError(f"{mod.NAME} ({program}) does not answer on this node: {problem}")
+    for image in images:
+        _ensure_loaded(mod, Path(program), image)
+    return program, oci_runtime
 
 
 def _ensure_loaded(mod: ModuleType, program: Path, image: oci.LabImage) -> None:

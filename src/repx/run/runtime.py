@@ -30,6 +30,7 @@ from repx import bwrap
 from repx.config import RuntimeKind, Target
 from repx.errors import UsageError
 from repx.lab.loader import LoadedLab
+from repx.oci import LabImage
 from repx.run import containers
 from repx.run.spec import JobSpec
 
@@ -78,6 +79,8 @@ class Runtime(BaseModel):
     oci_runtime: str | None = None
     image_id: str | None = None
     run_image_ids: dict[str, str] = {}
+    #: the lab's images (a SLURM node loads them into its own engine storage)
+    images: tuple[LabImage, ...] = ()
 
     @property
     def impure(self) -> tuple[str, ...]:
