@@ -435,3 +435,25 @@ def test_a_slurm_target_runs_jobs_in_podman(tmp_path: Path, podman_env: dict[str
     assert _outputs(tmp_path / "slurm") == _outputs(tmp_path / "local")
     some = next((tmp_path / "slurm" / "outputs").iterdir())
     assert _result(tmp_path / "slurm", some.name)["runtime"] == "podman"
+
+
+def test_scatter_gather_jobs_run_their_pieces_in_the_image(
+    tmp_path: Path, podman_env: dict[str, str]
+) -> None:
+    """The scatter lab (one of its jobs fails on purpose): the same outputs, markers and
+    logs, but for the output store's path that a failing piece's message names."""
+    lab = build_lab("scatter")
+    ran = {}
+    for runtime in ("bwrap", "podman"):
+        base = tmp_path / runtime
+        proc = repx(
+            "run", "--lab", lab, "--base", base, "--runtime", runtime, "--continue-on-failure",
+            env=podman_env,
+        )  # fmt: skip
+        assert proc.returncode == 1, proc.stderr
+        ran[runtime] = {
+            job: {k: v.replace(os.fsencode(base), b"BASE") for k, v in files.items()}
+            for job, files in _outputs(base).items()
+        }
+    assert ran["podman"] == ran["bwrap"]
+    assert any("repx/FAIL" in files for files in ran["podman"].values())

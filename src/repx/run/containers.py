@@ -134,7 +134,7 @@ def resolve(
     """Check the engine, load the lab's images (once) and probe a container.
 
     Returns the container fields of the runtime: ``engine``, ``oci_runtime``,
-    ``image_id`` and ``run_image_ids``.
+    ``image_id``, ``run_image_ids`` and ``images`` (what a SLURM node loads).
     """
     mod = engine(kind)
     program = mod.find()
