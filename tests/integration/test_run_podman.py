@@ -457,3 +457,47 @@ def test_scatter_gather_jobs_run_their_pieces_in_the_image(
         }
     assert ran["podman"] == ran["bwrap"]
     assert any("repx/FAIL" in files for files in ran["podman"].values())
+
+
+#: Stubborn until the test puts a flag in the (impurely) mounted directory.
+STUBBORN_UNTIL = 'if [ -e "$FLAGS/go" ]; then exit 0; fi\ntrap "" TERM\necho started\nsleep 600'
+
+
+def test_kill_9_of_repx_then_a_resume_ends_the_container(
+    tmp_path: Path, repx_flake_copy: Path, podman_env: dict[str, str]
+) -> None:
+    """repx killed outright: podman's client survives (its own session) with the job's
+    container. The next run ends the client (the lock's orphan) and removes the container
+    it names before a new attempt starts: two attempts never overlap."""
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    exp = Experiment(tmp_path / "exp", repx_flake_copy)
+    exp.write("runs.nix", "{ repx }: [ (repx.callRun ./run.nix [ ]) ]")
+    exp.write("run.nix", '{ name = "r"; pipelines = [ ./pipe.nix ]; parameters = { }; }')
+    exp.write("pipe.nix", "{ repx }: repx.mkPipe { stubborn = repx.callStage ./s.nix [ ]; }")
+    script = STUBBORN_UNTIL.replace("$FLAGS", os.fspath(flags))
+    exp.write("s.nix", stage("stubborn", script, outputs={}))
+    assert exp.build().returncode == 0
+    lab = (exp.root / "result").resolve()
+    base = tmp_path / "base"
+    argv = repx_argv(
+        "run", "--lab", lab, "--base", base, "--runtime", "podman", "--mount-path", flags
+    )
+    with subprocess.Popen(
+        argv, env={**os.environ, **podman_env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as first:
+        deadline = time.monotonic() + 300  # a bound on a hang, not a timing assertion
+        while not any(b"started" in p.read_bytes() for p in base.glob(".work/*/repx/stdout.log")):
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.1)
+        first.kill()  # SIGKILL of repx alone
+        first.communicate()
+    (old,) = _containers(podman_env)
+    (flags / "go").touch()
+    resumed = repx(*argv[3:], env=podman_env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert old not in _containers(podman_env)
+    assert _containers(podman_env) == []
+    (job,) = (base / "outputs").iterdir()
+    assert (job / "repx" / "SUCCESS").exists()

@@ -73,6 +73,20 @@ def remove_argv(eng: Engine, work: str) -> list[str]:
     return [eng.program, *mod.global_options(eng.oci_runtime), "rm", *mod.REMOVE_OPTIONS, name]
 
 
+def removal_for(argv: Sequence[str]) -> list[str] | None:
+    """The removal of the container that the engine command ``argv`` (a job's, as
+    :func:`job_argv` writes it) runs; None when ``argv`` is not one."""
+    if not argv or "run" not in argv:
+        return None
+    kinds = {engine(k).NAME: k for k in CONTAINER_KINDS}
+    kind = kinds.get(Path(argv[0]).name)
+    names = [a.removeprefix("--name=") for a in argv if a.startswith("--name=repx-")]
+    if kind is None or not names:
+        return None
+    options = list(argv[1 : list(argv).index("run")])  # e.g. --runtime runc
+    return [argv[0], *options, "rm", *engine(kind).REMOVE_OPTIONS, names[0]]
+
+
 def job_argv(
     eng: Engine,
     *,

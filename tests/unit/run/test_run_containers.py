@@ -119,3 +119,23 @@ def test_only_container_runtimes_have_a_cleanup(tmp_path):
     assert bwrap.cleanup_argv(tmp_path / "j.1") == []
     pod = Runtime(kind=RuntimeKind.PODMAN, path="/p", outputs="/o", engine="podman", image_id=IMAGE)
     assert pod.cleanup_argv(tmp_path / "j.1")[-1] == "repx-j.1"
+
+
+def test_the_container_of_an_engine_command_is_found_again():
+    eng = Engine(RuntimeKind.PODMAN, "/usr/bin/podman", IMAGE, oci_runtime="/usr/sbin/runc")
+    argv = job(eng, name=containers.container_name("/b/.work/j.1"))
+    assert containers.removal_for(argv) == [
+        "/usr/bin/podman",
+        "--runtime",
+        "/usr/sbin/runc",
+        "rm",
+        "--force",
+        "--time=0",
+        "repx-j.1",
+    ]
+    docker = job(Engine(RuntimeKind.DOCKER, "docker", IMAGE), name="repx-j.2")
+    assert containers.removal_for(docker) == ["docker", "rm", "--force", "repx-j.2"]
+    # anything else: a job's own process, an engine command of someone else's
+    assert containers.removal_for(["/lab/jobs/j/bin/s", "out", "in", "p"]) is None
+    assert containers.removal_for(["podman", "run", "--name=web", "img"]) is None
+    assert containers.removal_for([]) is None
