@@ -189,8 +189,12 @@ def resolve(
     if problem is not None:
         fallback = podman.oci_runtime_fallback() if kind is RuntimeKind.PODMAN else None
         with_fallback = replace(candidate, oci_runtime=os.fspath(fallback or ""))
-        if fallback is None or _probe(with_fallback, readonly, path) is not None:
-            raise UsageError(f"{mod.NAME} ({program}) cannot run the lab's image here: {problem}")
+        again = None if fallback is None else _probe(with_fallback, readonly, path)
+        if fallback is None or again is not None:
+            tried = "" if fallback is None else f"; with --runtime {fallback}: {again}"
+            raise UsageError(
+                f"{mod.NAME} ({program}) cannot run the lab's image here: {problem}{tried}"
+            )
         oci_runtime = with_fallback.oci_runtime
     return {
         "engine": os.fspath(program),
