@@ -501,3 +501,34 @@ def test_kill_9_of_repx_then_a_resume_ends_the_container(
     assert _containers(podman_env) == []
     (job,) = (base / "outputs").iterdir()
     assert (job / "repx" / "SUCCESS").exists()
+
+
+@pytest.mark.skipif(shutil.which("crun") is None, reason="crun is not installed")
+def test_podman_s_crun_failing_here_falls_back_to_runc(
+    tmp_path: Path, podman_env: dict[str, str]
+) -> None:
+    """podman told to use crun (its default where installed), which fails on this kernel's
+    cgroups (measured: setrlimit, then "cgroups in hybrid mode"): the run still works,
+    through runc, without any configuration file changed."""
+    conf = tmp_path / "containers.conf"
+    conf.write_text(Path(podman_env["CONTAINERS_CONF"]).read_text() + 'runtime = "crun"\n')
+    env = {**podman_env, "CONTAINERS_CONF": str(conf)}
+    lab = build_lab("sweep")
+    (image_id,) = {
+        json.loads(p.read_text())["id"] for p in lab.glob("store/*-repx-oci-image/repx-image.json")
+    }
+    warm = repx("run", "--lab", lab, "--base", tmp_path / "warm", "--runtime", "podman", env=env)
+    assert warm.returncode == 0, warm.stderr
+    crun = subprocess.run(
+        ["podman", "run", "--rm", "-v", "/nix/store:/nix/store:ro", image_id, "/bin/sh", "-c", ":"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    base = tmp_path / "base"
+    proc = repx("run", "-v", "--lab", lab, "--base", base, "--runtime", "podman", env=env)
+    assert proc.returncode == 0, proc.stderr
+    if crun.returncode != 0:  # as on the machine these tests were written on
+        assert "default OCI runtime fails here" in proc.stderr and "runc" in proc.stderr
+    assert _outputs(base) == _outputs(tmp_path / "warm")

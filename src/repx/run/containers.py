@@ -14,6 +14,7 @@ id (:mod:`repx.podman`, :mod:`repx.docker`); images never come from a registry
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import resource
@@ -29,6 +30,8 @@ from repx import docker, oci, podman, process
 from repx.config import RuntimeKind
 from repx.errors import ProcessError, ProgramNotFoundError, UsageError
 from repx.lab.loader import LoadedLab
+
+logger = logging.getLogger(__name__)
 
 NIX_STORE: Final = "/nix/store"
 CONTAINER_KINDS: Final = frozenset({RuntimeKind.PODMAN, RuntimeKind.DOCKER})
@@ -196,6 +199,9 @@ def resolve(
                 f"{mod.NAME} ({program}) cannot run the lab's image here: {problem}{tried}"
             )
         oci_runtime = with_fallback.oci_runtime
+        logger.info(
+            "%s's default OCI runtime fails here (%s): using %s", mod.NAME, problem, fallback
+        )
     return {
         "engine": os.fspath(program),
         "oci_runtime": oci_runtime,
