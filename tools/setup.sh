@@ -23,6 +23,9 @@ conf_dir=${REPX_NIX_CONF_DIR:-/etc/nix}
 python=${PYTHON:-python3}
 apt_packages=(nix-bin busybox-static bash-static shellcheck shfmt bubblewrap graphviz jq rsync git
   python3-venv slurm-wlm munge zstd iproute2)
+# the podman and docker runtimes; runc beside crun: crun cannot start containers on some
+# kernels (cgroups v1 "hybrid"), and the tests check that repx falls back to runc there
+apt_packages+=(podman runc crun skopeo docker.io)
 # for the offline toolchain's relocated Debian trees (their .debs come from `apt-get download`)
 apt_packages+=(patchelf gcc)
 # the report's browser test (tests/integration/test_report_chromium.py: headless rendering)

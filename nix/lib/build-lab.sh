@@ -1,8 +1,9 @@
 # Builder of the lab derivation (run by bash inside the Nix sandbox).
 # Every step is batched: a handful of processes whatever the number of jobs, because one
 # process per job costs ~1 ms and labs reach 100,000 jobs.
-# shellcheck shell=bash disable=SC2154  # the variables come from the derivation's environment
+# shellcheck shell=bash disable=SC1090,SC2154  # the variables come from the derivation's environment
 set -euo pipefail
+source "$imageRootfs"
 
 mkdir -p "$out/lab" "$out/revision" "$out/jobs" "$out/readme" "$out/store"
 
@@ -53,21 +54,15 @@ while IFS=$'\t' read -r dir run; do
   [ -n "$dir" ] || continue
   img="$out/$dir"
   [ -d "$img" ] && continue # runs with the same closure share an image
-  mkdir -p "$img/rootfs/bin" "$img/rootfs/usr/bin" "$img/rootfs/etc" "$img/rootfs/nix/store" \
-    "$img/rootfs/tmp" "$img/rootfs/proc" "$img/rootfs/dev" "$img/rootfs/home"
-  ln -s "$imageShell" "$img/rootfs/bin/sh"
-  ln -s "$imageShell" "$img/rootfs/bin/bash"
-  ln -s "$imageEnv" "$img/rootfs/usr/bin/env"
-  printf 'root:x:0:0:root:/home:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/sh\n' >"$img/rootfs/etc/passwd"
-  printf 'root:x:0:\nnogroup:x:65534:\n' >"$img/rootfs/etc/group"
-  printf '127.0.0.1 localhost\n' >"$img/rootfs/etc/hosts"
+  image_rootfs "$img/rootfs" "$imageShell" "$imageEnv"
   if [ -z "$run" ]; then
     jq -R -s 'split("\n") | map(select(length > 0))' store-paths >image-paths.json
   else
     jq --arg run "$run" '.runs[$run]' "$closureInfo" >image-paths.json
   fi
-  jq -n --slurpfile paths image-paths.json \
-    '{format: "repx-image/1", rootfs: "rootfs", store_paths: $paths[0]}' >"$img/image.json"
+  # oci: the image's OCI layout (podman, docker), a store path of the closure
+  jq -n --slurpfile paths image-paths.json --arg oci "store/${imageOci#/nix/store/}" \
+    '{format: "repx-image/1", rootfs: "rootfs", store_paths: $paths[0], oci: $oci}' >"$img/image.json"
 done <<<"$imageSpecs"
 
 # The stage checks' warnings (each check's output; usually empty): repx build shows them.

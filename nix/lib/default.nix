@@ -57,7 +57,9 @@ let
     let
       unknown = filter (k: !(elem k labArgs)) (attrNames args);
       pkgs = args.pkgs or (fail "mkLab" "needs 'pkgs' (nixpkgs' legacyPackages, or the repx offline toolchain)");
-      containerMode = args.containerMode or "none";
+      # As RepX and the lab layout: one image for the lab (a few KiB per revision: the image
+      # skeleton and the shared OCI layout, never a copy of the closure: bench/bench_images.py).
+      containerMode = args.containerMode or "unified";
       severity = args.shellcheckSeverity or "info";
       tools = {
         inherit (pkgs) bash coreutils findutils gnused gnugrep gawk jq shellcheck rsync bubblewrap;
@@ -117,7 +119,7 @@ let
       runByName = listToAttrs (map (r: { name = r.name; value = r // { deps = map (normDep r) r.placeholder.deps; }; }) runList);
       order =
         if unknown != [ ] then fail "mkLab" "unknown argument(s) ${showList unknown}; allowed: ${showList labArgs}"
-        else if !(elem containerMode containerModes) then fail "mkLab" "containerMode '${toString containerMode}' is not supported; use \"none\" (jobs run on the host's / under bubblewrap), \"unified\" (one image rootfs for every job) or \"per-run\" (one image per run)"
+        else if !(elem containerMode containerModes) then fail "mkLab" "containerMode '${toString containerMode}' is not supported; use \"unified\" (the default: one image for every job), \"per-run\" (one image per run) or \"none\" (no image: the hermetic sandbox, no podman or docker)"
         else if !(elem runContainerMode containerModes) then fail "mkLab" "runContainerMode '${toString runContainerMode}' is not supported; use \"none\", \"unified\" or \"per-run\" (the mode of the one-run labs .runs.<name>)"
         else if !(elem severity [ "error" "warning" "info" "style" ]) then fail "mkLab" "shellcheckSeverity '${toString severity}' must be one of 'error', 'warning', 'info', 'style'"
         else if dupRuns != [ ] then fail "mkLab" "duplicate run name(s) ${showList (util.unique dupRuns)}: every run file needs its own 'name'"

@@ -83,11 +83,15 @@ let
   paramPaths = map (p: builtins.appendContext p { ${p} = { path = true; }; }) (
     builtins.filter (p: tableContext.${p}.path or false) (attrNames tableContext)
   );
-  closureRoots = scripts ++ paramPaths;
+  # The images' OCI layout (podman, docker): one store path shared by every lab and revision
+  # built with the same packages, part of the closure so that store/ (and an export) has it.
+  ociImage = import ./oci-image.nix { inherit tools; gnutar = pkgs.gnutar; };
+  ociRoots = if containerMode == "none" then [ ] else [ ociImage ];
+  closureRoots = scripts ++ paramPaths ++ ociRoots;
   # The same, per run (the store paths of a "per-run" image).
   runRoots = r:
     let ctx = builtins.getContext (concatStringsSep "" (map (j: toJSON j.params) (attrValues r.jobs)));
-    in r.scriptDrvs ++ map (p: builtins.appendContext p { ${p} = { path = true; }; }) (
+    in r.scriptDrvs ++ ociRoots ++ map (p: builtins.appendContext p { ${p} = { path = true; }; }) (
       builtins.filter (p: ctx.${p}.path or false) (attrNames ctx)
     );
   runKeys = listToAttrs (genList (i: { name = (builtins.elemAt runList i).name; value = "run${toString i}"; }) (length runList));
@@ -133,6 +137,8 @@ derivation (
     imageSpecs = concatStringsSep "\n" (map (i: "${i.dir}\t${i.run}") (attrValues images));
     imageShell = "${tools.bash}/bin/bash";
     imageEnv = "${tools.coreutils}/bin/env";
+    imageRootfs = ./image-rootfs.sh;
+    imageOci = if ociRoots == [ ] then "" else "${ociImage}";
     revisionJson = toJSON revision;
     labMetaJson = toJSON labMeta;
     manifestPaths = concatStringsSep " " (map (m: m.path) manifests);

@@ -7,7 +7,7 @@
 
     [targets.local]
     base = "~/experiments/runs"   # output store; relative paths are taken from the cwd
-    runtime = "bwrap"             # or "native"
+    runtime = "bwrap"             # or "podman", "docker" (the lab's image), "native"
     concurrency = 8               # default of -j
     scheduler = "local"           # or "slurm" (docs/slurm.md)
     # impure, NOT reproducible (docs/running.md): host paths visible read-only in jobs
@@ -31,9 +31,9 @@ RepX's ``config.toml`` is read too (:func:`_from_repx` names the keys and what t
 ``default_scheduler``, ``default_execution_type``, ``[targets.NAME.local|slurm]`` with
 ``execution_types`` and ``local_concurrency``, ``artifact_store`` and ``node_local_path``
 (the same keys here), ``mount_host_paths``, ``mount_paths``; ``theme`` and ``[logging]``
-(RepX's TUI and log files) are accepted and have no effect. What repx cannot do yet
-(``address``: SSH targets; the podman and docker execution types) is one error naming the
-file and the key.
+(RepX's TUI and log files) are accepted and have no effect. RepX's execution types are
+repx's runtimes by the same names (``native``, ``bwrap``, ``podman``, ``docker``). What repx
+cannot do yet (``address``: SSH targets) is one error naming the file and the key.
 """
 
 from __future__ import annotations
@@ -75,6 +75,8 @@ class RuntimeKind(StrEnum):
 
     NATIVE = "native"
     BWRAP = "bwrap"
+    PODMAN = "podman"
+    DOCKER = "docker"
 
 
 class SchedulerKind(StrEnum):
@@ -97,8 +99,6 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-#: RepX's execution types repx does not have yet (docs/running.md, "Coming from RepX").
-UNSUPPORTED_EXECUTION_TYPES: Final = ("podman", "docker")
 #: Why RepX's keys that repx cannot honour yet are refused, by key.
 _UNSUPPORTED_KEYS: Final = {
     "address": "SSH targets are not supported yet (issue 13): run repx on that machine,"
@@ -250,12 +250,6 @@ def _target_from_repx(
     for key, why in _UNSUPPORTED_KEYS.items():
         if key in target:
             raise UsageError(f"{file}: {where}{key}: {why}")
-    for key in ("default_execution_type", "runtime"):
-        if target.get(key) in UNSUPPORTED_EXECUTION_TYPES:
-            raise UsageError(
-                f"{file}: {where}{key}: the {target[key]} execution type is not supported"
-                " yet (execution types: bwrap, native)"
-            )
     _rename(file, target, "base_path", "base", where)
     _rename(file, target, "default_scheduler", "scheduler", where)
     _rename(file, target, "default_execution_type", "runtime", where)
@@ -296,12 +290,11 @@ def _apply_scheduler_table(
         return
     if not isinstance(types_, list) or not all(isinstance(t, str) for t in types_):
         raise UsageError(f"{file}: {where}execution_types: expected a list of names")
-    supported = [t for t in types_ if t in tuple(RuntimeKind)]
-    unknown = [t for t in types_ if t not in supported and t not in UNSUPPORTED_EXECUTION_TYPES]
+    unknown = [t for t in types_ if t not in tuple(RuntimeKind)]
     if unknown:
         raise UsageError(
             f"{file}: {where}execution_types: unknown execution type '{unknown[0]}'"
-            " (bwrap, native, podman, docker)"
+            f" ({', '.join(RuntimeKind)})"
         )
     chosen = target.get("runtime")
     if chosen is not None and chosen not in types_:
@@ -310,12 +303,9 @@ def _apply_scheduler_table(
             f" default_execution_type '{chosen}'"
         )
     if chosen is None:
-        if not supported:
-            raise UsageError(
-                f"{file}: {where}execution_types: {', '.join(types_) or 'an empty list'}:"
-                " not supported yet (execution types: bwrap, native)"
-            )
-        target["runtime"] = supported[0]  # RepX takes the first type listed
+        if not types_:
+            raise UsageError(f"{file}: {where}execution_types: an empty list")
+        target["runtime"] = types_[0]  # RepX takes the first type listed
 
 
 def _rename(file: Path, table: dict[str, Any], repx_key: str, key: str, where: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_nix_lib import FLAKE, Experiment, minimal_experiment
+from test_nix_lib import FLAKE, HERMETIC, Experiment, minimal_experiment
 
 pytestmark = pytest.mark.slow
 
@@ -19,6 +19,7 @@ def exp(tmp_path: Path, repx_flake_copy: Path) -> Experiment:
 
 def test_container_mode_changes_job_ids(exp: Experiment) -> None:
     minimal_experiment(exp)
+    exp.write("flake.nix", HERMETIC)
     hermetic = set(exp.eval_jobs())
     exp.write("flake.nix", UNIFIED)
     image = set(exp.eval_jobs())
@@ -27,5 +28,7 @@ def test_container_mode_changes_job_ids(exp: Experiment) -> None:
     # the stage name stays readable in the id; the same lab evaluates to the same ids
     assert all(job.endswith("-s") for job in image)
     assert set(exp.eval_jobs()) == image
-    exp.write("flake.nix", FLAKE)
+    exp.write("flake.nix", HERMETIC)
     assert set(exp.eval_jobs()) == hermetic
+    exp.write("flake.nix", FLAKE)  # "unified" is the default
+    assert set(exp.eval_jobs()) == image

@@ -32,6 +32,8 @@ FLAKE = """{
   };
 }
 """
+#: The same lab with containerMode = "none" (no image: the hermetic sandbox).
+HERMETIC = FLAKE.replace("runs = import", 'containerMode = "none";\n      runs = import')
 
 
 def stage(
@@ -472,11 +474,15 @@ def test_unified_container_mode_writes_an_image_a_job_runs_in(
     run = subprocess.run(argv, capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stderr
     assert (out / "job/out.txt").read_text().strip() in {"1", "2"}
-    # Without the image, "none" labs carry no images/.
+    # "unified" is the default; "none" labs carry no images/ (and no OCI layout).
     minimal_experiment(exp)
-    exp.write("flake.nix", FLAKE)
+    assert exp.build().returncode == 0
+    default = json.loads(((exp.root / "result") / "lab/lab-metadata.json").read_text())
+    assert default["container_mode"] == "unified"
+    exp.write("flake.nix", HERMETIC)
     assert exp.build().returncode == 0
     assert not ((exp.root / "result") / "images").exists()
+    assert not list((exp.root / "result").glob("store/*-repx-oci-image"))
 
 
 @pytest.mark.slow

@@ -101,7 +101,7 @@ def test_missing_bwrap_is_an_error_unless_native_is_asked(tmp_path):
 def test_unknown_target_and_bad_config(small_lab, tmp_path):
     config = tmp_path / "config"
     config.mkdir()
-    (config / "config.toml").write_text('[targets.here]\nruntime = "docker"\n')
+    (config / "config.toml").write_text('[targets.here]\nruntime = "lxc"\n')
     env = {"REPX_CONFIG_DIR": str(config)}
     bad = repx("run", "--lab", small_lab, env=env)
     assert bad.returncode == 2 and "targets.here.runtime" in bad.stderr

@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_nix_lib import FLAKE, Experiment, minimal_experiment, stage
+from test_nix_lib import FLAKE, HERMETIC, Experiment, minimal_experiment, stage
 
 from conftest import REPX_BIN
 
@@ -49,11 +49,9 @@ def test_unified_lab_runs_jobs_in_its_image(exp: Experiment) -> None:
         stage_text=stage("s", PROBE),
     )
     seen: set[Path] = set()
+    exp.write("flake.nix", HERMETIC)
     assert run_and_read(exp, "runs", seen) == "hermetic"
-    exp.write(
-        "flake.nix",
-        FLAKE.replace("runs = import", 'containerMode = "unified";\n      runs = import'),
-    )
+    exp.write("flake.nix", FLAKE)  # containerMode "unified", the default
     # The image is part of the job id: the same base does not reuse the "none" result.
     assert run_and_read(exp, "runs", seen) == "image"
     assert len(list((exp.root / "runs" / "outputs").glob("*-s"))) == 2

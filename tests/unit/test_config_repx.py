@@ -64,9 +64,24 @@ def test_repx_slurm_target_keeps_our_slurm_options(tmp_path):
     )
     assert name == "hpc"
     assert target.scheduler is SchedulerKind.SLURM  # RepX's top-level default_scheduler
-    assert target.runtime is RuntimeKind.NATIVE  # the first supported type listed
+    assert target.runtime is RuntimeKind.PODMAN  # the first type listed
     assert target.slurm.partition == "short"
     assert target.mount_paths == ("/data",) and target.base == Path("/scratch/me")
+
+
+@pytest.mark.parametrize("kind", list(RuntimeKind))
+def test_every_execution_type_of_repx_is_a_runtime(tmp_path, kind):
+    _, target = load(
+        tmp_path,
+        f'submission_target = "t"\n[targets.t]\ndefault_execution_type = "{kind}"\n'
+        f'[targets.t.local]\nexecution_types = ["{kind}"]\n',
+    )
+    assert target.runtime is kind
+    _, first = load(
+        tmp_path,
+        f'submission_target = "t"\n[targets.t.local]\nexecution_types = ["{kind}", "bwrap"]\n',
+    )
+    assert first.runtime is kind
 
 
 def test_our_own_keys_win_nothing_silently(tmp_path):
@@ -84,11 +99,10 @@ def test_our_own_keys_win_nothing_silently(tmp_path):
         ('artifact_store = "node-local"', "targets.t", "needs node_local_path"),
         ('node_local_path = "scratch"', "targets.t.node_local_path", "not an absolute path"),
         ('node_local_path = ""', "targets.t.node_local_path", "not an absolute path"),
-        ('default_execution_type = "docker"', "targets.t.default_execution_type", "docker"),
         (
-            '[targets.t.local]\nexecution_types = ["podman"]',
+            "[targets.t.local]\nexecution_types = []",
             "targets.t.local.execution_types",
-            "podman: not supported yet",
+            "an empty list",
         ),
         (
             'default_execution_type = "native"\n[targets.t.local]\nexecution_types = ["bwrap"]',

@@ -37,7 +37,7 @@ def debug_run(  # noqa: PLR0917 (typer maps parameters to CLI options)
         RuntimeChoice | None,
         typer.Option(
             "--runtime",
-            help="bwrap (the default) or native, as for repx run.",
+            help="bwrap (the default), podman, docker or native, as for repx run.",
             case_sensitive=False,
         ),
     ] = None,

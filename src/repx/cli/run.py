@@ -32,6 +32,8 @@ class RuntimeChoice(StrEnum):
 
     native = "native"
     bwrap = "bwrap"
+    podman = "podman"
+    docker = "docker"
 
 
 class ArtifactStoreChoice(StrEnum):
@@ -86,7 +88,8 @@ def run(  # noqa: PLR0917 (typer maps parameters to CLI options)
         RuntimeChoice | None,
         typer.Option(
             "--runtime",
-            help="bwrap (sandbox, the default) or native (no sandbox).",
+            help="bwrap (sandbox, the default), podman or docker (in the lab's image), or"
+            " native (no sandbox).",
             case_sensitive=False,
         ),
     ] = None,

@@ -78,6 +78,9 @@ class Attempt:
     impure: tuple[str, ...] = ()
     #: its process group was sent a stop signal
     signalled: bool = False
+    #: what removes the attempt's container when its engine process was killed (podman,
+    #: docker: the container outlives a SIGKILLed client); empty for other runtimes
+    cleanup: tuple[str, ...] = ()
 
 
 def make_result(
@@ -191,7 +194,15 @@ def prepare(store: Store, spec: JobSpec, lock: JobLock, runtime: Runtime) -> Att
         store.discard_attempt(work)
         raise
     return Attempt(
-        spec, lock, work, nonce, runtime.kind.value, store.host, start_time, impure=runtime.impure
+        spec,
+        lock,
+        work,
+        nonce,
+        runtime.kind.value,
+        store.host,
+        start_time,
+        impure=runtime.impure,
+        cleanup=tuple(runtime.cleanup_argv(work)),
     )
 
 
@@ -293,6 +304,9 @@ def finish(
     """
     spec = attempt.spec
     w = os.fspath(attempt.work)
+    if attempt.cleanup and exit is not None and exit.returncode < 0:
+        # the engine's client was killed (SIGKILL): its container may still run
+        process.run(attempt.cleanup, check=False)
     try:
         status, reason = _outcome(spec, w, exit, error, attempt.interrupted)
         result = make_result(

@@ -1,4 +1,5 @@
-"""Runtimes: how a job's process is started (native, or sandboxed by bubblewrap).
+"""Runtimes: how a job's process is started (native, sandboxed by bubblewrap, or in the
+lab's image by podman or docker: :mod:`repx.run.containers`).
 
 Both give the job the same environment: ``PATH`` = the lab's host-tools,
 ``TMPDIR=/tmp`` (a private tmpfs under bwrap), ``HOME=/homeless-shelter`` (as in Nix
@@ -19,7 +20,7 @@ and their results say so (``impure``).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -29,6 +30,8 @@ from repx import bwrap
 from repx.config import RuntimeKind, Target
 from repx.errors import UsageError
 from repx.lab.loader import LoadedLab
+from repx.oci import LabImage
+from repx.run import containers
 from repx.run.spec import JobSpec
 
 #: TMPDIR of jobs (inside bubblewrap, a private tmpfs).
@@ -70,6 +73,14 @@ class Runtime(BaseModel):
     mount_host_paths: bool = False
     #: impure: host paths bound read-only at the same place
     mount_paths: tuple[str, ...] = ()
+    #: podman, docker: the engine program, its OCI runtime (None: its default), the image
+    #: id, and containerMode "per-run": each run's image id, by run name
+    engine: str | None = None
+    oci_runtime: str | None = None
+    image_id: str | None = None
+    run_image_ids: dict[str, str] = {}
+    #: the lab's images (a SLURM node loads them into its own engine storage)
+    images: tuple[LabImage, ...] = ()
 
     @property
     def impure(self) -> tuple[str, ...]:
@@ -78,8 +89,19 @@ class Runtime(BaseModel):
             return ()
         return ((HOST_ROOT,) if self.mount_host_paths else ()) + self.mount_paths
 
-    def command(self, spec: JobSpec, work: Path) -> tuple[list[str], dict[str, str], str]:
-        """argv, environment and working directory of ``spec``'s attempt in ``work``."""
+    def command(
+        self,
+        spec: JobSpec,
+        work: Path,
+        *,
+        extra_env: Mapping[str, str] | None = None,
+        interactive: bool = False,
+    ) -> tuple[list[str], dict[str, str], str]:
+        """argv, environment and working directory of ``spec``'s attempt in ``work``.
+
+        ``extra_env`` adds to the job's environment and ``interactive`` keeps stdin (and
+        the terminal) attached: ``repx debug-run``'s shell.
+        """
         w = os.fspath(work)
         out = os.path.join(w, "out")
         repx = os.path.join(w, "repx")
@@ -96,10 +118,24 @@ class Runtime(BaseModel):
             "LANG": "C.UTF-8",
             "REPX_JOB_ID": spec.job,
         }
+        if extra_env:
+            env.update(extra_env)
         if self.kind is RuntimeKind.NATIVE:
             return argv, env, out
-        assert self.bwrap is not None
         readonly = [spec.lab_root, *self.mount_paths, *self._inputs(spec), w]
+        if self.kind in containers.CONTAINER_KINDS:
+            command = containers.job_argv(
+                self._engine(spec.run),
+                name=containers.container_name(w),
+                readonly=readonly,
+                writable=[out],
+                chdir=out,
+                env=env,
+                argv=argv,
+                interactive=interactive,
+            )
+            return command, containers.engine_env(spec.job), out
+        assert self.bwrap is not None
         image = self.run_images.get(spec.run, self.image)
         options = self._options(readonly, [out], chdir=out, image=image)
         return bwrap.command(Path(self.bwrap), options, argv), env, out
@@ -122,6 +158,18 @@ class Runtime(BaseModel):
             userns=self.userns,
             chdir=Path(chdir) if chdir is not None else None,
         )
+
+    def cleanup_argv(self, work: Path) -> list[str]:
+        """The command that removes the container of the attempt in ``work`` (podman,
+        docker), for when its engine process was killed; empty for other runtimes."""
+        if self.kind not in containers.CONTAINER_KINDS or self.engine is None:
+            return []
+        return containers.remove_argv(self._engine(""), os.fspath(work))
+
+    def _engine(self, run: str) -> containers.Engine:
+        assert self.engine is not None and self.image_id is not None
+        image = self.run_image_ids.get(run, self.image_id)
+        return containers.Engine(self.kind, self.engine, image, self.oci_runtime, self.store)
 
     def _links(self) -> dict[str, str]:
         return {link: os.path.join(self.path, name) for link, name in _LINKS.items()}
@@ -201,6 +249,28 @@ def resolve_runtime(
         return Runtime(
             kind=RuntimeKind.NATIVE, path=os.fspath(host_bin), outputs=os.fspath(outputs)
         )
+    if requested in containers.CONTAINER_KINDS:
+        if mount_host_paths:
+            raise UsageError(
+                f"mount_host_paths would replace the lab image's root file system under"
+                f" --runtime {requested.value}; name the host paths in mount_paths instead"
+            )
+        fields = containers.resolve(
+            lab,
+            requested,
+            path=os.fspath(host_bin),
+            store=os.fspath(store) if store else None,
+            outputs=os.fspath(outputs),
+            mount_paths=mount_paths,
+        )
+        return Runtime(
+            kind=requested,
+            path=os.fspath(host_bin),
+            outputs=os.fspath(outputs),
+            store=os.fspath(store) if store else None,
+            mount_paths=tuple(mount_paths),
+            **fields,
+        )
     program = bwrap.find(host_bin)
     fallback = (
         "" if requested is RuntimeKind.BWRAP else "; pass --runtime native to run without a sandbox"
@@ -212,11 +282,9 @@ def resolve_runtime(
     run_images = image_rootfs_by_run(lab)
     # per-run: the probe (and a job of no run) uses the first run's image
     image = _image_rootfs(lab) if not run_images else Path(next(iter(run_images.values())))
-    if image is not None and mount_host_paths:
-        raise UsageError(
-            "mount_host_paths would replace the lab image's root file system; with"
-            ' containerMode "unified" name the host paths in mount_paths instead'
-        )
+    if mount_host_paths:
+        # impure: the host's top-level directories take the place of the image's root
+        image, run_images = None, {}
     candidate = Runtime(
         kind=RuntimeKind.BWRAP,
         path=os.fspath(host_bin),

@@ -176,7 +176,7 @@ class Orchestrator:
         self.budget = max(1, spec.cpus)
         self.host = os.uname().nodename
         runtime = self.task.runtime
-        if runtime.kind is RuntimeKind.BWRAP:
+        if runtime.kind is not RuntimeKind.NATIVE:
             # Pieces read each other's outputs and the job's gather lists: visible read-only.
             extra = (self.root, os.path.join(self.work, REPX))
             runtime = runtime.model_copy(update={"mount_paths": runtime.mount_paths + extra})

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from repx.config import RuntimeKind
-from repx.errors import RepxError
+from repx.errors import RepxError, UsageError
+from repx.run import containers
 from repx.run.job import Stop, run_job
 from repx.run.node_local import (
     ensure_copy,
@@ -56,6 +57,13 @@ def node_runtime(runtime: Runtime, store_probe: str | None, lab_store: str | Non
             )
         return runtime
     update: dict[str, Any] = {}
+    if runtime.kind in containers.CONTAINER_KINDS and runtime.engine is not None:
+        try:
+            update["engine"], update["oci_runtime"] = containers.on_node(
+                runtime.kind, runtime.engine, runtime.oci_runtime, runtime.images
+            )
+        except UsageError as exc:
+            raise TaskError(exc.message) from None
     if runtime.bwrap is not None and not os.access(runtime.bwrap, os.X_OK):
         candidate = os.path.join(runtime.path, "bwrap")
         if not os.access(candidate, os.X_OK):

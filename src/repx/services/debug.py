@@ -87,7 +87,15 @@ def debug_session(options: DebugOptions) -> Iterator[DebugSession]:
     lock = store.lock(job)
     try:
         attempt = prepare(store, spec, lock, runtime)
-        argv, env, cwd = runtime.command(spec, attempt.work)
+        # $out $inputs $params: the job's arguments, as the stage script gets them
+        debug_env = {
+            "out": os.fspath(attempt.work / "out"),
+            "inputs": os.fspath(attempt.work / "repx" / "inputs.json"),
+            "params": os.fspath(attempt.work / "repx" / "parameters.json"),
+            "REPX_JOB_EXECUTABLE": spec.executable,
+            "PS1": f"repx-debug {job[:8]}-{spec.stage}$ ",
+        }
+        argv, env, cwd = runtime.command(spec, attempt.work, extra_env=debug_env, interactive=True)
         # the job's command ends with its program and arguments (out, inputs, parameters)
         if argv[-4] != spec.executable:
             raise AssertionError(f"unexpected job command: {argv}")
@@ -96,14 +104,9 @@ def debug_session(options: DebugOptions) -> Iterator[DebugSession]:
             job=job,
             work=attempt.work,
             argv=(*argv[:-4], *_shell_argv(shell, options.command, argv[-3:])),
-            env={
-                **env,
-                "out": argv[-3],
-                "inputs": argv[-2],
-                "params": argv[-1],
-                "REPX_JOB_EXECUTABLE": spec.executable,
-                "PS1": f"repx-debug {job[:8]}-{spec.stage}$ ",
-            },
+            # (under podman and docker the job's variables are set inside the container:
+            # these are the engine's, and say where the scratch attempt is)
+            env={**env, **debug_env},
             cwd=cwd,
             runtime=runtime,
             warning=impure_warning(runtime),

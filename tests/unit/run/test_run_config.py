@@ -61,7 +61,7 @@ def test_base_precedence(tmp_path, monkeypatch):
     ("text", "message"),
     [
         ("targets = [", "invalid TOML"),
-        ('[targets.x]\nruntime = "docker"\n', "targets.x.runtime"),
+        ('[targets.x]\nruntime = "lxc"\n', "targets.x.runtime"),
         ("[targets.x]\nconcurrency = 0\n", "targets.x.concurrency"),
         ("[targets.x]\nbogus = 1\n", "targets.x.bogus"),
         ('default_target = "y"\n[targets.x]\n', "default_target: no target 'y'"),
