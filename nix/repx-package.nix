@@ -27,8 +27,8 @@ let
   };
 
   # the CLI's dependencies by nixpkgs attribute name (pyproject.toml [project].dependencies);
-  # textual (only `repx tui` imports it) where the package set has it: nixpkgs does, the
-  # offline toolchain does not yet (there `repx tui` says it is missing)
+  # textual (only `repx tui` imports it) where the package set has it: nixpkgs and the
+  # offline toolchain do; without it `repx tui` says it is missing
   depNames = [ "typer" "pydantic" "networkx" "graphviz" "rich" ]
     ++ (if python3Packages ? textual then [ "textual" ] else [ ]);
 in

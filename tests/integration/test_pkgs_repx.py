@@ -166,6 +166,31 @@ def ran(cli, tmp_path_factory):
     return copy, base
 
 
+def test_flake_cli_draws_the_board_when_the_package_set_has_textual(cli, ran, tmp_path):
+    """`repx tui` of the Nix-built CLI: textual comes with it where the package set has
+    it (nixpkgs, the offline toolchain); elsewhere the command says so in one line."""
+    lab, base = ran
+    has = subprocess.run(
+        ["nix", "eval", f"{_nixpkgs()}#legacyPackages.{SYSTEM}.python3Packages",
+         "--apply", "p: p ? textual"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert has.returncode == 0, has.stderr
+    shot = tmp_path / "board.svg"
+    done = subprocess.run(
+        [cli / "bin" / "repx", "tui", "--lab", lab, "--base", base, "--screenshot", shot],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    if has.stdout.strip() == "true":
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "simple-plotter" in shot.read_text()
+    else:
+        assert done.returncode != 0 and "needs the Python package textual" in done.stderr
+
+
 def test_repx_analysis_code_runs_in_a_job(ran):
     lab, base = ran
     [plot] = Experiment(lab, base=base).jobs().filter(name__contains="simple-plotter")
