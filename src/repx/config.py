@@ -30,9 +30,10 @@ RepX's ``config.toml`` is read too (:func:`_from_repx` names the keys and what t
 ``submission_target``, a top-level ``default_scheduler``, and per target ``base_path``,
 ``default_scheduler``, ``default_execution_type``, ``[targets.NAME.local|slurm]`` with
 ``execution_types`` and ``local_concurrency``, ``artifact_store = "shared"``,
-``mount_host_paths``, ``mount_paths``; ``theme`` and ``[logging]`` (RepX's TUI and log
-files) are accepted and have no effect. What repx cannot do yet (``address``: SSH targets;
-``node_local_path``, ``artifact_store = "node-local"``; the podman and docker execution
+``mount_host_paths``, ``mount_paths``, ``address`` (an SSH target, docs/remote.md: its
+``base_path`` is then a directory on that host); ``theme`` and ``[logging]`` (RepX's TUI
+and log files) are accepted and have no effect. What repx cannot do yet
+(``node_local_path``, ``artifact_store = "node-local"``; the podman and docker execution
 types) is one error naming the file and the key.
 """
 
@@ -85,8 +86,6 @@ class _Model(BaseModel):
 UNSUPPORTED_EXECUTION_TYPES: Final = ("podman", "docker")
 #: Why RepX's keys that repx cannot honour yet are refused, by key.
 _UNSUPPORTED_KEYS: Final = {
-    "address": "SSH targets are not supported yet (issue 13): run repx on that machine,"
-    " or remove the key",
     "node_local_path": "node-local lab copies are not supported yet: the lab is read where"
     " it is (a shared file system for SLURM); remove the key",
 }
@@ -126,6 +125,13 @@ class Target(_Model):
     mount_paths: tuple[str, ...] = Field(
         default=(),
         description="impure: host paths jobs see read-only, e.g. ['/data/x'] (NOT reproducible)",
+    )
+    # -- SSH targets (docs/remote.md): base is then a directory on that host
+    address: str | None = Field(
+        default=None, description="SSH target: user@host or a ~/.ssh/config host alias"
+    )
+    ssh_options: tuple[str, ...] = Field(
+        default=(), description="SSH target: extra ssh options, e.g. ['-F', 'ssh_config']"
     )
 
     @field_validator("base", mode="before")

@@ -72,7 +72,6 @@ def test_our_own_keys_win_nothing_silently(tmp_path):
 @pytest.mark.parametrize(
     ("text", "key", "why"),
     [
-        ('address = "me@hpc"', "targets.t.address", "SSH targets are not supported yet"),
         ('node_local_path = "/tmp"', "targets.t.node_local_path", "not supported yet"),
         ('artifact_store = "node-local"', "targets.t.artifact_store", "not supported yet"),
         ('default_execution_type = "docker"', "targets.t.default_execution_type", "docker"),

@@ -30,8 +30,13 @@ def cancel(
     again exactly what is missing.
     """
     from repx.services.location import Location  # noqa: PLC0415
+    from repx.services.remote import remote_cancel, remote_target  # noqa: PLC0415 (SSH)
     from repx.services.slurm import cancel_jobs  # noqa: PLC0415
 
+    if (remote := remote_target(Location(lab=lab, base=base, target=target))) is not None:
+        stopped = remote_cancel(remote)
+        output.message(f"stopped {len(stopped)} run(s) on target '{remote.name}'")
+        return
     report = cancel_jobs(Location(lab=lab, base=base, target=target), tuple(selectors or ()))
     if not report.cancelled:
         output.message(

@@ -32,9 +32,12 @@ def status(
 ) -> None:
     """Show how many jobs of each stage succeeded, failed, run, wait or are blocked."""
     from repx.services.location import Location  # noqa: PLC0415
+    from repx.services.remote import remote_status, remote_target  # noqa: PLC0415 (SSH targets)
     from repx.services.run import lab_status  # noqa: PLC0415
 
-    report = lab_status(Location(lab=lab, base=base, target=target), run)
+    where = Location(lab=lab, base=base, target=target)
+    remote = remote_target(where)
+    report = lab_status(where, run) if remote is None else remote_status(remote, lab, run)
     if json_output:
         output.print_json(report)
         return

@@ -20,6 +20,7 @@ from repx.run.events import (
     JobsSubmitted,
     JobStarted,
     JobWaiting,
+    LabSynced,
     Notice,
     RunPlanned,
     RunSummary,
@@ -174,6 +175,8 @@ class PlainReporter:
             write(f"waiting for {event.job}: held by another repx run ({event.holder})\n")
         elif isinstance(event, JobsSubmitted):
             write(submitted_line(event) + "\n")
+        elif isinstance(event, LabSynced):
+            write(synced_line(event) + "\n")
         elif isinstance(event, Notice):
             write(f"warning: {event.message}\n")
         elif isinstance(event, RunSummary):
@@ -209,6 +212,8 @@ class RichReporter:
             self.console.print(
                 f"[{color}]{event.status.value}[/{color}] {job}{escape(reason)}", highlight=False
             )
+        elif isinstance(event, LabSynced):
+            self.console.print(synced_line(event), markup=False, highlight=False)
         elif isinstance(event, Notice):
             self.console.print(f"[yellow]warning:[/yellow] {event.message}", highlight=False)
         elif isinstance(event, JobsSubmitted):
@@ -295,7 +300,21 @@ def _value(value: JsonValue) -> str:
 _BARE: Final = re.compile(r"[\w.+/:@%-]+")
 
 
+def synced_line(event: LabSynced) -> str:
+    """``synced lab to target 'x': 12 file(s), 3.4 KiB sent (0.5 s)``."""
+    return (
+        f"synced lab to target '{event.target}': {event.files} file(s),"
+        f" {event.bytes_sent} bytes sent ({event.seconds:.1f} s)"
+    )
+
+
 def _plan_line(event: RunPlanned) -> str:
+    if event.ssh_target is not None:
+        return (
+            f"{event.selected} job(s) selected: {event.cached} already done,"
+            f" {event.to_run} to run (SSH target {event.ssh_target}, runtime {event.runtime},"
+            f" -j {event.concurrency}, base {event.base})"
+        )
     if event.slurm_target is not None:
         return (
             f"{event.selected} job(s) selected: {event.cached} already done,"
@@ -321,6 +340,20 @@ def submitted_line(event: JobsSubmitted) -> str:
 def format_summary(summary: RunSummary) -> str:
     """The human summary of a run: counts, each failed job with its log, where results are."""
     lines: list[str] = []
+    if summary.submitted_only and summary.ssh_target is not None:
+        t = summary.ssh_target
+        lines.append(
+            f"{summary.selected - summary.cached} job(s) started on SSH target {t}"
+            f" (submission {summary.submission}), {summary.cached} already done"
+            f" in {summary.seconds:.1f} s"
+        )
+        lines.append(
+            f"follow with `repx status --target {t}` (or `repx log --target {t} -f JOB`),"
+            f" cancel with `repx cancel --target {t}`, fetch results with"
+            f" `repx pull --target {t}`"
+        )
+        lines.append(f"results (on {t}): {summary.outputs}")
+        return "\n".join(lines) + "\n"
     if summary.submitted_only:
         ids = " ".join(summary.slurm_ids) or "none"
         lines.append(

@@ -1,0 +1,221 @@
+"""SSH targets against real sshd processes on loopback in network namespaces.
+
+Two hosts: ``h1`` (this machine's /nix visible) and ``nonix`` (a tmpfs over /nix: no Nix
+store, no repx). Labs are hand-made (labfactory) with static host-tools, so the runner
+and the jobs run from what the lab carries. Everything started here is stopped by pid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sshhosts import Hosts, start_hosts, stop_hosts, stop_runners
+
+from labfactory import RunSpec, StageSpec, refresh_integrity, write_lab
+
+REPX = [sys.executable, "-m", "repx"]
+#: Seconds a test waits for a remote run to end (a bound, not a measurement).
+_PATIENCE = 120
+
+
+@pytest.fixture(scope="module")
+def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosts]:
+    started = start_hosts(tmp_path_factory.mktemp("ssh"), {"h1": False, "nonix": True})
+    try:
+        yield started
+    finally:
+        for host in started.hosts.values():
+            for base in host.root.iterdir():
+                stop_runners(base)
+        stop_hosts(started)
+
+
+def _config(tmp_path: Path, hosts: Hosts, text: str) -> dict[str, str]:
+    conf = tmp_path / "conf"
+    conf.mkdir(exist_ok=True)
+    (conf / "config.toml").write_text(text)
+    return {**os.environ, "REPX_CONFIG_DIR": str(conf)}
+
+
+def _repx(
+    env: dict[str, str], *args: str | Path, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*REPX, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        check=False,
+        timeout=300,
+    )
+
+
+def _lab(root: Path, n: int = 4, script: str | None = None) -> Path:
+    runs = (
+        RunSpec(
+            "sweep",
+            (
+                StageSpec("sim", params=("x",), outputs=("result.txt",), script=script),
+                StageSpec("sum", gather=("sim",), outputs=("total.txt",)),
+            ),
+            parameters={"x": list(range(n))},
+        ),
+    )
+    return write_lab(root, runs, static_tools=True).root
+
+
+def _host_root(hosts: Hosts, name: str, tmp_path: Path) -> Path:
+    path = hosts.hosts[name].root / tmp_path.name
+    path.mkdir()
+    return path
+
+
+def _wait_finished(base_path: Path) -> None:
+    deadline = time.monotonic() + _PATIENCE
+    while time.monotonic() < deadline:
+        subs = list(base_path.glob("submissions/*"))
+        if subs and all((s / "finished.log").exists() for s in subs):
+            for sub in subs:
+                assert "runner-failed" not in (sub / "finished.log").read_text(), (
+                    sub / "runner.log"
+                ).read_text()
+            return
+        time.sleep(0.2)
+    pytest.fail(f"the remote run in {base_path} did not end")
+
+
+@pytest.mark.parametrize("host", ["nonix", "h1"])
+def test_run_status_log_pull(tmp_path, hosts, host):
+    root = _host_root(hosts, host, tmp_path)
+    env = _config(tmp_path, hosts, hosts.target_toml("far", host, root))
+    lab = _lab(tmp_path / "lab")
+
+    started = _repx(env, "run", "--lab", lab, "--target", "far")
+    assert started.returncode == 0, started.stderr
+    assert "synced lab to target 'far'" in started.stderr
+    assert "started on SSH target far" in started.stderr
+    submission = started.stdout.strip().splitlines()[-1]
+    assert (root / "submissions" / submission).is_dir()
+    _wait_finished(root)
+    assert not (root / ".incoming").exists() or not any((root / ".incoming").iterdir())
+
+    status = _repx(env, "status", "--lab", lab, "--target", "far", "--json")
+    assert status.returncode == 0, status.stderr
+    report = json.loads(status.stdout)
+    assert {j["status"] for j in report["jobs"]} == {"succeeded"}, report
+    assert len(report["jobs"]) == 5
+
+    sim = next(j["id"] for j in report["jobs"] if j["stage"] == "sim")
+    log = _repx(env, "log", "--lab", lab, "--target", "far", sim)
+    assert log.returncode == 0, log.stderr
+
+    out = _repx(env, "show", "output", "--lab", lab, "--target", "far", sim, "result.txt")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == json.loads(
+        (lab / "jobs" / sim / "parameters.json").read_text()
+    )
+
+    again = _repx(env, "run", "--lab", lab, "--target", "far", "--wait")
+    assert again.returncode == 0, again.stderr
+    assert "0 succeeded, 5 already done" in again.stderr, again.stderr
+
+    local = tmp_path / "local"
+    pulled = _repx(env, "pull", "--lab", lab, "--target", "far", "--base", local)
+    assert pulled.returncode == 0, pulled.stderr
+    assert "pulled 5 job(s)" in pulled.stderr
+    for job in report["jobs"]:
+        assert (local / "outputs" / job["id"] / "repx" / "SUCCESS").exists()
+    # the local store reads them like its own: status from the local base says succeeded
+    here = _repx(env, "status", "--lab", lab, "--base", local, "--json")
+    assert here.returncode == 0, here.stderr
+    assert {j["status"] for j in json.loads(here.stdout)["jobs"]} == {"succeeded"}
+    assert "0 job(s)" in _repx(env, "pull", "--lab", lab, "--target", "far", "--base", local).stderr
+
+
+def test_wait_follows_and_reports_failures(tmp_path, hosts):
+    root = _host_root(hosts, "nonix", tmp_path)
+    env = _config(tmp_path, hosts, hosts.target_toml("far", "nonix", root))
+    script = 'x=$(cat "$params"); case "$x" in *2*) echo boom >&2; exit 3;; esac; cat "$params" > "$out/result.txt"'
+    lab = _lab(tmp_path / "lab", script=script)
+    result = _repx(env, "run", "--lab", lab, "--target", "far", "--wait", "--continue-on-failure")
+    assert result.returncode == 1, result.stderr
+    assert "3 succeeded" in result.stderr and "1 failed" in result.stderr, result.stderr
+    assert "boom" in result.stderr
+    assert "blocked" in result.stderr
+
+
+def test_changed_lab_sends_only_the_difference(tmp_path, hosts):
+    root = _host_root(hosts, "nonix", tmp_path)
+    env = _config(tmp_path, hosts, hosts.target_toml("far", "nonix", root))
+    lab = _lab(tmp_path / "lab", n=200)
+    first = _repx(env, "run", "--lab", lab, "--target", "far", "--wait")
+    assert first.returncode == 0, first.stderr
+    sent_first = _sent(first.stderr)
+
+    # one parameter of one job changes: a new lab revision (another lab id)
+    job = next(p for p in (lab / "jobs").iterdir())
+    (job / "parameters.json").write_text('{"x":1000}')
+    refresh_integrity(lab)
+    second = _repx(env, "run", "--lab", lab, "--target", "far", "--wait")
+    assert second.returncode == 0, second.stderr
+    sent_second = _sent(second.stderr)
+    assert sent_second * 10 < sent_first, (sent_first, sent_second)
+    assert len(list((root / "labs").iterdir())) == 2
+
+
+def _sent(stderr: str) -> int:
+    line = next(x for x in stderr.splitlines() if x.startswith("synced lab to target"))
+    return int(line.split(" bytes sent")[0].rsplit(" ", 1)[-1])
+
+
+def test_cancel_stops_the_remote_run(tmp_path, hosts):
+    root = _host_root(hosts, "nonix", tmp_path)
+    env = _config(tmp_path, hosts, hosts.target_toml("far", "nonix", root, "concurrency = 2"))
+    lab = _lab(tmp_path / "lab", script='sleep 600; cat "$params" > "$out/result.txt"')
+    started = _repx(env, "run", "--lab", lab, "--target", "far")
+    assert started.returncode == 0, started.stderr
+    deadline = time.monotonic() + _PATIENCE
+    while not list(root.glob("base/.work/*/repx/stdout.log")):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    status = _repx(env, "status", "--lab", lab, "--target", "far", "--json")
+    states = [j["status"] for j in json.loads(status.stdout)["jobs"]]
+    assert states.count("running") == 2, states
+    cancelled = _repx(env, "cancel", "--lab", lab, "--target", "far")
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert "stopped 1 run(s) on target 'far'" in cancelled.stderr
+    finished = next(root.glob("submissions/*/finished.log")).read_text()
+    assert "summary\t0\t" in finished
+    status = _repx(env, "status", "--lab", lab, "--target", "far", "--json")
+    states = [j["status"] for j in json.loads(status.stdout)["jobs"]]
+    assert "running" not in states and "succeeded" not in states
+    assert not list(root.glob("base/locks/*"))
+
+
+def test_unreachable_refused_and_full_disk_are_one_line(tmp_path, hosts):
+    lab = _lab(tmp_path / "lab")
+    cases = {
+        "dead": ("dead", "/tmp/nowhere", "cannot connect"),
+        "stranger": ("h1-stranger", "/tmp/nowhere", "Permission denied"),
+        "full": ("nonix", str(hosts.small / tmp_path.name), "disk full"),
+    }
+    text = "".join(hosts.target_toml(name, addr, base) for name, (addr, base, _) in cases.items())
+    env = _config(tmp_path, hosts, text)
+    big = lab / "jobs" / "big.bin"
+    for name, (addr, _base, why) in cases.items():
+        if name == "full":
+            big.write_bytes(os.urandom(3 << 20))  # more than the 2 MiB of that disk
+        result = _repx(env, "run", "--lab", lab, "--target", name)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert f"target '{name}' ({addr})" in lines[0] and why in lines[0], lines[0]
+    assert not Path("/tmp/nowhere").exists()
