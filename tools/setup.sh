@@ -22,7 +22,7 @@ toolchain=${REPX_TOOLCHAIN_DIR:-/var/lib/repx/toolchain}
 conf_dir=${REPX_NIX_CONF_DIR:-/etc/nix}
 python=${PYTHON:-python3}
 apt_packages=(nix-bin busybox-static bash-static shellcheck shfmt bubblewrap graphviz jq rsync git
-  python3-venv slurm-wlm munge zstd iproute2)
+  python3-venv slurm-wlm munge zstd iproute2 openssh-server openssh-client)
 # for the offline toolchain's relocated Debian trees (their .debs come from `apt-get download`)
 apt_packages+=(patchelf gcc)
 skip_apt=false skip_venv=false
