@@ -213,9 +213,18 @@ def test_unreachable_refused_and_full_disk_are_one_line(tmp_path, hosts):
     for name, (addr, _base, why) in cases.items():
         if name == "full":
             big.write_bytes(os.urandom(3 << 20))  # more than the 2 MiB of that disk
+            refresh_integrity(lab)
         result = _repx(env, "run", "--lab", lab, "--target", name)
         assert result.returncode == 2, result.stderr
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1, result.stderr
         assert f"target '{name}' ({addr})" in lines[0] and why in lines[0], lines[0]
     assert not Path("/tmp/nowhere").exists()
+    # the full disk: nothing of the lab is there, no copy in progress was left behind
+    listing = subprocess.run(
+        ["ssh", "-F", str(hosts.ssh_config), "nonix", "find", cases["full"][1]],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert not [p for p in listing if "/labs/" in p or "/.incoming/" in p], listing

@@ -238,6 +238,21 @@ STOPPING=0
 SUMMARY_WRITTEN=0
 on_signal() { STOPPING=1; }
 
+SIGNALLED=0
+reap_ended() { # jobs whose process is gone, although `wait -n` named none
+  local pid code reaped=0
+  for pid in "${!PID_OF[@]}"; do
+    kill -0 "$pid" 2>/dev/null && continue
+    wait "$pid"
+    code=$?
+    i=${PID_OF[$pid]}
+    unset "PID_OF[$pid]"
+    finish "$i" "$code" "$STOPPING"
+    reaped=1
+  done
+  ((reaped)) || sleep 0.1
+}
+
 stop_jobs() {
   local pid
   for pid in "${!PID_OF[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null; done
@@ -281,18 +296,26 @@ run_plan() {
       sleep 1
       continue
     fi
+    if ((STOPPING && !SIGNALLED)); then
+      stop_jobs
+      SIGNALLED=1
+    fi
     pid=""
     wait -n -p pid
     code=$?
     if [[ -z ${pid:-} ]]; then
-      # interrupted by a signal: stop the jobs, then reap them below
-      ((STOPPING)) && stop_jobs
+      # interrupted by a signal (stop the jobs), or bash reaped a job already: `wait PID`
+      # gives the status it kept
+      if ((STOPPING && !SIGNALLED)); then
+        stop_jobs
+        SIGNALLED=1
+      fi
+      reap_ended
       continue
     fi
     i=${PID_OF[$pid]}
     unset "PID_OF[$pid]"
     finish "$i" "$code" "$STOPPING"
-    ((STOPPING)) && stop_jobs
   done
   local pending=0
   for i in "${!ID[@]}"; do
