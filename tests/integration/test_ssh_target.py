@@ -228,3 +228,26 @@ def test_unreachable_refused_and_full_disk_are_one_line(tmp_path, hosts):
         check=True,
     ).stdout.split()
     assert not [p for p in listing if "/labs/" in p or "/.incoming/" in p], listing
+
+
+@pytest.mark.slow
+def test_example_lab_on_a_host_without_nix_is_byte_identical_to_local(tmp_path, hosts, built_lab):
+    """The template's lab (built by Nix) on the host without /nix: the closure is synced
+    into base_path, jobs run under the lab's own bwrap there; outputs equal a local run's."""
+    from runlab import outputs_digest  # noqa: PLC0415
+
+    lab = built_lab("default").result
+    root = _host_root(hosts, "nonix", tmp_path)
+    env = _config(tmp_path, hosts, hosts.target_toml("far", "nonix", root))
+    local = _repx(env, "run", "--lab", lab, "--base", tmp_path / "here")
+    assert local.returncode == 0, local.stderr
+    far = _repx(env, "run", "--lab", lab, "--target", "far", "--wait")
+    assert far.returncode == 0, far.stderr
+    assert "runtime bwrap" in far.stderr
+    assert (root / "nix" / "store").is_dir() and any((root / "nix" / "store").iterdir())
+    jobs = sorted(os.listdir(tmp_path / "here" / "outputs"))
+    assert outputs_digest(root / "base", jobs) == outputs_digest(tmp_path / "here", jobs)
+    # a second sync of the same lab sends next to nothing
+    again = _repx(env, "run", "--lab", lab, "--target", "far", "--wait")
+    assert again.returncode == 0, again.stderr
+    assert _sent(again.stderr) < 64 * 1024, again.stderr
