@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # repx remote runner: runs a submitted plan on an SSH target that has neither repx nor Nix.
 #
 # It is started by the lab's own host-tools bash (`<tools>/bash runner.sh COMMAND …`), and
@@ -16,7 +17,8 @@
 # This script only executes that plan with the output store's protocol (docs/running.md):
 # an attempt in .work/<id>.<nonce>/{out,repx}, logs, result.json, a SUCCESS or FAIL marker,
 # one rename to outputs/<id>, one line appended to completions.jsonl. Per-job locks are
-# directories locks/<id>.rlock (mkdir is atomic) holding the runner's pid and host.
+# the attempt directories themselves: .work/<id> (mkdir is atomic) with the runner's pid
+# and host in repx/owner; the commit (its rename to outputs/<id>) releases it.
 #
 # Commands: start SUB | run SUB | snapshot BASE | log BASE JOB FILE LINES FOLLOW | cancel SUB
 set -u
@@ -28,90 +30,102 @@ PATH="${BASH%/*}:$PATH"
 
 PLACEHOLDER='@@WORK@@'
 
-json_string() { # $1 -> a JSON string literal on stdout
-  local s=$1
+json_string() { # $1 variable name, $2 text: the variable is set to a JSON string literal
+  local s=$2
   s=${s//\\/\\\\}
   s=${s//\"/\\\"}
   s=${s//$'\n'/\\n}
   s=${s//$'\t'/\\t}
   s=${s//$'\r'/\\r}
-  printf '"%s"' "$s"
+  printf -v "$1" '"%s"' "$s"
 }
 
-host_name() {
-  local h
-  read -r h </proc/sys/kernel/hostname 2>/dev/null || h=unknown
-  printf '%s' "$h"
+read_file() { # $1 variable name, $2 file: the variable is set to its text (no fork)
+  IFS= read -r -d '' "$1" <"$2" || [[ -n ${!1} ]]
 }
-
-nonce() { printf '%04x%04x%04x' $RANDOM $RANDOM $RANDOM; }
 
 # -- locks -----------------------------------------------------------------------------
+# A job's lock is its attempt directory .work/<job> (mkdir is atomic) with the holder's pid
+# and host in repx/owner: the commit renames it to outputs/<job>, which releases it.
 
-lock_held() { # $1 lock dir: true while a live process on this host holds it
+lock_held() { # $1 attempt dir: true while a live process on this host holds it
   local owner pid host
   [[ -d $1 ]] || return 1
-  read -r owner <"$1/owner" 2>/dev/null || return 0 # being created: held
+  read -r owner <"$1/repx/owner" 2>/dev/null || return 0 # being created: held
   pid=${owner%% *}
   host=${owner#* }
   [[ $host != "$HOST" ]] && return 0 # another host: assume held
   kill -0 "$pid" 2>/dev/null
 }
 
-take_lock() { # $1 job: 0 when taken (a stale lock of a dead runner is removed first)
-  local dir="$BASE/locks/$1.rlock"
-  if mkdir "$dir" 2>/dev/null; then
-    printf '%s %s\n' "$$" "$HOST" >"$dir/owner"
-    return 0
-  fi
-  lock_held "$dir" && return 1
-  rm -rf "$dir"
-  mkdir "$dir" 2>/dev/null || return 1
-  printf '%s %s\n' "$$" "$HOST" >"$dir/owner"
-}
-
-drop_lock() { rm -rf "$BASE/locks/$1.rlock"; }
-
 # -- one job ---------------------------------------------------------------------------
+# Hot path: bash builtins only, but for one mkdir (lock and attempt directories), the job's
+# own exec and, when it ends, one mv (the commit) and one rm (the lock).
 
 declare -A WORK START NONCE PID_OF
+declare -a TRIES
 
-write_inputs() { # $1 job, $2 directory the gather lists are in
-  local text
-  text=$(<"$SUB/jobs/$1/inputs.json")
-  printf '%s\n' "${text//"$PLACEHOLDER"/$2}" >"$WORK_DIR/repx/inputs.json"
+write_inputs() { # $1 job, $2 directory the gather lists are in, $3 the attempt
+  local text=""
+  read_file text "$SUB/jobs/$1/inputs.json"
+  printf '%s\n' "${text//"$PLACEHOLDER"/$2}" >"$3/repx/inputs.json"
+}
+
+copy_file() { # $1 from, $2 to (text files: parameters, gather lists)
+  local text=""
+  read_file text "$1" || return 1
+  printf '%s' "$text" >"$2"
 }
 
 launch() { # $1 node index: prepare the attempt and start the job in the background
-  local i=$1 job=${ID[$1]} rel n w out args=() arg
+  local i=$1 job=${ID[$1]} rel n w out args=() arg dirs=() g
   if [[ -d $BASE/outputs/$job/out && -e $BASE/outputs/$job/repx/SUCCESS ]]; then
-    STATE[i]=S # committed meanwhile (another runner)
+    settle "$i" S # committed meanwhile (another runner)
+    DONE=$((DONE + 1))
     return 0
   fi
-  if ! take_lock "$job"; then
-    STATE[i]=W # held by another runner: look again later
-    return 0
+  w="$BASE/.work/$job"
+  if [[ -d $w ]]; then
+    if lock_held "$w" && ((${TRIES[$i]:-0} < 60)); then
+      TRIES[i]=$((${TRIES[$i]:-0} + 1))
+      WAITQ+=("$i") # held by another runner: look again later
+      return 0
+    fi
+    rm -rf "$w" # a dead runner's attempt
   fi
-  n=$(nonce)
-  w="$BASE/.work/$job.$n"
-  rm -rf "$BASE/.work/$job".*
-  mkdir -p "$w/out" "$w/repx" || { fail_start "$i" "cannot create $w"; return 0; }
-  WORK_DIR=$w
+  printf -v n '%04x%04x%04x' $RANDOM $RANDOM $RANDOM
   out="$w/out"
-  if [[ -s $SUB/jobs/$job/outputs ]]; then
-    while IFS= read -r -d '' rel; do
-      [[ $rel == */* ]] && mkdir -p "$out/${rel%/*}"
-    done <"$SUB/jobs/$job/outputs"
+  dirs=("$w" "$out" "$w/repx")
+  if [[ -s $SUB/jobs/$job/dirs ]]; then
+    while IFS= read -r -d '' rel; do dirs+=("$out/$rel"); done <"$SUB/jobs/$job/dirs"
   fi
-  cp "$LAB/${PARAMS[$i]}" "$w/repx/parameters.json" || { fail_start "$i" "cannot copy parameters"; return 0; }
-  for g in "$SUB/jobs/$job"/gather-*.json; do cp "$g" "$w/repx/"; done
-  write_inputs "$job" "$w"
+  if ! mkdir "${dirs[@]}" 2>/dev/null; then
+    if [[ -d $w ]]; then
+      WAITQ+=("$i") # another runner took it first
+      return 0
+    fi
+    fail_start "$i" "cannot create $w"
+    return 0
+  fi
+  printf '%s %s\n' "$$" "$HOST" >"$w/repx/owner"
+  WORK[$job]=$w
+  if ! copy_file "$LAB/${PARAMS[$i]}" "$w/repx/parameters.json"; then
+    fail_start "$i" "cannot copy parameters"
+    return 0
+  fi
+  for g in "$SUB/jobs/$job"/gather-*.json; do copy_file "$g" "$w/repx/${g##*/}"; done
+  write_inputs "$job" "$w" "$w"
   while IFS= read -r -d '' arg; do args+=("${arg//"$PLACEHOLDER"/$w}"); done <"$SUB/jobs/$job/argv"
   WORK[$job]=$w
   NONCE[$job]=$n
   START[$job]=$EPOCHREALTIME
   (
     cd "$out" || exit 126
+    if [[ $RUNTIME == bwrap ]]; then
+      # bwrap --die-with-parent: stopping bwrap ends everything in the sandbox
+      exec env -i "PATH=$JOB_PATH" HOME=/homeless-shelter TMPDIR=/tmp LANG=C.UTF-8 \
+        "REPX_JOB_ID=$job" "${args[@]}" </dev/null >"$w/repx/stdout.log" 2>"$w/repx/stderr.log"
+    fi
     # its own process group (setsid execs: same pid), so that a stop reaches all of it
     exec setsid env -i "PATH=$JOB_PATH" HOME=/homeless-shelter TMPDIR=/tmp LANG=C.UTF-8 \
       "REPX_JOB_ID=$job" "${args[@]}" </dev/null >"$w/repx/stdout.log" 2>"$w/repx/stderr.log"
@@ -121,17 +135,19 @@ launch() { # $1 node index: prepare the attempt and start the job in the backgro
   RUNNING=$((RUNNING + 1))
 }
 
-fail_start() { # $1 node, $2 why: the job could not be started
+fail_start() { # $1 node, $2 why: the job could not be started (nothing recorded)
   local job=${ID[$1]}
   printf 'repx remote: %s: %s\n' "$job" "$2" >&2
   printf 'finished\t%s\terror\t\t0\t%s\n' "$job" "$2"
-  drop_lock "$job"
-  STATE[$1]=F
+  [[ -n ${WORK[$job]:-} ]] && rm -rf "${WORK[$job]}"
+  unset "WORK[$job]"
   FAILED=$((FAILED + 1))
+  settle "$1" F
 }
 
 finish() { # $1 node index, $2 exit status, $3 interrupted (0/1): commit the attempt
-  local i=$1 code=$2 job=${ID[$1]} w status reason why="" rel missing="" final end record marker us
+  local i=$1 code=$2 job=${ID[$1]} w status reason why="" rel missing="" final end record
+  local marker us j_job j_host j_lab
   w=${WORK[$job]}
   end=$EPOCHREALTIME
   final="$BASE/outputs/$job"
@@ -147,29 +163,28 @@ finish() { # $1 node index, $2 exit status, $3 interrupted (0/1): commit the att
   elif [[ $code != 0 ]]; then
     status=failed
     why="exit status $code"
-  else
-    if [[ -s $SUB/jobs/$job/outputs ]]; then
-      while IFS= read -r -d '' rel; do
-        [[ -e $w/out/$rel ]] || missing+="${missing:+, }$rel"
-      done <"$SUB/jobs/$job/outputs"
-    fi
+  elif [[ -s $SUB/jobs/$job/outputs ]]; then
+    while IFS= read -r -d '' rel; do
+      [[ -e $w/out/$rel ]] || missing+="${missing:+, }$rel"
+    done <"$SUB/jobs/$job/outputs"
     if [[ -n $missing ]]; then
       status=failed
       why="declared output(s) missing: $missing"
     fi
   fi
-  [[ -n $why ]] && reason=$(json_string "$why")
-  record="{\"job\":$(json_string "$job"),\"status\":\"$status\",\"exit_code\":$code"
+  [[ -n $why ]] && json_string reason "$why"
+  json_string j_job "$job"
+  json_string j_host "$HOST"
+  json_string j_lab "$LAB_ID"
+  record="{\"job\":$j_job,\"status\":\"$status\",\"exit_code\":$code"
   record+=",\"reason\":$reason,\"start\":${START[$job]},\"end\":$end"
-  record+=",\"host\":$(json_string "$HOST"),\"runtime\":\"bwrap\""
-  record+=",\"lab_id\":$(json_string "$LAB_ID"),\"attempt\":\"${NONCE[$job]}\""
+  record+=",\"host\":$j_host,\"runtime\":\"$RUNTIME\""
+  record+=",\"lab_id\":$j_lab,\"attempt\":\"${NONCE[$job]}\""
   record+=",\"cpu_seconds\":null,\"max_rss_kib\":null,\"impure\":[]}"
-  WORK_DIR=$w
-  write_inputs "$job" "$final"
-  if printf '%s\n' "$record" >"$w/repx/result.json"; then
-    marker=FAIL
-    [[ $status == succeeded ]] && marker=SUCCESS
-    : >"$w/repx/$marker"
+  [[ -e $SUB/jobs/$job/gathered ]] && write_inputs "$job" "$final" "$w"
+  marker=FAIL
+  [[ $status == succeeded ]] && marker=SUCCESS
+  if printf '%s\n' "$record" >"$w/repx/result.json" && : >"$w/repx/$marker"; then
     [[ $status != succeeded && -d $w/out ]] && mv "$w/out" "$w/failed-out"
     if [[ -e $final ]]; then
       mv "$final" "$w.trash" && rm -rf "$w.trash"
@@ -182,26 +197,33 @@ finish() { # $1 node index, $2 exit status, $3 interrupted (0/1): commit the att
   else
     status=error # a full disk: the attempt stays in .work, nothing is visible
   fi
-  drop_lock "$job"
   RUNNING=$((RUNNING - 1))
-  if [[ $status == succeeded ]]; then
-    STATE[i]=S
-    DONE=$((DONE + 1))
-  else
-    STATE[i]=F
-    FAILED=$((FAILED + 1))
-  fi
   us=$((${end/./} - ${START[$job]/./}))
   printf 'finished\t%s\t%s\t%s\t%d.%06d\t%s\n' "$job" "$status" "$code" \
     $((us / 1000000)) $((us % 1000000)) "$why"
+  if [[ $status == succeeded ]]; then
+    DONE=$((DONE + 1))
+    settle "$i" S
+  else
+    FAILED=$((FAILED + 1))
+    settle "$i" F
+  fi
 }
 
 # -- the plan --------------------------------------------------------------------------
+# Nodes in topological order; each counts the predecessors it still waits for (NWAIT) and
+# lists its successors (SUCCS: "index:kind" with kind h = must succeed, s = must finish).
+# A node whose count reaches 0 joins the READY queue; one whose hard predecessor failed
+# or was blocked is blocked at once. States: P pending, R running, S succeeded,
+# F failed, B blocked.
 
-declare -a ID KIND PREDS PARAMS STATE
+declare -a ID KIND PARAMS STATE NWAIT SUCCS
+READY=()
+WAITQ=()
+QHEAD=0
 
 read_plan() {
-  local settings=() idx kind id preds params
+  local settings=() idx kind id preds params p
   mapfile -d '' -t settings <"$SUB/settings"
   BASE=${settings[0]}
   LAB=${settings[1]}
@@ -209,36 +231,60 @@ read_plan() {
   JOB_PATH=${settings[3]}
   MAX_JOBS=${settings[4]}
   CONTINUE=${settings[5]}
+  RUNTIME=${settings[6]:-bwrap}
   while IFS=$'\t' read -r idx kind id preds params; do
     ID[idx]=$id
     KIND[idx]=$kind
-    PREDS[idx]=$preds
     PARAMS[idx]=$params
     STATE[idx]=P
+    NWAIT[idx]=0
+    SUCCS[idx]=""
+    for p in $preds; do
+      [[ $p == - ]] && continue
+      NWAIT[idx]=$((NWAIT[idx] + 1))
+      SUCCS[${p%?}]+=" $idx:${p: -1}"
+    done
+    ((NWAIT[idx] == 0)) && READY+=("$idx")
   done <"$SUB/nodes.tsv"
 }
 
-# P pending, W waiting for another runner's lock, R running, S succeeded, F failed, B blocked
-ready() { # $1 node: 0 ready, 1 not yet, 2 blocked
-  local p idx kind
-  for p in ${PREDS[$1]}; do
-    [[ $p == - ]] && continue
-    idx=${p%?}
-    kind=${p: -1}
-    case ${STATE[$idx]} in
-      S) ;;
-      F | B) [[ $kind == h ]] && return 2 ;;
-      *) return 1 ;;
-    esac
+settle() { # $1 node, $2 its final state (S, F or B): release or block its successors
+  local work=("$1") states=("$2") n st s j kind
+  while ((${#work[@]})); do
+    n=${work[-1]}
+    st=${states[-1]}
+    unset 'work[-1]' 'states[-1]'
+    STATE[n]=$st
+    for s in ${SUCCS[$n]}; do
+      j=${s%:*}
+      kind=${s#*:}
+      [[ ${STATE[$j]} == P ]] || continue
+      if [[ $st != S && $kind == h ]]; then
+        STATE[j]=B # settled below: nothing else may release it
+        if [[ ${KIND[$j]} == J ]]; then
+          BLOCKED=$((BLOCKED + 1))
+          printf 'blocked\t%s\tan upstream job did not succeed\n' "${ID[$j]}"
+        fi
+        work+=("$j")
+        states+=(B)
+        continue
+      fi
+      NWAIT[j]=$((NWAIT[j] - 1))
+      ((NWAIT[j] == 0)) && READY+=("$j")
+    done
   done
-  return 0
 }
 
 STOPPING=0
 SUMMARY_WRITTEN=0
+on_exit() { # the run ends with finished.log, whatever happened (repx run --wait reads it)
+  local rc=$?
+  ((SUMMARY_WRITTEN)) || printf 'runner-failed\t%s\n' "$rc" >>"$SUB/progress.log"
+  mv "$SUB/progress.log" "$SUB/finished.log"
+}
+SIGNALLED=0
 on_signal() { STOPPING=1; }
 
-SIGNALLED=0
 reap_ended() { # jobs whose process is gone, although `wait -n` named none
   local pid code reaped=0
   for pid in "${!PID_OF[@]}"; do
@@ -255,45 +301,35 @@ reap_ended() { # jobs whose process is gone, although `wait -n` named none
 
 stop_jobs() {
   local pid
-  for pid in "${!PID_OF[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null; done
+  for pid in "${!PID_OF[@]}"; do
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+  done
 }
 
 run_plan() {
-  local i progress code pid r
+  local i code pid
   RUNNING=0 DONE=0 FAILED=0 BLOCKED=0
   trap on_signal TERM INT HUP
   printf 'started\t%s\n' "$$"
   while :; do
-    progress=1
-    while ((progress)); do
-      progress=0
-      for i in "${!ID[@]}"; do
-        [[ ${STATE[$i]} == P || ${STATE[$i]} == W ]] || continue
-        ((STOPPING)) && break
-        ((FAILED > 0 && CONTINUE == 0)) && break
-        ready "$i"
-        r=$?
-        if ((r == 2)); then
-          STATE[i]=B
-          [[ ${KIND[$i]} == J ]] && BLOCKED=$((BLOCKED + 1)) && printf 'blocked\t%s\tan upstream job did not succeed\n' "${ID[$i]}"
-          progress=1
-        elif ((r == 0)); then
-          if [[ ${KIND[$i]} == B ]]; then
-            STATE[i]=S
-            progress=1
-          elif ((RUNNING < MAX_JOBS)); then
-            launch "$i"
-            [[ ${STATE[$i]} == W ]] || progress=1
-          fi
-        fi
-      done
+    while ((QHEAD < ${#READY[@]} && RUNNING < MAX_JOBS && !STOPPING)); do
+      ((FAILED > 0 && CONTINUE == 0)) && break
+      i=${READY[QHEAD]}
+      QHEAD=$((QHEAD + 1))
+      [[ ${STATE[$i]} == P ]] || continue
+      if [[ ${KIND[$i]} == B ]]; then
+        settle "$i" S # a run barrier: its run's jobs have finished
+      else
+        launch "$i"
+      fi
     done
     if ((RUNNING == 0)); then
       # nothing runs: done, unless a job waits for another runner's lock
-      local waiting=0
-      for i in "${!ID[@]}"; do [[ ${STATE[$i]} == W ]] && waiting=1 && STATE[i]=P; done
-      ((waiting && !STOPPING)) || break
+      ((${#WAITQ[@]} && !STOPPING)) || break
+      ((FAILED > 0 && CONTINUE == 0)) && break
       sleep 1
+      READY+=("${WAITQ[@]}")
+      WAITQ=()
       continue
     fi
     if ((STOPPING && !SIGNALLED)); then
@@ -304,12 +340,8 @@ run_plan() {
     wait -n -p pid
     code=$?
     if [[ -z ${pid:-} ]]; then
-      # interrupted by a signal (stop the jobs), or bash reaped a job already: `wait PID`
-      # gives the status it kept
-      if ((STOPPING && !SIGNALLED)); then
-        stop_jobs
-        SIGNALLED=1
-      fi
+      # interrupted by a signal (the jobs are stopped above); bash may have reaped jobs
+      # meanwhile, which `wait -n` then never names: `wait PID` gives the status it kept
       reap_ended
       continue
     fi
@@ -327,7 +359,8 @@ run_plan() {
 
 # -- commands --------------------------------------------------------------------------
 
-HOST=$(host_name)
+HOST=unknown
+read -r HOST </proc/sys/kernel/hostname 2>/dev/null
 command=${1:-}
 case $command in
   start)
@@ -339,10 +372,9 @@ case $command in
   run)
     SUB=$2
     read_plan
-    mkdir -p "$BASE/outputs" "$BASE/.work" "$BASE/locks"
+    mkdir -p "$BASE/outputs" "$BASE/.work"
     # whatever happens, the run ends with finished.log (repx run --wait reads it)
-    trap 'rc=$?; ((SUMMARY_WRITTEN)) || printf "runner-failed\t%s\n" "$rc" >>"$SUB/progress.log";
-      mv "$SUB/progress.log" "$SUB/finished.log"' EXIT
+    trap on_exit EXIT
     run_plan >"$SUB/progress.log"
     ;;
   snapshot)
@@ -352,7 +384,7 @@ case $command in
     BASE=$2
     while IFS=$'\t' read -r -a fields; do
       job=${fields[0]}
-      if lock_held "$BASE/locks/$job.rlock"; then
+      if lock_held "$BASE/.work/$job"; then
         printf 'R\t%s\n' "$job"
         continue
       fi
@@ -380,18 +412,20 @@ case $command in
     # printed on stderr: repx hands it over line by line while following
     exec 1>&2
     BASE=$2 job=$3 file=$4 lines=$5 follow=$6
-    attempts=("$BASE/.work/$job".*)
     path=$BASE/outputs/$job/repx/$file
     running=0
-    if lock_held "$BASE/locks/$job.rlock" && ((${#attempts[@]})); then
-      path=${attempts[0]}/repx/$file
+    if lock_held "$BASE/.work/$job"; then
+      path=$BASE/.work/$job/repx/$file
       running=1
     fi
-    [[ -f $path ]] || { printf 'no %s for job %s\n' "$file" "$job" >&2; exit 3; }
+    [[ -f $path ]] || {
+      printf 'no %s for job %s\n' "$file" "$job" >&2
+      exit 3
+    }
     if ((lines >= 0)); then tail -n "$lines" "$path"; else cat "$path"; fi
     ((follow && running)) || exit 0
     offset=$(wc -c <"$path")
-    while lock_held "$BASE/locks/$job.rlock"; do
+    while lock_held "$BASE/.work/$job"; do
       sleep 0.5
       size=$(wc -c <"$path" 2>/dev/null) || break
       ((size > offset)) && tail -c +$((offset + 1)) "$path" | head -c $((size - offset))
@@ -435,7 +469,14 @@ case $command in
     read -r pid <"$SUB/pid" || exit 0
     [[ -e $SUB/finished.log ]] && exit 0
     kill -TERM "$pid" 2>/dev/null || exit 0
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+    # it stops its jobs and records them; one that does not end within 30 s is killed
+    # (bwrap --die-with-parent ends their sandboxes; the next run removes what is left)
+    for ((tick = 0; tick < 150; tick++)); do
+      kill -0 "$pid" 2>/dev/null || exit 0
+      sleep 0.2
+    done
+    kill -KILL "$pid" 2>/dev/null
+    exit 0
     ;;
   *)
     printf 'usage: runner.sh start SUB | run SUB | snapshot BASE | log … | cancel SUB\n' >&2

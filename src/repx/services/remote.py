@@ -21,6 +21,8 @@ its calls and rsync transfers over it.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import secrets
 import shutil
@@ -72,6 +74,8 @@ echo "free $(df -Pk "$r" | awk 'NR==2 {print $4}')"
 for p in "$r"/nix/store/*; do [ -e "$p" ] && echo "have ${p##*/}"; done
 for p in $(ls -t "$r/labs"); do echo "lab $p"; done
 for p in "$@"; do [ -e "$p" ] && echo "nix $p"; done
+[ -f "$r/runner.id" ] && echo "runner $(cat "$r/runner.id")"
+[ -f "$r/tools" ] && echo "tools $(cat "$r/tools")"
 command -v rsync >/dev/null 2>&1 && echo rsync
 exit 0
 """
@@ -83,6 +87,7 @@ for name in "$@"; do
 done
 """
 _DISCARD: Final = 'rm -rf "$@"'
+_START: Final = 'mkdir -p "${2%/*}" && mv "$1" "$2" && exec "$3" "$2/$4" start "$2"'
 
 
 @dataclass(frozen=True)
@@ -175,6 +180,7 @@ def sync_lab(conn: Connection, remote: Remote, lab: LoadedLab) -> Synced:
     closure = _closure_paths(lab)
     probe = conn.run(["sh", "-c", _PROBE, "sh", root, STORE_FORMAT, *closure])
     free_kib, have, labs, on_host = 0, set(), [], set()
+    found: dict[str, str] = {}
     for line in probe.stdout.splitlines():
         key, _, value = line.partition(" ")
         if key == "free" and value.isdigit():
@@ -185,6 +191,12 @@ def sync_lab(conn: Connection, remote: Remote, lab: LoadedLab) -> Synced:
             labs.append(value)
         elif key == "nix":
             on_host.add(value)
+        else:
+            found[key] = value
+    if "rsync" not in found:
+        raise RemoteError(
+            f"{conn.label}: rsync is not installed on that host (repx copies the lab with it)"
+        )
     lab_id = lab.meta.lab_id
     lab_dir = f"{root}/labs/{lab_id}"
     host_has_nix = bool(closure) and on_host.issuperset(closure)
@@ -199,6 +211,8 @@ def sync_lab(conn: Connection, remote: Remote, lab: LoadedLab) -> Synced:
         )
     sent = rsync.Transfer()
     incoming = f"{root}/.incoming/{secrets.token_hex(6)}"
+    if not missing and lab_id in labs:
+        incoming = ""  # nothing to copy: no copy to clean up
     try:
         if missing:
             # store paths are immutable and named by their hash: present means complete
@@ -219,26 +233,29 @@ def sync_lab(conn: Connection, remote: Remote, lab: LoadedLab) -> Synced:
             )
             conn.run(["sh", "-c", _PUBLISH, "sh", f"{incoming}/lab", f"{root}/labs", lab_id])
     finally:
-        conn.run(["sh", "-c", _DISCARD, "sh", incoming], check=False)
+        if incoming:
+            conn.run(["sh", "-c", _DISCARD, "sh", incoming], check=False)
     tools = _tools_dir(lab, lab_dir, root, host_has_nix)
-    # the runner and the tools it starts with, for every later command (status, log, …)
-    sent += rsync.copy(
-        conn, [os.fspath(RUNNER)], f":{root}/runner.sh", options=["--checksum"], what="the runner"
-    )
-    conn.run(
-        [
-            "sh",
-            "-c",
-            'printf "%s\\n" "$2" >"$1/tools.new" && mv "$1/tools.new" "$1/tools"',
-            "sh",
-            root,
-            tools,
-        ]
-    )
+    runner_id = _runner_id()
+    if found.get("runner") != runner_id or found.get("tools") != tools:
+        # the runner and the tools it starts with, for every later command (status, log…);
+        # rsync replaces each file by rename
+        with tempfile.TemporaryDirectory(prefix="repx-runner-") as tmp:
+            shutil.copyfile(RUNNER, Path(tmp) / "runner.sh")
+            (Path(tmp) / "runner.id").write_text(runner_id + "\n")
+            (Path(tmp) / "tools").write_text(tools + "\n")
+            files = [f"{tmp}/{name}" for name in ("runner.sh", "runner.id", "tools")]
+            sent += rsync.copy(conn, files, f":{root}/", options=["--checksum"], what="the runner")
     store = None if host_has_nix else f"{root}/nix/store"
     if lab.meta.closure is None:
         store = f"{lab_dir}/{lab.meta.store}"  # a lab holding copies: its own store/
     return Synced(lab_dir, store, tools, sent, time.monotonic() - started)
+
+
+@functools.cache
+def _runner_id() -> str:
+    """The version of the runner script (its content's hash)."""
+    return hashlib.sha256(RUNNER.read_bytes()).hexdigest()[:16]
 
 
 def _tools_dir(lab: LoadedLab, lab_dir: str, root: str, host_has_nix: bool) -> str:
@@ -380,15 +397,14 @@ def _submit(  # noqa: PLR0917
             continue_on_failure=options.continue_on_failure,
         )
         incoming = f"{root}/.incoming/{submission}"
+        sub = f"{root}/submissions/{submission}"
         try:
             rsync.copy(conn, [f"{local}/"], f":{incoming}/", options=["--mkpath"], what="the plan")
-            conn.run(
-                ["sh", "-c", _PUBLISH, "sh", f"{root}/.incoming", f"{root}/submissions", submission]
-            )
-        finally:
+            # published by rename, then started: one call
+            conn.run(["sh", "-c", _START, "sh", incoming, sub, f"{synced.tools}/bash", RUNNER_NAME])
+        except BaseException:
             conn.run(["sh", "-c", _DISCARD, "sh", incoming], check=False)
-    sub = f"{root}/submissions/{submission}"
-    conn.run([f"{synced.tools}/bash", f"{sub}/{RUNNER_NAME}", "start", sub])
+            raise
     return submission
 
 

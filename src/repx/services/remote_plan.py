@@ -133,6 +133,7 @@ def write_plan(
         runtime.path,
         str(max_jobs),
         "1" if continue_on_failure else "0",
+        runtime.kind.value,
     ]
     (directory / "settings").write_bytes(b"".join(s.encode() + b"\0" for s in settings))
     index = {node: i for i, node in enumerate(plan.order)}
@@ -165,6 +166,15 @@ def write_plan(
         argv, _env, _cwd = runtime.command(spec, Path(PLACEHOLDER))
         (own / "argv").write_bytes(b"".join(a.encode() + b"\0" for a in argv))
         (own / "outputs").write_bytes(b"".join(o.encode() + b"\0" for o in spec.outputs))
+        # the declared outputs' parent directories, parents first (one mkdir for them all)
+        parents: dict[str, None] = {}
+        for rel in spec.outputs:
+            parts = rel.split("/")[:-1]
+            for n in range(1, len(parts) + 1):
+                parents["/".join(parts[:n])] = None
+        (own / "dirs").write_bytes(b"".join(d.encode() + b"\0" for d in parents))
+        if spec.gathers:
+            (own / "gathered").touch()  # inputs.json is rewritten at the commit
         inputs = dict(spec.inputs)
         inputs.update(spec.store_inputs)
         for name, entries in spec.gathers.items():
