@@ -7,13 +7,18 @@
 #
 # repx (on the user's machine) decides everything that needs the lab's semantics and writes
 # it into the submission directory SUB (docs/remote.md, "The remote runner"):
-#   SUB/settings         NUL-separated: base, lab id, tools dir, max jobs, continue (0/1)
-#   SUB/nodes.tsv        one node per line in topological order:
-#                        index, kind (J job | B run barrier), id, predecessors
-#                        ("3h 5s": node 3 must succeed, node 5 must finish), parameters file
-#   SUB/jobs/<id>/argv   the job's full argv (bwrap …), NUL-separated; @@WORK@@ stands for
-#                        its attempt directory
-#   SUB/jobs/<id>/inputs.json, gather-*.json, outputs (declared outputs, NUL-separated)
+#   SUB/settings         NUL-separated: base, lab dir, lab id, PATH of jobs, max jobs,
+#                        continue (0/1), runtime (bwrap/native)
+#   SUB/nodes.tsv        one node per line in topological order: index, kind (J job |
+#                        B run barrier), id, predecessors ("3h 5s": node 3 must succeed,
+#                        node 5 must finish; "-": none), flags (g: gathered inputs),
+#                        parameters file
+#   SUB/argv.nul, outputs.nul, dirs.nul, inputs.nul
+#                        one NUL-terminated record per node index: the job's full argv
+#                        (bwrap …), its declared outputs, their parent directories (fields
+#                        separated by \x1f) and its inputs.json; @@WORK@@ stands for the
+#                        attempt directory
+#   SUB/gathers/<index>/gather-*.json   the lists of gathered inputs
 # This script only executes that plan with the output store's protocol (docs/running.md):
 # an attempt in .work/<id>.<nonce>/{out,repx}, logs, result.json, a SUCCESS or FAIL marker,
 # one rename to outputs/<id>, one line appended to completions.jsonl. Per-job locks are
@@ -29,6 +34,7 @@ export LC_ALL=C
 PATH="${BASH%/*}:$PATH"
 
 PLACEHOLDER='@@WORK@@'
+US=$'\x1f' # separates the fields of a record of the plan's *.nul files
 
 json_string() { # $1 variable name, $2 text: the variable is set to a JSON string literal
   local s=$2
@@ -65,9 +71,8 @@ lock_held() { # $1 attempt dir: true while a live process on this host holds it
 declare -A WORK START NONCE PID_OF
 declare -a TRIES
 
-write_inputs() { # $1 job, $2 directory the gather lists are in, $3 the attempt
-  local text=""
-  read_file text "$SUB/jobs/$1/inputs.json"
+write_inputs() { # $1 node, $2 directory the gather lists are in, $3 the attempt
+  local text=${INPUTS[$1]}
   printf '%s\n' "${text//"$PLACEHOLDER"/$2}" >"$3/repx/inputs.json"
 }
 
@@ -78,7 +83,7 @@ copy_file() { # $1 from, $2 to (text files: parameters, gather lists)
 }
 
 launch() { # $1 node index: prepare the attempt and start the job in the background
-  local i=$1 job=${ID[$1]} rel n w out args=() arg dirs=() g
+  local i=$1 job=${ID[$1]} rel rels=() n w out args=() dirs=() g
   if [[ -d $BASE/outputs/$job/out && -e $BASE/outputs/$job/repx/SUCCESS ]]; then
     settle "$i" S # committed meanwhile (another runner)
     DONE=$((DONE + 1))
@@ -96,8 +101,9 @@ launch() { # $1 node index: prepare the attempt and start the job in the backgro
   printf -v n '%04x%04x%04x' $RANDOM $RANDOM $RANDOM
   out="$w/out"
   dirs=("$w" "$out" "$w/repx")
-  if [[ -s $SUB/jobs/$job/dirs ]]; then
-    while IFS= read -r -d '' rel; do dirs+=("$out/$rel"); done <"$SUB/jobs/$job/dirs"
+  if [[ -n ${DIRS[$i]} ]]; then
+    IFS=$US read -r -a rels <<<"${DIRS[$i]}"
+    for rel in "${rels[@]}"; do dirs+=("$out/$rel"); done
   fi
   if ! mkdir "${dirs[@]}" 2>/dev/null; then
     if [[ -d $w ]]; then
@@ -113,9 +119,10 @@ launch() { # $1 node index: prepare the attempt and start the job in the backgro
     fail_start "$i" "cannot copy parameters"
     return 0
   fi
-  for g in "$SUB/jobs/$job"/gather-*.json; do copy_file "$g" "$w/repx/${g##*/}"; done
-  write_inputs "$job" "$w" "$w"
-  while IFS= read -r -d '' arg; do args+=("${arg//"$PLACEHOLDER"/$w}"); done <"$SUB/jobs/$job/argv"
+  for g in "$SUB/gathers/$i"/gather-*.json; do copy_file "$g" "$w/repx/${g##*/}"; done
+  write_inputs "$i" "$w" "$w"
+  IFS=$US read -r -a args <<<"${ARGV[$i]}"
+  args=("${args[@]//"$PLACEHOLDER"/$w}")
   WORK[$job]=$w
   NONCE[$job]=$n
   START[$job]=$EPOCHREALTIME
@@ -147,7 +154,7 @@ fail_start() { # $1 node, $2 why: the job could not be started (nothing recorded
 
 finish() { # $1 node index, $2 exit status, $3 interrupted (0/1): commit the attempt
   local i=$1 code=$2 job=${ID[$1]} w status reason why="" rel missing="" final end record
-  local marker us j_job j_host j_lab
+  local marker us j_job j_host j_lab rels=()
   w=${WORK[$job]}
   end=$EPOCHREALTIME
   final="$BASE/outputs/$job"
@@ -163,10 +170,11 @@ finish() { # $1 node index, $2 exit status, $3 interrupted (0/1): commit the att
   elif [[ $code != 0 ]]; then
     status=failed
     why="exit status $code"
-  elif [[ -s $SUB/jobs/$job/outputs ]]; then
-    while IFS= read -r -d '' rel; do
+  elif [[ -n ${OUTPUTS[$i]} ]]; then
+    IFS=$US read -r -a rels <<<"${OUTPUTS[$i]}"
+    for rel in "${rels[@]}"; do
       [[ -e $w/out/$rel ]] || missing+="${missing:+, }$rel"
-    done <"$SUB/jobs/$job/outputs"
+    done
     if [[ -n $missing ]]; then
       status=failed
       why="declared output(s) missing: $missing"
@@ -181,7 +189,7 @@ finish() { # $1 node index, $2 exit status, $3 interrupted (0/1): commit the att
   record+=",\"host\":$j_host,\"runtime\":\"$RUNTIME\""
   record+=",\"lab_id\":$j_lab,\"attempt\":\"${NONCE[$job]}\""
   record+=",\"cpu_seconds\":null,\"max_rss_kib\":null,\"impure\":[]}"
-  [[ -e $SUB/jobs/$job/gathered ]] && write_inputs "$job" "$final" "$w"
+  [[ ${FLAGS[$i]} == *g* ]] && write_inputs "$i" "$final" "$w"
   marker=FAIL
   [[ $status == succeeded ]] && marker=SUCCESS
   if printf '%s\n' "$record" >"$w/repx/result.json" && : >"$w/repx/$marker"; then
@@ -217,13 +225,13 @@ finish() { # $1 node index, $2 exit status, $3 interrupted (0/1): commit the att
 # or was blocked is blocked at once. States: P pending, R running, S succeeded,
 # F failed, B blocked.
 
-declare -a ID KIND PARAMS STATE NWAIT SUCCS
+declare -a ID KIND PARAMS FLAGS STATE NWAIT SUCCS ARGV OUTPUTS DIRS INPUTS
 READY=()
 WAITQ=()
 QHEAD=0
 
 read_plan() {
-  local settings=() idx kind id preds params p
+  local settings=() idx kind id preds flags params p
   mapfile -d '' -t settings <"$SUB/settings"
   BASE=${settings[0]}
   LAB=${settings[1]}
@@ -232,9 +240,14 @@ read_plan() {
   MAX_JOBS=${settings[4]}
   CONTINUE=${settings[5]}
   RUNTIME=${settings[6]:-bwrap}
-  while IFS=$'\t' read -r idx kind id preds params; do
+  mapfile -d '' -t ARGV <"$SUB/argv.nul"
+  mapfile -d '' -t OUTPUTS <"$SUB/outputs.nul"
+  mapfile -d '' -t DIRS <"$SUB/dirs.nul"
+  mapfile -d '' -t INPUTS <"$SUB/inputs.nul"
+  while IFS=$'\t' read -r idx kind id preds flags params; do
     ID[idx]=$id
     KIND[idx]=$kind
+    FLAGS[idx]=$flags
     PARAMS[idx]=$params
     STATE[idx]=P
     NWAIT[idx]=0

@@ -399,7 +399,9 @@ def _submit(  # noqa: PLR0917
         incoming = f"{root}/.incoming/{submission}"
         sub = f"{root}/submissions/{submission}"
         try:
-            rsync.copy(conn, [f"{local}/"], f":{incoming}/", options=["--mkpath"], what="the plan")
+            rsync.copy(
+                conn, [f"{local}/"], f":{incoming}/", options=["--mkpath", "-z"], what="the plan"
+            )
             # published by rename, then started: one call
             conn.run(["sh", "-c", _START, "sh", incoming, sub, f"{synced.tools}/bash", RUNNER_NAME])
         except BaseException:

@@ -30,6 +30,8 @@ from repx.run.spec import JobSpec, make_spec
 
 #: Stands for the attempt directory in argv and inputs.json (the runner substitutes it).
 PLACEHOLDER: Final = "@@WORK@@"
+#: Separates the fields of one record of the plan's ``*.nul`` files (ASCII unit separator).
+FIELD_SEPARATOR: Final = "\x1f"
 RUNNER_NAME: Final = "runner.sh"
 
 
@@ -112,6 +114,15 @@ def unsupported(lab: LoadedLab, jobs: Iterable[str]) -> str | None:
     return None
 
 
+def _fields(values: Iterable[str], job: str) -> str:
+    """One record: the runner splits it at :data:`FIELD_SEPARATOR` with ``read -a``."""
+    values = list(values)
+    for value in values:
+        if any(c in value for c in (FIELD_SEPARATOR, "\n", "\0")):
+            raise UsageError(f"job {job}: a path or argument holds a control character: {value!r}")
+    return FIELD_SEPARATOR.join(values)
+
+
 def write_plan(
     directory: Path,
     lab: LoadedLab,
@@ -138,7 +149,9 @@ def write_plan(
     (directory / "settings").write_bytes(b"".join(s.encode() + b"\0" for s in settings))
     index = {node: i for i, node in enumerate(plan.order)}
     lines: list[str] = []
-    jobs_dir = directory / "jobs"
+    # one record per node (empty for a run barrier), in index order: argv, declared
+    # outputs, their parent directories (parents first), inputs.json
+    records: dict[str, list[str]] = {"argv": [], "outputs": [], "dirs": [], "inputs": []}
     outputs = os.path.join(base, "outputs")
     count = 0
     for node in plan.order:
@@ -151,7 +164,9 @@ def write_plan(
             or "-"
         )
         if is_barrier(node):
-            lines.append(f"{index[node]}\tB\t{node}\t{preds}\t-")
+            lines.append(f"{index[node]}\tB\t{node}\t{preds}\t-\t-")
+            for field in records.values():
+                field.append("")
             continue
         count += 1
         spec = make_spec(lab, node, Path(outputs))
@@ -161,30 +176,34 @@ def write_plan(
                 "executable": os.path.join(lab_dir, os.path.relpath(spec.executable, lab.root)),
             }
         )
-        own = jobs_dir / node
-        own.mkdir(parents=True)
         argv, _env, _cwd = runtime.command(spec, Path(PLACEHOLDER))
-        (own / "argv").write_bytes(b"".join(a.encode() + b"\0" for a in argv))
-        (own / "outputs").write_bytes(b"".join(o.encode() + b"\0" for o in spec.outputs))
-        # the declared outputs' parent directories, parents first (one mkdir for them all)
         parents: dict[str, None] = {}
         for rel in spec.outputs:
             parts = rel.split("/")[:-1]
             for n in range(1, len(parts) + 1):
                 parents["/".join(parts[:n])] = None
-        (own / "dirs").write_bytes(b"".join(d.encode() + b"\0" for d in parents))
-        if spec.gathers:
-            (own / "gathered").touch()  # inputs.json is rewritten at the commit
+        records["argv"].append(_fields(argv, node))
+        records["outputs"].append(_fields(spec.outputs, node))
+        records["dirs"].append(_fields(list(parents), node))
         inputs = dict(spec.inputs)
         inputs.update(spec.store_inputs)
-        for name, entries in spec.gathers.items():
-            file = gather_file_name(name)
-            (own / file).write_text(
-                json.dumps([e.model_dump(mode="json") for e in entries], indent=1) + "\n"
-            )
-            inputs[name] = os.path.join(PLACEHOLDER, "repx", file)
-        (own / "inputs.json").write_text(json.dumps(inputs, indent=1, sort_keys=True))
+        if spec.gathers:
+            own = directory / "gathers" / str(index[node])
+            own.mkdir(parents=True)
+            for name, entries in spec.gathers.items():
+                file = gather_file_name(name)
+                (own / file).write_text(
+                    json.dumps([e.model_dump(mode="json") for e in entries], indent=1) + "\n"
+                )
+                inputs[name] = os.path.join(PLACEHOLDER, "repx", file)
+        text = json.dumps(inputs, indent=1, sort_keys=True)
+        if "\0" in text:
+            raise UsageError(f"job {node}: an input path holds a NUL byte")
+        records["inputs"].append(text)
         params = lab.jobs[node].parameters_file
-        lines.append(f"{index[node]}\tJ\t{node}\t{preds}\t{params}")
+        flags = "g" if spec.gathers else "-"  # g: inputs.json is rewritten at the commit
+        lines.append(f"{index[node]}\tJ\t{node}\t{preds}\t{flags}\t{params}")
     (directory / "nodes.tsv").write_text("".join(line + "\n" for line in lines))
+    for name, values in records.items():
+        (directory / f"{name}.nul").write_bytes(b"".join(v.encode() + b"\0" for v in values))
     return count
