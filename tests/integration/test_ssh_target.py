@@ -188,7 +188,8 @@ def test_cancel_stops_the_remote_run(tmp_path, hosts):
         time.sleep(0.1)
     status = _repx(env, "status", "--lab", lab, "--target", "far", "--json")
     states = [j["status"] for j in json.loads(status.stdout)["jobs"]]
-    assert states.count("running") == 2, states
+    # two running, the two other simulations locked by the runner (queued), the sum waits
+    assert sorted(states) == ["queued", "queued", "running", "running", "waiting"], states
     cancelled = _repx(env, "cancel", "--lab", lab, "--target", "far")
     assert cancelled.returncode == 0, cancelled.stderr
     assert "stopped 1 run(s) on target 'far'" in cancelled.stderr
@@ -197,7 +198,7 @@ def test_cancel_stops_the_remote_run(tmp_path, hosts):
     status = _repx(env, "status", "--lab", lab, "--target", "far", "--json")
     states = [j["status"] for j in json.loads(status.stdout)["jobs"]]
     assert "running" not in states and "succeeded" not in states
-    assert not list(root.glob("base/locks/*"))
+    assert not list(root.glob("base/.work/*"))  # nothing left locked or half-done
 
 
 def test_unreachable_refused_and_full_disk_are_one_line(tmp_path, hosts):
@@ -251,3 +252,24 @@ def test_example_lab_on_a_host_without_nix_is_byte_identical_to_local(tmp_path, 
     again = _repx(env, "run", "--lab", lab, "--target", "far", "--wait")
     assert again.returncode == 0, again.stderr
     assert _sent(again.stderr) < 64 * 1024, again.stderr
+
+
+def test_log_follow_prints_until_the_job_ends(tmp_path, hosts):
+    root = _host_root(hosts, "nonix", tmp_path)
+    env = _config(tmp_path, hosts, hosts.target_toml("far", "nonix", root, "concurrency = 1"))
+    script = 'echo first; sleep 3; echo second; cat "$params" > "$out/result.txt"'
+    lab = _lab(tmp_path / "lab", n=1, script=script)
+    started = _repx(env, "run", "--lab", lab, "--target", "far")
+    assert started.returncode == 0, started.stderr
+    deadline = time.monotonic() + _PATIENCE
+    logs: list[Path] = []
+    while not logs or "first" not in logs[0].read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+        logs = list(root.glob("base/.work/*-sim/repx/stdout.log"))
+    job = logs[0].parts[-3]
+    followed = _repx(env, "log", "--lab", lab, "--target", "far", "-f", job)
+    assert followed.returncode == 0, followed.stderr
+    assert followed.stdout.split() == ["first", "second"]
+    assert (root / "base" / "outputs" / job / "repx" / "SUCCESS").exists()
+    _wait_finished(root)

@@ -69,7 +69,7 @@ lock_held() { # $1 attempt dir: true while a live process on this host holds it
 # own exec and, when it ends, one mv (the commit) and one rm (the lock).
 
 declare -A WORK START NONCE PID_OF
-declare -a TRIES
+declare -a TRIES PREPARED
 
 write_inputs() { # $1 node, $2 directory the gather lists are in, $3 the attempt
   local text=${INPUTS[$1]}
@@ -82,38 +82,83 @@ copy_file() { # $1 from, $2 to (text files: parameters, gather lists)
   printf '%s' "$text" >"$2"
 }
 
+#: attempts are prepared (and so locked) this many at a time: one mkdir for them all
+BATCH=32
+
+prepare() { # $1 node: create its attempt directory, and those of the next ready jobs
+  local i=$1 k n j job w rel rels=() dirs=() stale=() batch=() candidates=("$1")
+  for ((k = QHEAD; k < ${#READY[@]} && ${#candidates[@]} < BATCH; k++)); do
+    j=${READY[k]}
+    ((j != i)) && [[ ${STATE[$j]} == P && ${KIND[$j]} == J && -z ${PREPARED[$j]:-} ]] &&
+      candidates+=("$j")
+  done
+  for j in "${candidates[@]}"; do
+    job=${ID[$j]}
+    w="$BASE/.work/$job"
+    if [[ -d $w ]]; then
+      lock_held "$w" && continue # another runner's: launch() waits for it
+      stale+=("$w")              # a dead runner's attempt
+    fi
+    batch+=("$j")
+    dirs+=("$w" "$w/out" "$w/repx")
+    if [[ -n ${DIRS[$j]} ]]; then
+      IFS=$US read -r -a rels <<<"${DIRS[$j]}"
+      for rel in "${rels[@]}"; do dirs+=("$w/out/$rel"); done
+    fi
+  done
+  ((${#stale[@]})) && rm -rf "${stale[@]}"
+  ((${#batch[@]})) || return 0
+  mkdir "${dirs[@]}" 2>/dev/null
+  set -C # the owner file is created exclusively: of two runners, one takes the job
+  for j in "${batch[@]}"; do
+    w="$BASE/.work/${ID[$j]}"
+    if { printf '%s %s\n' "$$" "$HOST" >"$w/repx/owner"; } 2>/dev/null; then
+      PREPARED[j]=1
+      printf -v n '%04x%04x%04x' $RANDOM $RANDOM $RANDOM
+      NONCE[${ID[$j]}]=$n
+    elif [[ -d $w/repx ]]; then
+      PREPARED[j]=other
+    else
+      PREPARED[j]=failed
+    fi
+  done
+  set +C
+}
+
 launch() { # $1 node index: prepare the attempt and start the job in the background
-  local i=$1 job=${ID[$1]} rel rels=() n w out args=() dirs=() g
+  local i=$1 job=${ID[$1]} w out args=() g
   if [[ -d $BASE/outputs/$job/out && -e $BASE/outputs/$job/repx/SUCCESS ]]; then
     settle "$i" S # committed meanwhile (another runner)
     DONE=$((DONE + 1))
     return 0
   fi
   w="$BASE/.work/$job"
-  if [[ -d $w ]]; then
-    if lock_held "$w" && ((${TRIES[$i]:-0} < 60)); then
-      TRIES[i]=$((${TRIES[$i]:-0} + 1))
-      WAITQ+=("$i") # held by another runner: look again later
+  [[ -n ${PREPARED[$i]:-} ]] || prepare "$i"
+  case ${PREPARED[$i]:-} in
+    1) ;;
+    failed)
+      unset "PREPARED[$i]"
+      fail_start "$i" "cannot create $w"
       return 0
-    fi
-    rm -rf "$w" # a dead runner's attempt
-  fi
-  printf -v n '%04x%04x%04x' $RANDOM $RANDOM $RANDOM
+      ;;
+    *)
+      unset "PREPARED[$i]"
+      if ((${TRIES[$i]:-0} < 60)); then
+        TRIES[i]=$((${TRIES[$i]:-0} + 1))
+        WAITQ+=("$i") # held by another runner: look again later
+        return 0
+      fi
+      rm -rf "$w" # held for a minute without an owner: a runner that died creating it
+      prepare "$i"
+      [[ ${PREPARED[$i]:-} == 1 ]] || {
+        unset "PREPARED[$i]"
+        fail_start "$i" "cannot create $w"
+        return 0
+      }
+      ;;
+  esac
+  PREPARED[i]=started
   out="$w/out"
-  dirs=("$w" "$out" "$w/repx")
-  if [[ -n ${DIRS[$i]} ]]; then
-    IFS=$US read -r -a rels <<<"${DIRS[$i]}"
-    for rel in "${rels[@]}"; do dirs+=("$out/$rel"); done
-  fi
-  if ! mkdir "${dirs[@]}" 2>/dev/null; then
-    if [[ -d $w ]]; then
-      WAITQ+=("$i") # another runner took it first
-      return 0
-    fi
-    fail_start "$i" "cannot create $w"
-    return 0
-  fi
-  printf '%s %s\n' "$$" "$HOST" >"$w/repx/owner"
   WORK[$job]=$w
   if ! copy_file "$LAB/${PARAMS[$i]}" "$w/repx/parameters.json"; then
     fail_start "$i" "cannot copy parameters"
@@ -123,8 +168,6 @@ launch() { # $1 node index: prepare the attempt and start the job in the backgro
   write_inputs "$i" "$w" "$w"
   IFS=$US read -r -a args <<<"${ARGV[$i]}"
   args=("${args[@]//"$PLACEHOLDER"/$w}")
-  WORK[$job]=$w
-  NONCE[$job]=$n
   START[$job]=$EPOCHREALTIME
   (
     cd "$out" || exit 126
@@ -142,6 +185,15 @@ launch() { # $1 node index: prepare the attempt and start the job in the backgro
   RUNNING=$((RUNNING + 1))
 }
 
+discard_prepared() { # the attempt directories prepared for jobs that will not start now
+  local j gone=()
+  for j in "${!PREPARED[@]}"; do
+    [[ ${PREPARED[$j]} == 1 ]] && gone+=("$BASE/.work/${ID[$j]}")
+  done
+  ((${#gone[@]})) && rm -rf "${gone[@]}"
+  PREPARED=()
+}
+
 fail_start() { # $1 node, $2 why: the job could not be started (nothing recorded)
   local job=${ID[$1]}
   printf 'repx remote: %s: %s\n' "$job" "$2" >&2
@@ -154,7 +206,7 @@ fail_start() { # $1 node, $2 why: the job could not be started (nothing recorded
 
 finish() { # $1 node index, $2 exit status, $3 interrupted (0/1): commit the attempt
   local i=$1 code=$2 job=${ID[$1]} w status reason why="" rel missing="" final end record
-  local marker us j_job j_host j_lab rels=()
+  local marker us j_job j_host j_lab rels=() line
   w=${WORK[$job]}
   end=$EPOCHREALTIME
   final="$BASE/outputs/$job"
@@ -197,25 +249,66 @@ finish() { # $1 node index, $2 exit status, $3 interrupted (0/1): commit the att
     if [[ -e $final ]]; then
       mv "$final" "$w.trash" && rm -rf "$w.trash"
     fi
-    if mv "$w" "$final"; then
-      printf '%s\n' "$record" >>"$BASE/completions.jsonl"
-    else
-      status=error
-    fi
   else
     status=error # a full disk: the attempt stays in .work, nothing is visible
   fi
   RUNNING=$((RUNNING - 1))
+  unset "PREPARED[$i]"
   us=$((${end/./} - ${START[$job]/./}))
-  printf 'finished\t%s\t%s\t%s\t%d.%06d\t%s\n' "$job" "$status" "$code" \
+  printf -v line 'finished\t%s\t%s\t%s\t%d.%06d\t%s' "$job" "$status" "$code" \
     $((us / 1000000)) $((us % 1000000)) "$why"
-  if [[ $status == succeeded ]]; then
-    DONE=$((DONE + 1))
-    settle "$i" S
-  else
+  if [[ $status == error ]]; then
+    printf '%s\n' "$line"
     FAILED=$((FAILED + 1))
     settle "$i" F
+    return 0
   fi
+  # committed with the next batch (commit_batch): one mv for several jobs
+  COMMIT_W+=("$w")
+  COMMIT_I+=("$i")
+  COMMIT_RECORD+=("$record")
+  COMMIT_LINE+=("$line")
+  # a failure is committed at once: --continue-on-failure or not decides what starts next
+  if ((${#COMMIT_W[@]} >= BATCH)) || [[ $status != succeeded ]]; then
+    commit_batch
+  fi
+  return 0
+}
+
+COMMIT_W=()
+COMMIT_I=()
+COMMIT_RECORD=()
+COMMIT_LINE=()
+
+commit_batch() { # rename the finished attempts to outputs/<job> (one mv), record them
+  local k i st
+  ((${#COMMIT_W[@]})) || return 0
+  if ! mv "${COMMIT_W[@]}" "$BASE/outputs/" 2>/dev/null; then
+    : # some renames failed: each attempt still in .work is an error below
+  fi
+  for k in "${!COMMIT_W[@]}"; do
+    i=${COMMIT_I[k]}
+    if [[ -e ${COMMIT_W[k]} ]]; then
+      printf '%s\n' "${COMMIT_LINE[k]/$'\t'succeeded$'\t'/$'\t'error$'\t'}"
+      FAILED=$((FAILED + 1))
+      settle "$i" F
+      continue
+    fi
+    printf '%s\n' "${COMMIT_RECORD[k]}" >>"$BASE/completions.jsonl"
+    printf '%s\n' "${COMMIT_LINE[k]}"
+    st=${COMMIT_LINE[k]#*$'\t'*$'\t'}
+    if [[ ${st%%$'\t'*} == succeeded ]]; then
+      DONE=$((DONE + 1))
+      settle "$i" S
+    else
+      FAILED=$((FAILED + 1))
+      settle "$i" F
+    fi
+  done
+  COMMIT_W=()
+  COMMIT_I=()
+  COMMIT_RECORD=()
+  COMMIT_LINE=()
 }
 
 # -- the plan --------------------------------------------------------------------------
@@ -336,6 +429,11 @@ run_plan() {
         launch "$i"
       fi
     done
+    if ((${#COMMIT_W[@]} && RUNNING < MAX_JOBS)) &&
+      ((QHEAD >= ${#READY[@]} || STOPPING || (FAILED > 0 && CONTINUE == 0))); then
+      commit_batch # room to run more: what the finished jobs release may start
+      continue
+    fi
     if ((RUNNING == 0)); then
       # nothing runs: done, unless a job waits for another runner's lock
       ((${#WAITQ[@]} && !STOPPING)) || break
@@ -362,6 +460,8 @@ run_plan() {
     unset "PID_OF[$pid]"
     finish "$i" "$code" "$STOPPING"
   done
+  commit_batch
+  discard_prepared
   local pending=0
   for i in "${!ID[@]}"; do
     [[ ${KIND[$i]} == J && ${STATE[$i]} == P ]] && pending=$((pending + 1))
@@ -392,13 +492,18 @@ case $command in
     ;;
   snapshot)
     # stdin: "job<TAB>output<TAB>…" per job of the lab; stdout: S (intact success), D
-    # (damaged success: why), R (running: a live runner holds its lock), then the store's
-    # completions after a line "--"
+    # (damaged success: why), R (running: a live runner holds its attempt), Q (a live runner
+    # prepared it, to start next), then the store's completions after a line "--"
     BASE=$2
     while IFS=$'\t' read -r -a fields; do
       job=${fields[0]}
       if lock_held "$BASE/.work/$job"; then
-        printf 'R\t%s\n' "$job"
+        # prepared by a runner (locked), or started (it has logs)
+        if [[ -e $BASE/.work/$job/repx/stdout.log ]]; then
+          printf 'R\t%s\n' "$job"
+        else
+          printf 'Q\t%s\n' "$job"
+        fi
         continue
       fi
       dir=$BASE/outputs/$job
@@ -435,20 +540,21 @@ case $command in
       printf 'no %s for job %s\n' "$file" "$job" >&2
       exit 3
     }
-    if ((lines >= 0)); then tail -n "$lines" "$path"; else cat "$path"; fi
-    ((follow && running)) || exit 0
-    offset=$(wc -c <"$path")
-    while lock_held "$BASE/.work/$job"; do
-      sleep 0.5
-      size=$(wc -c <"$path" 2>/dev/null) || break
-      ((size > offset)) && tail -c +$((offset + 1)) "$path" | head -c $((size - offset))
-      offset=$size
-    done
-    final=$BASE/outputs/$job/repx/$file
-    if [[ -f $final ]]; then
-      size=$(wc -c <"$final")
-      ((size > offset)) && tail -c +$((offset + 1)) "$final"
+    # one open file: it stays valid when the attempt is renamed at its commit
+    exec 3<"$path" || exit 3
+    if ((lines >= 0)); then
+      tail -n "$lines" "$path"
+      cat <&3 >/dev/null
+    else
+      cat <&3
     fi
+    ((follow && running)) || exit 0
+    # until it ends (its result is written; the commit may come with a later batch)
+    while lock_held "$BASE/.work/$job" && [[ ! -e $BASE/.work/$job/repx/result.json ]]; do
+      sleep 0.5
+      cat <&3
+    done
+    cat <&3
     exit 0
     ;;
   output)

@@ -563,6 +563,8 @@ def _snapshot(conn: Connection, remote: Remote, lab: LoadedLab) -> Snapshot:
             committed_ok.add(job)
         elif kind == "R":
             own[job] = JobState.RUNNING
+        elif kind == "Q":
+            own[job] = JobState.QUEUED  # its runner will start it next
         elif kind == "D":
             reasons[job] = why
     for line in tail.splitlines():
