@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -273,3 +274,33 @@ def test_log_follow_prints_until_the_job_ends(tmp_path, hosts):
     assert followed.stdout.split() == ["first", "second"]
     assert (root / "base" / "outputs" / job / "repx" / "SUCCESS").exists()
     _wait_finished(root)
+
+
+def test_ctrl_c_stops_following_not_the_run(tmp_path, hosts):
+    root = _host_root(hosts, "nonix", tmp_path)
+    env = _config(tmp_path, hosts, hosts.target_toml("far", "nonix", root))
+    lab = _lab(tmp_path / "lab", n=2, script='sleep 3; cat "$params" > "$out/result.txt"')
+    follower = subprocess.Popen(
+        [*REPX, "run", "--lab", str(lab), "--target", "far", "--wait"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + _PATIENCE
+        while not list(root.glob("base/.work/*/repx/stdout.log")):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(1.5)  # following: polling the progress log
+        follower.send_signal(signal.SIGINT)
+        _out, err = follower.communicate(timeout=60)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait()
+    assert follower.returncode == 130, err
+    assert "stopped following; the run goes on on target 'far'" in err
+    _wait_finished(root)
+    status = _repx(env, "status", "--lab", lab, "--target", "far", "--json")
+    assert {j["status"] for j in json.loads(status.stdout)["jobs"]} == {"succeeded"}

@@ -38,7 +38,7 @@ from pydantic import ValidationError
 
 from repx import process, rsync
 from repx.config import DEFAULT_BASE, RuntimeKind, SchedulerKind, Target, resolve_base
-from repx.errors import UsageError
+from repx.errors import RepxError, UsageError
 from repx.inspect.models import OutputFile, OutputListing
 from repx.inspect.status import JobState, propagate
 from repx.lab import closure as lab_closure
@@ -88,6 +88,12 @@ done
 """
 _DISCARD: Final = 'rm -rf "$@"'
 _START: Final = 'mkdir -p "${2%/*}" && mv "$1" "$2" && exec "$3" "$2/$4" start "$2"'
+
+
+class StoppedFollowing(RepxError):
+    """Ctrl-C while following a run on an SSH target: the run goes on there."""
+
+    exit_code = 130
 
 
 @dataclass(frozen=True)
@@ -228,7 +234,7 @@ def sync_lab(conn: Connection, remote: Remote, lab: LoadedLab) -> Synced:
                 conn,
                 [f"{lab.root}/"],
                 f":{incoming}/lab/{lab_id}/",
-                options=["--mkpath", "--checksum", "--chmod=u+w", *link],
+                options=["--mkpath", "--checksum", "--chmod=u+w", "-z", *link],
                 what="the lab",
             )
             conn.run(["sh", "-c", _PUBLISH, "sh", f"{incoming}/lab", f"{root}/labs", lab_id])
@@ -433,31 +439,14 @@ def _follow(  # noqa: PLR0917
 ) -> RunSummary:
     """Follow the runner's progress log (one multiplexed call a second) until it ends."""
     sub = f"{remote.base_path}/submissions/{submission}"
-    offset = 0
-    pending = ""
-    final: list[str] | None = None
-    unsuccessful: list[tuple[str, JobStatus, int | None, str | None]] = []
-    while final is None:
-        answer = conn.run(["sh", "-c", _PROGRESS, "sh", sub, str(offset + 1)], check=False)
-        chunk = answer.stdout
-        offset += len(chunk.encode())
-        pending += chunk
-        *lines, pending = pending.split("\n")
-        for line in lines:
-            fields = line.split("\t")
-            if fields[0] == "summary":
-                final = fields
-            elif fields[0] == "runner-failed":
-                raise RemoteError(
-                    f"{conn.label}: the remote runner failed (exit status {fields[1]});"
-                    f" see {sub}/runner.log there"
-                )
-            elif fields[0] in {"finished", "blocked"} and len(fields) >= 3:
-                ended = _report_line(lab, fields, reporter)
-                if ended is not None and ended[1] is not JobStatus.SUCCEEDED:
-                    unsuccessful.append(ended)
-        if final is None:
-            time.sleep(POLL_SECONDS)
+    try:
+        final, unsuccessful = _follow_progress(conn, lab, sub, reporter)
+    except KeyboardInterrupt:
+        raise StoppedFollowing(
+            f"stopped following; the run goes on on target '{remote.name}' (submission"
+            f" {submission}): repx status --target {remote.name}, repx cancel --target"
+            f" {remote.name}"
+        ) from None
     failed: list[FailedJob] = []
     for job, status, code, reason in unsuccessful:
         log = f"{remote.base}/outputs/{job}/repx/stderr.log"
@@ -487,6 +476,39 @@ def _follow(  # noqa: PLR0917
         interrupted=bool(stopped),
         seconds=round(time.monotonic() - started, 3),
     )
+
+
+def _follow_progress(
+    conn: Connection, lab: LoadedLab, sub: str, reporter: Reporter
+) -> tuple[list[str], list[tuple[str, JobStatus, int | None, str | None]]]:
+    """Report the runner's progress lines until its summary line (returned, with the jobs
+    that did not succeed)."""
+    offset = 0
+    pending = ""
+    final: list[str] | None = None
+    unsuccessful: list[tuple[str, JobStatus, int | None, str | None]] = []
+    while final is None:
+        answer = conn.run(["sh", "-c", _PROGRESS, "sh", sub, str(offset + 1)], check=False)
+        chunk = answer.stdout
+        offset += len(chunk.encode())
+        pending += chunk
+        *lines, pending = pending.split("\n")
+        for line in lines:
+            fields = line.split("\t")
+            if fields[0] == "summary":
+                final = fields
+            elif fields[0] == "runner-failed":
+                raise RemoteError(
+                    f"{conn.label}: the remote runner failed (exit status {fields[1]});"
+                    f" see {sub}/runner.log there"
+                )
+            elif fields[0] in {"finished", "blocked"} and len(fields) >= 3:
+                ended = _report_line(lab, fields, reporter)
+                if ended is not None and ended[1] is not JobStatus.SUCCEEDED:
+                    unsuccessful.append(ended)
+        if final is None:
+            time.sleep(POLL_SECONDS)
+    return final, unsuccessful
 
 
 def _report_line(
