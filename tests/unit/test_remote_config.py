@@ -70,3 +70,51 @@ def test_plan_fields_refuse_what_the_runner_cannot_split():
     for bad in ("a\nb", f"a{FIELD_SEPARATOR}b", "a\0b"):
         with pytest.raises(UsageError, match="control character"):
             _fields(["x", bad], "j")
+
+
+def test_delta_sends_what_changed_and_removes_what_must_be_made_anew():
+    from repx.services.remote_delta import METADATA, Listing, delta  # noqa: PLC0415
+
+    old = Listing(
+        lab_id="a",
+        entries={
+            "jobs/x/parameters.json": "f:111:0",
+            "jobs/x/bin/s": "f:222:1",
+            "jobs/y/parameters.json": "f:333:0",
+            "store/p": "l:/nix/store/p",
+            "jobs/x/out": "d",
+            **{f"jobs/z{i}/parameters.json": "f:0:0" for i in range(10)},
+        },
+    )
+    new = Listing(
+        lab_id="b",
+        entries={
+            "jobs/x/parameters.json": "f:999:0",  # content only: the old copy is the basis
+            "jobs/x/bin/s": "f:222:0",  # mode changed: made anew
+            "store/p": "l:/nix/store/q",  # another target: made anew
+            "jobs/x/out": "d",
+            "jobs/w/parameters.json": "f:444:0",  # new
+            **{f"jobs/z{i}/parameters.json": "f:0:0" for i in range(10)},
+        },
+    )
+    change = delta(old, new)
+    assert change is not None
+    assert set(change.send) == {
+        "jobs/x/parameters.json",
+        "jobs/x/bin/s",
+        "store/p",
+        "jobs/w/parameters.json",
+        METADATA,
+    }
+    assert change.remove == ("jobs/x/bin/s", "jobs/y/parameters.json", "store/p")
+    everything_new = Listing(lab_id="c", entries={f"n{i}": "f:1:0" for i in range(20)})
+    assert delta(old, everything_new) is None  # a plain rsync is as good
+
+
+def test_listings_are_remembered_per_target(tmp_path, monkeypatch):
+    from repx.services.remote_delta import Listing, recall, remember  # noqa: PLC0415
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    remember("me@h:/x", Listing(lab_id="old", entries={"a": "d"}))
+    assert recall("me@h:/x", ["gone", "old"]) == Listing(lab_id="old", entries={"a": "d"})
+    assert recall("me@other:/x", ["old"]) is None

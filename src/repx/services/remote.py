@@ -53,6 +53,7 @@ from repx.run.selection import lab_order, select
 from repx.run.spec import effective_params
 from repx.run.store import Store
 from repx.run.store_models import STORE_FORMAT, JobResult, JobStatus
+from repx.services import remote_delta
 from repx.services.location import Location, named_target
 from repx.services.remote_plan import RUNNER_NAME, remote_runtime, unsupported, write_plan
 from repx.services.run import JobStatusEntry, RunOptions, StageStatus, StatusReport
@@ -228,16 +229,9 @@ def sync_lab(conn: Connection, remote: Remote, lab: LoadedLab) -> Synced:
             names = [p.rsplit("/", 1)[-1] for p in missing]
             conn.run(["sh", "-c", _PUBLISH, "sh", f"{incoming}/store", f"{root}/nix/store", *names])
         if lab_id not in labs:
-            # --checksum: lab files all have mtime 1; a same-size change must not be linked
-            link = [f"--link-dest={root}/labs/{labs[0]}"] if labs else []
-            sent += rsync.copy(
-                conn,
-                [f"{lab.root}/"],
-                f":{incoming}/lab/{lab_id}/",
-                options=["--mkpath", "--checksum", "--chmod=u+w", "-z", *link],
-                what="the lab",
-            )
+            sent += _copy_lab(conn, remote, lab, labs, f"{incoming}/lab/{lab_id}")
             conn.run(["sh", "-c", _PUBLISH, "sh", f"{incoming}/lab", f"{root}/labs", lab_id])
+            remote_delta.remember(_target_key(remote), remote_delta.listing_of(lab))
     finally:
         if incoming:
             conn.run(["sh", "-c", _DISCARD, "sh", incoming], check=False)
@@ -256,6 +250,54 @@ def sync_lab(conn: Connection, remote: Remote, lab: LoadedLab) -> Synced:
     if lab.meta.closure is None:
         store = f"{lab_dir}/{lab.meta.store}"  # a lab holding copies: its own store/
     return Synced(lab_dir, store, tools, sent, time.monotonic() - started)
+
+
+#: Labs there whose files a new revision's copy may hard-link (rsync takes up to 20).
+_LINK_DESTS: Final = 10
+#: A hard-linked copy of lab $1 as $2, less the entries named on stdin (one per line).
+_COPY_LAB: Final = r"""
+set -e
+mkdir -p "${2%/*}"
+rsync -a --link-dest="$1/" "$1/" "$2/"
+cd "$2"
+while IFS= read -r p; do rm -rf "./$p"; done
+"""
+
+
+def _target_key(remote: Remote) -> str:
+    return f"{remote.address}:{remote.base_path}"
+
+
+def _copy_lab(
+    conn: Connection, remote: Remote, lab: LoadedLab, labs: list[str], dest: str
+) -> rsync.Transfer:
+    """Copy the lab's files to ``dest`` there. With the listing of a lab already there (kept
+    here when it was synced): a hard-linked copy of it, then only the entries that differ
+    (remote_delta); otherwise everything, hard-linking files identical to those of the labs
+    there. --checksum: a lab's files all have mtime 1, a same-size change must be seen."""
+    root = remote.base_path
+    old = remote_delta.recall(_target_key(remote), labs)
+    change = remote_delta.delta(old, remote_delta.listing_of(lab)) if old is not None else None
+    options = ["--mkpath", "--checksum", "--chmod=u+w", "-z"]
+    if old is None or change is None:
+        links = [f"--link-dest={root}/labs/{other}" for other in labs[:_LINK_DESTS]]
+        return rsync.copy(
+            conn, [f"{lab.root}/"], f":{dest}/", options=[*options, *links], what="the lab"
+        )
+    conn.run(
+        ["sh", "-c", _COPY_LAB, "sh", f"{root}/labs/{old.lab_id}", dest],
+        input_text="".join(p + "\n" for p in change.remove),
+    )
+    with tempfile.NamedTemporaryFile("w", prefix="repx-files-", suffix=".txt") as listed:
+        listed.write("".join(p + "\n" for p in change.send))
+        listed.flush()
+        return rsync.copy(
+            conn,
+            [f"{lab.root}/"],
+            f":{dest}/",
+            options=[*options, f"--files-from={listed.name}"],
+            what="the lab",
+        )
 
 
 @functools.cache
