@@ -25,7 +25,8 @@
 # the attempt directories themselves: .work/<id> (mkdir is atomic) with the runner's pid
 # and host in repx/owner; the commit (its rename to outputs/<id>) releases it.
 #
-# Commands: start SUB | run SUB | snapshot BASE | log BASE JOB FILE LINES FOLLOW | cancel SUB
+# Commands: start SUB | run SUB | follow SUB | snapshot BASE | log BASE JOB FILE LINES FOLLOW |
+# output BASE JOB [PATH] | cancel SUB
 set -u
 shopt -s nullglob
 # a decimal point in $EPOCHREALTIME and numbers, whatever locale ssh passed on
@@ -556,6 +557,36 @@ case $command in
     done
     cat <&3
     exit 0
+    ;;
+  follow)
+    # the progress log of submission SUB, printed on stderr as it grows, until the runner
+    # ends (repx run --wait hands each line over as it comes)
+    exec 1>&2
+    SUB=$2
+    read -r pid <"$SUB/pid" || pid=""
+    while [[ ! -e $SUB/progress.log && ! -e $SUB/finished.log ]]; do
+      [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null && break
+      sleep 0.1
+    done
+    exec 3<"$SUB/progress.log" || exec 3<"$SUB/finished.log" || {
+      printf 'runner-failed\tit did not start (see %s/runner.log)\n' "$SUB"
+      exit 0
+    }
+    tick=0
+    while :; do
+      cat <&3
+      # now and then a line repx ignores: once nobody follows, writing it ends this loop
+      (((tick += 1) % 25)) || printf 'alive\n'
+      if [[ -e $SUB/finished.log ]]; then
+        cat <&3
+        exit 0
+      fi
+      if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null && [[ ! -e $SUB/finished.log ]]; then
+        printf 'runner-failed\tkilled\n'
+        exit 0
+      fi
+      sleep 0.2
+    done
     ;;
   output)
     # a committed job's out/ (never an attempt's): "file" and the file REL, or "listing"

@@ -62,8 +62,6 @@ from repx.ssh import Connection, RemoteError, last_line
 #: Refuse to sync when the remote file system has less free space than this beyond the
 #: estimate of what is sent.
 MIN_FREE_KIB: Final = 4 * 1024
-#: Seconds between two looks at a followed remote run (``--wait``).
-POLL_SECONDS: Final = 1.0
 
 # One fixed script (never composed from values): the values are its arguments.
 _PROBE: Final = r"""
@@ -458,12 +456,6 @@ def _submit(  # noqa: PLR0917
     return submission
 
 
-#: Prints what the runner wrote to its progress log after byte $2 (the log is renamed to
-#: finished.log when the runner ends: the same bytes).
-_PROGRESS: Final = (
-    'f="$1/progress.log"; [ -f "$f" ] || f="$1/finished.log"; [ -f "$f" ] || exit 0;'
-    ' tail -c +"$2" "$f"'
-)
 #: Lines of a failed job's stderr shown in the summary (as locally).
 _STDERR_TAIL: Final = 10
 #: Failed jobs whose stderr is fetched for the summary (one ssh call each).
@@ -479,10 +471,10 @@ def _follow(  # noqa: PLR0917
     common: dict[str, Any],
     started: float,
 ) -> RunSummary:
-    """Follow the runner's progress log (one multiplexed call a second) until it ends."""
+    """Follow the runner's progress log until it ends; summarise the run."""
     sub = f"{remote.base_path}/submissions/{submission}"
     try:
-        final, unsuccessful = _follow_progress(conn, lab, sub, reporter)
+        final, unsuccessful = _follow_progress(conn, lab, sub, reporter, remote)
     except KeyboardInterrupt:
         raise StoppedFollowing(
             f"stopped following; the run goes on on target '{remote.name}' (submission"
@@ -521,35 +513,36 @@ def _follow(  # noqa: PLR0917
 
 
 def _follow_progress(
-    conn: Connection, lab: LoadedLab, sub: str, reporter: Reporter
+    conn: Connection, lab: LoadedLab, sub: str, reporter: Reporter, remote: Remote
 ) -> tuple[list[str], list[tuple[str, JobStatus, int | None, str | None]]]:
-    """Report the runner's progress lines until its summary line (returned, with the jobs
-    that did not succeed)."""
-    offset = 0
-    pending = ""
-    final: list[str] | None = None
+    """Report the runner's progress lines as they come (one streaming call) until its
+    summary line (returned, with the jobs that did not succeed)."""
+    final: list[str] = []
+    failure: list[str] = []
     unsuccessful: list[tuple[str, JobStatus, int | None, str | None]] = []
-    while final is None:
-        answer = conn.run(["sh", "-c", _PROGRESS, "sh", sub, str(offset + 1)], check=False)
-        chunk = answer.stdout
-        offset += len(chunk.encode())
-        pending += chunk
-        *lines, pending = pending.split("\n")
-        for line in lines:
-            fields = line.split("\t")
-            if fields[0] == "summary":
-                final = fields
-            elif fields[0] == "runner-failed":
-                raise RemoteError(
-                    f"{conn.label}: the remote runner failed (exit status {fields[1]});"
-                    f" see {sub}/runner.log there"
-                )
-            elif fields[0] in {"finished", "blocked"} and len(fields) >= 3:
-                ended = _report_line(lab, fields, reporter)
-                if ended is not None and ended[1] is not JobStatus.SUCCEEDED:
-                    unsuccessful.append(ended)
-        if final is None:
-            time.sleep(POLL_SECONDS)
+
+    def line(text: str) -> None:
+        fields = text.split("\t")
+        if fields[0] == "summary":
+            final[:] = fields
+        elif fields[0] == "runner-failed":
+            failure[:] = [*fields, ""]
+        elif fields[0] in {"finished", "blocked"} and len(fields) >= 3:
+            ended = _report_line(lab, fields, reporter)
+            if ended is not None and ended[1] is not JobStatus.SUCCEEDED:
+                unsuccessful.append(ended)
+
+    argv = conn.stream_argv(runner_argv(remote, "follow", sub))
+    result = process.stream(argv, on_stderr_line=line, check=False)
+    if failure:
+        raise RemoteError(
+            f"{conn.label}: the remote runner failed ({failure[1]}); see {sub}/runner.log there"
+        )
+    if not final:
+        raise RemoteError(
+            f"{conn.label}: following the run failed ({last_line(result.stderr)}); it may go"
+            f" on there: repx status --target {remote.name}"
+        )
     return final, unsuccessful
 
 
