@@ -333,7 +333,12 @@ def select_target(config: Config, name: str | None) -> tuple[str | None, Target]
 
 
 def resolve_base(cli_base: Path | None, target: Target) -> Path:
-    """The output store: ``--base``, else the target's ``base``, else :data:`DEFAULT_BASE`."""
-    base = cli_base or target.base or DEFAULT_BASE
+    """The output store: ``--base``, else the target's ``base``, else :data:`DEFAULT_BASE`.
+
+    An SSH target's ``base`` is a directory on that host: here, its outputs are those
+    ``repx pull`` fetched, in ``--base`` or :data:`DEFAULT_BASE` (docs/remote.md).
+    """
+    own = target.base if target.address is None else None
+    base = cli_base or own or DEFAULT_BASE
     # abspath, not resolve(): keep the user's symlinks in the paths we print and record
     return Path(os.path.abspath(base.expanduser()))  # noqa: PTH100

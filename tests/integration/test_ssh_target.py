@@ -140,6 +140,33 @@ def test_run_status_log_pull(tmp_path, hosts, host):
     assert {j["status"] for j in json.loads(here.stdout)["jobs"]} == {"succeeded"}
     assert "0 job(s)" in _repx(env, "pull", "--lab", lab, "--target", "far", "--base", local).stderr
 
+    # the SSH target as the default one: pulled outputs land in ./repx-runs, where the
+    # Python API (and every local reader) finds them
+    env = _config(
+        tmp_path, hosts, 'default_target = "far"\n' + hosts.target_toml("far", host, root)
+    )
+    work = tmp_path / "analysis"
+    work.mkdir()
+    pulled = _repx(env, "pull", "--lab", lab, cwd=work)
+    assert pulled.returncode == 0, pulled.stderr
+    assert (work / "repx-runs" / "outputs").is_dir()
+    api = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, repx; lab = repx.Lab.open(sys.argv[1]);"
+            " print(len(lab.jobs(status='succeeded')))",
+            str(lab),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=work,
+        check=False,
+    )
+    assert api.returncode == 0, api.stderr
+    assert api.stdout.strip() == "5"
+
 
 def test_wait_follows_and_reports_failures(tmp_path, hosts):
     root = _host_root(hosts, "nonix", tmp_path)

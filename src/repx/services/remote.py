@@ -37,7 +37,7 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from repx import process, rsync
-from repx.config import DEFAULT_BASE, RuntimeKind, SchedulerKind, Target, resolve_base
+from repx.config import RuntimeKind, SchedulerKind, Target, resolve_base
 from repx.errors import RepxError, UsageError
 from repx.inspect.models import OutputFile, OutputListing
 from repx.inspect.status import JobState, propagate
@@ -876,4 +876,4 @@ def _commit_pulled(store: Store, job: str, fetched: Path) -> None:
 def local_base_of(cli_base: Path | None) -> Path:
     """Where pulled outputs go: ``--base``, else ./repx-runs (the SSH target's own base is
     a directory on that host)."""
-    return resolve_base(cli_base or DEFAULT_BASE, Target())
+    return resolve_base(cli_base, Target())
