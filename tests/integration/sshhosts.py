@@ -9,6 +9,7 @@ no Nix store, no repx. Keys are generated per session; every process is stopped 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -39,6 +40,8 @@ class Hosts:
     hosts: dict[str, Host]
     #: a directory that is a 2 MiB tmpfs on the hosts without /nix (a full disk)
     small: Path | None = None
+    #: the namespace of host "dead", where nothing listens
+    dead: str = ""
 
     def target_toml(self, name: str, host: str, base_path: Path | str, extra: str = "") -> str:
         """A ``[targets.NAME]`` table for ``host``."""
@@ -77,9 +80,10 @@ def start_hosts(directory: Path, names: dict[str, bool]) -> Hosts:
     Path("/run/sshd").mkdir(exist_ok=True)
     hosts: dict[str, Host] = {}
     config_lines: list[str] = []
+    dead = ""
     try:
         for name, nonix in names.items():
-            namespace = f"repx-{name}-{os.getpid()}"
+            namespace = f"repx-{name}-{os.getpid()}-{secrets.token_hex(3)}"
             subprocess.run(["ip", "netns", "add", namespace], check=True)
             subprocess.run(
                 ["ip", "netns", "exec", namespace, "ip", "link", "set", "lo", "up"], check=True
@@ -128,7 +132,7 @@ def start_hosts(directory: Path, names: dict[str, bool]) -> Hosts:
             f"  ProxyCommand ip netns exec {hosts[first].namespace} busybox nc 127.0.0.1 {_PORT}",
         ]
         # a host that does not answer: a namespace where nothing listens
-        dead = f"repx-dead-{os.getpid()}"
+        dead = f"repx-dead-{os.getpid()}-{secrets.token_hex(3)}"
         subprocess.run(["ip", "netns", "add", dead], check=True)
         subprocess.run(["ip", "netns", "exec", dead, "ip", "link", "set", "lo", "up"], check=True)
         config_lines += [
@@ -141,12 +145,12 @@ def start_hosts(directory: Path, names: dict[str, bool]) -> Hosts:
         ]
         ssh_config = directory / "ssh_config"
         ssh_config.write_text("\n".join(config_lines) + "\n")
-        result = Hosts(ssh_config, hosts, small)
+        result = Hosts(ssh_config, hosts, small, dead)
         for name in names:
             _wait_ready(ssh_config, name, hosts[name])
         return result
     except BaseException:
-        stop_hosts(Hosts(directory / "ssh_config", hosts))
+        stop_hosts(Hosts(directory / "ssh_config", hosts, dead=dead))
         raise
 
 
@@ -197,4 +201,5 @@ def stop_hosts(hosts: Hosts) -> None:
                 host.process.kill()
                 host.process.wait()
         subprocess.run(["ip", "netns", "delete", host.namespace], check=False)
-    subprocess.run(["ip", "netns", "delete", f"repx-dead-{os.getpid()}"], check=False)
+    if hosts.dead:
+        subprocess.run(["ip", "netns", "delete", hosts.dead], check=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -339,3 +340,103 @@ def test_ctrl_c_stops_following_not_the_run(tmp_path, hosts):
     _wait_finished(root)
     status = _repx(env, "status", "--lab", lab, "--target", "far", "--json")
     assert {j["status"] for j in json.loads(status.stdout)["jobs"]} == {"succeeded"}
+
+
+# -- a remote SLURM ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def slurm_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosts]:
+    """An SSH host whose SLURM is the single-node cluster of this machine.
+
+    The cluster's controller listens on this machine's loopback; inside the host's network
+    namespace a relay (``busybox nc -ll``, each connection ``nsenter``-ed back into our own
+    network namespace) answers on the same port. glibc resolves the controller's name only
+    with a non-loopback interface up: a veth pair with both ends inside the namespace.
+    """
+    from slurm_cluster import SlurmCluster  # noqa: PLC0415
+
+    if shutil.which("nsenter") is None:
+        pytest.skip("nsenter is not installed")
+    with SlurmCluster.session():
+        directory = tmp_path_factory.mktemp("slurm-ssh")
+        started = start_hosts(directory, {"cluster": False})
+        namespace = started.hosts["cluster"].namespace
+        relay_script = directory / "relay.sh"
+        relay_script.write_text(
+            f"#!/bin/sh\nexec nsenter --net=/proc/{os.getpid()}/ns/net"
+            f" busybox nc 127.0.0.1 {_SLURMCTLD_PORT}\n"
+        )
+        relay_script.chmod(0o755)
+        relay = None
+        try:
+            in_ns = ["ip", "netns", "exec", namespace]
+            subprocess.run(
+                [*in_ns, "ip", "link", "add", "repxa", "type", "veth", "peer", "name", "repxb"],
+                check=True,
+            )
+            subprocess.run(
+                [*in_ns, "ip", "addr", "add", "169.254.77.1/32", "dev", "repxa"], check=True
+            )
+            for link in ("repxa", "repxb"):
+                subprocess.run([*in_ns, "ip", "link", "set", link, "up"], check=True)
+            relay = subprocess.Popen(
+                [
+                    *in_ns,
+                    "busybox",
+                    "nc",
+                    "-ll",
+                    "-p",
+                    str(_SLURMCTLD_PORT),
+                    "-e",
+                    str(relay_script),
+                ]
+            )
+            probe = subprocess.run(
+                [*in_ns, "sinfo", "--noheader"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            if probe.returncode != 0:
+                pytest.skip(f"the cluster does not answer from the namespace: {probe.stderr}")
+            yield started
+        finally:
+            for base in started.hosts["cluster"].root.iterdir():
+                stop_runners(base)
+            if relay is not None:
+                relay.terminate()
+                relay.wait(timeout=10)
+            stop_hosts(started)
+
+
+#: slurmctld's port in tools/slurm-single-node.sh's configuration (SLURM's default)
+_SLURMCTLD_PORT = 6817
+
+
+def test_remote_slurm_runs_the_plan_as_a_batch_job(tmp_path, slurm_host):
+    root = _host_root(slurm_host, "cluster", tmp_path)
+    extra = 'default_scheduler = "slurm"\nconcurrency = 2'
+    env = _config(tmp_path, slurm_host, slurm_host.target_toml("hpc", "cluster", root, extra))
+    lab = _lab(tmp_path / "lab")
+    started = _repx(env, "run", "--lab", lab, "--target", "hpc", "--wait")
+    assert started.returncode == 0, started.stderr
+    assert "5 succeeded" in started.stderr, started.stderr
+    (pid,) = [p.read_text().strip() for p in root.glob("submissions/*/pid")]
+    assert pid.startswith("slurm:"), pid
+    status = _repx(env, "status", "--lab", lab, "--target", "hpc", "--json")
+    assert {j["status"] for j in json.loads(status.stdout)["jobs"]} == {"succeeded"}
+
+    # cancel: scancel; the runner records its running jobs interrupted
+    slow = _lab(tmp_path / "slow", script='sleep 600; cat "$params" > "$out/result.txt"')
+    assert _repx(env, "run", "--lab", slow, "--target", "hpc").returncode == 0
+    deadline = time.monotonic() + _PATIENCE
+    while not list(root.glob("base/.work/*/repx/stdout.log")):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    cancelled = _repx(env, "cancel", "--lab", slow, "--target", "hpc")
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert "stopped 1 run(s)" in cancelled.stderr
+    finished = [p.read_text() for p in root.glob("submissions/*/finished.log")]
+    assert len(finished) == 2 and any("interrupted" in f for f in finished), finished

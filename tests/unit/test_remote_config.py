@@ -44,6 +44,18 @@ def test_repx_ssh_target_is_read_as_it_is(tmp_path):
     assert remote.base == "/scratch/me/repx/base"
 
 
+def test_an_ssh_target_with_slurm_passes_its_sbatch_options(tmp_path):
+    text = (
+        '[targets.t]\naddress = "me@login"\nbase_path = "/x"\ndefault_scheduler = "slurm"\n'
+        '[targets.t.slurm]\npartition = "short"\nsbatch_options = ["--qos=normal"]\n'
+    )
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    remote = remote_of(*select_target(load_config(path), "t"))
+    assert remote is not None and remote.scheduler is SchedulerKind.SLURM
+    assert remote.sbatch == ("--partition=short", "--qos=normal")
+
+
 def test_a_target_without_address_runs_here(tmp_path):
     assert _remote(tmp_path, '[targets.t]\nbase = "/x"\n') is None
 
@@ -53,7 +65,6 @@ def test_a_target_without_address_runs_here(tmp_path):
     [
         ('address = "me@h"', "needs base_path"),
         ('address = "me@h"\nbase_path = "relative/dir"', "absolute directory"),
-        ('address = "me@h"\nbase_path = "/x"\ndefault_scheduler = "slurm"', "not supported yet"),
     ],
 )
 def test_what_an_ssh_target_needs_is_one_line(tmp_path, text, why):

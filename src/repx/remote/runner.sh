@@ -473,12 +473,43 @@ run_plan() {
 
 # -- commands --------------------------------------------------------------------------
 
+slurm_alive() { # $1 SLURM job id: true while SLURM still has it queued or running
+  local state
+  if ! state=$(squeue --noheader --jobs="$1" --format=%T \
+    --states=PENDING,CONFIGURING,RUNNING,COMPLETING,SUSPENDED,REQUEUED 2>&1); then
+    [[ $state == *"Invalid job id"* ]] && return 1 # ended long ago
+    return 0                                       # SLURM does not answer: assume it runs
+  fi
+  [[ -n $state ]]
+}
+
+runner_alive() { # $1 the submission's pid file content: true while its runner may write
+  [[ -n $1 ]] || return 0
+  if [[ $1 == slurm:* ]]; then
+    slurm_alive "${1#slurm:}"
+  else
+    kill -0 "$1" 2>/dev/null
+  fi
+}
+
 HOST=unknown
 read -r HOST </proc/sys/kernel/hostname 2>/dev/null
 command=${1:-}
 case $command in
   start)
     SUB=$2
+    if [[ -s $SUB/sbatch ]]; then
+      # the host's SLURM runs the plan: one batch job on one node (SUB/sbatch: its options,
+      # NUL-separated); pid holds "slurm:<id>"
+      mapfile -d '' -t options <"$SUB/sbatch"
+      printf -v wrap 'exec %q %q run %q' "$BASH" "$SUB/runner.sh" "$SUB"
+      id=$(sbatch --parsable --job-name="repx-${SUB##*/}" --output="$SUB/runner.log" \
+        "${options[@]}" --wrap="$wrap") || exit 1
+      id=${id%%;*}
+      printf 'slurm:%s\n' "$id" >"$SUB/pid"
+      printf 'slurm:%s\n' "$id"
+      exit 0
+    fi
     setsid "$BASH" "${BASH_SOURCE[0]}" run "$SUB" </dev/null >>"$SUB/runner.log" 2>&1 &
     printf '%s\n' "$!" >"$SUB/pid"
     printf '%s\n' "$!"
@@ -565,8 +596,8 @@ case $command in
     SUB=$2
     read -r pid <"$SUB/pid" || pid=""
     while [[ ! -e $SUB/progress.log && ! -e $SUB/finished.log ]]; do
-      [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null && break
-      sleep 0.1
+      runner_alive "$pid" || break
+      sleep 0.2 # a SLURM job may wait in the queue for a while
     done
     exec 3<"$SUB/progress.log" || exec 3<"$SUB/finished.log" || {
       printf 'runner-failed\tit did not start (see %s/runner.log)\n' "$SUB"
@@ -581,7 +612,7 @@ case $command in
         cat <&3
         exit 0
       fi
-      if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null && [[ ! -e $SUB/finished.log ]]; then
+      if ((tick % 25 == 0)) && ! runner_alive "$pid" && [[ ! -e $SUB/finished.log ]]; then
         printf 'runner-failed\tkilled\n'
         exit 0
       fi
@@ -618,6 +649,22 @@ case $command in
     SUB=$2
     read -r pid <"$SUB/pid" || exit 0
     [[ -e $SUB/finished.log ]] && exit 0
+    if [[ $pid == slurm:* ]]; then
+      # SLURM signals the batch job (the runner records its jobs interrupted); one that had
+      # not started yet never writes finished.log: the summary says nothing ran
+      scancel "${pid#slurm:}" || exit 1
+      for ((tick = 0; tick < 300; tick++)); do
+        [[ -e $SUB/finished.log ]] && exit 0
+        slurm_alive "${pid#slurm:}" || break
+        sleep 0.2
+      done
+      if [[ ! -e $SUB/finished.log && ! -e $SUB/progress.log ]]; then
+        n=0
+        while IFS=$'\t' read -r _ kind _; do [[ $kind == J ]] && n=$((n + 1)); done <"$SUB/nodes.tsv"
+        printf 'summary\t0\t0\t0\t%s\t1\n' "$n" >"$SUB/finished.log"
+      fi
+      exit 0
+    fi
     kill -TERM "$pid" 2>/dev/null || exit 0
     # it stops its jobs and records them; one that does not end within 30 s is killed
     # (bwrap --die-with-parent ends their sandboxes; the next run removes what is left)

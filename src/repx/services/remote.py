@@ -106,6 +106,8 @@ class Remote:
     runtime: RuntimeKind = RuntimeKind.BWRAP
     ssh_options: tuple[str, ...] = ()
     concurrency: int | None = None
+    #: scheduler "slurm": the options of the batch job that runs the plan there
+    sbatch: tuple[str, ...] = ()
 
     @property
     def base(self) -> str:
@@ -134,11 +136,11 @@ def remote_of(name: str | None, target: Target) -> Remote | None:
             f"config.toml: {label}: an SSH target needs base_path (or base): an absolute"
             " directory on that host"
         )
+    sbatch: tuple[str, ...] = ()
     if target.scheduler is SchedulerKind.SLURM:
-        raise UsageError(
-            f"config.toml: {label}: scheduler = 'slurm' on an SSH target is not supported yet;"
-            " use scheduler = 'local' (jobs run on that host)"
-        )
+        # one batch job runs the plan on one node (docs/remote.md, "SLURM behind SSH")
+        partition = (f"--partition={target.slurm.partition}",) if target.slurm.partition else ()
+        sbatch = (*partition, *target.slurm.sbatch_options)
     return Remote(
         name=name or "default",
         address=target.address,
@@ -147,6 +149,7 @@ def remote_of(name: str | None, target: Target) -> Remote | None:
         runtime=target.runtime or RuntimeKind.BWRAP,
         ssh_options=target.ssh_options,
         concurrency=target.concurrency,
+        sbatch=sbatch,
     )
 
 
@@ -442,6 +445,9 @@ def _submit(  # noqa: PLR0917
             max_jobs=max_jobs,
             continue_on_failure=options.continue_on_failure,
         )
+        if remote.scheduler is SchedulerKind.SLURM:
+            sbatch = (f"--cpus-per-task={max_jobs}", *remote.sbatch)
+            (local / "sbatch").write_bytes(b"".join(o.encode() + b"\0" for o in sbatch))
         incoming = f"{root}/.incoming/{submission}"
         sub = f"{root}/submissions/{submission}"
         try:
