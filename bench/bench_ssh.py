@@ -132,7 +132,8 @@ def main() -> None:
             (job / "parameters.json").write_text('{"seed":1000000}')
             refresh_integrity(lab)
             changed_bytes = sum(
-                p.stat().st_size for p in [*job.rglob("*"), lab / "lab" / "lab-metadata.json"]
+                p.stat().st_size
+                for p in [*job.rglob("*"), lab / "lab" / "lab-metadata.json"]
                 if p.is_file()
             )
             change = timed_run(
