@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -118,14 +117,10 @@ class Connection:
 
     def read_bytes(self, argv: Sequence[str]) -> tuple[int, bytes, str]:
         """Run ``argv`` on the target; its exit status, stdout as bytes and stderr."""
-        command = self.stream_argv(argv)
-        completed = subprocess.run(  # noqa: S603 (an argv list, never a local shell)
-            command, capture_output=True, stdin=subprocess.DEVNULL, check=False
-        )
-        stderr = completed.stderr.decode("utf-8", "replace")
-        if completed.returncode == _SSH_FAILED and not completed.stdout:
+        code, stdout, stderr = process.run_bytes(self.stream_argv(argv))
+        if code == _SSH_FAILED and not stdout:
             raise RemoteError(f"{self.label}: connection lost: {last_line(stderr)}")
-        return completed.returncode, completed.stdout, stderr
+        return code, stdout, stderr
 
     def stream_argv(self, argv: Sequence[str]) -> list[str]:
         """The local argv that runs ``argv`` on the target over the master connection."""
