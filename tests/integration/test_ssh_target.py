@@ -227,6 +227,8 @@ def test_cancel_stops_the_remote_run(tmp_path, hosts):
     states = [j["status"] for j in json.loads(status.stdout)["jobs"]]
     # two running, the two other simulations locked by the runner (queued), the sum waits
     assert sorted(states) == ["queued", "queued", "running", "running", "waiting"], states
+    picked = _repx(env, "cancel", "--lab", lab, "--target", "far", "sweep")
+    assert picked.returncode == 2 and "not supported on SSH targets" in picked.stderr
     cancelled = _repx(env, "cancel", "--lab", lab, "--target", "far")
     assert cancelled.returncode == 0, cancelled.stderr
     assert "stopped 1 run(s) on target 'far'" in cancelled.stderr

@@ -29,11 +29,17 @@ def cancel(
     Running jobs are stopped and recorded as interrupted; the next `repx run` submits
     again exactly what is missing.
     """
+    from repx.errors import UsageError  # noqa: PLC0415
     from repx.services.location import Location  # noqa: PLC0415
     from repx.services.remote import remote_cancel, remote_target  # noqa: PLC0415 (SSH)
     from repx.services.slurm import cancel_jobs  # noqa: PLC0415
 
     if (remote := remote_target(Location(lab=lab, base=base, target=target))) is not None:
+        if selectors:
+            raise UsageError(
+                f"repx cancel --target {remote.name} stops every run there; selecting runs"
+                " or jobs is not supported on SSH targets yet"
+            )
         stopped = remote_cancel(remote)
         output.message(f"stopped {len(stopped)} run(s) on target '{remote.name}'")
         return
