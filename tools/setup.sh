@@ -22,7 +22,7 @@ toolchain=${REPX_TOOLCHAIN_DIR:-/var/lib/repx/toolchain}
 conf_dir=${REPX_NIX_CONF_DIR:-/etc/nix}
 python=${PYTHON:-python3}
 apt_packages=(nix-bin busybox-static bash-static shellcheck shfmt bubblewrap graphviz jq rsync git
-  python3-venv slurm-wlm munge zstd iproute2)
+  python3-venv slurm-wlm munge zstd iproute2 openssh-server openssh-client)
 # the podman and docker runtimes; runc beside crun: crun cannot start containers on some
 # kernels (cgroups v1 "hybrid"), and the tests check that repx falls back to runc there
 apt_packages+=(podman runc crun skopeo docker.io)

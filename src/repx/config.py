@@ -30,10 +30,10 @@ RepX's ``config.toml`` is read too (:func:`_from_repx` names the keys and what t
 ``submission_target``, a top-level ``default_scheduler``, and per target ``base_path``,
 ``default_scheduler``, ``default_execution_type``, ``[targets.NAME.local|slurm]`` with
 ``execution_types`` and ``local_concurrency``, ``artifact_store`` and ``node_local_path``
-(the same keys here), ``mount_host_paths``, ``mount_paths``; ``theme`` and ``[logging]``
-(RepX's TUI and log files) are accepted and have no effect. RepX's execution types are
-repx's runtimes by the same names (``native``, ``bwrap``, ``podman``, ``docker``). What repx
-cannot do yet (``address``: SSH targets) is one error naming the file and the key.
+(the same keys here), ``mount_host_paths``, ``mount_paths``, ``address`` (an SSH target,
+docs/remote.md: its ``base_path`` is then a directory on that host); ``theme`` and
+``[logging]`` (RepX's TUI and log files) are accepted and have no effect. RepX's execution
+types are repx's runtimes by the same names (``native``, ``bwrap``, ``podman``, ``docker``).
 """
 
 from __future__ import annotations
@@ -99,11 +99,9 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-#: Why RepX's keys that repx cannot honour yet are refused, by key.
-_UNSUPPORTED_KEYS: Final = {
-    "address": "SSH targets are not supported yet (issue 13): run repx on that machine,"
-    " or remove the key",
-}
+#: Why RepX's keys that repx cannot honour yet are refused, by key (none at present: the
+#: mechanism stays for RepX keys to come).
+_UNSUPPORTED_KEYS: Final[dict[str, str]] = {}
 
 
 #: Keys of RepX's per-scheduler tables ``[targets.NAME.local]`` and ``.slurm``.
@@ -146,6 +144,13 @@ class Target(_Model):
     )
     node_local_path: Path | None = Field(
         default=None, description="node-local: the directory on each node's local disk"
+    )
+    # -- SSH targets (docs/remote.md): base is then a directory on that host
+    address: str | None = Field(
+        default=None, description="SSH target: user@host or a ~/.ssh/config host alias"
+    )
+    ssh_options: tuple[str, ...] = Field(
+        default=(), description="SSH target: extra ssh options, e.g. ['-F', 'ssh_config']"
     )
 
     @field_validator("node_local_path", mode="before")
@@ -350,7 +355,12 @@ def select_target(config: Config, name: str | None) -> tuple[str | None, Target]
 
 
 def resolve_base(cli_base: Path | None, target: Target) -> Path:
-    """The output store: ``--base``, else the target's ``base``, else :data:`DEFAULT_BASE`."""
-    base = cli_base or target.base or DEFAULT_BASE
+    """The output store: ``--base``, else the target's ``base``, else :data:`DEFAULT_BASE`.
+
+    An SSH target's ``base`` is a directory on that host: here, its outputs are those
+    ``repx pull`` fetched, in ``--base`` or :data:`DEFAULT_BASE` (docs/remote.md).
+    """
+    own = target.base if target.address is None else None
+    base = cli_base or own or DEFAULT_BASE
     # abspath, not resolve(): keep the user's symlinks in the paths we print and record
     return Path(os.path.abspath(base.expanduser()))  # noqa: PTH100

@@ -96,6 +96,20 @@ def run(
     return result
 
 
+def run_bytes(args: Sequence[Arg]) -> tuple[int, bytes, str]:
+    """Run a program to completion; its exit status, stdout as bytes (a file's content, as
+    it is) and stderr as text. Never raises for a non-zero exit."""
+    argv = _argv(args)
+    logger.debug("running (bytes): %s", shlex.join(argv))
+    try:
+        completed = subprocess.run(  # noqa: S603 (an argv list, never a shell)
+            argv, check=False, capture_output=True, stdin=subprocess.DEVNULL
+        )
+    except FileNotFoundError as exc:
+        raise _not_found(argv, exc) from None
+    return completed.returncode, completed.stdout, completed.stderr.decode("utf-8", "replace")
+
+
 def stream(
     args: Sequence[Arg],
     *,

@@ -94,7 +94,6 @@ def test_our_own_keys_win_nothing_silently(tmp_path):
 @pytest.mark.parametrize(
     ("text", "key", "why"),
     [
-        ('address = "me@hpc"', "targets.t.address", "SSH targets are not supported yet"),
         ('artifact_store = "scratch"', "targets.t.artifact_store", "'shared' or 'node-local'"),
         ('artifact_store = "node-local"', "targets.t", "needs node_local_path"),
         ('node_local_path = "scratch"', "targets.t.node_local_path", "not an absolute path"),

@@ -28,6 +28,7 @@ from repx.cli import export as export_cmd
 from repx.cli import gc as gc_cmd
 from repx.cli import init as init_cmd
 from repx.cli import log as log_cmd
+from repx.cli import pull as pull_cmd
 from repx.cli import report as report_cmd
 from repx.cli import run as run_cmd
 from repx.cli import schema as schema_cmd
@@ -188,6 +189,7 @@ app.command("status", epilog=examples("status"))(status_cmd.status)
 app.command("log", epilog=examples("log"))(log_cmd.log)
 app.command("cancel", epilog=examples("cancel"))(cancel_cmd.cancel)
 app.command("tui", epilog=examples("tui"))(tui_cmd.tui)
+app.command("pull", epilog=examples("pull"))(pull_cmd.pull)
 app.add_typer(list_cmd.app, name="list")
 app.add_typer(show.app, name="show")
 app.command("trace-params", epilog=examples("trace-params"))(trace.trace_params)

@@ -34,6 +34,10 @@ EXAMPLES: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("repx run --dry-run", "what would run, and why"),
         ("repx run 0a1b2c3d --force", "rerun one job"),
     ),
+    "pull": (
+        ("repx pull --target server", "fetch every output of the lab from an SSH target"),
+        ("repx pull simulation --target server", "one run's outputs"),
+    ),
     "tui": (
         ("repx tui", "the live board: runs, stages, jobs, logs"),
         ("repx tui --screenshot board.svg", "one frame, headless"),

@@ -43,6 +43,11 @@ def log(  # noqa: PLR0917 (typer maps parameters to CLI options)
     from repx.services.run import find_log, job_is_running  # noqa: PLC0415
 
     where = Location(lab=lab, base=base, target=target)
+    from repx.services.remote import print_remote_log, remote_target  # noqa: PLC0415 (SSH)
+
+    if (remote := remote_target(where)) is not None:
+        print_remote_log(remote, lab, job, stderr=stderr, lines=lines, follow=follow)
+        return
     found = find_log(where, job, stderr=stderr)
     out = sys.stdout
     with found.path.open("r", encoding="utf-8", errors="replace") as f:

@@ -199,11 +199,18 @@ def run(  # noqa: PLR0917 (typer maps parameters to CLI options)
         reporter = RichReporter(output.err_console())
     else:
         reporter = PlainReporter()
-    summary = run_lab(options, reporter)
+    from repx.services.remote import remote_target, run_remote  # noqa: PLC0415 (SSH targets)
+
+    remote = remote_target(options.where)
+    summary = (
+        run_lab(options, reporter) if remote is None else run_remote(remote, options, reporter)
+    )
     if summary.submitted_only and not json_output:
         # the result of a submission: the SLURM job ids, one per line (for scripts)
         for slurm_id in summary.slurm_ids:
             typer.echo(slurm_id)
+        if summary.submission is not None:
+            typer.echo(summary.submission)
     return summary.exit_code
 
 

@@ -258,8 +258,20 @@ def output(  # noqa: PLR0917 (typer maps parameters to CLI options)
 ) -> None:
     """A job's committed outputs: print one file, or list the files (with sizes)."""
     from repx.inspect.query import job_output  # noqa: PLC0415
+    from repx.services.location import Location  # noqa: PLC0415
+    from repx.services.remote import remote_output, remote_target  # noqa: PLC0415 (SSH)
 
-    found = job_output(open_view(lab, base, target), job_id, path)
+    remote = remote_target(Location(lab=lab, base=base, target=target))
+    found = (
+        job_output(open_view(lab, base, target), job_id, path)
+        if remote is None
+        else remote_output(remote, lab, job_id, path)
+    )
+    if isinstance(found, bytes):
+        if json_output:
+            raise typer.BadParameter("--json lists a directory; a file is printed as it is")
+        write_bytes(found)
+        return
     if isinstance(found, Path):
         if json_output:
             raise typer.BadParameter("--json lists a directory; a file is printed as it is")

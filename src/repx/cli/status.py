@@ -53,15 +53,26 @@ def status(  # noqa: PLR0917 (typer maps parameters to CLI options)
     """
     from repx.errors import UsageError  # noqa: PLC0415
     from repx.services.location import Location  # noqa: PLC0415
+    from repx.services.remote import remote_status, remote_target  # noqa: PLC0415 (SSH targets)
     from repx.services.run import StatusSource  # noqa: PLC0415
 
     if watch and json_output:
         raise UsageError("--watch and --json cannot be combined (poll `repx status --json`)")
-    source = StatusSource(Location(lab=lab, base=base, target=target), run)
-    if watch:
-        _watch(source, interval)
-        return
-    report = source.report()
+    where = Location(lab=lab, base=base, target=target)
+    remote = remote_target(where)
+    if remote is not None:
+        if watch:
+            raise UsageError(
+                f"--watch is not supported on SSH targets yet (target '{remote.name}'):"
+                " use `repx run --target NAME --wait`, or poll `repx status`"
+            )
+        report = remote_status(remote, lab, run)
+    else:
+        source = StatusSource(where, run)
+        if watch:
+            _watch(source, interval)
+            return
+        report = source.report()
     if json_output:
         output.print_json(report)
         return

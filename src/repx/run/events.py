@@ -32,6 +32,18 @@ class RunPlanned(_Event):
     swept: dict[str, tuple[str, ...]] = {}
     #: ``artifact_store = "node-local"``: the copy of the lab jobs read (on each node)
     node_local: str | None = None
+    #: the SSH target the jobs go to (docs/remote.md)
+    ssh_target: str | None = None
+
+
+class LabSynced(_Event):
+    """What an SSH target lacked of the lab was copied there (rsync's figures)."""
+
+    event: Literal["synced"] = "synced"
+    target: str
+    bytes_sent: int
+    files: int
+    seconds: float
 
 
 class JobsSubmitted(_Event):
@@ -172,6 +184,9 @@ class RunSummary(_Event):
     slurm_ids: tuple[str, ...] = ()
     #: the run returned after submitting to SLURM (without --wait): jobs are still queued
     submitted_only: bool = False
+    #: an SSH target's run: the target and the id of the submission there (docs/remote.md)
+    ssh_target: str | None = None
+    submission: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -196,6 +211,7 @@ class RunSummary(_Event):
 
 Event = (
     RunPlanned
+    | LabSynced
     | JobsSubmitted
     | JobStarted
     | JobWaiting

@@ -20,6 +20,7 @@ from repx.run.events import (
     JobsSubmitted,
     JobStarted,
     JobWaiting,
+    LabSynced,
     Notice,
     RunPlanned,
     RunSummary,
@@ -178,6 +179,8 @@ class PlainReporter:
             write(f"waiting for {event.job}: held by another repx run ({event.holder})\n")
         elif isinstance(event, JobsSubmitted):
             write(submitted_line(event) + "\n")
+        elif isinstance(event, LabSynced):
+            write(synced_line(event) + "\n")
         elif isinstance(event, Notice):
             write(f"warning: {event.message}\n")
         elif isinstance(event, RunSummary):
@@ -213,6 +216,8 @@ class RichReporter:
             self.console.print(
                 f"[{color}]{event.status.value}[/{color}] {job}{escape(reason)}", highlight=False
             )
+        elif isinstance(event, LabSynced):
+            self.console.print(synced_line(event), markup=False, highlight=False)
         elif isinstance(event, Notice):
             self.console.print(f"[yellow]warning:[/yellow] {event.message}", highlight=False)
         elif isinstance(event, JobsSubmitted):
@@ -339,6 +344,14 @@ def _value(value: JsonValue) -> str:
 _BARE: Final = re.compile(r"[\w.+/:@%-]+")
 
 
+def synced_line(event: LabSynced) -> str:
+    """``synced lab to target 'x': 12 file(s), 3.4 KiB sent (0.5 s)``."""
+    return (
+        f"synced lab to target '{event.target}': {event.files} file(s),"
+        f" {event.bytes_sent} bytes sent ({event.seconds:.1f} s)"
+    )
+
+
 def _plan_line(event: RunPlanned) -> str:
     line = _plan_text(event)
     if event.node_local is not None:
@@ -348,6 +361,12 @@ def _plan_line(event: RunPlanned) -> str:
 
 
 def _plan_text(event: RunPlanned) -> str:
+    if event.ssh_target is not None:
+        return (
+            f"{event.selected} job(s) selected: {event.cached} already done,"
+            f" {event.to_run} to run (SSH target {event.ssh_target}, runtime {event.runtime},"
+            f" -j {event.concurrency}, base {event.base})"
+        )
     if event.slurm_target is not None:
         return (
             f"{event.selected} job(s) selected: {event.cached} already done,"
@@ -375,6 +394,20 @@ def format_summary(summary: RunSummary, swept: Mapping[str, tuple[str, ...]] | N
 
     ``swept``: per stage, the parameters a failed job is named by (default: all of its own)."""
     lines: list[str] = []
+    if summary.submitted_only and summary.ssh_target is not None:
+        t = summary.ssh_target
+        lines.append(
+            f"{summary.selected - summary.cached} job(s) started on SSH target {t}"
+            f" (submission {summary.submission}), {summary.cached} already done"
+            f" in {summary.seconds:.1f} s"
+        )
+        lines.append(
+            f"follow with `repx status --target {t}` (or `repx log --target {t} -f JOB`),"
+            f" cancel with `repx cancel --target {t}`, fetch results with"
+            f" `repx pull --target {t}`"
+        )
+        lines.append(f"results (on {t}): {summary.outputs}")
+        return "\n".join(lines) + "\n"
     if summary.submitted_only:
         ids = " ".join(summary.slurm_ids) or "none"
         lines.append(

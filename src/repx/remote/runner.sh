@@ -1,0 +1,682 @@
+# shellcheck shell=bash
+# repx remote runner: runs a submitted plan on an SSH target that has neither repx nor Nix.
+#
+# It is started by the lab's own host-tools bash (`<tools>/bash runner.sh COMMAND …`), and
+# calls only bash builtins and the lab's host-tools (busybox, bwrap): nothing of the remote
+# host but /bin/sh (the shebang of the host-tools wrappers) and the kernel.
+#
+# repx (on the user's machine) decides everything that needs the lab's semantics and writes
+# it into the submission directory SUB (docs/remote.md, "The remote runner"):
+#   SUB/settings         NUL-separated: base, lab dir, lab id, PATH of jobs, max jobs,
+#                        continue (0/1), runtime (bwrap/native)
+#   SUB/nodes.tsv        one node per line in topological order: index, kind (J job |
+#                        B run barrier), id, predecessors ("3h 5s": node 3 must succeed,
+#                        node 5 must finish; "-": none), flags (g: gathered inputs),
+#                        parameters file
+#   SUB/argv.nul, outputs.nul, dirs.nul, inputs.nul
+#                        one NUL-terminated record per node index: the job's full argv
+#                        (bwrap …), its declared outputs, their parent directories (fields
+#                        separated by \x1f) and its inputs.json; @@WORK@@ stands for the
+#                        attempt directory
+#   SUB/gathers/<index>/gather-*.json   the lists of gathered inputs
+# This script only executes that plan with the output store's protocol (docs/running.md):
+# an attempt in .work/<id>.<nonce>/{out,repx}, logs, result.json, a SUCCESS or FAIL marker,
+# one rename to outputs/<id>, one line appended to completions.jsonl. Per-job locks are
+# the attempt directories themselves: .work/<id> (mkdir is atomic) with the runner's pid
+# and host in repx/owner; the commit (its rename to outputs/<id>) releases it.
+#
+# Commands: start SUB | run SUB | follow SUB | snapshot BASE | log BASE JOB FILE LINES FOLLOW |
+# output BASE JOB [PATH] | cancel SUB
+set -u
+shopt -s nullglob
+# a decimal point in $EPOCHREALTIME and numbers, whatever locale ssh passed on
+export LC_ALL=C
+# the runner's own tools: the host-tools directory its bash was started from
+PATH="${BASH%/*}:$PATH"
+
+PLACEHOLDER='@@WORK@@'
+US=$'\x1f' # separates the fields of a record of the plan's *.nul files
+
+json_string() { # $1 variable name, $2 text: the variable is set to a JSON string literal
+  local s=$2
+  s=${s//\\/\\\\}
+  s=${s//\"/\\\"}
+  s=${s//$'\n'/\\n}
+  s=${s//$'\t'/\\t}
+  s=${s//$'\r'/\\r}
+  printf -v "$1" '"%s"' "$s"
+}
+
+read_file() { # $1 variable name, $2 file: the variable is set to its text (no fork)
+  IFS= read -r -d '' "$1" <"$2" || [[ -n ${!1} ]]
+}
+
+# -- locks -----------------------------------------------------------------------------
+# A job's lock is its attempt directory .work/<job> (mkdir is atomic) with the holder's pid
+# and host in repx/owner: the commit renames it to outputs/<job>, which releases it.
+
+lock_held() { # $1 attempt dir: true while a live process on this host holds it
+  local owner pid host
+  [[ -d $1 ]] || return 1
+  read -r owner <"$1/repx/owner" 2>/dev/null || return 0 # being created: held
+  pid=${owner%% *}
+  host=${owner#* }
+  [[ $host != "$HOST" ]] && return 0 # another host: assume held
+  kill -0 "$pid" 2>/dev/null
+}
+
+# -- one job ---------------------------------------------------------------------------
+# Hot path: bash builtins only, but for one mkdir (lock and attempt directories), the job's
+# own exec and, when it ends, one mv (the commit) and one rm (the lock).
+
+declare -A WORK START NONCE PID_OF
+declare -a TRIES PREPARED
+
+write_inputs() { # $1 node, $2 directory the gather lists are in, $3 the attempt
+  local text=${INPUTS[$1]}
+  printf '%s\n' "${text//"$PLACEHOLDER"/$2}" >"$3/repx/inputs.json"
+}
+
+copy_file() { # $1 from, $2 to (text files: parameters, gather lists)
+  local text=""
+  read_file text "$1" || return 1
+  printf '%s' "$text" >"$2"
+}
+
+#: attempts are prepared (and so locked) this many at a time: one mkdir for them all
+BATCH=32
+
+prepare() { # $1 node: create its attempt directory, and those of the next ready jobs
+  local i=$1 k n j job w rel rels=() dirs=() stale=() batch=() candidates=("$1")
+  for ((k = QHEAD; k < ${#READY[@]} && ${#candidates[@]} < BATCH; k++)); do
+    j=${READY[k]}
+    ((j != i)) && [[ ${STATE[$j]} == P && ${KIND[$j]} == J && -z ${PREPARED[$j]:-} ]] &&
+      candidates+=("$j")
+  done
+  for j in "${candidates[@]}"; do
+    job=${ID[$j]}
+    w="$BASE/.work/$job"
+    if [[ -d $w ]]; then
+      lock_held "$w" && continue # another runner's: launch() waits for it
+      stale+=("$w")              # a dead runner's attempt
+    fi
+    batch+=("$j")
+    dirs+=("$w" "$w/out" "$w/repx")
+    if [[ -n ${DIRS[$j]} ]]; then
+      IFS=$US read -r -a rels <<<"${DIRS[$j]}"
+      for rel in "${rels[@]}"; do dirs+=("$w/out/$rel"); done
+    fi
+  done
+  ((${#stale[@]})) && rm -rf "${stale[@]}"
+  ((${#batch[@]})) || return 0
+  mkdir "${dirs[@]}" 2>/dev/null
+  set -C # the owner file is created exclusively: of two runners, one takes the job
+  for j in "${batch[@]}"; do
+    w="$BASE/.work/${ID[$j]}"
+    if { printf '%s %s\n' "$$" "$HOST" >"$w/repx/owner"; } 2>/dev/null; then
+      PREPARED[j]=1
+      printf -v n '%04x%04x%04x' $RANDOM $RANDOM $RANDOM
+      NONCE[${ID[$j]}]=$n
+    elif [[ -d $w/repx ]]; then
+      PREPARED[j]=other
+    else
+      PREPARED[j]=failed
+    fi
+  done
+  set +C
+}
+
+launch() { # $1 node index: prepare the attempt and start the job in the background
+  local i=$1 job=${ID[$1]} w out args=() g
+  if [[ -d $BASE/outputs/$job/out && -e $BASE/outputs/$job/repx/SUCCESS ]]; then
+    settle "$i" S # committed meanwhile (another runner)
+    DONE=$((DONE + 1))
+    return 0
+  fi
+  w="$BASE/.work/$job"
+  [[ -n ${PREPARED[$i]:-} ]] || prepare "$i"
+  case ${PREPARED[$i]:-} in
+    1) ;;
+    failed)
+      unset "PREPARED[$i]"
+      fail_start "$i" "cannot create $w"
+      return 0
+      ;;
+    *)
+      unset "PREPARED[$i]"
+      if ((${TRIES[$i]:-0} < 60)); then
+        TRIES[i]=$((${TRIES[$i]:-0} + 1))
+        WAITQ+=("$i") # held by another runner: look again later
+        return 0
+      fi
+      rm -rf "$w" # held for a minute without an owner: a runner that died creating it
+      prepare "$i"
+      [[ ${PREPARED[$i]:-} == 1 ]] || {
+        unset "PREPARED[$i]"
+        fail_start "$i" "cannot create $w"
+        return 0
+      }
+      ;;
+  esac
+  PREPARED[i]=started
+  out="$w/out"
+  WORK[$job]=$w
+  if ! copy_file "$LAB/${PARAMS[$i]}" "$w/repx/parameters.json"; then
+    fail_start "$i" "cannot copy parameters"
+    return 0
+  fi
+  for g in "$SUB/gathers/$i"/gather-*.json; do copy_file "$g" "$w/repx/${g##*/}"; done
+  write_inputs "$i" "$w" "$w"
+  IFS=$US read -r -a args <<<"${ARGV[$i]}"
+  args=("${args[@]//"$PLACEHOLDER"/$w}")
+  START[$job]=$EPOCHREALTIME
+  (
+    cd "$out" || exit 126
+    if [[ $RUNTIME == bwrap ]]; then
+      # bwrap --die-with-parent: stopping bwrap ends everything in the sandbox
+      exec env -i "PATH=$JOB_PATH" HOME=/homeless-shelter TMPDIR=/tmp LANG=C.UTF-8 \
+        "REPX_JOB_ID=$job" "${args[@]}" </dev/null >"$w/repx/stdout.log" 2>"$w/repx/stderr.log"
+    fi
+    # its own process group (setsid execs: same pid), so that a stop reaches all of it
+    exec setsid env -i "PATH=$JOB_PATH" HOME=/homeless-shelter TMPDIR=/tmp LANG=C.UTF-8 \
+      "REPX_JOB_ID=$job" "${args[@]}" </dev/null >"$w/repx/stdout.log" 2>"$w/repx/stderr.log"
+  ) &
+  PID_OF[$!]=$i
+  STATE[i]=R
+  RUNNING=$((RUNNING + 1))
+}
+
+discard_prepared() { # the attempt directories prepared for jobs that will not start now
+  local j gone=()
+  for j in "${!PREPARED[@]}"; do
+    [[ ${PREPARED[$j]} == 1 ]] && gone+=("$BASE/.work/${ID[$j]}")
+  done
+  ((${#gone[@]})) && rm -rf "${gone[@]}"
+  PREPARED=()
+}
+
+fail_start() { # $1 node, $2 why: the job could not be started (nothing recorded)
+  local job=${ID[$1]}
+  printf 'repx remote: %s: %s\n' "$job" "$2" >&2
+  printf 'finished\t%s\terror\t\t0\t%s\n' "$job" "$2"
+  [[ -n ${WORK[$job]:-} ]] && rm -rf "${WORK[$job]}"
+  unset "WORK[$job]"
+  FAILED=$((FAILED + 1))
+  settle "$1" F
+}
+
+finish() { # $1 node index, $2 exit status, $3 interrupted (0/1): commit the attempt
+  local i=$1 code=$2 job=${ID[$1]} w status reason why="" rel missing="" final end record
+  local marker us j_job j_host j_lab rels=() line
+  w=${WORK[$job]}
+  end=$EPOCHREALTIME
+  final="$BASE/outputs/$job"
+  status=succeeded
+  reason=null
+  if [[ $3 == 1 && $code != 0 ]]; then
+    status=interrupted
+    why=interrupted
+  elif ((code > 128)); then
+    status=failed
+    why="killed by signal $((code - 128))"
+    code=$((128 - code)) # as the output store records it: minus the signal
+  elif [[ $code != 0 ]]; then
+    status=failed
+    why="exit status $code"
+  elif [[ -n ${OUTPUTS[$i]} ]]; then
+    IFS=$US read -r -a rels <<<"${OUTPUTS[$i]}"
+    for rel in "${rels[@]}"; do
+      [[ -e $w/out/$rel ]] || missing+="${missing:+, }$rel"
+    done
+    if [[ -n $missing ]]; then
+      status=failed
+      why="declared output(s) missing: $missing"
+    fi
+  fi
+  [[ -n $why ]] && json_string reason "$why"
+  json_string j_job "$job"
+  json_string j_host "$HOST"
+  json_string j_lab "$LAB_ID"
+  record="{\"job\":$j_job,\"status\":\"$status\",\"exit_code\":$code"
+  record+=",\"reason\":$reason,\"start\":${START[$job]},\"end\":$end"
+  record+=",\"host\":$j_host,\"runtime\":\"$RUNTIME\""
+  record+=",\"lab_id\":$j_lab,\"attempt\":\"${NONCE[$job]}\""
+  record+=",\"cpu_seconds\":null,\"max_rss_kib\":null,\"impure\":[]}"
+  [[ ${FLAGS[$i]} == *g* ]] && write_inputs "$i" "$final" "$w"
+  marker=FAIL
+  [[ $status == succeeded ]] && marker=SUCCESS
+  if printf '%s\n' "$record" >"$w/repx/result.json" && : >"$w/repx/$marker"; then
+    [[ $status != succeeded && -d $w/out ]] && mv "$w/out" "$w/failed-out"
+    if [[ -e $final ]]; then
+      mv "$final" "$w.trash" && rm -rf "$w.trash"
+    fi
+  else
+    status=error # a full disk: the attempt stays in .work, nothing is visible
+  fi
+  RUNNING=$((RUNNING - 1))
+  unset "PREPARED[$i]"
+  us=$((${end/./} - ${START[$job]/./}))
+  printf -v line 'finished\t%s\t%s\t%s\t%d.%06d\t%s' "$job" "$status" "$code" \
+    $((us / 1000000)) $((us % 1000000)) "$why"
+  if [[ $status == error ]]; then
+    printf '%s\n' "$line"
+    FAILED=$((FAILED + 1))
+    settle "$i" F
+    return 0
+  fi
+  # committed with the next batch (commit_batch): one mv for several jobs
+  COMMIT_W+=("$w")
+  COMMIT_I+=("$i")
+  COMMIT_RECORD+=("$record")
+  COMMIT_LINE+=("$line")
+  # a failure is committed at once: --continue-on-failure or not decides what starts next
+  if ((${#COMMIT_W[@]} >= BATCH)) || [[ $status != succeeded ]]; then
+    commit_batch
+  fi
+  return 0
+}
+
+COMMIT_W=()
+COMMIT_I=()
+COMMIT_RECORD=()
+COMMIT_LINE=()
+
+commit_batch() { # rename the finished attempts to outputs/<job> (one mv), record them
+  local k i st
+  ((${#COMMIT_W[@]})) || return 0
+  if ! mv "${COMMIT_W[@]}" "$BASE/outputs/" 2>/dev/null; then
+    : # some renames failed: each attempt still in .work is an error below
+  fi
+  for k in "${!COMMIT_W[@]}"; do
+    i=${COMMIT_I[k]}
+    if [[ -e ${COMMIT_W[k]} ]]; then
+      printf '%s\n' "${COMMIT_LINE[k]/$'\t'succeeded$'\t'/$'\t'error$'\t'}"
+      FAILED=$((FAILED + 1))
+      settle "$i" F
+      continue
+    fi
+    printf '%s\n' "${COMMIT_RECORD[k]}" >>"$BASE/completions.jsonl"
+    printf '%s\n' "${COMMIT_LINE[k]}"
+    st=${COMMIT_LINE[k]#*$'\t'*$'\t'}
+    if [[ ${st%%$'\t'*} == succeeded ]]; then
+      DONE=$((DONE + 1))
+      settle "$i" S
+    else
+      FAILED=$((FAILED + 1))
+      settle "$i" F
+    fi
+  done
+  COMMIT_W=()
+  COMMIT_I=()
+  COMMIT_RECORD=()
+  COMMIT_LINE=()
+}
+
+# -- the plan --------------------------------------------------------------------------
+# Nodes in topological order; each counts the predecessors it still waits for (NWAIT) and
+# lists its successors (SUCCS: "index:kind" with kind h = must succeed, s = must finish).
+# A node whose count reaches 0 joins the READY queue; one whose hard predecessor failed
+# or was blocked is blocked at once. States: P pending, R running, S succeeded,
+# F failed, B blocked.
+
+declare -a ID KIND PARAMS FLAGS STATE NWAIT SUCCS ARGV OUTPUTS DIRS INPUTS
+READY=()
+WAITQ=()
+QHEAD=0
+
+read_plan() {
+  local settings=() idx kind id preds flags params p
+  mapfile -d '' -t settings <"$SUB/settings"
+  BASE=${settings[0]}
+  LAB=${settings[1]}
+  LAB_ID=${settings[2]}
+  JOB_PATH=${settings[3]}
+  MAX_JOBS=${settings[4]}
+  CONTINUE=${settings[5]}
+  RUNTIME=${settings[6]:-bwrap}
+  mapfile -d '' -t ARGV <"$SUB/argv.nul"
+  mapfile -d '' -t OUTPUTS <"$SUB/outputs.nul"
+  mapfile -d '' -t DIRS <"$SUB/dirs.nul"
+  mapfile -d '' -t INPUTS <"$SUB/inputs.nul"
+  while IFS=$'\t' read -r idx kind id preds flags params; do
+    ID[idx]=$id
+    KIND[idx]=$kind
+    FLAGS[idx]=$flags
+    PARAMS[idx]=$params
+    STATE[idx]=P
+    NWAIT[idx]=0
+    SUCCS[idx]=""
+    for p in $preds; do
+      [[ $p == - ]] && continue
+      NWAIT[idx]=$((NWAIT[idx] + 1))
+      SUCCS[${p%?}]+=" $idx:${p: -1}"
+    done
+    ((NWAIT[idx] == 0)) && READY+=("$idx")
+  done <"$SUB/nodes.tsv"
+}
+
+settle() { # $1 node, $2 its final state (S, F or B): release or block its successors
+  local work=("$1") states=("$2") n st s j kind
+  while ((${#work[@]})); do
+    n=${work[-1]}
+    st=${states[-1]}
+    unset 'work[-1]' 'states[-1]'
+    STATE[n]=$st
+    for s in ${SUCCS[$n]}; do
+      j=${s%:*}
+      kind=${s#*:}
+      [[ ${STATE[$j]} == P ]] || continue
+      if [[ $st != S && $kind == h ]]; then
+        STATE[j]=B # settled below: nothing else may release it
+        if [[ ${KIND[$j]} == J ]]; then
+          BLOCKED=$((BLOCKED + 1))
+          printf 'blocked\t%s\tan upstream job did not succeed\n' "${ID[$j]}"
+        fi
+        work+=("$j")
+        states+=(B)
+        continue
+      fi
+      NWAIT[j]=$((NWAIT[j] - 1))
+      ((NWAIT[j] == 0)) && READY+=("$j")
+    done
+  done
+}
+
+STOPPING=0
+SUMMARY_WRITTEN=0
+on_exit() { # the run ends with finished.log, whatever happened (repx run --wait reads it)
+  local rc=$?
+  ((SUMMARY_WRITTEN)) || printf 'runner-failed\t%s\n' "$rc" >>"$SUB/progress.log"
+  mv "$SUB/progress.log" "$SUB/finished.log"
+}
+SIGNALLED=0
+on_signal() { STOPPING=1; }
+
+reap_ended() { # jobs whose process is gone, although `wait -n` named none
+  local pid code reaped=0
+  for pid in "${!PID_OF[@]}"; do
+    kill -0 "$pid" 2>/dev/null && continue
+    wait "$pid"
+    code=$?
+    i=${PID_OF[$pid]}
+    unset "PID_OF[$pid]"
+    finish "$i" "$code" "$STOPPING"
+    reaped=1
+  done
+  ((reaped)) || sleep 0.1
+}
+
+stop_jobs() {
+  local pid
+  for pid in "${!PID_OF[@]}"; do
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+  done
+}
+
+run_plan() {
+  local i code pid
+  RUNNING=0 DONE=0 FAILED=0 BLOCKED=0
+  trap on_signal TERM INT HUP
+  printf 'started\t%s\n' "$$"
+  while :; do
+    while ((QHEAD < ${#READY[@]} && RUNNING < MAX_JOBS && !STOPPING)); do
+      ((FAILED > 0 && CONTINUE == 0)) && break
+      i=${READY[QHEAD]}
+      QHEAD=$((QHEAD + 1))
+      [[ ${STATE[$i]} == P ]] || continue
+      if [[ ${KIND[$i]} == B ]]; then
+        settle "$i" S # a run barrier: its run's jobs have finished
+      else
+        launch "$i"
+      fi
+    done
+    if ((${#COMMIT_W[@]} && RUNNING < MAX_JOBS)) &&
+      ((QHEAD >= ${#READY[@]} || STOPPING || (FAILED > 0 && CONTINUE == 0))); then
+      commit_batch # room to run more: what the finished jobs release may start
+      continue
+    fi
+    if ((RUNNING == 0)); then
+      # nothing runs: done, unless a job waits for another runner's lock
+      ((${#WAITQ[@]} && !STOPPING)) || break
+      ((FAILED > 0 && CONTINUE == 0)) && break
+      sleep 1
+      READY+=("${WAITQ[@]}")
+      WAITQ=()
+      continue
+    fi
+    if ((STOPPING && !SIGNALLED)); then
+      stop_jobs
+      SIGNALLED=1
+    fi
+    pid=""
+    wait -n -p pid
+    code=$?
+    if [[ -z ${pid:-} ]]; then
+      # interrupted by a signal (the jobs are stopped above); bash may have reaped jobs
+      # meanwhile, which `wait -n` then never names: `wait PID` gives the status it kept
+      reap_ended
+      continue
+    fi
+    i=${PID_OF[$pid]}
+    unset "PID_OF[$pid]"
+    finish "$i" "$code" "$STOPPING"
+  done
+  commit_batch
+  discard_prepared
+  local pending=0
+  for i in "${!ID[@]}"; do
+    [[ ${KIND[$i]} == J && ${STATE[$i]} == P ]] && pending=$((pending + 1))
+  done
+  printf 'summary\t%s\t%s\t%s\t%s\t%s\n' "$DONE" "$FAILED" "$BLOCKED" "$pending" "$STOPPING"
+  SUMMARY_WRITTEN=1
+}
+
+# -- commands --------------------------------------------------------------------------
+
+slurm_alive() { # $1 SLURM job id: true while SLURM still has it queued or running
+  local state
+  if ! state=$(squeue --noheader --jobs="$1" --format=%T \
+    --states=PENDING,CONFIGURING,RUNNING,COMPLETING,SUSPENDED,REQUEUED 2>&1); then
+    [[ $state == *"Invalid job id"* ]] && return 1 # ended long ago
+    return 0                                       # SLURM does not answer: assume it runs
+  fi
+  [[ -n $state ]]
+}
+
+runner_alive() { # $1 the submission's pid file content: true while its runner may write
+  [[ -n $1 ]] || return 0
+  if [[ $1 == slurm:* ]]; then
+    slurm_alive "${1#slurm:}"
+  else
+    kill -0 "$1" 2>/dev/null
+  fi
+}
+
+HOST=unknown
+read -r HOST </proc/sys/kernel/hostname 2>/dev/null
+command=${1:-}
+case $command in
+  start)
+    SUB=$2
+    if [[ -s $SUB/sbatch ]]; then
+      # the host's SLURM runs the plan: one batch job on one node (SUB/sbatch: its options,
+      # NUL-separated); pid holds "slurm:<id>"
+      mapfile -d '' -t options <"$SUB/sbatch"
+      printf -v wrap 'exec %q %q run %q' "$BASH" "$SUB/runner.sh" "$SUB"
+      id=$(sbatch --parsable --job-name="repx-${SUB##*/}" --output="$SUB/runner.log" \
+        "${options[@]}" --wrap="$wrap") || exit 1
+      id=${id%%;*}
+      printf 'slurm:%s\n' "$id" >"$SUB/pid"
+      printf 'slurm:%s\n' "$id"
+      exit 0
+    fi
+    setsid "$BASH" "${BASH_SOURCE[0]}" run "$SUB" </dev/null >>"$SUB/runner.log" 2>&1 &
+    printf '%s\n' "$!" >"$SUB/pid"
+    printf '%s\n' "$!"
+    ;;
+  run)
+    SUB=$2
+    read_plan
+    mkdir -p "$BASE/outputs" "$BASE/.work"
+    # whatever happens, the run ends with finished.log (repx run --wait reads it)
+    trap on_exit EXIT
+    run_plan >"$SUB/progress.log"
+    ;;
+  snapshot)
+    # stdin: "job<TAB>output<TAB>…" per job of the lab; stdout: S (intact success), D
+    # (damaged success: why), R (running: a live runner holds its attempt), Q (a live runner
+    # prepared it, to start next), then the store's completions after a line "--"
+    BASE=$2
+    while IFS=$'\t' read -r -a fields; do
+      job=${fields[0]}
+      if lock_held "$BASE/.work/$job"; then
+        # prepared by a runner (locked), or started (it has logs)
+        if [[ -e $BASE/.work/$job/repx/stdout.log ]]; then
+          printf 'R\t%s\n' "$job"
+        else
+          printf 'Q\t%s\n' "$job"
+        fi
+        continue
+      fi
+      dir=$BASE/outputs/$job
+      [[ -e $dir ]] || continue
+      if [[ ! -d $dir/out || -L $dir/out || -e $dir/repx/FAIL ]]; then
+        [[ -e $dir/repx/SUCCESS ]] && printf 'D\t%s\tout/ is missing\n' "$job"
+        continue
+      fi
+      why=""
+      for rel in "${fields[@]:1}"; do
+        [[ -e $dir/out/$rel ]] || why+="${why:+, }$rel"
+      done
+      if [[ -n $why ]]; then
+        printf 'D\t%s\tdeclared output(s) missing: %s\n' "$job" "$why"
+      else
+        printf 'S\t%s\n' "$job"
+      fi
+    done
+    printf -- '--\n'
+    [[ -f $BASE/completions.jsonl ]] && cat "$BASE/completions.jsonl"
+    exit 0
+    ;;
+  log)
+    # printed on stderr: repx hands it over line by line while following
+    exec 1>&2
+    BASE=$2 job=$3 file=$4 lines=$5 follow=$6
+    path=$BASE/outputs/$job/repx/$file
+    running=0
+    if lock_held "$BASE/.work/$job"; then
+      path=$BASE/.work/$job/repx/$file
+      running=1
+    fi
+    [[ -f $path ]] || {
+      printf 'no %s for job %s\n' "$file" "$job" >&2
+      exit 3
+    }
+    # one open file: it stays valid when the attempt is renamed at its commit
+    exec 3<"$path" || exit 3
+    if ((lines >= 0)); then
+      tail -n "$lines" "$path"
+      cat <&3 >/dev/null
+    else
+      cat <&3
+    fi
+    ((follow && running)) || exit 0
+    # until it ends (its result is written; the commit may come with a later batch)
+    while lock_held "$BASE/.work/$job" && [[ ! -e $BASE/.work/$job/repx/result.json ]]; do
+      sleep 0.5
+      cat <&3
+    done
+    cat <&3
+    exit 0
+    ;;
+  follow)
+    # the progress log of submission SUB, printed on stderr as it grows, until the runner
+    # ends (repx run --wait hands each line over as it comes)
+    exec 1>&2
+    SUB=$2
+    read -r pid <"$SUB/pid" || pid=""
+    while [[ ! -e $SUB/progress.log && ! -e $SUB/finished.log ]]; do
+      runner_alive "$pid" || break
+      sleep 0.2 # a SLURM job may wait in the queue for a while
+    done
+    exec 3<"$SUB/progress.log" || exec 3<"$SUB/finished.log" || {
+      printf 'runner-failed\tit did not start (see %s/runner.log)\n' "$SUB"
+      exit 0
+    }
+    tick=0
+    while :; do
+      cat <&3
+      # now and then a line repx ignores: once nobody follows, writing it ends this loop
+      (((tick += 1) % 25)) || printf 'alive\n'
+      if [[ -e $SUB/finished.log ]]; then
+        cat <&3
+        exit 0
+      fi
+      if ((tick % 25 == 0)) && ! runner_alive "$pid" && [[ ! -e $SUB/finished.log ]]; then
+        printf 'runner-failed\tkilled\n'
+        exit 0
+      fi
+      sleep 0.2
+    done
+    ;;
+  output)
+    # a committed job's out/ (never an attempt's): "file" and the file REL, or "listing"
+    # and the directory REL listed ("f<TAB>size<TAB>path" / "d<TAB>-<TAB>path/");
+    # exit 4: no outputs; 5: no REL; 6: REL leaves out/
+    BASE=$2 job=$3 rel=${4:-}
+    out=$BASE/outputs/$job/out
+    [[ -d $out && ! -L $out ]] || exit 4
+    target=$out${rel:+/$rel}
+    [[ -e $target ]] || exit 5
+    real=$(readlink -f "$target") && root=$(readlink -f "$out") || exit 6
+    [[ $real == "$root" || $real == "$root"/* ]] || exit 6
+    if [[ ! -d $target ]]; then
+      printf 'file\n'
+      exec cat "$target"
+    fi
+    cd "$target" || exit 5
+    printf 'listing\n'
+    find . -mindepth 1 | sort | while IFS= read -r entry; do
+      entry=${entry#./}
+      if [[ -d $entry && ! -L $entry ]]; then
+        printf 'd\t-\t%s/\n' "$entry"
+      else
+        printf 'f\t%s\t%s\n' "$(stat -c %s "$entry")" "$entry"
+      fi
+    done
+    ;;
+  cancel)
+    SUB=$2
+    read -r pid <"$SUB/pid" || exit 0
+    [[ -e $SUB/finished.log ]] && exit 0
+    if [[ $pid == slurm:* ]]; then
+      # SLURM signals the batch job (the runner records its jobs interrupted); one that had
+      # not started yet never writes finished.log: the summary says nothing ran
+      scancel "${pid#slurm:}" || exit 1
+      for ((tick = 0; tick < 300; tick++)); do
+        [[ -e $SUB/finished.log ]] && exit 0
+        slurm_alive "${pid#slurm:}" || break
+        sleep 0.2
+      done
+      if [[ ! -e $SUB/finished.log && ! -e $SUB/progress.log ]]; then
+        n=0
+        while IFS=$'\t' read -r _ kind _; do [[ $kind == J ]] && n=$((n + 1)); done <"$SUB/nodes.tsv"
+        printf 'summary\t0\t0\t0\t%s\t1\n' "$n" >"$SUB/finished.log"
+      fi
+      exit 0
+    fi
+    kill -TERM "$pid" 2>/dev/null || exit 0
+    # it stops its jobs and records them; one that does not end within 30 s is killed
+    # (bwrap --die-with-parent ends their sandboxes; the next run removes what is left)
+    for ((tick = 0; tick < 150; tick++)); do
+      kill -0 "$pid" 2>/dev/null || exit 0
+      sleep 0.2
+    done
+    kill -KILL "$pid" 2>/dev/null
+    exit 0
+    ;;
+  *)
+    printf 'usage: runner.sh start SUB | run SUB | snapshot BASE | log … | cancel SUB\n' >&2
+    exit 2
+    ;;
+esac

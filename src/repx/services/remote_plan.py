@@ -1,0 +1,209 @@
+"""The plan of a submission to an SSH target: what the remote runner executes.
+
+repx decides here, with the lab loaded, everything that needs the lab's semantics — which
+jobs, in which order, each one's sandbox argv (:class:`repx.run.runtime.Runtime`, the same
+code as local runs, with the target's paths), inputs.json and gather lists — and writes it
+into a directory that is copied to the target; ``src/repx/remote/runner.sh`` only executes
+it (docs/remote.md, "The remote runner").
+"""
+
+# Paths here are the target's (strings for another host), not this machine's.
+# ruff: noqa: PTH118
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Final
+
+from repx.config import RuntimeKind
+from repx.errors import UsageError
+from repx.lab.loader import LoadedLab
+from repx.remote import RUNNER
+from repx.run.graph import JobGraph, is_barrier
+from repx.run.job import gather_file_name
+from repx.run.runtime import MAX_INPUT_BINDS, Runtime, image_rootfs_by_run
+from repx.run.spec import JobSpec, make_spec
+
+#: Stands for the attempt directory in argv and inputs.json (the runner substitutes it).
+PLACEHOLDER: Final = "@@WORK@@"
+#: Separates the fields of one record of the plan's ``*.nul`` files (ASCII unit separator).
+FIELD_SEPARATOR: Final = "\x1f"
+RUNNER_NAME: Final = "runner.sh"
+
+
+class RemoteRuntime(Runtime):
+    """The runtime of a target: upstream outputs are bound whether or not they exist
+    *here* (they exist there; the runner starts a job only after its inputs succeeded)."""
+
+    def _inputs(self, spec: JobSpec) -> list[str]:
+        if spec.store_inputs:
+            return [self.outputs]  # store__base: any output of the store (as locally)
+        prefix = os.path.join(self.outputs, "")
+        dirs: dict[str, None] = {}
+        paths = [*spec.inputs.values(), *(e.path for g in spec.gathers.values() for e in g)]
+        for path in paths:
+            if path.startswith(prefix):
+                dirs[os.path.join(self.outputs, path[len(prefix) :].split("/", 1)[0], "out")] = None
+            else:
+                dirs[path] = None
+        return list(dirs) if len(dirs) <= MAX_INPUT_BINDS else [self.outputs]
+
+
+def remote_runtime(
+    lab: LoadedLab,
+    kind: RuntimeKind,
+    *,
+    lab_dir: str,
+    outputs: str,
+    store: str | None,
+    tools: str,
+) -> Runtime:
+    """The sandbox of jobs on the target: the lab at ``lab_dir``, ``store`` bound at
+    /nix/store (None: the target's own /nix/store has the lab's closure), ``tools`` the
+    host-tools bin directory as the host sees it (bwrap is started from there)."""
+    if kind is RuntimeKind.NATIVE and store is not None:
+        raise UsageError(
+            "--runtime native on an SSH target needs the lab's store paths in that host's"
+            " /nix/store, and it lacks them; use bwrap (it binds the synced closure there)"
+        )
+    path = os.path.join(lab_dir, lab.meta.host_tools, "bin")
+    if kind is RuntimeKind.NATIVE:
+        return RemoteRuntime(kind=kind, path=path, outputs=outputs)
+    images = image_rootfs_by_run(lab)
+    run_images = {run: _on_target(lab, root, lab_dir) for run, root in images.items()}
+    image = None
+    if lab.meta.container_mode == "unified" and "unified" in lab.meta.images:
+        image = os.path.join(lab_dir, lab.meta.images["unified"], "rootfs")
+    elif run_images:
+        image = next(iter(run_images.values()))
+    return RemoteRuntime(
+        kind=RuntimeKind.BWRAP,
+        path=path,
+        outputs=outputs,
+        bwrap=os.path.join(tools, "bwrap"),
+        store=store,
+        image=image,
+        run_images=run_images,
+    )
+
+
+def _on_target(lab: LoadedLab, local: str, lab_dir: str) -> str:
+    return os.path.join(lab_dir, os.path.relpath(local, lab.root))
+
+
+def unsupported(lab: LoadedLab, jobs: Iterable[str]) -> str | None:
+    """Why some of ``jobs`` cannot run on an SSH target yet (None: they all can)."""
+    for job in jobs:
+        if is_barrier(job):
+            continue
+        info = lab.jobs[job]
+        if info.scatter_gather is not None:
+            return (
+                f"job {job} is a scatter-gather job, which SSH targets do not run yet;"
+                " run it on this machine or on a SLURM target"
+            )
+        if any(r.kind != "store_base" for r in info.run_inputs):
+            return (
+                f"job {job} reads a metadata__<run> input, which SSH targets do not"
+                " provide yet; run it on this machine or on a SLURM target"
+            )
+    return None
+
+
+def _fields(values: Iterable[str], job: str) -> str:
+    """One record: the runner splits it at :data:`FIELD_SEPARATOR` with ``read -a``."""
+    values = list(values)
+    for value in values:
+        if any(c in value for c in (FIELD_SEPARATOR, "\n", "\0")):
+            raise UsageError(f"job {job}: a path or argument holds a control character: {value!r}")
+    return FIELD_SEPARATOR.join(values)
+
+
+def write_plan(
+    directory: Path,
+    lab: LoadedLab,
+    plan: JobGraph,
+    runtime: Runtime,
+    *,
+    lab_dir: str,
+    base: str,
+    max_jobs: int,
+    continue_on_failure: bool,
+) -> int:
+    """Write the submission directory; return the number of jobs in it."""
+    directory.mkdir(parents=True)
+    shutil.copyfile(RUNNER, directory / RUNNER_NAME)
+    settings = [
+        base,
+        lab_dir,
+        lab.meta.lab_id,
+        runtime.path,
+        str(max_jobs),
+        "1" if continue_on_failure else "0",
+        runtime.kind.value,
+    ]
+    (directory / "settings").write_bytes(b"".join(s.encode() + b"\0" for s in settings))
+    index = {node: i for i, node in enumerate(plan.order)}
+    lines: list[str] = []
+    # one record per node (empty for a run barrier), in index order: argv, declared
+    # outputs, their parent directories (parents first), inputs.json
+    records: dict[str, list[str]] = {"argv": [], "outputs": [], "dirs": [], "inputs": []}
+    outputs = os.path.join(base, "outputs")
+    count = 0
+    for node in plan.order:
+        # "-" for none: tab is a whitespace separator for read(1), empty fields would vanish
+        preds = (
+            " ".join(
+                f"{index[p]}{'h' if kind.needs_success else 's'}"
+                for p, kind in plan.predecessors(node)
+            )
+            or "-"
+        )
+        if is_barrier(node):
+            lines.append(f"{index[node]}\tB\t{node}\t{preds}\t-\t-")
+            for field in records.values():
+                field.append("")
+            continue
+        count += 1
+        spec = make_spec(lab, node, Path(outputs))
+        spec = spec.model_copy(
+            update={
+                "lab_root": lab_dir,
+                "executable": os.path.join(lab_dir, os.path.relpath(spec.executable, lab.root)),
+            }
+        )
+        argv, _env, _cwd = runtime.command(spec, Path(PLACEHOLDER))
+        parents: dict[str, None] = {}
+        for rel in spec.outputs:
+            parts = rel.split("/")[:-1]
+            for n in range(1, len(parts) + 1):
+                parents["/".join(parts[:n])] = None
+        records["argv"].append(_fields(argv, node))
+        records["outputs"].append(_fields(spec.outputs, node))
+        records["dirs"].append(_fields(list(parents), node))
+        inputs = dict(spec.inputs)
+        inputs.update(spec.store_inputs)
+        if spec.gathers:
+            own = directory / "gathers" / str(index[node])
+            own.mkdir(parents=True)
+            for name, entries in spec.gathers.items():
+                file = gather_file_name(name)
+                (own / file).write_text(
+                    json.dumps([e.model_dump(mode="json") for e in entries], indent=1) + "\n"
+                )
+                inputs[name] = os.path.join(PLACEHOLDER, "repx", file)
+        text = json.dumps(inputs, indent=1, sort_keys=True)
+        if "\0" in text:
+            raise UsageError(f"job {node}: an input path holds a NUL byte")
+        records["inputs"].append(text)
+        params = lab.jobs[node].parameters_file
+        flags = "g" if spec.gathers else "-"  # g: inputs.json is rewritten at the commit
+        lines.append(f"{index[node]}\tJ\t{node}\t{preds}\t{flags}\t{params}")
+    (directory / "nodes.tsv").write_text("".join(line + "\n" for line in lines))
+    for name, values in records.items():
+        (directory / f"{name}.nul").write_bytes(b"".join(v.encode() + b"\0" for v in values))
+    return count
