@@ -15,7 +15,7 @@ def pull(
     selectors: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="[RUN | @GROUP | JOB_ID]...",
+            metavar="RUN|@GROUP|JOB_ID",
             help="What to fetch (default: every run); upstream jobs are included.",
             show_default=False,
         ),
