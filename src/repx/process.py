@@ -376,6 +376,17 @@ def is_alive(pid: int) -> bool:
     return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] != b"Z"
 
 
+def has_env(pid: int, name: str) -> bool:
+    """Whether process ``pid`` (of this user) was started with ``name`` in its environment
+    (False when it is gone or cannot be read)."""
+    prefix = name.encode() + b"="
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+    return any(entry.startswith(prefix) for entry in environ.split(b"\0"))
+
+
 def holders(path: str, env_entry: str) -> list[Holder]:
     """Processes of this user with ``path`` open whose environment contains ``env_entry``.
 

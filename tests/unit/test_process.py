@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -99,8 +100,9 @@ def test_argv_is_logged_at_debug_level(caplog):
 
 
 def _spawn(code, **kwargs):
-    return process.spawn(
-        [sys.executable, "-c", code],
+    argv = [sys.executable, "-c", code]
+    child = process.spawn(
+        argv,
         env={"PATH": os.environ["PATH"], **kwargs.pop("env", {})},
         cwd="/",
         stdin=subprocess.DEVNULL,
@@ -108,6 +110,23 @@ def _spawn(code, **kwargs):
         stderr=subprocess.DEVNULL,
         **kwargs,
     )
+    _exec_seen(child.pid, argv)
+    return child
+
+
+def _exec_seen(pid: int, argv: list[str]) -> None:
+    """Wait until /proc shows the child after its exec: spawn may return while the child
+    still has our memory, so its environ is still ours (what made a holders() test flaky)."""
+    want = b"".join(a.encode() + b"\0" for a in argv)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            seen = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return  # already gone (a quick child): nothing to wait for
+        if seen == want or time.monotonic() > deadline:
+            return
+        time.sleep(0.001)
 
 
 def test_spawn_wait_any_reap():
@@ -181,7 +200,6 @@ def test_holders_survive_a_descriptor_closed_while_they_look(tmp_path, monkeypat
         found = process.holders(str(path), "REPX_JOB_ID=j")
         monkeypatch.undo()
         assert vanished, "the descriptor race was not simulated"
-        # (the message shows what was seen: this failed once in a full run, not reproduced)
         assert found == [process.Holder(holder.pid, holder.pid)], (found, vanished, holder.pid)
     finally:
         monkeypatch.undo()
@@ -197,3 +215,21 @@ def test_is_alive_sees_zombies_as_dead():
         assert not process.is_alive(child.pid)  # a zombie until reaped
     finally:
         process.reap(child)
+
+
+def test_has_env_reads_a_live_process_environment():
+    child = subprocess.Popen(
+        ["sleep", "30"], env={**os.environ, "REPX_TEST_MARK": "1"}, stdin=subprocess.DEVNULL
+    )
+    try:
+        # Popen may return before the child's exec shows in /proc (its environ is still ours)
+        cmdline = Path(f"/proc/{child.pid}/cmdline")
+        deadline = time.monotonic() + 30
+        while not cmdline.read_bytes().startswith(b"sleep"):
+            assert time.monotonic() < deadline, "sleep never started"
+        assert process.has_env(child.pid, "REPX_TEST_MARK")
+        assert not process.has_env(child.pid, "REPX_TEST_MAR")  # whole names only
+    finally:
+        child.kill()
+        child.wait()
+    assert not process.has_env(child.pid, "REPX_TEST_MARK")  # gone

@@ -406,9 +406,19 @@ reap_ended() { # jobs whose process is gone, although `wait -n` named none
   ((reaped)) || sleep 0.1
 }
 
+ours() { # $1 pid: still our child? bash reaps ended jobs before `wait` names them, and
+  # the kernel may give a reaped pid to anyone (pid_max can be 32768): never signal those
+  local stat
+  read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+  stat=${stat##*) } # after "pid (comm) ": "state ppid …"
+  stat=${stat#* }
+  [[ ${stat%% *} == "$$" ]]
+}
+
 stop_jobs() {
   local pid
   for pid in "${!PID_OF[@]}"; do
+    ours "$pid" || continue
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
   done
 }
@@ -481,6 +491,12 @@ slurm_alive() { # $1 SLURM job id: true while SLURM still has it queued or runni
     return 0                                       # SLURM does not answer: assume it runs
   fi
   [[ -n $state ]]
+}
+
+runs_sub() { # $1 pid, $2 submission dir: that process is the runner of that submission
+  local -a argv
+  mapfile -d '' argv 2>/dev/null <"/proc/$1/cmdline" || return 1
+  [[ ${#argv[@]} -ge 4 && ${argv[-2]} == run && ${argv[-1]} == "$2" ]]
 }
 
 runner_alive() { # $1 the submission's pid file content: true while its runner may write
@@ -665,14 +681,15 @@ case $command in
       fi
       exit 0
     fi
+    runs_sub "$pid" "$SUB" || exit 0 # ended (killed -9?): the pid may be anyone's now
     kill -TERM "$pid" 2>/dev/null || exit 0
     # it stops its jobs and records them; one that does not end within 30 s is killed
     # (bwrap --die-with-parent ends their sandboxes; the next run removes what is left)
     for ((tick = 0; tick < 150; tick++)); do
-      kill -0 "$pid" 2>/dev/null || exit 0
+      runs_sub "$pid" "$SUB" || exit 0
       sleep 0.2
     done
-    kill -KILL "$pid" 2>/dev/null
+    runs_sub "$pid" "$SUB" && kill -KILL "$pid" 2>/dev/null
     exit 0
     ;;
   *)

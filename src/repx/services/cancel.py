@@ -82,13 +82,16 @@ def cancel_run(base: Path, jobs: Iterable[str]) -> Stopped:
 
 def stop_local_runs(base: Path, jobs: Iterable[str] | None = None) -> tuple[int, ...]:
     """SIGTERM (handled as Ctrl-C) to each ``repx run`` of this host running one of ``jobs``
-    (None: any job of the store); returns their pids."""
+    (None: any job of the store); returns their pids. SLURM tasks are left to scancel."""
     store = Store.existing(base)
     in_progress = store.attempts_in_progress()
     wanted = in_progress if jobs is None else [j for j in jobs if j in in_progress]
     runners: set[int] = set()
     for job in wanted:
-        if (pid := live_holder(store, job)) is not None:
+        # a SLURM task of this node holds its jobs' locks too: scancel stops those
+        if (pid := live_holder(store, job)) is not None and not process.has_env(
+            pid, "SLURM_JOB_ID"
+        ):
             runners.add(pid)
     for pid in sorted(runners):
         logger.info("SIGTERM to repx run pid %d", pid)
