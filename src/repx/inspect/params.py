@@ -245,15 +245,20 @@ def varying_params(index: ParamIndex, lab: LoadedLab, jobs: Iterable[str]) -> di
     return {name: None for name, keys in seen.items() if len(keys) > 1}
 
 
-def swept_by_stage(lab: LoadedLab, jobs: Iterable[str]) -> dict[str, tuple[str, ...]]:
+def swept_by_stage(
+    lab: LoadedLab, jobs: Iterable[str], index: ParamIndex | None = None
+) -> dict[str, tuple[str, ...]]:
     """For each stage of ``jobs``: the parameters that tell its jobs in the lab apart (what
-    the progress lines and failure summaries of ``repx run`` show of a job)."""
+    the progress lines and failure summaries of ``repx run`` show of a job). ``index``: the
+    lab's index already in use, so that no effective parameters are computed twice."""
     stages = {lab.jobs[job].stage for job in jobs}
+    if not stages:
+        return {}  # nothing to run: no pass over the lab's jobs
     members: dict[str, list[str]] = {stage: [] for stage in stages}
     for job_id, job in lab.jobs.items():
         if job.stage in members:
             members[job.stage].append(job_id)
-    index = ParamIndex(lab)
+    index = index or ParamIndex(lab)
     return {stage: tuple(varying_params(index, lab, ids)) for stage, ids in members.items()}
 
 

@@ -189,11 +189,17 @@ def effective_params(lab: LoadedLab, job_id: str) -> dict[str, JsonValue]:
     """The job's effective parameters: its own and those inherited from upstream (a stats
     job after a seed sweep has ``seed`` although it declares none). One index per lab,
     kept while specs of that lab are being made."""
+    return dict(param_index(lab).effective(job_id).values)
+
+
+def param_index(lab: LoadedLab) -> ParamIndex:
+    """The lab's one :class:`ParamIndex` while its specs are being made (what it has
+    computed serves every later caller of this run)."""
     if _INDEX[0] is not lab:
         _INDEX[:] = [lab, ParamIndex(lab)]
     index = _INDEX[1]
     assert isinstance(index, ParamIndex)  # set together with the lab
-    return dict(index.effective(job_id).values)
+    return index
 
 
 #: [the lab, its ParamIndex]: the lab whose specs are being made (one run: one lab).

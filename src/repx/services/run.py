@@ -41,7 +41,7 @@ from repx.run.reporter import Reporter
 from repx.run.runtime import impure_mounts, impure_warning, resolve_runtime
 from repx.run.scheduler import Interrupts, Limits, NodeState, Scheduler
 from repx.run.selection import lab_order, select
-from repx.run.spec import NodeLocalLab, effective_params, make_spec
+from repx.run.spec import NodeLocalLab, effective_params, make_spec, param_index
 from repx.run.store import REPX, Store
 from repx.run.store_models import JobResult
 from repx.run.store_usage import shared_use
@@ -192,7 +192,7 @@ def run_lab(
                 cached=cached,
                 to_run=len(to_run),
                 slurm_target=backend.target,
-                swept=swept_by_stage(lab, to_run),
+                swept=swept_by_stage(lab, to_run, param_index(lab)),
                 node_local=node_local_path,
             )
         )
