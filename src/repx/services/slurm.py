@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,9 @@ from repx.run.store import Store
 from repx.services.location import Location, target_of
 
 logger = logging.getLogger(__name__)
+
+#: how long ``repx cancel`` waits for cancelled tasks to leave SLURM's running states
+CANCEL_SETTLE_SECONDS = 30.0
 
 #: The target name used in messages when the default (unnamed) target is a SLURM one.
 UNNAMED: Final = "(default)"
@@ -208,9 +212,17 @@ class CancelReport:
         return sum(len(c.jobs) for c in self.cancelled)
 
 
-def cancel_submitted(base: Path, jobs: Iterable[str] | None) -> CancelReport:
+def cancel_submitted(
+    base: Path, jobs: Iterable[str] | None, *, settle: float = CANCEL_SETTLE_SECONDS
+) -> CancelReport:
     """Cancel the queued or running SLURM tasks of ``jobs`` (None: everything submitted
-    from ``base``). A task that runs several jobs (a bundle) is cancelled whole."""
+    from ``base``). A task that runs several jobs (a bundle) is cancelled whole.
+
+    scancel only asks: a running task goes through COMPLETING while its processes stop.
+    This returns once SLURM shows none of them queued or running (at most ``settle``
+    seconds), so a ``repx run`` right after a cancel submits them again instead of
+    following a task that is about to end cancelled.
+    """
     refs = job_refs(read_submissions(base))
     wanted = refs if jobs is None else {j: refs[j] for j in jobs if j in refs}
     if not wanted:
@@ -238,10 +250,29 @@ def cancel_submitted(base: Path, jobs: Iterable[str] | None) -> CancelReport:
         else:
             ids.extend(sorted(task_refs))
     slurm.scancel(ids)
+    _await_end(ids, settle)
     cancelled = tuple(
         Cancelled(ref, by_task[ref].stage, by_task[ref].task_jobs) for ref in sorted(by_task)
     )
     return CancelReport(base, cancelled, tuple(ids))
+
+
+def _await_end(ids: Sequence[str], settle: float) -> None:
+    deadline = time.monotonic() + settle
+    pause = 0.1
+    while True:
+        live = [e.job_id for e in slurm.squeue(ids) if e.state.active]
+        if not live:
+            return
+        if time.monotonic() >= deadline:
+            logger.warning(
+                "SLURM still shows %s queued or running %.0f s after scancel",
+                ", ".join(live[:5]),
+                settle,
+            )
+            return
+        time.sleep(pause)
+        pause = min(pause * 2, 1.0)
 
 
 def cancel_jobs(where: Location, selectors: Sequence[str]) -> CancelReport:
