@@ -17,23 +17,28 @@ for i in "${!manifest_paths[@]}"; do
 done
 
 # Job directories: bin/ and out/ (plus the parent dirs of declared outputs) in one xargs pass,
-# then one awk process writes every wrapper and parameters.json.
-awk -F '\t' -v out="$out" '{
+# then one awk process writes every wrapper and parameters.json. The table has one row per
+# executable (a scatter-gather job has several): a job's directories and parameters are
+# written at its first row.
+awk -F '\t' -v out="$out" '!seen[$1]++ {
   d = out "/jobs/" $1
-  print d "/bin"
+  printf "%s\0", d "/bin"
   n = split($5, dirs, " ")
-  for (i = 1; i <= n; i++) print d "/out/" dirs[i]
-}' "$jobsTablePath" | xargs mkdir -p
+  for (i = 1; i <= n; i++) printf "%s\0", d "/out/" dirs[i]
+}' "$jobsTablePath" | xargs -0 mkdir -p
+# The wrappers it writes go to chmod (no second walk of jobs/).
 awk -F '\t' -v out="$out" -v sh="$shell" '{
   d = out "/jobs/" $1
   w = d "/bin/" $2
   printf "#!%s\n# repx job %s (stage %s)\nexec %s \"$@\"\n", sh, $1, $2, $3 > w
   close(w)
-  p = d "/parameters.json"
-  print $4 > p
-  close(p)
-}' "$jobsTablePath"
-find "$out/jobs" -path '*/bin/*' -type f -print0 | xargs -0 -r chmod 555
+  printf "%s\0", w
+  if (!seen[$1]++) {
+    p = d "/parameters.json"
+    print $4 > p
+    close(p)
+  }
+}' "$jobsTablePath" | xargs -0 -r chmod 555
 
 # host-tools/<hash> and store/<name>: links to the store paths (built once, shared by every
 # revision), not copies. lab/closure.json records each one's NAR hash, so a copy that
@@ -73,22 +78,21 @@ for c in $checks; do cat "$c"; done >check-warnings
 # Integrity list: every entry but lab-metadata.json itself, as Nix sees the tree: regular
 # files (sha256, executable bit), symlinks (target), directories without entries. Paths
 # travel NUL-separated and are turned into JSON strings by jq, so any file name is safe.
-(cd "$out" && find . -type f -print0 | sort -z) >files.nul
-(cd "$out" && find . -type f -perm -0100 -print0 | sort -z) >executables.nul
-(cd "$out" && find . -type d -empty -print0 | sort -z) >empty-dirs.nul
-# One readlink per symlink (busybox find has no -printf); labs hold hundreds, not millions.
-(cd "$out" && find . -type l -print0 | sort -z | while IFS= read -r -d '' link; do
-  printf '%s\0%s\0' "$link" "$(readlink "$link")"
-done) >symlinks.nul
-# Piped, not redirected: busybox xargs given a regular file as stdin garbles long lists.
-cat files.nul | (cd "$out" && xargs -0 -r sha256sum) | sed 's/^\\//' | cut -c1-64 >hashes.txt
+# One walk of the tree (GNU find writes the four lists at once, links with their targets);
+# the lists are sorted (jq sorts the links: codepoint order, as sort -z in the C locale).
+lists=$PWD
+(cd "$out" && find . \( -type f -fprint0 "$lists/files.raw" -perm -0100 -fprint0 "$lists/executables.raw" \) \
+  -o \( -type l -fprintf "$lists/symlinks.nul" '%p\0%l\0' \) -o \( -type d -empty -fprint0 "$lists/empty-dirs.raw" \))
+for list in files executables empty-dirs; do sort -z "$list.raw" >"$list.nul"; done
+(cd "$out" && xargs -0 -r sha256sum) <files.nul | sed 's/^\\//' | cut -c1-64 >hashes.txt
 jq -n --rawfile paths files.nul --rawfile hashes hashes.txt --rawfile exe executables.nul '
   ($exe | split("\u0000") | map(select(length > 0) | {key: .[2:], value: true}) | from_entries) as $x
   | [($paths | split("\u0000") | map(select(length > 0) | .[2:])), ($hashes | split("\n") | map(select(length > 0)))]
   | if (.[0] | length) != (.[1] | length) then error("file list and hashes differ in length") else . end
   | transpose | map({path: .[0], sha256: .[1]} + (if $x[.[0]] then {executable: true} else {} end))' >files.json
 jq -n --rawfile links symlinks.nul '
-  $links | split("\u0000") | .[:-1] | [range(0; length; 2) as $i | {path: .[$i][2:], target: .[$i + 1]}]' >symlinks.json
+  $links | split("\u0000") | .[:-1] | [range(0; length; 2) as $i | {path: .[$i][2:], target: .[$i + 1]}]
+  | sort_by(.path)' >symlinks.json
 jq -n --rawfile dirs empty-dirs.nul '$dirs | split("\u0000") | map(select(length > 2 and . != "./lab") | .[2:])' >empty-dirs.json
 jq -R -s 'split("\n") | map(select(length > 0))' store-paths >store-paths.json
 jq -j -c --slurpfile paths store-paths.json --slurpfile files files.json --slurpfile links symlinks.json \
