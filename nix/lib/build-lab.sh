@@ -81,7 +81,8 @@ for c in $checks; do cat "$c"; done >check-warnings
 # One walk of the tree (GNU find writes the four lists at once, links with their targets);
 # the lists are sorted (jq sorts the links: codepoint order, as sort -z in the C locale).
 lists=$PWD
-(cd "$out" && find . \( -type f -fprint0 "$lists/files.raw" -perm -0100 -fprint0 "$lists/executables.raw" \) \
+(cd "$out" && find . \( -type f -fprint0 "$lists/files.raw" -fprintf "$lists/sizes.txt" '%s\n' \
+  -perm -0100 -fprint0 "$lists/executables.raw" \) \
   -o \( -type l -fprintf "$lists/symlinks.nul" '%p\0%l\0' \) -o \( -type d -empty -fprint0 "$lists/empty-dirs.raw" \))
 for list in files executables empty-dirs; do sort -z "$list.raw" >"$list.nul"; done
 (cd "$out" && xargs -0 -r sha256sum) <files.nul | sed 's/^\\//' | cut -c1-64 >hashes.txt
@@ -95,9 +96,10 @@ jq -n --rawfile links symlinks.nul '
   | sort_by(.path)' >symlinks.json
 jq -n --rawfile dirs empty-dirs.nul '$dirs | split("\u0000") | map(select(length > 2 and . != "./lab") | .[2:])' >empty-dirs.json
 jq -R -s 'split("\n") | map(select(length > 0))' store-paths >store-paths.json
-jq -j -c --slurpfile paths store-paths.json --slurpfile files files.json --slurpfile links symlinks.json \
+files_bytes=$(awk '{ n += $1 } END { printf "%d", n }' sizes.txt)
+jq -j -c --argjson bytes "$files_bytes" --slurpfile paths store-paths.json --slurpfile files files.json --slurpfile links symlinks.json \
   --slurpfile dirs empty-dirs.json \
-  '. + {store_paths: $paths[0], closure: "lab/closure.json", integrity: "repx-integrity/1", files: $files[0], symlinks: $links[0], empty_dirs: $dirs[0]}' \
+  '. + {store_paths: $paths[0], closure: "lab/closure.json", integrity: "repx-integrity/1", files: $files[0], files_bytes: $bytes, symlinks: $links[0], empty_dirs: $dirs[0]}' \
   "$labMetaJsonPath" >body.json
 
 # The lab id commits to the content: the first 160 bits of the sha256 of "repx-lab-id/1",

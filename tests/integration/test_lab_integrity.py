@@ -193,6 +193,14 @@ def test_tampering_is_refused_by_verify_and_run(tamper, tmp_path):
     assert not (base / "outputs").exists() or not os.listdir(base / "outputs")
 
 
+def test_builder_records_the_size_of_the_listed_files():
+    lab = build_lab("sweep")
+    meta = json.loads((lab / LAB_METADATA).read_bytes())
+    sizes = [(lab / entry["path"]).stat().st_size for entry in meta["files"]]
+    assert len(sizes) > 10
+    assert meta["files_bytes"] == sum(sizes)
+
+
 def test_verify_expect_and_nix_record(tmp_path):
     lab = build_lab("sweep")
     lab_id = json.loads((lab / LAB_METADATA).read_bytes())["lab_id"]

@@ -200,6 +200,27 @@ def test_cache_without_integrity_does_not_satisfy_integrity(store_lab):
     assert result.integrity_checked
 
 
+def test_just_built_store_lab_counts_as_the_integrity_scan(store_lab, isolated_home):
+    """repx build does not read back what Nix just built; the counts it shows are the same."""
+    full = validate_lab(open_lab(store_lab.root), use_cache=False)
+    built = validate_lab(open_lab(store_lab.root), use_cache=False, just_built=True)
+    assert built.integrity_checked and not built.cached
+    assert (built.file_count, built.size_bytes) == (full.file_count, full.size_bytes)
+    # with the size the lab builder records, no scan is needed and the sum is the same
+    listed = full.size_bytes - (store_lab.root / LAB_METADATA).stat().st_size
+    edit_json(store_lab.root / LAB_METADATA, lambda meta: meta.update(files_bytes=listed))
+    refresh_integrity(store_lab.root)
+    recorded = validate_lab(open_lab(store_lab.root), use_cache=False, just_built=True)
+    assert recorded.size_bytes == validate_lab(open_lab(store_lab.root), use_cache=False).size_bytes
+
+
+def test_just_built_still_runs_the_structural_checks(store_lab, isolated_home):
+    job_id = store_lab.run_jobs["simulation"][0]
+    (store_lab.root / f"jobs/{job_id}/bin/simulate").unlink()
+    with pytest.raises(LabError, match="does not exist"):
+        validate_lab(open_lab(store_lab.root), just_built=True)
+
+
 def test_labs_outside_the_store_are_not_cached(factory_lab, isolated_home):
     validate_lab(open_lab(factory_lab.root))
     assert not (isolated_home / ".cache/repx/validated").exists()

@@ -106,6 +106,11 @@ class LabMetadata(_Model):
     files: tuple[FileEntry, ...] = Field(
         description="every regular file except lab/lab-metadata.json, sorted by path"
     )
+    files_bytes: int | None = Field(
+        default=None,
+        ge=0,
+        description="total size of the files listed in files (absent: measured when needed)",
+    )
     integrity: str | None = Field(
         default=None,
         description=f"'{INTEGRITY_FORMAT}': symlinks and empty_dirs complete the list",

@@ -49,6 +49,8 @@ def summarize_lab(
 ) -> LabSummary:
     """Summarise ``lab``; ``size_bytes`` is measured when not given."""
     if size_bytes is None:
+        size_bytes = lab.meta.files_bytes
+    if size_bytes is None:  # a lab built before files_bytes was recorded
         size_bytes = sum(scan_files(lab.root).values())
     runs = tuple(
         RunSummary(

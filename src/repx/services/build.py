@@ -52,7 +52,7 @@ def build_lab(
     seconds = time.monotonic() - started
     try:
         lab = open_lab(out_path)
-        result = validate_lab(lab, check_integrity=options.check_integrity)
+        result = validate_lab(lab, check_integrity=options.check_integrity, just_built=True)
     except LabError as exc:
         raise BuildValidationError(
             f"nix built {out_path}, but it is not a valid repx lab: {exc.message}", exc.details
