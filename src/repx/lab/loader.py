@@ -158,12 +158,19 @@ def describe_validation_error(exc: ValidationError) -> str:
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """Pause the cyclic GC: validating ~10^5 new objects otherwise triggers it repeatedly
-    (measured: a 10,000-job lab loads about twice as fast)."""
+    (measured: a 10,000-job lab loads about twice as fast).
+
+    The loaded lab then lives as long as the command: it is moved out of the collector's
+    reach (``gc.freeze``), so the collections that later work triggers do not walk its
+    10^5-10^6 objects again each time (validating a 10,000-job lab after loading it:
+    0.58 s -> 0.26 s). Plain reference counting still frees it when it is dropped.
+    """
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        gc.freeze()
         if enabled:
             gc.enable()
 
