@@ -103,8 +103,8 @@ jq -j -c --argjson bytes "$files_bytes" --slurpfile paths store-paths.json --slu
   "$labMetaJsonPath" >body.json
 
 # The lab id commits to the content: the first 160 bits of the sha256 of "repx-lab-id/1",
-# NUL and the metadata (holding the integrity list) without the id, in Nix base-32 as
-# util.hash32. The id is written as the first member so a reader can strip and rehash it.
+# NUL and the metadata (holding the integrity list) without the id, as 32 digits of the Nix
+# base-32 alphabet, most significant first. The id is written as the first member so a reader can strip and rehash it.
 hash32() {
   local hex=$1 alphabet=0123456789abcdfghijklmnpqrsvwxyz id="" i v
   for ((i = 0; i < 40; i += 5)); do

@@ -10,7 +10,6 @@ let
     filter
     foldl'
     genList
-    hashString
     isAttrs
     isFunction
     length
@@ -48,25 +47,14 @@ let
 
   # Nix base-32 alphabet (no e, o, u, t), as in store path hashes.
   alphabet = "0123456789abcdfghijklmnpqrsvwxyz";
-  hexValue = {
-    "0" = 0; "1" = 1; "2" = 2; "3" = 3; "4" = 4; "5" = 5; "6" = 6; "7" = 7;
-    "8" = 8; "9" = 9; a = 10; b = 11; c = 12; d = 13; e = 14; f = 15;
-  };
-  digit = i: substring i 1 alphabet;
-  # Five hex digits (20 bits) become four base-32 digits.
-  hexBlockToBase32 =
-    hex: off:
-    let
-      h = i: hexValue.${substring (off + i) 1 hex};
-      v = ((((h 0) * 16 + h 1) * 16 + h 2) * 16 + h 3) * 16 + h 4;
-    in
-    digit (v / 32768)
-    + digit (builtins.bitAnd (v / 1024) 31)
-    + digit (builtins.bitAnd (v / 32) 31)
-    + digit (builtins.bitAnd v 31);
 
-  # 32 base-32 characters from the first 160 bits of a sha256 (as long as a store hash).
-  hash32 = s: let hex = hashString "sha256" s; in concatStringsSep "" (genList (i: hexBlockToBase32 hex (i * 5)) 8);
+  # 32 Nix base-32 characters (160 bits) of a sha256 of `s`, as long as a store hash.
+  # Every job id is one, so it sits on the hot path of evaluation. Nix 2.8's only builtin
+  # that prints base 32 is `placeholder`: "/" and the 52 characters of the sha256 of
+  # "nix-output:" + its argument; the last 32 are its low 160 bits. One primop, where
+  # converting `hashString`'s hex digit by digit cost a third of the evaluation of a
+  # 100,000-job lab. (placeholder refuses a string with context; the hash needs none.)
+  hash32 = s: substring 21 32 (builtins.placeholder (builtins.unsafeDiscardStringContext s));
 
   # Depth-first topological sort of `nodes` (names) given `depsOf name` (names).
   # Throws `onCycle path` on a cycle, where path lists the names along the cycle.

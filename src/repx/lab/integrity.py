@@ -412,7 +412,7 @@ def content_lab_id(data: bytes) -> str | None:
 
 
 def hash32(hex_digest: str) -> str:
-    """The first 160 bits of a hex digest as 32 Nix base-32 characters (as util.hash32)."""
+    """The first 160 bits of a hex digest as 32 Nix base-32 characters (lab ids)."""
     value = int(hex_digest[:40], 16)
     return "".join(NIX_BASE32[(value >> (5 * (31 - i))) & 31] for i in range(32))
 

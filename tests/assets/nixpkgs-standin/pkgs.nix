@@ -121,9 +121,11 @@ let
     "writeScriptBin" "writeShellScript" "writeShellScriptBin" "writeShellApplication" "symlinkJoin"
     "runtimeShell"
   ] (n: offline.${n}));
-  # nixpkgs' gawk has math (sqrt, log, 2^0.5): the stand-in takes GNU gawk, not busybox awk.
-  gnuOverrides = lib.filterAttrs (n: _: offline ? ${n} && offline.${n}.pname or "" == "gawk")
-    { gawk = offline.gawk or null; };
+  # nixpkgs' gawk has math (sqrt, log, 2^0.5), and its findutils is GNU find (the lab
+  # builder walks the tree once with -fprint0/-fprintf): the stand-in takes those two from
+  # the toolchain's GNU trees, not busybox.
+  gnuOverrides = lib.filterAttrs (n: v: v != null && offline ? ${n} && offline.${n}.pname or "" == n)
+    { gawk = offline.gawk or null; findutils = offline.findutils or null; };
 
   pkgs = fromOffline // rec {
     inherit lib system;
