@@ -227,8 +227,6 @@ def test_cancel_stops_the_remote_run(tmp_path, hosts):
     states = [j["status"] for j in json.loads(status.stdout)["jobs"]]
     # two running, the two other simulations locked by the runner (queued), the sum waits
     assert sorted(states) == ["queued", "queued", "running", "running", "waiting"], states
-    picked = _repx(env, "cancel", "--lab", lab, "--target", "far", "sweep")
-    assert picked.returncode == 2 and "not supported on SSH targets" in picked.stderr
     cancelled = _repx(env, "cancel", "--lab", lab, "--target", "far")
     assert cancelled.returncode == 0, cancelled.stderr
     assert "stopped 1 run(s) on target 'far'" in cancelled.stderr
@@ -238,6 +236,106 @@ def test_cancel_stops_the_remote_run(tmp_path, hosts):
     states = [j["status"] for j in json.loads(status.stdout)["jobs"]]
     assert "running" not in states and "succeeded" not in states
     assert not list(root.glob("base/.work/*"))  # nothing left locked or half-done
+
+
+def _wait_logs(root: Path, count: int) -> None:
+    deadline = time.monotonic() + _PATIENCE
+    while len(list(root.glob("base/.work/*/repx/stdout.log"))) < count:
+        assert time.monotonic() < deadline, "the remote jobs did not start"
+        time.sleep(0.1)
+
+
+def test_cancel_with_selectors_stops_only_the_runs_running_them(tmp_path, hosts):
+    root = _host_root(hosts, "nonix", tmp_path)
+    env = _config(tmp_path, hosts, hosts.target_toml("far", "nonix", root, "concurrency = 2"))
+    slow = 'sleep 600; cat "$params" > "$out/result.txt"'
+    runs = tuple(
+        RunSpec(
+            name,
+            (
+                StageSpec("sim", params=("x",), outputs=("result.txt",), script=slow),
+                StageSpec("sum", gather=("sim",), outputs=("total.txt",)),
+            ),
+            parameters={"x": values},
+        )
+        for name, values in (("a", [0, 1]), ("b", [10, 11]))
+    )
+    made = write_lab(tmp_path / "lab", runs, static_tools=True)
+    lab = made.root
+    subs = {}
+    for run in ("a", "b"):  # two submissions, one runner each
+        started = _repx(env, "run", "--lab", lab, "--target", "far", run)
+        assert started.returncode == 0, started.stderr
+        subs[run] = root / "submissions" / started.stdout.strip().splitlines()[-1]
+    _wait_logs(root, 4)
+
+    # a run's name: only the submission running it stops, the other one goes on
+    cancelled = _repx(env, "cancel", "--lab", lab, "--target", "far", "b")
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert "stopped 1 run(s) on target 'far'" in cancelled.stderr, cancelled.stderr
+    finished = (subs["b"] / "finished.log").read_text()
+    assert finished.count("\tinterrupted\t") == 2 and "summary\t0\t" in finished, finished
+    assert not (subs["a"] / "finished.log").exists()
+    status = _repx(env, "status", "--lab", lab, "--target", "far", "--json")
+    states = {j["id"]: j["status"] for j in json.loads(status.stdout)["jobs"]}
+    assert [states[j] for j in made.stage_jobs["a", "sim"]] == ["running", "running"], states
+    assert {states[j] for j in made.stage_jobs["b", "sim"]} == {"failed"}, states
+    assert not [p for p in root.glob("base/.work/*") if p.name in made.run_jobs["b"]]
+
+    # nothing runs b any more: nothing to stop
+    again = _repx(env, "cancel", "--lab", lab, "--target", "far", "b")
+    assert again.returncode == 0, again.stderr
+    assert "nothing to cancel" in again.stderr, again.stderr
+    assert not (subs["a"] / "finished.log").exists()
+
+    # a job that is not started yet (the gather) names the submission that will run it
+    (gather,) = made.stage_jobs["a", "sum"]
+    cancelled = _repx(env, "cancel", "--lab", lab, "--target", "far", gather)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert "stopped 1 run(s) on target 'far'" in cancelled.stderr, cancelled.stderr
+    assert "summary\t0\t" in (subs["a"] / "finished.log").read_text()
+    assert not list(root.glob("base/.work/*"))  # nothing left locked or half-done
+
+
+def test_force_reruns_on_the_target_and_a_failed_rerun_keeps_the_success(tmp_path, hosts):
+    root = _host_root(hosts, "nonix", tmp_path)
+    env = _config(tmp_path, hosts, hosts.target_toml("far", "nonix", root))
+    lab = _lab(tmp_path / "lab", n=2)
+    first = _repx(env, "run", "--lab", lab, "--target", "far", "--wait")
+    assert first.returncode == 0, first.stderr
+    sim = sorted(p.name for p in (lab / "jobs").iterdir() if p.name.endswith("-sim"))[0]
+    committed = root / "base" / "outputs" / sim
+    before = json.loads((committed / "repx" / "result.json").read_text())
+
+    forced = _repx(env, "run", "--lab", lab, "--target", "far", "--wait", "--force", sim)
+    assert forced.returncode == 0, forced.stderr
+    assert "1 succeeded" in forced.stderr, forced.stderr
+    after = json.loads((committed / "repx" / "result.json").read_text())
+    assert after["attempt"] != before["attempt"] and after["status"] == "succeeded"
+    records = [
+        json.loads(line)
+        for line in (root / "base" / "completions.jsonl").read_text().splitlines()
+        if json.loads(line)["job"] == sim
+    ]
+    assert [r["attempt"] for r in records] == [before["attempt"], after["attempt"]]
+
+    # a forced attempt that fails leaves the success; it is kept in failed-rerun/
+    script = next((lab / "jobs" / sim / "bin").iterdir())
+    script.write_text("#!/bin/sh\necho boom >&2\nexit 3\n")
+    refresh_integrity(lab)
+    failed = _repx(env, "run", "--lab", lab, "--target", "far", "--wait", "--force", sim)
+    assert failed.returncode == 1, failed.stderr
+    assert "1 failed" in failed.stderr and "boom" in failed.stderr, failed.stderr
+    assert json.loads((committed / "repx" / "result.json").read_text()) == after
+    assert (committed / "repx" / "SUCCESS").exists()
+    assert (committed / "out" / "result.txt").exists()
+    assert (committed / "failed-rerun" / "repx" / "FAIL").exists()
+    assert "boom" in (committed / "failed-rerun" / "repx" / "stderr.log").read_text()
+    lines = (root / "base" / "completions.jsonl").read_text().splitlines()
+    assert sum(json.loads(line)["job"] == sim for line in lines) == 2  # unrecorded
+    status = _repx(env, "status", "--lab", lab, "--target", "far", "--json")
+    assert {j["status"] for j in json.loads(status.stdout)["jobs"]} == {"succeeded"}
+    assert not list(root.glob("base/.work/*"))
 
 
 def test_unreachable_refused_and_full_disk_are_one_line(tmp_path, hosts):

@@ -11,8 +11,8 @@
 #                        continue (0/1), runtime (bwrap/native)
 #   SUB/nodes.tsv        one node per line in topological order: index, kind (J job |
 #                        B run barrier), id, predecessors ("3h 5s": node 3 must succeed,
-#                        node 5 must finish; "-": none), flags (g: gathered inputs),
-#                        parameters file
+#                        node 5 must finish; "-": none), flags (g: gathered inputs,
+#                        f: forced, run --force; "-": none), parameters file
 #   SUB/argv.nul, outputs.nul, dirs.nul, inputs.nul
 #                        one NUL-terminated record per node index: the job's full argv
 #                        (bwrap …), its declared outputs, their parent directories (fields
@@ -26,7 +26,7 @@
 # and host in repx/owner; the commit (its rename to outputs/<id>) releases it.
 #
 # Commands: start SUB | run SUB | follow SUB | snapshot BASE | log BASE JOB FILE LINES FOLLOW |
-# output BASE JOB [PATH] | cancel SUB
+# output BASE JOB [PATH] | live ROOT (job ids on stdin) | cancel SUB
 set -u
 shopt -s nullglob
 # a decimal point in $EPOCHREALTIME and numbers, whatever locale ssh passed on
@@ -128,7 +128,7 @@ prepare() { # $1 node: create its attempt directory, and those of the next ready
 
 launch() { # $1 node index: prepare the attempt and start the job in the background
   local i=$1 job=${ID[$1]} w out args=() g
-  if [[ -d $BASE/outputs/$job/out && -e $BASE/outputs/$job/repx/SUCCESS ]]; then
+  if [[ ${FLAGS[$i]} != *f* && -d $BASE/outputs/$job/out && -e $BASE/outputs/$job/repx/SUCCESS ]]; then
     settle "$i" S # committed meanwhile (another runner)
     DONE=$((DONE + 1))
     return 0
@@ -207,7 +207,7 @@ fail_start() { # $1 node, $2 why: the job could not be started (nothing recorded
 
 finish() { # $1 node index, $2 exit status, $3 interrupted (0/1): commit the attempt
   local i=$1 code=$2 job=${ID[$1]} w status reason why="" rel missing="" final end record
-  local marker us j_job j_host j_lab rels=() line
+  local marker us j_job j_host j_lab rels=() line trash kept=0
   w=${WORK[$job]}
   end=$EPOCHREALTIME
   final="$BASE/outputs/$job"
@@ -245,10 +245,18 @@ finish() { # $1 node index, $2 exit status, $3 interrupted (0/1): commit the att
   [[ ${FLAGS[$i]} == *g* ]] && write_inputs "$i" "$final" "$w"
   marker=FAIL
   [[ $status == succeeded ]] && marker=SUCCESS
+  trash=""
   if printf '%s\n' "$record" >"$w/repx/result.json" && : >"$w/repx/$marker"; then
     [[ $status != succeeded && -d $w/out ]] && mv "$w/out" "$w/failed-out"
-    if [[ -e $final ]]; then
-      mv "$final" "$w.trash" && rm -rf "$w.trash"
+    if [[ ${FLAGS[$i]} == *f* && $status != succeeded && -d $final/out && -e $final/repx/SUCCESS ]]; then
+      # a forced rerun that failed: the committed success stays the job's result; the
+      # attempt is kept beside it, unrecorded (as the local store does)
+      rm -rf "$final/failed-rerun" && mv "$w" "$final/failed-rerun" || status=error
+      kept=1
+    elif [[ -e $final ]]; then
+      # moved aside now, deleted after the commit: a forced success is replaced by two
+      # renames, never missing for longer
+      mv "$final" "$w.trash" && trash="$w.trash"
     fi
   else
     status=error # a full disk: the attempt stays in .work, nothing is visible
@@ -258,6 +266,12 @@ finish() { # $1 node index, $2 exit status, $3 interrupted (0/1): commit the att
   us=$((${end/./} - ${START[$job]/./}))
   printf -v line 'finished\t%s\t%s\t%s\t%d.%06d\t%s' "$job" "$status" "$code" \
     $((us / 1000000)) $((us % 1000000)) "$why"
+  if ((kept)) && [[ $status != error ]]; then
+    printf '%s\n' "$line"
+    FAILED=$((FAILED + 1))
+    settle "$i" F
+    return 0
+  fi
   if [[ $status == error ]]; then
     printf '%s\n' "$line"
     FAILED=$((FAILED + 1))
@@ -269,8 +283,10 @@ finish() { # $1 node index, $2 exit status, $3 interrupted (0/1): commit the att
   COMMIT_I+=("$i")
   COMMIT_RECORD+=("$record")
   COMMIT_LINE+=("$line")
-  # a failure is committed at once: --continue-on-failure or not decides what starts next
-  if ((${#COMMIT_W[@]} >= BATCH)) || [[ $status != succeeded ]]; then
+  [[ -n $trash ]] && COMMIT_TRASH+=("$trash")
+  # a failure is committed at once: --continue-on-failure or not decides what starts
+  # next; so is a job whose earlier result was moved aside
+  if ((${#COMMIT_W[@]} >= BATCH)) || [[ $status != succeeded || -n $trash ]]; then
     commit_batch
   fi
   return 0
@@ -280,6 +296,7 @@ COMMIT_W=()
 COMMIT_I=()
 COMMIT_RECORD=()
 COMMIT_LINE=()
+COMMIT_TRASH=()
 
 commit_batch() { # rename the finished attempts to outputs/<job> (one mv), record them
   local k i st
@@ -287,6 +304,8 @@ commit_batch() { # rename the finished attempts to outputs/<job> (one mv), recor
   if ! mv "${COMMIT_W[@]}" "$BASE/outputs/" 2>/dev/null; then
     : # some renames failed: each attempt still in .work is an error below
   fi
+  ((${#COMMIT_TRASH[@]})) && rm -rf "${COMMIT_TRASH[@]}"
+  COMMIT_TRASH=()
   for k in "${!COMMIT_W[@]}"; do
     i=${COMMIT_I[k]}
     if [[ -e ${COMMIT_W[k]} ]]; then
@@ -661,6 +680,32 @@ case $command in
       fi
     done
     ;;
+  live)
+    # the submissions under ROOT whose runner may still run (no finished.log); with job ids
+    # on stdin (one a line), only those that still have to finish one of them: a job of
+    # their plan that their progress log does not report finished or blocked yet
+    ROOT=$2
+    declare -A wanted=()
+    while IFS= read -r job; do [[ -n $job ]] && wanted[$job]=1; done
+    for sub in "$ROOT"/submissions/*; do
+      [[ -f $sub/pid && ! -e $sub/finished.log ]] || continue
+      if ((${#wanted[@]})); then
+        declare -A left=()
+        while IFS=$'\t' read -r _ kind id _; do
+          [[ $kind == J && -n ${wanted[$id]:-} ]] && left[$id]=1
+        done <"$sub/nodes.tsv"
+        if ((${#left[@]})) && [[ -f $sub/progress.log ]]; then
+          while IFS=$'\t' read -r kind id _; do
+            [[ $kind == finished || $kind == blocked ]] && unset "left[$id]"
+          done <"$sub/progress.log"
+        fi
+        ((${#left[@]})) || continue
+        unset left
+      fi
+      printf '%s\n' "${sub##*/}"
+    done
+    exit 0
+    ;;
   cancel)
     SUB=$2
     read -r pid <"$SUB/pid" || exit 0
@@ -693,7 +738,7 @@ case $command in
     exit 0
     ;;
   *)
-    printf 'usage: runner.sh start SUB | run SUB | snapshot BASE | log … | cancel SUB\n' >&2
+    printf 'usage: runner.sh start SUB | run SUB | snapshot BASE | log … | live ROOT | cancel SUB\n' >&2
     exit 2
     ;;
 esac

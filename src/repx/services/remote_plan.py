@@ -133,8 +133,11 @@ def write_plan(
     base: str,
     max_jobs: int,
     continue_on_failure: bool,
+    forced: frozenset[str] = frozenset(),
 ) -> int:
-    """Write the submission directory; return the number of jobs in it."""
+    """Write the submission directory; return the number of jobs in it. ``forced``: jobs
+    run again although committed there (``run --force``): their success stays when the
+    new attempt fails."""
     directory.mkdir(parents=True)
     shutil.copyfile(RUNNER, directory / RUNNER_NAME)
     settings = [
@@ -201,7 +204,8 @@ def write_plan(
             raise UsageError(f"job {node}: an input path holds a NUL byte")
         records["inputs"].append(text)
         params = lab.jobs[node].parameters_file
-        flags = "g" if spec.gathers else "-"  # g: inputs.json is rewritten at the commit
+        # g: inputs.json is rewritten at the commit; f: forced
+        flags = ("g" if spec.gathers else "") + ("f" if node in forced else "") or "-"
         lines.append(f"{index[node]}\tJ\t{node}\t{preds}\t{flags}\t{params}")
     (directory / "nodes.tsv").write_text("".join(line + "\n" for line in lines))
     for name, values in records.items():
