@@ -338,6 +338,60 @@ def test_force_reruns_on_the_target_and_a_failed_rerun_keeps_the_success(tmp_pat
     assert not list(root.glob("base/.work/*"))
 
 
+#: a report job: its inputs.json and the description of run sim, as it read them
+_REPORT = r"""
+cp "$inputs" "$out/inputs.json"
+cp "$(sed -n 's/.*"metadata__sim": "\(.*\)".*/\1/p' "$inputs")" "$out/meta.json"
+"""
+
+
+def test_metadata_inputs_describe_the_run_as_a_local_run_does(tmp_path, hosts):
+    """A soft run dependency with a failed job: the description carries the target's paths
+    and each job's status when the consumer started, byte for byte a local run's."""
+    failing = 'case "$(cat "$params")" in *2*) exit 3;; esac; cat "$params" > "$out/result.txt"'
+    runs = (
+        RunSpec(
+            "sim",
+            (StageSpec("sim", params=("x",), outputs=("result.txt",), script=failing),),
+            parameters={"x": [0, 1.0, 2, "é"]},
+        ),
+        RunSpec(
+            "report",
+            (StageSpec("report", metadata_of=("sim",), outputs=("meta.json",), script=_REPORT),),
+            depends_on={"sim": "soft"},
+        ),
+    )
+    made = write_lab(tmp_path / "lab", runs, static_tools=True)
+    lab = made.root
+    (report,) = made.run_jobs["report"]
+    root = _host_root(hosts, "nonix", tmp_path)
+    env = _config(tmp_path, hosts, hosts.target_toml("far", "nonix", root))
+    here = tmp_path / "here"
+    local = _repx(env, "run", "--lab", lab, "--base", here, "--continue-on-failure")
+    assert local.returncode == 1, local.stderr
+    far = _repx(env, "run", "--lab", lab, "--target", "far", "--wait", "--continue-on-failure")
+    assert far.returncode == 1, far.stderr
+    assert "4 succeeded" in far.stderr and "1 failed" in far.stderr, far.stderr
+
+    there = root / "base"
+    meta = json.loads((there / "outputs" / report / "out" / "meta.json").read_text())
+    assert meta["store_base"] == str(there)
+    statuses = {j: meta["jobs"][j]["status"] for j in made.run_jobs["sim"]}
+    assert sorted(statuses.values()) == ["failed", "succeeded", "succeeded", "succeeded"]
+    for job in made.run_jobs["sim"]:
+        assert meta["jobs"][job]["out_dir"] == str(there / "outputs" / job / "out")
+    # (out/inputs.json names the attempt's directory, whose name differs: not compared)
+    for rel in ("out/meta.json", "repx/inputs.json", "repx/run-metadata__sim.json"):
+        mine = (here / "outputs" / report / rel).read_bytes()
+        theirs = (there / "outputs" / report / rel).read_bytes()
+        assert theirs == mine.replace(os.fsencode(here), os.fsencode(there)), rel
+    # the committed inputs.json names the description at its committed place
+    inputs = json.loads((there / "outputs" / report / "repx" / "inputs.json").read_text())
+    assert inputs["metadata__sim"] == str(
+        there / "outputs" / report / "repx" / "run-metadata__sim.json"
+    )
+
+
 def test_unreachable_refused_and_full_disk_are_one_line(tmp_path, hosts):
     lab = _lab(tmp_path / "lab")
     cases = {

@@ -19,6 +19,10 @@
 #                        separated by \x1f) and its inputs.json; @@WORK@@ stands for the
 #                        attempt directory
 #   SUB/gathers/<index>/gather-*.json   the lists of gathered inputs
+#   SUB/metadata.nul     per node: the run descriptions of its metadata__<run> inputs, pairs
+#                        of fields (file name in repx/, template key)
+#   SUB/metadata/<key>.nul, <key>.jobs   a run description cut where each job's status
+#                        goes (NUL-terminated pieces), and those jobs' ids (one a line)
 # This script only executes that plan with the output store's protocol (docs/running.md):
 # an attempt in .work/<id>.<nonce>/{out,repx}, logs, result.json, a SUCCESS or FAIL marker,
 # one rename to outputs/<id>, one line appended to completions.jsonl. Per-job locks are
@@ -71,6 +75,37 @@ lock_held() { # $1 attempt dir: true while a live process on this host holds it
 
 declare -A WORK START NONCE PID_OF
 declare -a TRIES PREPARED
+
+# jq: the last recorded status of each job named in file $1, from completions.jsonl on
+# stdin ("job<TAB>status" lines); a torn line (a crash while appending) is skipped
+# shellcheck disable=SC2016 # jq's variables, not the shell's
+LAST_STATUS='($w | split("\n") | map(select(length > 0) | {key: ., value: true}) | from_entries) as $want
+  | reduce (inputs | fromjson? | objects
+      | select((.job | type) == "string" and (.status | type) == "string")
+      | select($want[.job])) as $r ({}; .[$r.job] = $r.status)
+  | to_entries[] | "\(.key)\t\(.value)"'
+
+describe() { # $1 template key, $2 file: the run's description with each job's status now
+  local key=$1 pieces=() ids=() parts=() k j st answer completions=$BASE/completions.jsonl
+  local -A last=()
+  mapfile -d '' -t pieces <"$SUB/metadata/$key.nul" || return 1
+  mapfile -t ids <"$SUB/metadata/$key.jobs" || return 1
+  ((${#pieces[@]} == ${#ids[@]} + 1)) || return 1
+  [[ -f $completions ]] || completions=/dev/null
+  answer=$(jq -r -n -R --rawfile w "$SUB/metadata/$key.jobs" "$LAST_STATUS" <"$completions") ||
+    return 1
+  while IFS=$'\t' read -r j st; do [[ -n $j ]] && last[$j]=$st; done <<<"$answer"
+  parts=("${pieces[0]}")
+  for k in "${!ids[@]}"; do
+    j=${ids[k]}
+    st=${last[$j]:-missing}
+    # as the local store's index: a success whose outputs are gone is missing
+    [[ $st == succeeded && ! -d $BASE/outputs/$j ]] && st=missing
+    [[ $st =~ ^[a-z_]+$ ]] || st=missing
+    parts+=("\"$st\"" "${pieces[k + 1]}")
+  done
+  printf '%s' "${parts[@]}" >"$2"
+}
 
 write_inputs() { # $1 node, $2 directory the gather lists are in, $3 the attempt
   local text=${INPUTS[$1]}
@@ -166,6 +201,16 @@ launch() { # $1 node index: prepare the attempt and start the job in the backgro
     return 0
   fi
   for g in "$SUB/gathers/$i"/gather-*.json; do copy_file "$g" "$w/repx/${g##*/}"; done
+  if [[ -n ${METAS[$i]} ]]; then
+    # statuses as of now: a soft run dependency may have failed jobs
+    IFS=$US read -r -a args <<<"${METAS[$i]}"
+    for ((g = 0; g + 1 < ${#args[@]}; g += 2)); do
+      describe "${args[g + 1]}" "$w/repx/${args[g]}" || {
+        fail_start "$i" "cannot describe the run of input ${args[g]}"
+        return 0
+      }
+    done
+  fi
   write_inputs "$i" "$w" "$w"
   IFS=$US read -r -a args <<<"${ARGV[$i]}"
   args=("${args[@]//"$PLACEHOLDER"/$w}")
@@ -338,7 +383,7 @@ commit_batch() { # rename the finished attempts to outputs/<job> (one mv), recor
 # or was blocked is blocked at once. States: P pending, R running, S succeeded,
 # F failed, B blocked.
 
-declare -a ID KIND PARAMS FLAGS STATE NWAIT SUCCS ARGV OUTPUTS DIRS INPUTS
+declare -a ID KIND PARAMS FLAGS STATE NWAIT SUCCS ARGV OUTPUTS DIRS INPUTS METAS
 READY=()
 WAITQ=()
 QHEAD=0
@@ -357,6 +402,7 @@ read_plan() {
   mapfile -d '' -t OUTPUTS <"$SUB/outputs.nul"
   mapfile -d '' -t DIRS <"$SUB/dirs.nul"
   mapfile -d '' -t INPUTS <"$SUB/inputs.nul"
+  mapfile -d '' -t METAS <"$SUB/metadata.nul"
   while IFS=$'\t' read -r idx kind id preds flags params; do
     ID[idx]=$id
     KIND[idx]=$kind
