@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -445,6 +446,122 @@ def test_example_lab_on_a_host_without_nix_is_byte_identical_to_local(tmp_path, 
     assert _sent(again.stderr) < 64 * 1024, again.stderr
 
 
+def _tokens(root: Path) -> dict[str, str]:
+    """branch-N/step-S -> the token that piece wrote (unique per execution)."""
+    return {
+        f"{p.parent.parent.parent.name}/{p.parent.parent.name}": p.read_text()
+        for p in sorted(root.glob("branch-*/step-*/out/token"))
+    }
+
+
+def _pieces_digest(job_dir: Path, base: Path) -> dict[str, bytes]:
+    """Every file of a committed scatter-gather job but its logs, results and the tokens,
+    the base directory's path replaced (worker_outs.json names it)."""
+    found = {}
+    for path in sorted(job_dir.rglob("*")):
+        rel = path.relative_to(job_dir).as_posix()
+        if path.is_dir() or path.name in {"token", "stdout.log", "stderr.log", "result.json"}:
+            continue
+        if path.name in {"scatter-task.json", "owner"}:  # the local orchestrator's; the lock
+            continue
+        data = path.read_bytes().replace(os.fsencode(base), b"<base>")
+        # the gather's inputs.json names the attempt's directory: .work/<job>.<nonce> here
+        found[rel] = re.sub(rb"(/\.work/[^/.]+)\.[0-9a-f]+/", rb"\1/", data)
+    return found
+
+
+@pytest.mark.slow
+def test_scatter_gather_jobs_run_on_the_target_as_locally(tmp_path, hosts):
+    """The scatter lab (built by Nix) on the host without /nix: the runner orchestrates
+    the pieces; outputs, work items and worker__outs equal a local run's; a failed branch
+    keeps the finished pieces, which the next attempt reuses."""
+    from runlab import build_lab, outputs_digest, run_jobs  # noqa: PLC0415
+
+    lab = build_lab("scatter")
+    root = _host_root(hosts, "nonix", tmp_path)
+    env = _config(tmp_path, hosts, hosts.target_toml("far", "nonix", root))
+    here = tmp_path / "here"
+    local = _repx(env, "run", "sums", "--lab", lab, "--base", here)
+    assert local.returncode == 0, local.stderr
+    far = _repx(env, "run", "sums", "--lab", lab, "--target", "far", "--wait")
+    assert far.returncode == 0, far.stderr
+    there = root / "base"
+    jobs = sorted(run_jobs(lab, "sums"))
+    assert outputs_digest(there, jobs) == outputs_digest(here, jobs)
+    (squares,) = [j for j in jobs if j.endswith("-squares")]
+    assert (there / "outputs" / squares / "out" / "sum.txt").read_text() == "30\n"
+    assert _pieces_digest(there / "outputs" / squares, there) == _pieces_digest(
+        here / "outputs" / squares, here
+    )
+    assert len(_tokens(there / "outputs" / squares)) == 8
+    assert not (there / "pieces" / squares).exists()
+
+    broken = _repx(env, "run", "broken", "--lab", lab, "--target", "far", "--wait")
+    assert broken.returncode == 1, broken.stderr
+    (failed,) = [j for j in run_jobs(lab, "broken") if j.endswith("-squares")]
+    pieces = there / "pieces" / failed
+    log = pieces / "branch-2" / "step-square" / "repx" / "stderr.log"
+    assert f"branch-2/step-square failed (exit status 3); its log: {log}" in broken.stderr
+    assert log.read_text() == "square: failing on 3 on purpose\n"
+    # nothing new starts after the failure (cpus = 1: one piece at a time)
+    before = _tokens(pieces)
+    assert sorted(before) == [
+        "branch-0/step-extract",
+        "branch-0/step-square",
+        "branch-1/step-extract",
+        "branch-1/step-square",
+        "branch-2/step-extract",
+    ]
+    assert not list((pieces / ".work").iterdir())
+    scatter = (pieces / "scatter" / "repx" / "result.json").read_bytes()
+    again = _repx(env, "run", "broken", "--lab", lab, "--target", "far", "--wait")
+    assert again.returncode == 1, again.stderr
+    after = _tokens(pieces)
+    assert {k: after[k] for k in before} == before  # only the failed branch ran again
+    assert (pieces / "scatter" / "repx" / "result.json").read_bytes() == scatter
+    assert not list(root.glob("base/.work/*"))
+
+
+def _slow_squares(flake: Path) -> None:
+    """Each square takes 3 s: the job runs for 12 s at least (it is cancelled after 3)."""
+    stage = flake / "nix" / "stages" / "squares.nix"
+    text = stage.read_text()
+    stage.write_text(
+        text.replace('n=$(cat "${inputs.number}")', 'sleep 3; n=$(cat "${inputs.number}")')
+    )
+
+
+@pytest.mark.slow
+def test_cancelled_scatter_gather_job_resumes_its_branches(tmp_path, hosts):
+    from runlab import build_lab  # noqa: PLC0415
+
+    lab = build_lab("scatter", edit=_slow_squares, variant="slow")
+    root = _host_root(hosts, "nonix", tmp_path)
+    env = _config(tmp_path, hosts, hosts.target_toml("far", "nonix", root))
+    started = _repx(env, "run", "sums", "--lab", lab, "--target", "far")
+    assert started.returncode == 0, started.stderr
+    deadline = time.monotonic() + _PATIENCE
+    while not list(root.glob("base/pieces/*/branch-0/step-square/repx/SUCCESS")):
+        assert time.monotonic() < deadline, "the first branch did not end"
+        time.sleep(0.1)
+    cancelled = _repx(env, "cancel", "--lab", lab, "--target", "far")
+    assert cancelled.returncode == 0, cancelled.stderr
+    finished = next(root.glob("submissions/*/finished.log")).read_text()
+    assert "-squares\tinterrupted\t" in finished, finished
+    (pieces,) = root.glob("base/pieces/*")
+    assert not list((pieces / ".work").iterdir())  # the stopped piece left nothing behind
+    done = _tokens(pieces)
+    assert "branch-0/step-square" in done, done
+
+    resumed = _repx(env, "run", "sums", "--lab", lab, "--target", "far", "--wait")
+    assert resumed.returncode == 0, resumed.stderr
+    committed = root / "base" / "outputs" / pieces.name
+    assert (committed / "out" / "sum.txt").read_text() == "30\n"
+    tokens = _tokens(committed)
+    assert {k: tokens[k] for k in done} == done and len(tokens) == 8
+    assert not pieces.exists()
+
+
 def test_log_follow_prints_until_the_job_ends(tmp_path, hosts):
     root = _host_root(hosts, "nonix", tmp_path)
     env = _config(tmp_path, hosts, hosts.target_toml("far", "nonix", root, "concurrency = 1"))
@@ -594,3 +711,22 @@ def test_remote_slurm_runs_the_plan_as_a_batch_job(tmp_path, slurm_host):
     assert "stopped 1 run(s)" in cancelled.stderr
     finished = [p.read_text() for p in root.glob("submissions/*/finished.log")]
     assert len(finished) == 2 and any("interrupted" in f for f in finished), finished
+
+
+@pytest.mark.slow
+def test_remote_slurm_runs_scatter_gather_jobs_in_its_batch_job(tmp_path, slurm_host):
+    from runlab import build_lab, outputs_digest, run_jobs  # noqa: PLC0415
+
+    lab = build_lab("scatter")
+    root = _host_root(slurm_host, "cluster", tmp_path)
+    extra = 'default_scheduler = "slurm"\nconcurrency = 2'
+    env = _config(tmp_path, slurm_host, slurm_host.target_toml("hpc", "cluster", root, extra))
+    far = _repx(env, "run", "sums", "--lab", lab, "--target", "hpc", "--wait")
+    assert far.returncode == 0, far.stderr
+    here = tmp_path / "here"
+    local = _repx(env, "run", "sums", "--lab", lab, "--base", here)
+    assert local.returncode == 0, local.stderr
+    jobs = sorted(run_jobs(lab, "sums"))
+    assert outputs_digest(root / "base", jobs) == outputs_digest(here, jobs)
+    (squares,) = [j for j in jobs if j.endswith("-squares")]
+    assert len(_tokens(root / "base" / "outputs" / squares)) == 8

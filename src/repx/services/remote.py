@@ -55,7 +55,7 @@ from repx.run.store import Store
 from repx.run.store_models import STORE_FORMAT, JobResult, JobStatus
 from repx.services import remote_delta
 from repx.services.location import Location, named_target
-from repx.services.remote_plan import RUNNER_NAME, remote_runtime, unsupported, write_plan
+from repx.services.remote_plan import RUNNER_NAME, remote_runtime, write_plan
 from repx.services.run import JobStatusEntry, RunOptions, StageStatus, StatusReport
 from repx.ssh import Connection, RemoteError, last_line
 
@@ -339,8 +339,6 @@ def run_remote(remote: Remote, options: RunOptions, reporter: Reporter) -> RunSu
         if options.verify:
             validate_lab(lab)
         selection = select(lab, options.selectors)
-        if (why := unsupported(lab, selection.jobs)) is not None:
-            raise UsageError(why)
         graph = build_graph(lab, selection)
         with remote.connect() as conn:
             synced = sync_lab(conn, remote, lab)

@@ -29,6 +29,7 @@ from repx.run.job import gather_file_name, run_metadata_file_name
 from repx.run.runtime import MAX_INPUT_BINDS, Runtime, image_rootfs_by_run
 from repx.run.spec import JobSpec, make_spec
 from repx.run.store_models import RunMetadata
+from repx.services.remote_scatter import write_scatter
 
 #: Stands for the attempt directory in argv and inputs.json (the runner substitutes it).
 PLACEHOLDER: Final = "@@WORK@@"
@@ -101,20 +102,6 @@ def remote_runtime(
 
 def _on_target(lab: LoadedLab, local: str, lab_dir: str) -> str:
     return os.path.join(lab_dir, os.path.relpath(local, lab.root))
-
-
-def unsupported(lab: LoadedLab, jobs: Iterable[str]) -> str | None:
-    """Why some of ``jobs`` cannot run on an SSH target yet (None: they all can)."""
-    for job in jobs:
-        if is_barrier(job):
-            continue
-        info = lab.jobs[job]
-        if info.scatter_gather is not None:
-            return (
-                f"job {job} is a scatter-gather job, which SSH targets do not run yet;"
-                " run it on this machine or on a SLURM target"
-            )
-    return None
 
 
 def _description_template(described: RunMetadata) -> tuple[list[str], list[str]]:
@@ -212,7 +199,8 @@ def write_plan(
                 "executable": os.path.join(lab_dir, os.path.relpath(spec.executable, lab.root)),
             }
         )
-        argv, _env, _cwd = runtime.command(spec, Path(PLACEHOLDER))
+        # a scatter-gather job: the runner's own orchestrator (runner.sh scatter) runs it
+        argv = [] if spec.pieces is not None else runtime.command(spec, Path(PLACEHOLDER))[0]
         parents: dict[str, None] = {}
         for rel in spec.outputs:
             parts = rel.split("/")[:-1]
@@ -246,6 +234,23 @@ def write_plan(
             described += [file, templates[run.name]]
             inputs[name] = os.path.join(PLACEHOLDER, "repx", file)
         records["metadata"].append(_fields(described, node))
+        if spec.pieces is not None:
+            moved = spec.pieces.model_copy(
+                update={
+                    "executables": {
+                        name: os.path.join(lab_dir, os.path.relpath(path, lab.root))
+                        for name, path in spec.pieces.executables.items()
+                    }
+                }
+            )
+            write_scatter(
+                directory / "scatter" / str(index[node]),
+                spec.model_copy(update={"pieces": moved}),
+                runtime,
+                inputs,
+                PLACEHOLDER,
+                _fields,
+            )
         text = json.dumps(inputs, indent=1, sort_keys=True)
         if "\0" in text:
             raise UsageError(f"job {node}: an input path holds a NUL byte")
@@ -253,7 +258,8 @@ def write_plan(
         params = lab.jobs[node].parameters_file
         # g: inputs.json names files of repx/, rewritten at the commit; f: forced
         written = spec.gathers or spec.run_metadata
-        flags = ("g" if written else "") + ("f" if node in forced else "") or "-"
+        flags = ("g" if written else "") + ("f" if node in forced else "")
+        flags = flags + ("s" if spec.pieces is not None else "") or "-"  # s: scatter-gather
         lines.append(f"{index[node]}\tJ\t{node}\t{preds}\t{flags}\t{params}")
     (directory / "nodes.tsv").write_text("".join(line + "\n" for line in lines))
     for name, values in records.items():
