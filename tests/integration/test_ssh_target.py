@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -227,8 +228,6 @@ def test_cancel_stops_the_remote_run(tmp_path, hosts):
     states = [j["status"] for j in json.loads(status.stdout)["jobs"]]
     # two running, the two other simulations locked by the runner (queued), the sum waits
     assert sorted(states) == ["queued", "queued", "running", "running", "waiting"], states
-    picked = _repx(env, "cancel", "--lab", lab, "--target", "far", "sweep")
-    assert picked.returncode == 2 and "not supported on SSH targets" in picked.stderr
     cancelled = _repx(env, "cancel", "--lab", lab, "--target", "far")
     assert cancelled.returncode == 0, cancelled.stderr
     assert "stopped 1 run(s) on target 'far'" in cancelled.stderr
@@ -238,6 +237,160 @@ def test_cancel_stops_the_remote_run(tmp_path, hosts):
     states = [j["status"] for j in json.loads(status.stdout)["jobs"]]
     assert "running" not in states and "succeeded" not in states
     assert not list(root.glob("base/.work/*"))  # nothing left locked or half-done
+
+
+def _wait_logs(root: Path, count: int) -> None:
+    deadline = time.monotonic() + _PATIENCE
+    while len(list(root.glob("base/.work/*/repx/stdout.log"))) < count:
+        assert time.monotonic() < deadline, "the remote jobs did not start"
+        time.sleep(0.1)
+
+
+def test_cancel_with_selectors_stops_only_the_runs_running_them(tmp_path, hosts):
+    root = _host_root(hosts, "nonix", tmp_path)
+    env = _config(tmp_path, hosts, hosts.target_toml("far", "nonix", root, "concurrency = 2"))
+    slow = 'sleep 600; cat "$params" > "$out/result.txt"'
+    runs = tuple(
+        RunSpec(
+            name,
+            (
+                StageSpec("sim", params=("x",), outputs=("result.txt",), script=slow),
+                StageSpec("sum", gather=("sim",), outputs=("total.txt",)),
+            ),
+            parameters={"x": values},
+        )
+        for name, values in (("a", [0, 1]), ("b", [10, 11]))
+    )
+    made = write_lab(tmp_path / "lab", runs, static_tools=True)
+    lab = made.root
+    subs = {}
+    for run in ("a", "b"):  # two submissions, one runner each
+        started = _repx(env, "run", "--lab", lab, "--target", "far", run)
+        assert started.returncode == 0, started.stderr
+        subs[run] = root / "submissions" / started.stdout.strip().splitlines()[-1]
+    _wait_logs(root, 4)
+
+    # a run's name: only the submission running it stops, the other one goes on
+    cancelled = _repx(env, "cancel", "--lab", lab, "--target", "far", "b")
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert "stopped 1 run(s) on target 'far'" in cancelled.stderr, cancelled.stderr
+    finished = (subs["b"] / "finished.log").read_text()
+    assert finished.count("\tinterrupted\t") == 2 and "summary\t0\t" in finished, finished
+    assert not (subs["a"] / "finished.log").exists()
+    status = _repx(env, "status", "--lab", lab, "--target", "far", "--json")
+    states = {j["id"]: j["status"] for j in json.loads(status.stdout)["jobs"]}
+    assert [states[j] for j in made.stage_jobs["a", "sim"]] == ["running", "running"], states
+    assert {states[j] for j in made.stage_jobs["b", "sim"]} == {"failed"}, states
+    assert not [p for p in root.glob("base/.work/*") if p.name in made.run_jobs["b"]]
+
+    # nothing runs b any more: nothing to stop
+    again = _repx(env, "cancel", "--lab", lab, "--target", "far", "b")
+    assert again.returncode == 0, again.stderr
+    assert "nothing to cancel" in again.stderr, again.stderr
+    assert not (subs["a"] / "finished.log").exists()
+
+    # a job that is not started yet (the gather) names the submission that will run it
+    (gather,) = made.stage_jobs["a", "sum"]
+    cancelled = _repx(env, "cancel", "--lab", lab, "--target", "far", gather)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert "stopped 1 run(s) on target 'far'" in cancelled.stderr, cancelled.stderr
+    assert "summary\t0\t" in (subs["a"] / "finished.log").read_text()
+    assert not list(root.glob("base/.work/*"))  # nothing left locked or half-done
+
+
+def test_force_reruns_on_the_target_and_a_failed_rerun_keeps_the_success(tmp_path, hosts):
+    root = _host_root(hosts, "nonix", tmp_path)
+    env = _config(tmp_path, hosts, hosts.target_toml("far", "nonix", root))
+    lab = _lab(tmp_path / "lab", n=2)
+    first = _repx(env, "run", "--lab", lab, "--target", "far", "--wait")
+    assert first.returncode == 0, first.stderr
+    sim = sorted(p.name for p in (lab / "jobs").iterdir() if p.name.endswith("-sim"))[0]
+    committed = root / "base" / "outputs" / sim
+    before = json.loads((committed / "repx" / "result.json").read_text())
+
+    forced = _repx(env, "run", "--lab", lab, "--target", "far", "--wait", "--force", sim)
+    assert forced.returncode == 0, forced.stderr
+    assert "1 succeeded" in forced.stderr, forced.stderr
+    after = json.loads((committed / "repx" / "result.json").read_text())
+    assert after["attempt"] != before["attempt"] and after["status"] == "succeeded"
+    records = [
+        json.loads(line)
+        for line in (root / "base" / "completions.jsonl").read_text().splitlines()
+        if json.loads(line)["job"] == sim
+    ]
+    assert [r["attempt"] for r in records] == [before["attempt"], after["attempt"]]
+
+    # a forced attempt that fails leaves the success; it is kept in failed-rerun/
+    script = next((lab / "jobs" / sim / "bin").iterdir())
+    script.write_text("#!/bin/sh\necho boom >&2\nexit 3\n")
+    refresh_integrity(lab)
+    failed = _repx(env, "run", "--lab", lab, "--target", "far", "--wait", "--force", sim)
+    assert failed.returncode == 1, failed.stderr
+    assert "1 failed" in failed.stderr and "boom" in failed.stderr, failed.stderr
+    assert json.loads((committed / "repx" / "result.json").read_text()) == after
+    assert (committed / "repx" / "SUCCESS").exists()
+    assert (committed / "out" / "result.txt").exists()
+    assert (committed / "failed-rerun" / "repx" / "FAIL").exists()
+    assert "boom" in (committed / "failed-rerun" / "repx" / "stderr.log").read_text()
+    lines = (root / "base" / "completions.jsonl").read_text().splitlines()
+    assert sum(json.loads(line)["job"] == sim for line in lines) == 2  # unrecorded
+    status = _repx(env, "status", "--lab", lab, "--target", "far", "--json")
+    assert {j["status"] for j in json.loads(status.stdout)["jobs"]} == {"succeeded"}
+    assert not list(root.glob("base/.work/*"))
+
+
+#: a report job: its inputs.json and the description of run sim, as it read them
+_REPORT = r"""
+cp "$inputs" "$out/inputs.json"
+cp "$(sed -n 's/.*"metadata__sim": "\(.*\)".*/\1/p' "$inputs")" "$out/meta.json"
+"""
+
+
+def test_metadata_inputs_describe_the_run_as_a_local_run_does(tmp_path, hosts):
+    """A soft run dependency with a failed job: the description carries the target's paths
+    and each job's status when the consumer started, byte for byte a local run's."""
+    failing = 'case "$(cat "$params")" in *2*) exit 3;; esac; cat "$params" > "$out/result.txt"'
+    runs = (
+        RunSpec(
+            "sim",
+            (StageSpec("sim", params=("x",), outputs=("result.txt",), script=failing),),
+            parameters={"x": [0, 1.0, 2, "é"]},
+        ),
+        RunSpec(
+            "report",
+            (StageSpec("report", metadata_of=("sim",), outputs=("meta.json",), script=_REPORT),),
+            depends_on={"sim": "soft"},
+        ),
+    )
+    made = write_lab(tmp_path / "lab", runs, static_tools=True)
+    lab = made.root
+    (report,) = made.run_jobs["report"]
+    root = _host_root(hosts, "nonix", tmp_path)
+    env = _config(tmp_path, hosts, hosts.target_toml("far", "nonix", root))
+    here = tmp_path / "here"
+    local = _repx(env, "run", "--lab", lab, "--base", here, "--continue-on-failure")
+    assert local.returncode == 1, local.stderr
+    far = _repx(env, "run", "--lab", lab, "--target", "far", "--wait", "--continue-on-failure")
+    assert far.returncode == 1, far.stderr
+    assert "4 succeeded" in far.stderr and "1 failed" in far.stderr, far.stderr
+
+    there = root / "base"
+    meta = json.loads((there / "outputs" / report / "out" / "meta.json").read_text())
+    assert meta["store_base"] == str(there)
+    statuses = {j: meta["jobs"][j]["status"] for j in made.run_jobs["sim"]}
+    assert sorted(statuses.values()) == ["failed", "succeeded", "succeeded", "succeeded"]
+    for job in made.run_jobs["sim"]:
+        assert meta["jobs"][job]["out_dir"] == str(there / "outputs" / job / "out")
+    # (out/inputs.json names the attempt's directory, whose name differs: not compared)
+    for rel in ("out/meta.json", "repx/inputs.json", "repx/run-metadata__sim.json"):
+        mine = (here / "outputs" / report / rel).read_bytes()
+        theirs = (there / "outputs" / report / rel).read_bytes()
+        assert theirs == mine.replace(os.fsencode(here), os.fsencode(there)), rel
+    # the committed inputs.json names the description at its committed place
+    inputs = json.loads((there / "outputs" / report / "repx" / "inputs.json").read_text())
+    assert inputs["metadata__sim"] == str(
+        there / "outputs" / report / "repx" / "run-metadata__sim.json"
+    )
 
 
 def test_unreachable_refused_and_full_disk_are_one_line(tmp_path, hosts):
@@ -291,6 +444,122 @@ def test_example_lab_on_a_host_without_nix_is_byte_identical_to_local(tmp_path, 
     again = _repx(env, "run", "--lab", lab, "--target", "far", "--wait")
     assert again.returncode == 0, again.stderr
     assert _sent(again.stderr) < 64 * 1024, again.stderr
+
+
+def _tokens(root: Path) -> dict[str, str]:
+    """branch-N/step-S -> the token that piece wrote (unique per execution)."""
+    return {
+        f"{p.parent.parent.parent.name}/{p.parent.parent.name}": p.read_text()
+        for p in sorted(root.glob("branch-*/step-*/out/token"))
+    }
+
+
+def _pieces_digest(job_dir: Path, base: Path) -> dict[str, bytes]:
+    """Every file of a committed scatter-gather job but its logs, results and the tokens,
+    the base directory's path replaced (worker_outs.json names it)."""
+    found = {}
+    for path in sorted(job_dir.rglob("*")):
+        rel = path.relative_to(job_dir).as_posix()
+        if path.is_dir() or path.name in {"token", "stdout.log", "stderr.log", "result.json"}:
+            continue
+        if path.name in {"scatter-task.json", "owner"}:  # the local orchestrator's; the lock
+            continue
+        data = path.read_bytes().replace(os.fsencode(base), b"<base>")
+        # the gather's inputs.json names the attempt's directory: .work/<job>.<nonce> here
+        found[rel] = re.sub(rb"(/\.work/[^/.]+)\.[0-9a-f]+/", rb"\1/", data)
+    return found
+
+
+@pytest.mark.slow
+def test_scatter_gather_jobs_run_on_the_target_as_locally(tmp_path, hosts):
+    """The scatter lab (built by Nix) on the host without /nix: the runner orchestrates
+    the pieces; outputs, work items and worker__outs equal a local run's; a failed branch
+    keeps the finished pieces, which the next attempt reuses."""
+    from runlab import build_lab, outputs_digest, run_jobs  # noqa: PLC0415
+
+    lab = build_lab("scatter")
+    root = _host_root(hosts, "nonix", tmp_path)
+    env = _config(tmp_path, hosts, hosts.target_toml("far", "nonix", root))
+    here = tmp_path / "here"
+    local = _repx(env, "run", "sums", "--lab", lab, "--base", here)
+    assert local.returncode == 0, local.stderr
+    far = _repx(env, "run", "sums", "--lab", lab, "--target", "far", "--wait")
+    assert far.returncode == 0, far.stderr
+    there = root / "base"
+    jobs = sorted(run_jobs(lab, "sums"))
+    assert outputs_digest(there, jobs) == outputs_digest(here, jobs)
+    (squares,) = [j for j in jobs if j.endswith("-squares")]
+    assert (there / "outputs" / squares / "out" / "sum.txt").read_text() == "30\n"
+    assert _pieces_digest(there / "outputs" / squares, there) == _pieces_digest(
+        here / "outputs" / squares, here
+    )
+    assert len(_tokens(there / "outputs" / squares)) == 8
+    assert not (there / "pieces" / squares).exists()
+
+    broken = _repx(env, "run", "broken", "--lab", lab, "--target", "far", "--wait")
+    assert broken.returncode == 1, broken.stderr
+    (failed,) = [j for j in run_jobs(lab, "broken") if j.endswith("-squares")]
+    pieces = there / "pieces" / failed
+    log = pieces / "branch-2" / "step-square" / "repx" / "stderr.log"
+    assert f"branch-2/step-square failed (exit status 3); its log: {log}" in broken.stderr
+    assert log.read_text() == "square: failing on 3 on purpose\n"
+    # nothing new starts after the failure (cpus = 1: one piece at a time)
+    before = _tokens(pieces)
+    assert sorted(before) == [
+        "branch-0/step-extract",
+        "branch-0/step-square",
+        "branch-1/step-extract",
+        "branch-1/step-square",
+        "branch-2/step-extract",
+    ]
+    assert not list((pieces / ".work").iterdir())
+    scatter = (pieces / "scatter" / "repx" / "result.json").read_bytes()
+    again = _repx(env, "run", "broken", "--lab", lab, "--target", "far", "--wait")
+    assert again.returncode == 1, again.stderr
+    after = _tokens(pieces)
+    assert {k: after[k] for k in before} == before  # only the failed branch ran again
+    assert (pieces / "scatter" / "repx" / "result.json").read_bytes() == scatter
+    assert not list(root.glob("base/.work/*"))
+
+
+def _slow_squares(flake: Path) -> None:
+    """Each square takes 3 s: the job runs for 12 s at least (it is cancelled after 3)."""
+    stage = flake / "nix" / "stages" / "squares.nix"
+    text = stage.read_text()
+    stage.write_text(
+        text.replace('n=$(cat "${inputs.number}")', 'sleep 3; n=$(cat "${inputs.number}")')
+    )
+
+
+@pytest.mark.slow
+def test_cancelled_scatter_gather_job_resumes_its_branches(tmp_path, hosts):
+    from runlab import build_lab  # noqa: PLC0415
+
+    lab = build_lab("scatter", edit=_slow_squares, variant="slow")
+    root = _host_root(hosts, "nonix", tmp_path)
+    env = _config(tmp_path, hosts, hosts.target_toml("far", "nonix", root))
+    started = _repx(env, "run", "sums", "--lab", lab, "--target", "far")
+    assert started.returncode == 0, started.stderr
+    deadline = time.monotonic() + _PATIENCE
+    while not list(root.glob("base/pieces/*/branch-0/step-square/repx/SUCCESS")):
+        assert time.monotonic() < deadline, "the first branch did not end"
+        time.sleep(0.1)
+    cancelled = _repx(env, "cancel", "--lab", lab, "--target", "far")
+    assert cancelled.returncode == 0, cancelled.stderr
+    finished = next(root.glob("submissions/*/finished.log")).read_text()
+    assert "-squares\tinterrupted\t" in finished, finished
+    (pieces,) = root.glob("base/pieces/*")
+    assert not list((pieces / ".work").iterdir())  # the stopped piece left nothing behind
+    done = _tokens(pieces)
+    assert "branch-0/step-square" in done, done
+
+    resumed = _repx(env, "run", "sums", "--lab", lab, "--target", "far", "--wait")
+    assert resumed.returncode == 0, resumed.stderr
+    committed = root / "base" / "outputs" / pieces.name
+    assert (committed / "out" / "sum.txt").read_text() == "30\n"
+    tokens = _tokens(committed)
+    assert {k: tokens[k] for k in done} == done and len(tokens) == 8
+    assert not pieces.exists()
 
 
 def test_log_follow_prints_until_the_job_ends(tmp_path, hosts):
@@ -442,3 +711,22 @@ def test_remote_slurm_runs_the_plan_as_a_batch_job(tmp_path, slurm_host):
     assert "stopped 1 run(s)" in cancelled.stderr
     finished = [p.read_text() for p in root.glob("submissions/*/finished.log")]
     assert len(finished) == 2 and any("interrupted" in f for f in finished), finished
+
+
+@pytest.mark.slow
+def test_remote_slurm_runs_scatter_gather_jobs_in_its_batch_job(tmp_path, slurm_host):
+    from runlab import build_lab, outputs_digest, run_jobs  # noqa: PLC0415
+
+    lab = build_lab("scatter")
+    root = _host_root(slurm_host, "cluster", tmp_path)
+    extra = 'default_scheduler = "slurm"\nconcurrency = 2'
+    env = _config(tmp_path, slurm_host, slurm_host.target_toml("hpc", "cluster", root, extra))
+    far = _repx(env, "run", "sums", "--lab", lab, "--target", "hpc", "--wait")
+    assert far.returncode == 0, far.stderr
+    here = tmp_path / "here"
+    local = _repx(env, "run", "sums", "--lab", lab, "--base", here)
+    assert local.returncode == 0, local.stderr
+    jobs = sorted(run_jobs(lab, "sums"))
+    assert outputs_digest(root / "base", jobs) == outputs_digest(here, jobs)
+    (squares,) = [j for j in jobs if j.endswith("-squares")]
+    assert len(_tokens(root / "base" / "outputs" / squares)) == 8

@@ -31,7 +31,6 @@ def cancel(
     Ctrl-C); the next `repx run` does exactly what is missing.
     """
     from repx.config import resolve_base  # noqa: PLC0415
-    from repx.errors import UsageError  # noqa: PLC0415
     from repx.services.cancel import stop_local_runs  # noqa: PLC0415
     from repx.services.location import Location, target_of  # noqa: PLC0415
     from repx.services.remote import remote_cancel, remote_target  # noqa: PLC0415 (SSH)
@@ -39,12 +38,10 @@ def cancel(
 
     where = Location(lab=lab, base=base, target=target)
     if (remote := remote_target(where)) is not None:
-        if selectors:
-            raise UsageError(
-                f"repx cancel --target {remote.name} stops every run there; selecting runs"
-                " or jobs is not supported on SSH targets yet"
-            )
-        stopped = remote_cancel(remote)
+        stopped = remote_cancel(remote, selected_jobs(where, tuple(selectors or ())))
+        if not stopped and selectors:
+            output.message(f"nothing to cancel: no run on target '{remote.name}' runs them")
+            return
         output.message(f"stopped {len(stopped)} run(s) on target '{remote.name}'")
         return
     store = resolve_base(where.base, target_of(where))

@@ -11,7 +11,8 @@
 #                        continue (0/1), runtime (bwrap/native)
 #   SUB/nodes.tsv        one node per line in topological order: index, kind (J job |
 #                        B run barrier), id, predecessors ("3h 5s": node 3 must succeed,
-#                        node 5 must finish; "-": none), flags (g: gathered inputs),
+#                        node 5 must finish; "-": none), flags (g: gathered inputs,
+#                        f: forced, run --force; s: scatter-gather; "-": none),
 #                        parameters file
 #   SUB/argv.nul, outputs.nul, dirs.nul, inputs.nul
 #                        one NUL-terminated record per node index: the job's full argv
@@ -19,6 +20,11 @@
 #                        separated by \x1f) and its inputs.json; @@WORK@@ stands for the
 #                        attempt directory
 #   SUB/gathers/<index>/gather-*.json   the lists of gathered inputs
+#   SUB/metadata.nul     per node: the run descriptions of its metadata__<run> inputs, pairs
+#                        of fields (file name in repx/, template key)
+#   SUB/scatter/<index>/  a scatter-gather job's pieces (below, "scatter-gather jobs")
+#   SUB/metadata/<key>.nul, <key>.jobs   a run description cut where each job's status
+#                        goes (NUL-terminated pieces), and those jobs' ids (one a line)
 # This script only executes that plan with the output store's protocol (docs/running.md):
 # an attempt in .work/<id>.<nonce>/{out,repx}, logs, result.json, a SUCCESS or FAIL marker,
 # one rename to outputs/<id>, one line appended to completions.jsonl. Per-job locks are
@@ -26,7 +32,8 @@
 # and host in repx/owner; the commit (its rename to outputs/<id>) releases it.
 #
 # Commands: start SUB | run SUB | follow SUB | snapshot BASE | log BASE JOB FILE LINES FOLLOW |
-# output BASE JOB [PATH] | cancel SUB
+# output BASE JOB [PATH] | live ROOT (job ids on stdin) | scatter SUB INDEX WORK |
+# work-items FILE | cancel SUB
 set -u
 shopt -s nullglob
 # a decimal point in $EPOCHREALTIME and numbers, whatever locale ssh passed on
@@ -71,6 +78,37 @@ lock_held() { # $1 attempt dir: true while a live process on this host holds it
 
 declare -A WORK START NONCE PID_OF
 declare -a TRIES PREPARED
+
+# jq: the last recorded status of each job named in file $1, from completions.jsonl on
+# stdin ("job<TAB>status" lines); a torn line (a crash while appending) is skipped
+# shellcheck disable=SC2016 # jq's variables, not the shell's
+LAST_STATUS='($w | split("\n") | map(select(length > 0) | {key: ., value: true}) | from_entries) as $want
+  | reduce (inputs | fromjson? | objects
+      | select((.job | type) == "string" and (.status | type) == "string")
+      | select($want[.job])) as $r ({}; .[$r.job] = $r.status)
+  | to_entries[] | "\(.key)\t\(.value)"'
+
+describe() { # $1 template key, $2 file: the run's description with each job's status now
+  local key=$1 pieces=() ids=() parts=() k j st answer completions=$BASE/completions.jsonl
+  local -A last=()
+  mapfile -d '' -t pieces <"$SUB/metadata/$key.nul" || return 1
+  mapfile -t ids <"$SUB/metadata/$key.jobs" || return 1
+  ((${#pieces[@]} == ${#ids[@]} + 1)) || return 1
+  [[ -f $completions ]] || completions=/dev/null
+  answer=$(jq -r -n -R --rawfile w "$SUB/metadata/$key.jobs" "$LAST_STATUS" <"$completions") ||
+    return 1
+  while IFS=$'\t' read -r j st; do [[ -n $j ]] && last[$j]=$st; done <<<"$answer"
+  parts=("${pieces[0]}")
+  for k in "${!ids[@]}"; do
+    j=${ids[k]}
+    st=${last[$j]:-missing}
+    # as the local store's index: a success whose outputs are gone is missing
+    [[ $st == succeeded && ! -d $BASE/outputs/$j ]] && st=missing
+    [[ $st =~ ^[a-z_]+$ ]] || st=missing
+    parts+=("\"$st\"" "${pieces[k + 1]}")
+  done
+  printf '%s' "${parts[@]}" >"$2"
+}
 
 write_inputs() { # $1 node, $2 directory the gather lists are in, $3 the attempt
   local text=${INPUTS[$1]}
@@ -128,7 +166,7 @@ prepare() { # $1 node: create its attempt directory, and those of the next ready
 
 launch() { # $1 node index: prepare the attempt and start the job in the background
   local i=$1 job=${ID[$1]} w out args=() g
-  if [[ -d $BASE/outputs/$job/out && -e $BASE/outputs/$job/repx/SUCCESS ]]; then
+  if [[ ${FLAGS[$i]} != *f* && -d $BASE/outputs/$job/out && -e $BASE/outputs/$job/repx/SUCCESS ]]; then
     settle "$i" S # committed meanwhile (another runner)
     DONE=$((DONE + 1))
     return 0
@@ -166,9 +204,21 @@ launch() { # $1 node index: prepare the attempt and start the job in the backgro
     return 0
   fi
   for g in "$SUB/gathers/$i"/gather-*.json; do copy_file "$g" "$w/repx/${g##*/}"; done
+  if [[ -n ${METAS[$i]} ]]; then
+    # statuses as of now: a soft run dependency may have failed jobs
+    IFS=$US read -r -a args <<<"${METAS[$i]}"
+    for ((g = 0; g + 1 < ${#args[@]}; g += 2)); do
+      describe "${args[g + 1]}" "$w/repx/${args[g]}" || {
+        fail_start "$i" "cannot describe the run of input ${args[g]}"
+        return 0
+      }
+    done
+  fi
   write_inputs "$i" "$w" "$w"
   IFS=$US read -r -a args <<<"${ARGV[$i]}"
   args=("${args[@]//"$PLACEHOLDER"/$w}")
+  # a scatter-gather job: this script orchestrates its pieces (runner.sh scatter)
+  [[ ${FLAGS[$i]} == *s* ]] && args=("$BASH" "${BASH_SOURCE[0]}" scatter "$SUB" "$i" "$w")
   START[$job]=$EPOCHREALTIME
   (
     cd "$out" || exit 126
@@ -207,7 +257,7 @@ fail_start() { # $1 node, $2 why: the job could not be started (nothing recorded
 
 finish() { # $1 node index, $2 exit status, $3 interrupted (0/1): commit the attempt
   local i=$1 code=$2 job=${ID[$1]} w status reason why="" rel missing="" final end record
-  local marker us j_job j_host j_lab rels=() line
+  local marker us j_job j_host j_lab rels=() line trash kept=0
   w=${WORK[$job]}
   end=$EPOCHREALTIME
   final="$BASE/outputs/$job"
@@ -223,6 +273,9 @@ finish() { # $1 node index, $2 exit status, $3 interrupted (0/1): commit the att
   elif [[ $code != 0 ]]; then
     status=failed
     why="exit status $code"
+    # a scatter-gather job's orchestrator says which piece failed
+    [[ ${FLAGS[$i]} == *s* ]] && read -r why 2>/dev/null <"$w/repx/pieces-reason.txt"
+    [[ -n $why ]] || why="exit status $code"
   elif [[ -n ${OUTPUTS[$i]} ]]; then
     IFS=$US read -r -a rels <<<"${OUTPUTS[$i]}"
     for rel in "${rels[@]}"; do
@@ -245,10 +298,18 @@ finish() { # $1 node index, $2 exit status, $3 interrupted (0/1): commit the att
   [[ ${FLAGS[$i]} == *g* ]] && write_inputs "$i" "$final" "$w"
   marker=FAIL
   [[ $status == succeeded ]] && marker=SUCCESS
+  trash=""
   if printf '%s\n' "$record" >"$w/repx/result.json" && : >"$w/repx/$marker"; then
     [[ $status != succeeded && -d $w/out ]] && mv "$w/out" "$w/failed-out"
-    if [[ -e $final ]]; then
-      mv "$final" "$w.trash" && rm -rf "$w.trash"
+    if [[ ${FLAGS[$i]} == *f* && $status != succeeded && -d $final/out && -e $final/repx/SUCCESS ]]; then
+      # a forced rerun that failed: the committed success stays the job's result; the
+      # attempt is kept beside it, unrecorded (as the local store does)
+      rm -rf "$final/failed-rerun" && mv "$w" "$final/failed-rerun" || status=error
+      kept=1
+    elif [[ -e $final ]]; then
+      # moved aside now, deleted after the commit: a forced success is replaced by two
+      # renames, never missing for longer
+      mv "$final" "$w.trash" && trash="$w.trash"
     fi
   else
     status=error # a full disk: the attempt stays in .work, nothing is visible
@@ -258,6 +319,12 @@ finish() { # $1 node index, $2 exit status, $3 interrupted (0/1): commit the att
   us=$((${end/./} - ${START[$job]/./}))
   printf -v line 'finished\t%s\t%s\t%s\t%d.%06d\t%s' "$job" "$status" "$code" \
     $((us / 1000000)) $((us % 1000000)) "$why"
+  if ((kept)) && [[ $status != error ]]; then
+    printf '%s\n' "$line"
+    FAILED=$((FAILED + 1))
+    settle "$i" F
+    return 0
+  fi
   if [[ $status == error ]]; then
     printf '%s\n' "$line"
     FAILED=$((FAILED + 1))
@@ -269,8 +336,10 @@ finish() { # $1 node index, $2 exit status, $3 interrupted (0/1): commit the att
   COMMIT_I+=("$i")
   COMMIT_RECORD+=("$record")
   COMMIT_LINE+=("$line")
-  # a failure is committed at once: --continue-on-failure or not decides what starts next
-  if ((${#COMMIT_W[@]} >= BATCH)) || [[ $status != succeeded ]]; then
+  [[ -n $trash ]] && COMMIT_TRASH+=("$trash")
+  # a failure is committed at once: --continue-on-failure or not decides what starts
+  # next; so is a job whose earlier result was moved aside
+  if ((${#COMMIT_W[@]} >= BATCH)) || [[ $status != succeeded || -n $trash ]]; then
     commit_batch
   fi
   return 0
@@ -280,6 +349,7 @@ COMMIT_W=()
 COMMIT_I=()
 COMMIT_RECORD=()
 COMMIT_LINE=()
+COMMIT_TRASH=()
 
 commit_batch() { # rename the finished attempts to outputs/<job> (one mv), record them
   local k i st
@@ -287,6 +357,8 @@ commit_batch() { # rename the finished attempts to outputs/<job> (one mv), recor
   if ! mv "${COMMIT_W[@]}" "$BASE/outputs/" 2>/dev/null; then
     : # some renames failed: each attempt still in .work is an error below
   fi
+  ((${#COMMIT_TRASH[@]})) && rm -rf "${COMMIT_TRASH[@]}"
+  COMMIT_TRASH=()
   for k in "${!COMMIT_W[@]}"; do
     i=${COMMIT_I[k]}
     if [[ -e ${COMMIT_W[k]} ]]; then
@@ -319,7 +391,7 @@ commit_batch() { # rename the finished attempts to outputs/<job> (one mv), recor
 # or was blocked is blocked at once. States: P pending, R running, S succeeded,
 # F failed, B blocked.
 
-declare -a ID KIND PARAMS FLAGS STATE NWAIT SUCCS ARGV OUTPUTS DIRS INPUTS
+declare -a ID KIND PARAMS FLAGS STATE NWAIT SUCCS ARGV OUTPUTS DIRS INPUTS METAS
 READY=()
 WAITQ=()
 QHEAD=0
@@ -338,6 +410,7 @@ read_plan() {
   mapfile -d '' -t OUTPUTS <"$SUB/outputs.nul"
   mapfile -d '' -t DIRS <"$SUB/dirs.nul"
   mapfile -d '' -t INPUTS <"$SUB/inputs.nul"
+  mapfile -d '' -t METAS <"$SUB/metadata.nul"
   while IFS=$'\t' read -r idx kind id preds flags params; do
     ID[idx]=$id
     KIND[idx]=$kind
@@ -479,6 +552,368 @@ run_plan() {
   done
   printf 'summary\t%s\t%s\t%s\t%s\t%s\n' "$DONE" "$FAILED" "$BLOCKED" "$pending" "$STOPPING"
   SUMMARY_WRITTEN=1
+}
+
+# -- scatter-gather jobs ----------------------------------------------------------------
+# `runner.sh scatter SUB INDEX WORK` is the process of a scatter-gather job (locally
+# `python -m repx.run.scatter`; docs/remote.md, "Scatter-gather jobs"), with the same
+# layout in the store: the pieces under <base>/pieces/<job>/ (scatter/, branch-N/
+# work_item.json, branch-N/step-S/, gather/, .work/<piece>.<nonce>/ in progress), each
+# committed there by rename so that a later attempt runs only the pieces not done; the
+# gather's out/ becomes the attempt's, and the pieces move into the attempt.
+# SUB/scatter/<index>/: settings (NUL-separated: pieces dir, committed dir, cpu budget,
+# work item list, sink step, number of steps); <n>.nul, one piece each (0 the scatter,
+# 1… the steps in order, the last the gather): key, cpus, deps, outputs, their parent
+# directories (fields separated by \x1f), inputs.json, argv; outs-pieces, outs-final:
+# one element of worker__outs. @@BRANCH@@ stands for the branch, @@PIECE@@ for the
+# piece's attempt directory.
+
+# jq: the work items (file $t), one a line, each as Python's json.dumps(item,
+# sort_keys=True) writes it, as locally (the steps read these files). jq 1.6 reads 1.0 as
+# 1 and rounds large integers: the numbers' own text is kept — the text is cut at its
+# quotes (an escaped one rejoined), numbers outside strings become strings "n<literal>"
+# and strings "s<text>", then parsed — and formatted as Python does (a float: its
+# shortest digits, jq's, laid out as Python's repr; an integer as written; strings ASCII
+# with \uXXXX escapes; keys sorted). Under 1 ms per item with jq 1.6.
+# shellcheck disable=SC2016 # jq's variables, not the shell's
+WORK_ITEMS='def hex4: [(. / 4096 | floor) % 16, (. / 256 | floor) % 16, (. / 16 | floor) % 16, . % 16]
+  | map("0123456789abcdef"[.:. + 1]) | join("");
+# the encoding of jq is that of Python for printable ASCII (lowercase \u00XX for controls)
+def pystr: tojson as $j | if ($j | explode | max) < 127 then $j else "\"" + (explode | map(
+    if . == 34 then "\\\"" elif . == 92 then "\\\\" elif . == 10 then "\\n"
+    elif . == 13 then "\\r" elif . == 9 then "\\t" elif . == 8 then "\\b"
+    elif . == 12 then "\\f"
+    elif . > 65535 then (. - 65536) as $c
+      | "\\u" + ((55296 + ($c / 1024 | floor)) | hex4) + "\\u" + ((56320 + $c % 1024) | hex4)
+    elif . < 32 or . > 126 then "\\u" + hex4
+    else [.] | implode end) | join("")) + "\"" end;
+def zeros($n): [range($n) | "0"] | join("");
+# a float as the repr of Python writes it: the shortest digits (those of jq), in fixed notation when
+# -4 < decimal point <= 16 (with ".0" if integral), else d.ddde+XX
+def pyfloat: (tonumber | tojson) as $s
+  | (if $s | startswith("-") then "-" else "" end) as $sign
+  | ($s | ltrimstr("-") | split("e")) as $me
+  | ($me[0] | split(".")) as $ip
+  | ($ip[0] + ($ip[1] // "")) as $all
+  | ($all | explode | map(. == 48)) as $z
+  | (($z | index(false)) // ($z | length)) as $lead
+  | (($z | reverse | index(false)) // ($z | length)) as $trail
+  | ($all[$lead:(($all | length) - $trail)]) as $d
+  | (($ip[0] | length) + (($me[1] // "0") | ltrimstr("+") | tonumber) - $lead) as $p
+  | if $d == "" then $sign + "0.0"
+    elif $p > -4 and $p <= 16 then $sign + (
+      if $p <= 0 then "0." + zeros(- $p) + $d
+      elif $p >= ($d | length) then $d + zeros($p - ($d | length)) + ".0"
+      else $d[:$p] + "." + $d[$p:] end)
+    else ($p - 1) as $e
+      | $sign + $d[:1] + (if ($d | length) > 1 then "." + $d[1:] else "" end) + "e"
+        + (if $e < 0 then "-" else "+" end)
+        + (($e | fabs | tostring) as $x | if ($x | length) < 2 then "0" + $x else $x end)
+    end;
+def pynum: if (index(".") // index("e") // index("E")) != null then pyfloat
+  elif . == "-0" then "0" else . end;
+def py: if type == "object" then
+    if length == 0 then "{}"
+    else "{" + (to_entries | sort_by(.key)
+      | map((.key[1:] | pystr) + ": " + (.value | py)) | join(", ")) + "}" end
+  elif type == "array" then
+    if length == 0 then "[]" else "[" + (map(py) | join(", ")) + "]" end
+  elif type == "string" then
+    if startswith("n") then .[1:] | pynum else .[1:] | pystr end
+  else tojson end;
+def outside: reduce ("\n", "\t", "\r") as $w (.; split($w) | join(" "))
+  | reduce ("[", "]", "{", "}", ":", ",") as $c (.; split($c) | join(" " + $c + " "))
+  | split(" ") | map(select(length > 0)
+    | if .[0:1] as $c | "-0123456789" | index($c) != null then "\"n" + . + "\"" else . end)
+  | join("");
+def odd_backslashes: endswith("\\") and (explode | reverse
+  | reduce .[] as $c ({n: 0, on: true}; if .on and $c == 92 then .n += 1 else .on = false end)
+  | .n % 2 == 1);
+if ($t | fromjson | type) != "array" then error("must be a JSON list") else . end
+| [foreach ($t | split("\""))[] as $p ({str: null, first: true, emit: null};
+    if .first then .emit = ($p | outside) | .first = false
+    elif .str == null then .str = $p | .emit = null
+    elif (.str | odd_backslashes) then .str += "\"" + $p | .emit = null
+    else .emit = "\"s" + .str + "\"" + ($p | outside) | .str = null end;
+    .emit // empty)]
+| join("") | fromjson | .[] | py'
+
+declare -a P_KEY P_CPUS P_DEPS P_OUTS P_DIRS P_INPUTS P_ARGV T_P T_N T_KEY
+declare -A S_PID=() S_WORK=() S_NONCE=() S_START=() UNFINISHED=()
+SG_STOP=0
+SG_WHY=""
+
+sg_done() { # $1 piece, $2 its key: committed with its declared outputs
+  local rel rels=()
+  [[ -e $PIECES/$2/repx/SUCCESS ]] || return 1
+  [[ -n ${P_OUTS[$1]} ]] || return 0
+  IFS=$US read -r -a rels <<<"${P_OUTS[$1]}"
+  for rel in "${rels[@]}"; do [[ -e $PIECES/$2/out/$rel ]] || return 1; done
+}
+
+sg_start() { # $1 todo entry: create the piece's attempt and start it in the background
+  local t=$1 p=${T_P[$1]} n=${T_N[$1]} key=${T_KEY[$1]} nonce pw rel rels=() dirs=() args=()
+  local text
+  printf -v nonce '%04x%04x%04x' $RANDOM $RANDOM $RANDOM
+  pw="$PIECES/.work/${key//\//.}.$nonce"
+  dirs=("$pw" "$pw/out" "$pw/repx")
+  if [[ -n ${P_DIRS[$p]} ]]; then
+    IFS=$US read -r -a rels <<<"${P_DIRS[$p]}"
+    for rel in "${rels[@]}"; do dirs+=("$pw/out/$rel"); done
+  fi
+  if ! mkdir -p "${dirs[@]}" || ! copy_file "$LAB/$SG_PARAMS" "$pw/repx/parameters.json"; then
+    rm -rf "$pw"
+    return 1
+  fi
+  text=${P_INPUTS[$p]//"$PLACEHOLDER"/$WORK}
+  printf '%s' "${text//@@BRANCH@@/$n}" >"$pw/repx/inputs.json"
+  IFS=$US read -r -a args <<<"${P_ARGV[$p]}"
+  args=("${args[@]//@@PIECE@@/$pw}")
+  args=("${args[@]//"$PLACEHOLDER"/$WORK}")
+  args=("${args[@]//@@BRANCH@@/$n}")
+  S_START[$t]=$EPOCHREALTIME
+  (
+    cd "$pw/out" || exit 126
+    if [[ $RUNTIME == bwrap ]]; then
+      exec env -i "PATH=$JOB_PATH" HOME=/homeless-shelter TMPDIR=/tmp LANG=C.UTF-8 \
+        "REPX_JOB_ID=$SG_JOB" "${args[@]}" </dev/null >"$pw/repx/stdout.log" 2>"$pw/repx/stderr.log"
+    fi
+    exec setsid env -i "PATH=$JOB_PATH" HOME=/homeless-shelter TMPDIR=/tmp LANG=C.UTF-8 \
+      "REPX_JOB_ID=$SG_JOB" "${args[@]}" </dev/null >"$pw/repx/stdout.log" 2>"$pw/repx/stderr.log"
+  ) &
+  S_PID[$!]=$t
+  S_WORK[$t]=$pw
+  S_NONCE[$t]=$nonce
+}
+
+sg_finish() { # $1 todo entry, $2 exit status: commit the piece; false (SG_WHY) if it failed
+  local t=$1 code=$2 p=${T_P[$1]} key=${T_KEY[$1]} pw=${S_WORK[$1]} why="" missing="" rel
+  local rels=() final status=succeeded reason=null record end line j_job j_host j_lab
+  unset "UNFINISHED[$key]"
+  if ((SG_STOP)) && [[ $code != 0 ]]; then
+    rm -rf "$pw" # stopped: not an outcome
+    SG_WHY=interrupted
+    return 1
+  fi
+  end=$EPOCHREALTIME
+  if ((code > 128)); then
+    why="killed by signal $((code - 128))"
+  elif [[ $code != 0 ]]; then
+    why="exit status $code"
+  elif [[ -n ${P_OUTS[$p]} ]]; then
+    IFS=$US read -r -a rels <<<"${P_OUTS[$p]}"
+    for rel in "${rels[@]}"; do [[ -e $pw/out/$rel ]] || missing+="${missing:+, }$rel"; done
+    [[ -n $missing ]] && why="declared output(s) missing: $missing"
+  fi
+  [[ -n $why ]] && status=failed && json_string reason "$why"
+  json_string j_job "$SG_JOB/$key"
+  json_string j_host "$HOST"
+  json_string j_lab "$LAB_ID"
+  record="{\"job\":$j_job,\"status\":\"$status\",\"exit_code\":$code,\"reason\":$reason"
+  record+=",\"start\":${S_START[$t]},\"end\":$end,\"host\":$j_host,\"runtime\":\"$RUNTIME\""
+  record+=",\"lab_id\":$j_lab,\"attempt\":\"${S_NONCE[$t]}\""
+  record+=",\"cpu_seconds\":null,\"max_rss_kib\":null,\"impure\":[]}"
+  printf '%s\n' "$record" >"$pw/repx/result.json"
+  if [[ -n $why ]]; then
+    : >"$pw/repx/FAIL"
+    mv "$pw/out" "$pw/failed-out"
+  else
+    : >"$pw/repx/SUCCESS"
+  fi
+  final=$PIECES/$key
+  mkdir -p "${final%/*}"
+  if [[ -e $final ]]; then
+    mv "$final" "$pw.old" && rm -rf "$pw.old"
+  fi
+  mv "$pw" "$final"
+  printf '%s: %s\n' "$key" "${why:-succeeded}"
+  [[ -z $why ]] && return 0
+  # the job's own stderr shows the piece's last words (repx run prints its tail); no
+  # process substitution: `wait -n` must see only the pieces
+  line=$(tail -n 5 "$final/repx/stderr.log" 2>/dev/null)
+  if [[ -n $line ]]; then
+    while IFS= read -r line; do
+      printf '%s: %s\n' "$key" "$line"
+    done <<<"$line" >&2
+  fi
+  SG_WHY="$key failed ($why); its log: $final/repx/stderr.log"
+  return 1
+}
+
+sg_stop_all() { # stop the running pieces, wait for them, discard their attempts
+  local pid sig=TERM
+  ((SG_STOP > 1)) && sig=KILL
+  for pid in "${!S_PID[@]}"; do
+    ours "$pid" || continue
+    kill "-$sig" -- "-$pid" 2>/dev/null || kill "-$sig" "$pid" 2>/dev/null
+  done
+  for pid in "${!S_PID[@]}"; do
+    wait "$pid"
+    rm -rf "${S_WORK[${S_PID[$pid]}]}"
+    unset "S_PID[$pid]"
+  done
+}
+
+sg_run_all() { # the todo entries "$@": dependencies first, in order, within the budget;
+  # returns 0, 1 (a piece failed: SG_WHY) or 2 (stopped)
+  local rem=("$@") used=0 k t p d ok pid code failure="" deps=()
+  for t in "$@"; do UNFINISHED[${T_KEY[$t]}]=1; done
+  while ((${#rem[@]} || ${#S_PID[@]})); do
+    if ((SG_STOP)); then
+      sg_stop_all
+      return 2
+    fi
+    if [[ -z $failure ]]; then
+      for k in "${!rem[@]}"; do
+        t=${rem[k]}
+        p=${T_P[t]}
+        ((used + P_CPUS[p] > BUDGET)) && break
+        ok=1
+        if [[ -n ${P_DEPS[$p]} ]]; then
+          # a dependency still to run (again) is not done, whatever its old marker says
+          IFS=$US read -r -a deps <<<"${P_DEPS[$p]//@@BRANCH@@/${T_N[t]}}"
+          for d in "${deps[@]}"; do
+            [[ -z ${UNFINISHED[$d]:-} && -e $PIECES/$d/repx/SUCCESS ]] || {
+              ok=0
+              break
+            }
+          done
+        fi
+        ((ok)) || continue
+        unset "rem[k]"
+        if ! sg_start "$t"; then
+          failure="${T_KEY[t]}: cannot start ${P_KEY[$p]}"
+          unset "UNFINISHED[${T_KEY[t]}]"
+          break
+        fi
+        used=$((used + P_CPUS[p]))
+      done
+    fi
+    ((${#S_PID[@]})) || break
+    pid=""
+    wait -n -p pid
+    code=$?
+    [[ -n ${pid:-} ]] || continue # a signal: stopped above
+    t=${S_PID[$pid]}
+    unset "S_PID[$pid]"
+    used=$((used - P_CPUS[T_P[t]]))
+    if ! sg_finish "$t" "$code" && [[ -z $failure ]]; then
+      failure=$SG_WHY # running pieces finish; nothing new starts
+    fi
+  done
+  ((SG_STOP)) && return 2
+  if [[ -n $failure ]]; then
+    SG_WHY=$failure
+    return 1
+  fi
+  return 0
+}
+
+sg_outs() { # $1 element file, $2 branches, $3 file: worker__outs (json.dumps(…, indent=1))
+  local element parts=() n text
+  read_file element "$1" || return 1
+  if (($2 == 0)); then
+    text='[]'
+  else
+    for ((n = 0; n < $2; n++)); do parts+=("${element//@@BRANCH@@/$n}"); done
+    printf -v text '%s,\n' "${parts[@]}"
+    text="["$'\n'"${text%,$'\n'}"$'\n'"]"
+  fi
+  printf '%s\n' "$text" >"$3.tmp" && mv "$3.tmp" "$3"
+}
+
+sg_failed() { # $1 why: the job fails with that reason (exit status 1, or 143 when stopped)
+  printf 'repx: %s\n' "$1" >&2
+  printf '%s\n' "$1" >"$WORK/repx/pieces-reason.txt.tmp" &&
+    mv "$WORK/repx/pieces-reason.txt.tmp" "$WORK/repx/pieces-reason.txt"
+  [[ $1 == interrupted ]] && exit 143
+  exit 1
+}
+
+sg_run() { # $1 SUB/scatter/<index>
+  local dir=$1 settings=() f=() p n k answer items=() item text kept=0 todo=() key rc name
+  mapfile -d '' -t settings <"$dir/settings"
+  PIECES=${settings[0]} # settings[1], the committed directory: in outs-final
+  BUDGET=${settings[2]}
+  local rel=${settings[3]} steps=${settings[5]}
+  for ((p = 0; p <= steps + 1; p++)); do
+    mapfile -d '' -t f <"$dir/$p.nul"
+    P_KEY[p]=${f[0]} P_CPUS[p]=${f[1]} P_DEPS[p]=${f[2]} P_OUTS[p]=${f[3]}
+    P_DIRS[p]=${f[4]} P_INPUTS[p]=${f[5]} P_ARGV[p]=${f[6]}
+  done
+  mkdir -p "$PIECES/.work" || sg_failed "cannot create $PIECES"
+  # we hold the job's lock: whatever is in progress there is a dead attempt's
+  rm -rf "$PIECES/.work/"* "$PIECES/.work/".[!.]*
+  T_P[0]=0 T_N[0]="" T_KEY[0]=scatter
+  if sg_done 0 scatter; then
+    printf 'scatter: done (kept from an earlier attempt)\n'
+  else
+    # new work items: branches of other items must not be reused
+    for name in "$PIECES"/branch-*; do
+      [[ ${name##*/} =~ ^branch-[0-9]+$ ]] && rm -rf "$name"
+    done
+    sg_run_all 0
+    rc=$?
+    ((rc == 2)) && sg_failed interrupted
+    ((rc == 1)) && sg_failed "$SG_WHY"
+  fi
+  if ! answer=$(jq -r -n --rawfile t "$PIECES/scatter/out/$rel" "$WORK_ITEMS" 2>&1); then
+    answer=${answer##*$'\n'}
+    answer=${answer#jq: error (at <unknown>): }
+    if [[ $answer == "must be a JSON list" ]]; then
+      sg_failed "the scatter's work items (\$out/$rel) must be a JSON list"
+    fi
+    sg_failed "the scatter's work items (\$out/$rel) cannot be read: $answer"
+  fi
+  [[ -n $answer ]] && mapfile -t items <<<"$answer"
+  printf 'scatter: %s work item(s)\n' "${#items[@]}"
+  k=1
+  for n in "${!items[@]}"; do
+    item=$PIECES/branch-$n/work_item.json
+    text=""
+    read_file text "$item" 2>/dev/null
+    if [[ $text != "${items[n]}"$'\n' ]]; then
+      # a branch is its work item's: another item invalidates its steps
+      mkdir -p "$PIECES/branch-$n" && rm -rf "$PIECES/branch-$n/"step-*
+      printf '%s\n' "${items[n]}" >"$item.tmp" && mv "$item.tmp" "$item"
+    fi
+    for ((p = 1; p <= steps; p++)); do
+      key=${P_KEY[p]//@@BRANCH@@/$n}
+      if sg_done "$p" "$key"; then
+        kept=$((kept + 1))
+        continue
+      fi
+      T_P[k]=$p T_N[k]=$n T_KEY[k]=$key
+      todo+=("$k")
+      k=$((k + 1))
+    done
+  done
+  printf 'branches: %s, %s step(s) kept from earlier attempts\n' "${#items[@]}" "$kept"
+  if ((${#todo[@]})); then
+    sg_run_all "${todo[@]}"
+    rc=$?
+    ((rc == 2)) && sg_failed interrupted
+    ((rc == 1)) && sg_failed "$SG_WHY"
+  fi
+  sg_outs "$dir/outs-pieces" "${#items[@]}" "$WORK/repx/worker_outs.json" ||
+    sg_failed "cannot write worker_outs.json"
+  T_P[k]=$((steps + 1)) T_N[k]="" T_KEY[k]=gather
+  sg_run_all "$k"
+  rc=$?
+  ((rc == 2)) && sg_failed interrupted
+  ((rc == 1)) && sg_failed "$SG_WHY"
+  # the job's outputs are the gather's; the pieces join the attempt (then its commit)
+  if ! rm -rf "$WORK/out" || ! mv "$PIECES/gather/out" "$WORK/out"; then
+    sg_failed "cannot move the gather's outputs"
+  fi
+  for name in "$PIECES"/*; do
+    mv "$name" "$WORK/" || sg_failed "cannot move ${name##*/}"
+  done
+  sg_outs "$dir/outs-final" "${#items[@]}" "$WORK/repx/worker_outs.json" ||
+    sg_failed "cannot write worker_outs.json"
+  rm -rf "$PIECES"
+  printf 'gather: done (%s branch(es))\n' "${#items[@]}"
+  exit 0
 }
 
 # -- commands --------------------------------------------------------------------------
@@ -661,6 +1096,45 @@ case $command in
       fi
     done
     ;;
+  live)
+    # the submissions under ROOT whose runner may still run (no finished.log); with job ids
+    # on stdin (one a line), only those that still have to finish one of them: a job of
+    # their plan that their progress log does not report finished or blocked yet
+    ROOT=$2
+    declare -A wanted=()
+    while IFS= read -r job; do [[ -n $job ]] && wanted[$job]=1; done
+    for sub in "$ROOT"/submissions/*; do
+      [[ -f $sub/pid && ! -e $sub/finished.log ]] || continue
+      if ((${#wanted[@]})); then
+        declare -A left=()
+        while IFS=$'\t' read -r _ kind id _; do
+          [[ $kind == J && -n ${wanted[$id]:-} ]] && left[$id]=1
+        done <"$sub/nodes.tsv"
+        if ((${#left[@]})) && [[ -f $sub/progress.log ]]; then
+          while IFS=$'\t' read -r kind id _; do
+            [[ $kind == finished || $kind == blocked ]] && unset "left[$id]"
+          done <"$sub/progress.log"
+        fi
+        ((${#left[@]})) || continue
+        unset left
+      fi
+      printf '%s\n' "${sub##*/}"
+    done
+    exit 0
+    ;;
+  scatter)
+    SUB=$2
+    read_plan
+    SG_JOB=${ID[$3]}
+    SG_PARAMS=${PARAMS[$3]}
+    WORK=$4
+    trap 'SG_STOP=$((SG_STOP + 1))' TERM INT HUP
+    sg_run "$SUB/scatter/$3"
+    ;;
+  work-items)
+    # the work items of file $2, one a line as a branch's work_item.json holds it (tests)
+    exec jq -r -n --rawfile t "$2" "$WORK_ITEMS"
+    ;;
   cancel)
     SUB=$2
     read -r pid <"$SUB/pid" || exit 0
@@ -693,7 +1167,7 @@ case $command in
     exit 0
     ;;
   *)
-    printf 'usage: runner.sh start SUB | run SUB | snapshot BASE | log … | cancel SUB\n' >&2
+    printf 'usage: runner.sh start SUB | run SUB | snapshot BASE | log … | live ROOT | cancel SUB\n' >&2
     exit 2
     ;;
 esac

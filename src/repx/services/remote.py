@@ -55,7 +55,7 @@ from repx.run.store import Store
 from repx.run.store_models import STORE_FORMAT, JobResult, JobStatus
 from repx.services import remote_delta
 from repx.services.location import Location, named_target
-from repx.services.remote_plan import RUNNER_NAME, remote_runtime, unsupported, write_plan
+from repx.services.remote_plan import RUNNER_NAME, remote_runtime, write_plan
 from repx.services.run import JobStatusEntry, RunOptions, StageStatus, StatusReport
 from repx.ssh import Connection, RemoteError, last_line
 
@@ -333,16 +333,12 @@ def run_remote(remote: Remote, options: RunOptions, reporter: Reporter) -> RunSu
     """Sync the lab, start what the target has not done yet, return (or follow it)."""
     started = time.monotonic()
     try:
-        if options.force:
-            raise UsageError("--force runs jobs on a local target only for now")
         if options.mount_host_paths or options.mount_paths:
             raise UsageError("--mount-host-paths/--mount-path apply to local targets only")
         lab = open_lab(options.where.lab)
         if options.verify:
             validate_lab(lab)
         selection = select(lab, options.selectors)
-        if (why := unsupported(lab, selection.jobs)) is not None:
-            raise UsageError(why)
         graph = build_graph(lab, selection)
         with remote.connect() as conn:
             synced = sync_lab(conn, remote, lab)
@@ -355,7 +351,9 @@ def run_remote(remote: Remote, options: RunOptions, reporter: Reporter) -> RunSu
                 )
             )
             done = _snapshot(conn, remote, lab).done()
-            plan = graph.prune(done.__contains__, selection.targets)
+            # --force: the selected jobs run again, not what they need (as locally)
+            forced = frozenset(selection.targets) if options.force else frozenset()
+            plan = graph.prune(lambda job: job in done and job not in forced, selection.targets)
             to_run = plan.jobs
             cached = len(selection.jobs) - len(to_run)
             common: dict[str, Any] = {
@@ -385,7 +383,9 @@ def run_remote(remote: Remote, options: RunOptions, reporter: Reporter) -> RunSu
                 tools=synced.tools,
             )
             max_jobs = options.jobs or remote.concurrency or _cpu_count(conn, synced)
-            submission = _submit(conn, remote, lab, plan, runtime, synced, max_jobs, options)
+            submission = _submit(
+                conn, remote, lab, plan, runtime, synced, max_jobs, options, forced
+            )
             reporter.handle(
                 RunPlanned(
                     lab=synced.lab_dir,
@@ -408,7 +408,10 @@ def run_remote(remote: Remote, options: RunOptions, reporter: Reporter) -> RunSu
                     seconds=round(time.monotonic() - started, 3),
                 )
             else:
-                summary = _follow(conn, remote, lab, submission, reporter, common, started)
+                kept_aside = forced & done  # a failed rerun is kept in failed-rerun/
+                summary = _follow(
+                    conn, remote, lab, submission, reporter, common, started, kept_aside
+                )
             reporter.handle(summary)
             return summary
     finally:
@@ -429,6 +432,7 @@ def _submit(  # noqa: PLR0917
     synced: Synced,
     max_jobs: int,
     options: RunOptions,
+    forced: frozenset[str],
 ) -> str:
     """Copy the submission's plan there (published by rename) and start the runner."""
     submission = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
@@ -444,6 +448,7 @@ def _submit(  # noqa: PLR0917
             base=remote.base,
             max_jobs=max_jobs,
             continue_on_failure=options.continue_on_failure,
+            forced=forced,
         )
         if remote.scheduler is SchedulerKind.SLURM:
             sbatch = (f"--cpus-per-task={max_jobs}", *remote.sbatch)
@@ -476,6 +481,7 @@ def _follow(  # noqa: PLR0917
     reporter: Reporter,
     common: dict[str, Any],
     started: float,
+    kept_aside: frozenset[str] = frozenset(),
 ) -> RunSummary:
     """Follow the runner's progress log until it ends; summarise the run."""
     sub = f"{remote.base_path}/submissions/{submission}"
@@ -489,7 +495,8 @@ def _follow(  # noqa: PLR0917
         ) from None
     failed: list[FailedJob] = []
     for job, status, code, reason in unsuccessful:
-        log = f"{remote.base}/outputs/{job}/repx/stderr.log"
+        attempt = f"{job}/failed-rerun" if job in kept_aside else job
+        log = f"{remote.base}/outputs/{attempt}/repx/stderr.log"
         tail: tuple[str, ...] = ()
         if len(failed) < _TAILS_SHOWN:
             got = conn.run(["tail", "-n", str(_STDERR_TAIL), log], check=False)
@@ -807,19 +814,22 @@ def remote_output(
     )
 
 
-def remote_cancel(remote: Remote) -> list[str]:
-    """Stop every submission still running on the target; return their ids."""
+def remote_cancel(remote: Remote, jobs: Sequence[str] | None = None) -> list[str]:
+    """Stop the submissions still running on the target (``jobs``: only those that still
+    have to finish one of these jobs, as a local ``repx cancel`` stops the ``repx run``
+    running them); return their ids. Each stops whole, as on Ctrl-C: its running jobs are
+    recorded ``interrupted``, nothing new starts."""
+    if jobs is not None and not jobs:
+        return []
+    wanted = "".join(j + "\n" for j in jobs or ())
     with remote.connect() as conn:
-        listing = conn.run(
-            [
-                "sh",
-                "-c",
-                'cd "$1/submissions" && for s in *; do'
-                ' [ -f "$s/pid" ] && [ ! -e "$s/finished.log" ] && echo "$s"; done; exit 0',
-                "sh",
-                remote.base_path,
-            ]
-        ).stdout.split()
+        argv = runner_argv(remote, "live", remote.base_path)
+        answer = conn.run(argv, input_text=wanted, check=False)
+        if answer.returncode == _NEVER_RUN:
+            return []  # nothing ever ran there
+        if answer.returncode != 0:
+            raise RemoteError(f"{conn.label}: the remote runner failed: {answer.stderr.strip()}")
+        listing = answer.stdout.split()
         for sub in listing:
             _run_runner(conn, remote, "cancel", f"{remote.base_path}/submissions/{sub}")
         return listing

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -24,9 +25,11 @@ from repx.errors import UsageError
 from repx.lab.loader import LoadedLab
 from repx.remote import RUNNER
 from repx.run.graph import JobGraph, is_barrier
-from repx.run.job import gather_file_name
+from repx.run.job import gather_file_name, run_metadata_file_name
 from repx.run.runtime import MAX_INPUT_BINDS, Runtime, image_rootfs_by_run
 from repx.run.spec import JobSpec, make_spec
+from repx.run.store_models import RunMetadata
+from repx.services.remote_scatter import write_scatter
 
 #: Stands for the attempt directory in argv and inputs.json (the runner substitutes it).
 PLACEHOLDER: Final = "@@WORK@@"
@@ -42,6 +45,12 @@ class RemoteRuntime(Runtime):
     def _inputs(self, spec: JobSpec) -> list[str]:
         if spec.store_inputs:
             return [self.outputs]  # store__base: any output of the store (as locally)
+        if spec.run_metadata:
+            # metadata__<run>: a local run binds the described jobs' out/ that exist when
+            # the job starts; a plan is written before, and bwrap refuses to bind a missing
+            # directory (a failed job of a soft dependency): the outputs directory, in
+            # which the job finds the same out/ directories
+            return [self.outputs]
         prefix = os.path.join(self.outputs, "")
         dirs: dict[str, None] = {}
         paths = [*spec.inputs.values(), *(e.path for g in spec.gathers.values() for e in g)]
@@ -95,23 +104,26 @@ def _on_target(lab: LoadedLab, local: str, lab_dir: str) -> str:
     return os.path.join(lab_dir, os.path.relpath(local, lab.root))
 
 
-def unsupported(lab: LoadedLab, jobs: Iterable[str]) -> str | None:
-    """Why some of ``jobs`` cannot run on an SSH target yet (None: they all can)."""
-    for job in jobs:
-        if is_barrier(job):
-            continue
-        info = lab.jobs[job]
-        if info.scatter_gather is not None:
-            return (
-                f"job {job} is a scatter-gather job, which SSH targets do not run yet;"
-                " run it on this machine or on a SLURM target"
-            )
-        if any(r.kind != "store_base" for r in info.run_inputs):
-            return (
-                f"job {job} reads a metadata__<run> input, which SSH targets do not"
-                " provide yet; run it on this machine or on a SLURM target"
-            )
-    return None
+def _description_template(described: RunMetadata) -> tuple[list[str], list[str]]:
+    """A ``metadata__<run>`` description as the runner fills it when the consumer starts.
+
+    The description is the local one's bytes (:func:`repx.run.job.describe_statuses`, the
+    target's paths) with each job's status left out: the text is cut where each status goes,
+    the runner reads the last status of those jobs from the store's completions.jsonl (the
+    lab's host-tools jq, which skips a torn line) and writes the pieces and the statuses in
+    between (``describe`` in runner.sh). Statuses are those of the moment the job starts,
+    as locally — a soft run dependency lets it start after failures upstream; everything
+    else is decided here, so jq never re-encodes the parameters (1.0 stays 1.0).
+    Returns the pieces (one more than the jobs) and the job ids, in the text's order."""
+    data = described.model_dump(mode="json")
+    cut = f"@@STATUS-{secrets.token_hex(8)}@@"
+    for job in data["jobs"].values():
+        job["status"] = cut
+    text = json.dumps(data, separators=(",", ":")) + "\n"
+    pieces = text.split(json.dumps(cut))
+    if len(pieces) != len(data["jobs"]) + 1:  # the cut is random: never in the lab's values
+        raise UsageError(f"run {described.name}: its description cannot be cut for the runner")
+    return pieces, list(data["jobs"])
 
 
 def _fields(values: Iterable[str], job: str) -> str:
@@ -133,8 +145,11 @@ def write_plan(
     base: str,
     max_jobs: int,
     continue_on_failure: bool,
+    forced: frozenset[str] = frozenset(),
 ) -> int:
-    """Write the submission directory; return the number of jobs in it."""
+    """Write the submission directory; return the number of jobs in it. ``forced``: jobs
+    run again although committed there (``run --force``): their success stays when the
+    new attempt fails."""
     directory.mkdir(parents=True)
     shutil.copyfile(RUNNER, directory / RUNNER_NAME)
     settings = [
@@ -150,8 +165,16 @@ def write_plan(
     index = {node: i for i, node in enumerate(plan.order)}
     lines: list[str] = []
     # one record per node (empty for a run barrier), in index order: argv, declared
-    # outputs, their parent directories (parents first), inputs.json
-    records: dict[str, list[str]] = {"argv": [], "outputs": [], "dirs": [], "inputs": []}
+    # outputs, their parent directories (parents first), inputs.json, and the run
+    # descriptions of metadata__<run> inputs (file name in repx/, template, …)
+    records: dict[str, list[str]] = {
+        "argv": [],
+        "outputs": [],
+        "dirs": [],
+        "inputs": [],
+        "metadata": [],
+    }
+    templates: dict[str, str] = {}  # described run -> its template's name in metadata/
     outputs = os.path.join(base, "outputs")
     count = 0
     for node in plan.order:
@@ -176,7 +199,8 @@ def write_plan(
                 "executable": os.path.join(lab_dir, os.path.relpath(spec.executable, lab.root)),
             }
         )
-        argv, _env, _cwd = runtime.command(spec, Path(PLACEHOLDER))
+        # a scatter-gather job: the runner's own orchestrator (runner.sh scatter) runs it
+        argv = [] if spec.pieces is not None else runtime.command(spec, Path(PLACEHOLDER))[0]
         parents: dict[str, None] = {}
         for rel in spec.outputs:
             parts = rel.split("/")[:-1]
@@ -196,12 +220,46 @@ def write_plan(
                     json.dumps([e.model_dump(mode="json") for e in entries], indent=1) + "\n"
                 )
                 inputs[name] = os.path.join(PLACEHOLDER, "repx", file)
+        described: list[str] = []
+        for name, run in spec.run_metadata.items():
+            if run.name not in templates:
+                templates[run.name] = key = str(len(templates))
+                pieces, ids = _description_template(run)
+                (directory / "metadata").mkdir(exist_ok=True)
+                (directory / "metadata" / f"{key}.nul").write_bytes(
+                    b"".join(p.encode() + b"\0" for p in pieces)
+                )
+                (directory / "metadata" / f"{key}.jobs").write_text("".join(j + "\n" for j in ids))
+            file = run_metadata_file_name(name)
+            described += [file, templates[run.name]]
+            inputs[name] = os.path.join(PLACEHOLDER, "repx", file)
+        records["metadata"].append(_fields(described, node))
+        if spec.pieces is not None:
+            moved = spec.pieces.model_copy(
+                update={
+                    "executables": {
+                        name: os.path.join(lab_dir, os.path.relpath(path, lab.root))
+                        for name, path in spec.pieces.executables.items()
+                    }
+                }
+            )
+            write_scatter(
+                directory / "scatter" / str(index[node]),
+                spec.model_copy(update={"pieces": moved}),
+                runtime,
+                inputs,
+                PLACEHOLDER,
+                _fields,
+            )
         text = json.dumps(inputs, indent=1, sort_keys=True)
         if "\0" in text:
             raise UsageError(f"job {node}: an input path holds a NUL byte")
         records["inputs"].append(text)
         params = lab.jobs[node].parameters_file
-        flags = "g" if spec.gathers else "-"  # g: inputs.json is rewritten at the commit
+        # g: inputs.json names files of repx/, rewritten at the commit; f: forced
+        written = spec.gathers or spec.run_metadata
+        flags = ("g" if written else "") + ("f" if node in forced else "")
+        flags = flags + ("s" if spec.pieces is not None else "") or "-"  # s: scatter-gather
         lines.append(f"{index[node]}\tJ\t{node}\t{preds}\t{flags}\t{params}")
     (directory / "nodes.tsv").write_text("".join(line + "\n" for line in lines))
     for name, values in records.items():
