@@ -8,16 +8,14 @@ from typing import Annotated
 import typer
 
 from repx.cli import output
-from repx.cli.run import BaseOption, LabOption, TargetOption
+from repx.cli.run import BaseOption, LabOption, TargetOption, selectors_argument
 
 
 def cancel(
     selectors: Annotated[
         list[str] | None,
-        typer.Argument(
-            metavar="RUN|@GROUP|JOB_ID",
-            help="What to cancel (default: everything submitted from the base directory).",
-            show_default=False,
+        selectors_argument(
+            "What to cancel (default: everything submitted from the base directory)."
         ),
     ] = None,
     lab: LabOption = Path("result"),

@@ -8,17 +8,13 @@ from typing import Annotated
 import typer
 
 from repx.cli import output
-from repx.cli.run import BaseOption, LabOption, TargetOption
+from repx.cli.run import BaseOption, LabOption, TargetOption, selectors_argument
 
 
 def pull(
     selectors: Annotated[
         list[str] | None,
-        typer.Argument(
-            metavar="RUN|@GROUP|JOB_ID",
-            help="What to fetch (default: every run); upstream jobs are included.",
-            show_default=False,
-        ),
+        selectors_argument("What to fetch (default: every run); upstream jobs are included."),
     ] = None,
     lab: LabOption = Path("result"),
     base: BaseOption = None,

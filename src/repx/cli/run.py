@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -66,15 +66,21 @@ TargetOption = Annotated[
 ]
 
 
+def selectors_argument(help_text: str) -> Any:
+    """The ``RUN|@GROUP|JOB_ID…`` argument of run, cancel and pull (``help_text``: what the
+    command does with them)."""
+    return typer.Argument(
+        metavar="RUN|@GROUP|JOB_ID",
+        autocompletion=complete.complete_selectors,
+        help=help_text,
+        show_default=False,
+    )
+
+
 def run(  # noqa: PLR0917 (typer maps parameters to CLI options)
     selectors: Annotated[
         list[str] | None,
-        typer.Argument(
-            metavar="RUN|@GROUP|JOB_ID",
-            autocompletion=complete.complete_selectors,
-            help="What to run (default: every run); upstream jobs are included.",
-            show_default=False,
-        ),
+        selectors_argument("What to run (default: every run); upstream jobs are included."),
     ] = None,
     lab: LabOption = Path("result"),
     base: BaseOption = None,
