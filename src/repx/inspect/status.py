@@ -149,8 +149,9 @@ class StatusView:
 
     def impure(self, job: str) -> tuple[str, ...]:
         """Host paths the job's last attempt saw (empty: it ran hermetically, or never)."""
-        attempt = self.attempt(job)
-        return attempt.impure if attempt is not None else ()
+        record = self.records.get(job)
+        impure = record.get("impure") if record is not None else None
+        return tuple(str(p) for p in impure) if isinstance(impure, list) and impure else ()
 
     def done(self, job: str) -> bool:
         """True when the job's outputs are there and intact."""

@@ -26,7 +26,8 @@ from repx.run.spec import effective_params
 from repx.run.store import Store
 from repx.services import cancel
 from repx.services.location import Location
-from repx.services.run import RunOptions, StatusSource, current_log, run_lab
+from repx.services.run import RunOptions, current_log, run_lab
+from repx.services.status import StatusSource
 
 if TYPE_CHECKING:
     from pathlib import Path
