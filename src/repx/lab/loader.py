@@ -154,11 +154,18 @@ def _check_confined(manifest: str, job_id: str, job: Job) -> None:
         if not _safe_name(inp.job):
             raise LabError(one_line(f"{where}.inputs[{i}].job: '{inp.job}' is not a job id"))
     for name, declared in job.outputs.items():
+        if declared in _CONFINED_OUTPUTS:
+            continue  # checked for another job (the jobs of a stage declare the same)
         rel = declared.removeprefix("$out/")
         if rel == declared or not rel or rel.startswith("/") or ".." in rel.split("/"):
             raise LabError(
                 one_line(f"{where}.outputs.{name}: '{declared}' is not a path under $out/")
             )
+        _CONFINED_OUTPUTS.add(declared)
+
+
+#: Declared outputs found to be paths under ``$out/`` (a property of the string alone).
+_CONFINED_OUTPUTS: set[str] = set()
 
 
 def _safe_name(name: str) -> bool:
