@@ -528,6 +528,11 @@ def propagate(
             if node in states:
                 stack.pop()
                 continue
+            settled = own.get(node)
+            if settled is not None and settled is not JobState.QUEUED:
+                states[node] = settled  # its own state whatever is upstream (_job_state)
+                stack.pop()
+                continue
             ups = preds(node)
             todo = [u for u in ups if u not in states and u not in visiting]
             if todo:
