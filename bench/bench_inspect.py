@@ -158,6 +158,7 @@ def bench_lab(name: str, lab: labfactory.FactoryLab, base: Path, repeat: int) ->
     for label, argv, tty in cases:
         best, median = timed(argv, tty=tty, repeat=repeat, warm=True)
         rows.append((name, label, best, median))
+        print(f"  {name}: {label}: {median:.3f} s", flush=True)  # a run cut short keeps these
     return rows
 
 
@@ -181,11 +182,16 @@ def main() -> None:
         for name, runs in labs.items():
             start = time.perf_counter()
             lab = labfactory.write_lab(tmp / name, runs)
-            print(f"{name}: {len(lab.job_ids)} jobs written in {time.perf_counter() - start:.1f} s")
+            print(
+                f"{name}: {len(lab.job_ids)} jobs written in {time.perf_counter() - start:.1f} s",
+                flush=True,
+            )
             rows += bench_lab(f"{name}, no store", lab, tmp / f"{name}-empty", args.repeat)
             seconds = fill_store(tmp / f"{name}-runs", lab)
-            print(f"{name}: {len(lab.job_ids)} attempts recorded in {seconds:.1f} s")
+            print(f"{name}: {len(lab.job_ids)} attempts recorded in {seconds:.1f} s", flush=True)
             rows += bench_lab(f"{name}, all run", lab, tmp / f"{name}-runs", args.repeat)
+            shutil.rmtree(tmp / name)  # room for the next lab (100,000 jobs: 1.3 M inodes)
+            shutil.rmtree(tmp / f"{name}-runs")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

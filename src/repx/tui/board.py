@@ -1,6 +1,6 @@
 """What ``repx tui`` shows and does, without textual: the board's model.
 
-The lab is opened once (:class:`repx.services.run.StatusSource`); each :meth:`Board.refresh`
+The lab is opened once (:class:`repx.services.status.StatusSource`); each :meth:`Board.refresh`
 takes one snapshot from the state owner (:func:`repx.inspect.status.read_status`) and says
 which jobs changed state, so that the app redraws only those. Logs are followed by offset
 (:class:`LogTail`). Cancel and rerun call the services ``repx cancel`` and ``repx run
