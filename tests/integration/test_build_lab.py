@@ -69,10 +69,11 @@ def test_lab_id_commits_to_the_content(built_lab, repx_cli):
     assert content_lab_id(data) == lab.meta.lab_id == built.summary["lab_id"]
     assert lab.meta.lab_id not in str(lab.root)  # no longer the store path's hash
     on_disk = scan_tree(lab.root)
+    meta = lab.integrity_list()
     listed = {
-        **{f.path: ("file", f.executable) for f in lab.meta.files},
-        **{s.path: ("symlink", s.target) for s in lab.meta.symlinks},
-        **{d: ("directory", None) for d in lab.meta.empty_dirs},
+        **{f.path: ("file", f.executable) for f in meta.files},
+        **{s.path: ("symlink", s.target) for s in meta.symlinks},
+        **{d: ("directory", None) for d in meta.empty_dirs},
     }
     found = {
         p: (e.kind, e.executable if e.kind == "file" else e.target or None)
@@ -80,10 +81,8 @@ def test_lab_id_commits_to_the_content(built_lab, repx_cli):
         if p in listed
     }
     assert found == listed
-    assert lab.meta.symlinks and lab.meta.empty_dirs
-    assert all(
-        f.executable for f in lab.meta.files if f.path.startswith("jobs/") and "/bin/" in f.path
-    )
+    assert meta.symlinks and meta.empty_dirs
+    assert all(f.executable for f in meta.files if f.path.startswith("jobs/") and "/bin/" in f.path)
     proc = repx_cli.run("verify", "--lab", str(built.result), "--expect", lab.meta.lab_id)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = repx_cli.ok("build", *repx_cli.override_args, cwd=built.experiment)

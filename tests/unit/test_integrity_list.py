@@ -85,7 +85,7 @@ def test_a_lab_with_symlinks_is_valid(lab):
     report = verify_lab(lab.root)
     assert report.ok, report
     assert validate_lab(open_lab(lab.root), use_cache=False).ok
-    meta = open_lab(lab.root).meta
+    meta = open_lab(lab.root).integrity_list()
     assert {s.path: s.target for s in meta.symlinks}[f"store/{TOOL}/bin/awk"] == "busybox"
     assert f"store/{DATA}/share/empty" in meta.empty_dirs
     assert any(f.executable for f in meta.files)

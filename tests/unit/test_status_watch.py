@@ -11,7 +11,7 @@ import time
 import pytest
 
 from repx.run.store import Store
-from repx.services import run as run_service
+from repx.services import status as status_service
 from repx.services.location import Location
 from tuilab import PATIENCE, REPX, end_jobs, stop, wait_until, write_tiny_lab
 
@@ -123,13 +123,13 @@ def test_watch_and_json_are_refused(lab):
 def test_the_lab_is_read_once_and_states_come_from_the_owner(lab, monkeypatch):
     Store.open(lab.base).close()
     opened, snapshots = [], []
-    real_open, real_read = run_service.open_lab, run_service.read_status
-    monkeypatch.setattr(run_service, "open_lab", lambda p: opened.append(p) or real_open(p))
+    real_open, real_read = status_service.open_lab, status_service.read_status
+    monkeypatch.setattr(status_service, "open_lab", lambda p: opened.append(p) or real_open(p))
     monkeypatch.setattr(
-        run_service, "read_status", lambda *a, **k: snapshots.append(a) or real_read(*a, **k)
+        status_service, "read_status", lambda *a, **k: snapshots.append(a) or real_read(*a, **k)
     )
-    source = run_service.StatusSource(Location(lab=lab.root, base=lab.base), "hold")
-    reports = run_service.watch_status(source, 0.0)
+    source = status_service.StatusSource(Location(lab=lab.root, base=lab.base), "hold")
+    reports = status_service.watch_status(source, 0.0)
     for _ in range(3):
         report = next(reports)
         assert not report.finished

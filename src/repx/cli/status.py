@@ -13,7 +13,7 @@ from repx.cli.run import BaseOption, LabOption, TargetOption
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from repx.services.run import StatusReport, StatusSource
+    from repx.services.status import StatusReport, StatusSource
 
 
 def status(  # noqa: PLR0917 (typer maps parameters to CLI options)
@@ -52,15 +52,18 @@ def status(  # noqa: PLR0917 (typer maps parameters to CLI options)
     (while `repx run` runs elsewhere).
     """
     from repx.errors import UsageError  # noqa: PLC0415
-    from repx.services.location import Location  # noqa: PLC0415
-    from repx.services.remote import remote_status, remote_target  # noqa: PLC0415 (SSH targets)
-    from repx.services.run import StatusSource  # noqa: PLC0415
+    from repx.services.location import Location, is_remote  # noqa: PLC0415
+    from repx.services.status import StatusSource  # noqa: PLC0415
 
     if watch and json_output:
         raise UsageError("--watch and --json cannot be combined (poll `repx status --json`)")
     where = Location(lab=lab, base=base, target=target)
-    remote = remote_target(where)
-    if remote is not None:
+    if is_remote(where):
+        # the SSH layer (rsync, the remote plan: ~0.4 s of imports) only for SSH targets
+        from repx.services.remote import remote_status, remote_target  # noqa: PLC0415
+
+        remote = remote_target(where)
+        assert remote is not None
         if watch:
             raise UsageError(
                 f"--watch is not supported on SSH targets yet (target '{remote.name}'):"
@@ -83,7 +86,7 @@ def _watch(source: StatusSource, interval: float) -> None:
     """A live table on a terminal; else one line per change, then the table."""
     from rich.live import Live  # noqa: PLC0415
 
-    from repx.services.run import watch_status  # noqa: PLC0415
+    from repx.services.status import watch_status  # noqa: PLC0415
 
     console = output.out_console()
     last: StatusReport | None = None

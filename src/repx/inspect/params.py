@@ -40,6 +40,8 @@ def format_value(value: JsonValue) -> str:
     """Render a parameter value for a table: strings bare, everything else as JSON."""
     if isinstance(value, str):
         return value
+    if type(value) is int:  # the common case, as json.dumps writes it (not bool)
+        return str(value)
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 

@@ -305,7 +305,7 @@ def show_job(view: LabView, token: str) -> m.JobDetails:
     run = view.run_of(job_id)
     manifest = lab.runs.get(run)
     stage = manifest.stages.get(job.stage) if manifest is not None else None
-    status = view.status
+    status = view.status_of([job_id])
     attempt = status.attempt(job_id)
     outputs = []
     for name, declared in job.outputs.items():

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -149,8 +149,9 @@ class StatusView:
 
     def impure(self, job: str) -> tuple[str, ...]:
         """Host paths the job's last attempt saw (empty: it ran hermetically, or never)."""
-        attempt = self.attempt(job)
-        return attempt.impure if attempt is not None else ()
+        record = self.records.get(job)
+        impure = record.get("impure") if record is not None else None
+        return tuple(str(p) for p in impure) if isinstance(impure, list) and impure else ()
 
     def done(self, job: str) -> bool:
         """True when the job's outputs are there and intact."""
@@ -168,7 +169,7 @@ class StatusView:
 
     def output_dir(self, job: str) -> Path | None:
         """``<base>/outputs/<job>/out``: where the job's outputs are once it succeeded."""
-        return None if self.base is None else self.base / "outputs" / job / _OUT
+        return output_dir(self.base, job)
 
     def log_paths(self, job: str) -> dict[str, Path]:
         """The stdout and stderr logs of the job's last committed attempt (if any)."""
@@ -194,6 +195,11 @@ class StatusView:
         for job in jobs:
             counts[self.state(job)] += 1
         return counts
+
+
+def output_dir(base: Path | None, job: str) -> Path | None:
+    """``<base>/outputs/<job>/out`` (None without a base directory)."""
+    return None if base is None else base / "outputs" / job / _OUT
 
 
 class _Attempts(Mapping[str, Attempt]):
@@ -243,35 +249,66 @@ class _Facts:
     reasons: dict[str, str] = field(default_factory=dict)
     slurm_ids: dict[str, str] = field(default_factory=dict)
     records: dict[str, Mapping[str, object]] = field(default_factory=dict)
+    #: the store knows some job of the lab (a scoped snapshot's records may miss it)
+    executed: bool = False
 
 
-def read_status(lab: LoadedLab, base: Path | None, *, scheduler: bool = True) -> StatusView:
+def read_status(
+    lab: LoadedLab,
+    base: Path | None,
+    *,
+    scheduler: bool = True,
+    only: Iterable[str] | None = None,
+) -> StatusView:
     """One snapshot of every job of ``lab`` in the output store at ``base`` (never fails).
 
     ``scheduler``: ask SLURM about jobs submitted from ``base`` (one ``squeue`` call, only
-    when some submitted job has not settled in the store).
+    when some submitted job has not settled in the store). ``only``: the snapshot of these
+    jobs (``repx show job``): the same facts and rules, read for them and what they need
+    (:func:`upstream_closure`) instead of every job; other jobs' states are not in it.
     """
+    scope = None if only is None else upstream_closure(lab, only)
     facts = _Facts()
     if base is not None and base.is_dir():
         try:
-            facts = _read_facts(lab, base, scheduler=scheduler)
+            facts = _read_facts(lab, base, scheduler=scheduler, scope=scope)
         except (RepxError, OSError, ValueError) as exc:
             message = exc.message if isinstance(exc, RepxError) else str(exc)
             logger.warning("cannot read the output store %s: %s", base, message)
-    states, reasons = propagate(lab, facts.own, facts.reasons)
-    executed = bool(facts.own or facts.records)
+    states, reasons = propagate(lab, facts.own, facts.reasons, scope=scope)
+    executed = facts.executed or bool(facts.own or facts.records)
     return StatusView(base, states, facts.records, executed, reasons, facts.slurm_ids)
 
 
+def upstream_closure(lab: LoadedLab, jobs: Iterable[str]) -> set[str]:
+    """``jobs`` (those of ``lab``) and every job their states depend on: data inputs and
+    the jobs of the runs their runs depend on, transitively."""
+    preds = _predecessors(lab)
+    found: set[str] = set()
+    stack = [job for job in jobs if job in lab.jobs]
+    seen_nodes: set[str] = set()
+    while stack:
+        node = stack.pop()
+        if node in seen_nodes:
+            continue
+        seen_nodes.add(node)
+        if not node.startswith(_BARRIER):
+            found.add(node)
+        stack.extend(u for u in preds(node) if u not in seen_nodes)
+    return found
+
+
 def intact_successes(
-    lab: LoadedLab, store: Store, index: StoreIndex
+    lab: LoadedLab, store: Store, index: StoreIndex, *, scope: Collection[str] | None = None
 ) -> tuple[set[str], dict[str, str]]:
     """(jobs of ``lab`` whose success in ``index`` is intact, damaged success -> why).
 
     The one notion of "done": ``repx run`` prunes with it, ``repx status`` shows it.
+    ``scope``: only these jobs of the lab are checked.
     """
-    jobs = lab.jobs
-    succeeded = [job for job in index.committed if job in jobs and index.succeeded(job)]
+    jobs: Collection[str] = lab.jobs if scope is None else scope
+    candidates = index.committed if scope is None or len(scope) > len(index.committed) else scope
+    succeeded = [job for job in candidates if job in jobs and index.succeeded(job)]
     outputs = _Declared(lab)
     damaged = store.damages((job, outputs[job]) for job in succeeded)
     done = {job for job in succeeded if job not in damaged}
@@ -356,12 +393,14 @@ class _Declared:
         return found
 
 
-def _read_facts(lab: LoadedLab, base: Path, *, scheduler: bool) -> _Facts:
+def _read_facts(
+    lab: LoadedLab, base: Path, *, scheduler: bool, scope: Collection[str] | None = None
+) -> _Facts:
     from repx.inspect import scheduler as queue  # noqa: PLC0415 (SLURM only when used)
     from repx.run.store import Store  # noqa: PLC0415 (only when a store exists)
 
     store = Store.existing(base)
-    jobs = lab.jobs
+    jobs: Collection[str] = lab.jobs if scope is None else scope
     # 1. SLURM, for the jobs its submissions name that the store has not settled.
     slurm_view: dict[str, Queued] = {}
     if scheduler and queue.has_submissions(base):
@@ -373,8 +412,14 @@ def _read_facts(lab: LoadedLab, base: Path, *, scheduler: bool) -> _Facts:
     running = {job for job in probe if _is_locked(store, job)}
     # 3. The index, and the intact successes.
     index = store.read_index()
-    done, damaged = intact_successes(lab, store, index)
-    facts = _Facts(records={job: rec for job, rec in index.records.items() if job in jobs})
+    done, damaged = intact_successes(lab, store, index, scope=scope)
+    records: dict[str, Mapping[str, object]]
+    if scope is None:
+        records = {job: rec for job, rec in index.records.items() if job in jobs}
+    else:
+        records = {job: index.records[job] for job in scope if job in index.records}
+    executed = bool(records) or any(job in lab.jobs for job in index.records)
+    facts = _Facts(records=records, executed=executed)
     for job in done:
         facts.own[job] = JobState.SUCCEEDED
     for job in running - done:
@@ -436,12 +481,9 @@ def _is_locked(store: Store, job: str) -> bool:
 # -- propagation ------------------------------------------------------------------------
 
 
-def propagate(
-    lab: LoadedLab, own: Mapping[str, JobState], reasons: Mapping[str, str]
-) -> tuple[dict[str, JobState], dict[str, str]]:
-    """Every job's state from the jobs' own states (``own``; absent: not settled), over one
-    topological order of data inputs and run dependencies (hard: every job of the run must
-    succeed; soft: every job must finish). Returns (states, reasons)."""
+def _predecessors(lab: LoadedLab) -> Callable[[str], list[str]]:
+    """node -> the nodes its state depends on: a job's data inputs and run-dependency
+    barriers (``run:<run>:<kind>``), a barrier's jobs of that run."""
     jobs = lab.jobs
     runs = lab.runs
     deps = {name: entry.depends_on for name, entry in lab.revision.runs.items()}
@@ -458,6 +500,22 @@ def propagate(
                     found.append(f"{_BARRIER}{dep}:{kind}")
         return found
 
+    return preds
+
+
+def propagate(
+    lab: LoadedLab,
+    own: Mapping[str, JobState],
+    reasons: Mapping[str, str],
+    *,
+    scope: Collection[str] | None = None,
+) -> tuple[dict[str, JobState], dict[str, str]]:
+    """Every job's state from the jobs' own states (``own``; absent: not settled), over one
+    topological order of data inputs and run dependencies (hard: every job of the run must
+    succeed; soft: every job must finish). Returns (states, reasons). ``scope``: the jobs
+    to return, closed under what they depend on (:func:`upstream_closure`)."""
+    jobs: Collection[str] = lab.jobs if scope is None else scope
+    preds = _predecessors(lab)
     states: dict[str, JobState] = {}
     why: dict[str, str] = dict(reasons)
     visiting: set[str] = set()
@@ -468,6 +526,11 @@ def propagate(
         while stack:
             node = stack[-1]
             if node in states:
+                stack.pop()
+                continue
+            settled = own.get(node)
+            if settled is not None and settled is not JobState.QUEUED:
+                states[node] = settled  # its own state whatever is upstream (_job_state)
                 stack.pop()
                 continue
             ups = preds(node)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Final
 
 from repx.inspect.params import ParamIndex, run_value_positions, value_key
-from repx.inspect.status import StatusView, find_base, read_status
+from repx.inspect.status import StatusView, find_base, output_dir, read_status
 from repx.lab.loader import LoadedLab, open_lab
 from repx.lab.models import Job, JobInput
 
@@ -244,9 +244,16 @@ class LabView:
         """Job states in the output store (all pending when there is none)."""
         return read_status(self.lab, self.base)
 
+    def status_of(self, jobs: Iterable[str]) -> StatusView:
+        """The states of ``jobs`` (and of what they need) only: :attr:`status` when it is
+        read already, else a snapshot scoped to them (``show job`` on a large lab)."""
+        if "status" in self.__dict__:
+            return self.status
+        return read_status(self.lab, self.base, only=jobs)
+
     def output_dir(self, job_id: str) -> Path | None:
         """``<base>/outputs/<job>/out``, or None without a base directory."""
-        return self.status.output_dir(job_id)
+        return output_dir(self.base, job_id)
 
     def output_path(self, job_id: str, output: str) -> Path | None:
         """Where a declared output of a job lives in the output store."""

@@ -22,7 +22,7 @@ from typing import Final, Literal, NamedTuple
 from repx.errors import LabError
 from repx.lab import closure as closure_file
 from repx.lab.closure import ClosureEntry
-from repx.lab.models import NIX_BASE32, FileEntry, LabMetadata
+from repx.lab.models import NIX_BASE32, FileEntry, LabHeader, LabMetadata
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ def check_integrity(
     return _compare(root, expected, on_disk, digests, set(exclude))
 
 
-def load_closure(root: Path, meta: LabMetadata) -> Mapping[str, ClosureEntry]:
+def load_closure(root: Path, meta: LabHeader) -> Mapping[str, ClosureEntry]:
     """The lab's closure entries by path; empty when it has none or the file is unreadable
     (then the integrity list reports the file, and the links lead nowhere)."""
     if meta.closure is None:

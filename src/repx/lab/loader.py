@@ -1,7 +1,15 @@
-"""Open a lab directory and read all of its JSON files through the models."""
+"""Open a lab directory and read all of its JSON files through the models.
+
+The integrity list of ``lab/lab-metadata.json`` (``files``, ``symlinks``, ``empty_dirs``:
+most of the file, 37 MB for 100,000 jobs) is read only when something needs it
+(:meth:`LoadedLab.integrity_list`: ``repx verify``, ``repx run``'s check, the remote delta).
+The rest of that file (:class:`LabHeader`) comes from a per-lab cache (:mod:`repx.lab.cache`)
+when the file is the one the cache was written from, else from the file (then cached).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +20,8 @@ from typing import Final, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from repx.errors import LabError, one_line
-from repx.lab.models import Job, LabMetadata, RevisionMetadata, RunManifest
+from repx.lab import cache
+from repx.lab.models import Job, LabHeader, LabMetadata, RevisionMetadata, RunManifest
 
 #: The entry point of every lab, relative to its root.
 LAB_METADATA: Final = "lab/lab-metadata.json"
@@ -25,15 +34,41 @@ class LoadedLab:
     """A lab read into memory: its metadata, every run manifest and every job."""
 
     root: Path
-    meta: LabMetadata
+    meta: LabHeader
     revision: RevisionMetadata
     runs: dict[str, RunManifest]
     jobs: dict[str, Job]
     job_runs: dict[str, list[str]]
+    #: the integrity list once read (see :meth:`integrity_list`)
+    _listing: list[LabMetadata] = dataclasses.field(default_factory=list, compare=False, repr=False)
 
     def path(self, rel: str) -> Path:
         """Absolute path of a lab-relative path (as found in the JSON files)."""
         return self.root / rel
+
+    def integrity_list(self) -> LabMetadata:
+        """The whole of ``lab/lab-metadata.json``, integrity list included (read once).
+
+        Refused (:class:`LabError`) when the file is no longer the one the lab was opened
+        from, or lists a path outside the lab.
+        """
+        if not self._listing:
+            if isinstance(self.meta, LabMetadata):
+                full = self.meta
+            else:
+                with _gc_paused():
+                    full = read_model(self.root, LAB_METADATA, LabMetadata)
+                    _check_listed_paths(full)
+                if header_of(full) != self.meta:
+                    raise LabError(
+                        f"{LAB_METADATA}: changed since the lab was opened ({self.root})"
+                    )
+            self._listing.append(full)
+        return self._listing[0]
+
+
+#: The members of lab-metadata.json that :class:`LabHeader` keeps.
+_HEADER_FIELDS: Final = set(LabHeader.model_fields)
 
 
 def open_lab(path: Path) -> LoadedLab:
@@ -48,8 +83,14 @@ def open_lab(path: Path) -> LoadedLab:
 
 
 def _read_lab(root: Path) -> LoadedLab:
-    meta = read_model(root, LAB_METADATA, LabMetadata)
-    _check_listed_paths(meta)
+    key = cache.key_of(root / LAB_METADATA)
+    meta: LabHeader | None = cache.read_header(key) if key is not None else None
+    if meta is None:
+        full = read_model(root, LAB_METADATA, LabMetadata)
+        _check_listed_paths(full)
+        meta = full
+        if key is not None and key.lab_id == full.lab_id:
+            cache.write_header(key, header_of(full))
     revision = read_model(root, meta.metadata, RevisionMetadata)
     runs: dict[str, RunManifest] = {}
     jobs: dict[str, Job] = {}
@@ -80,6 +121,11 @@ def _read_lab(root: Path) -> LoadedLab:
     return LoadedLab(root, meta, revision, runs, jobs, job_runs)
 
 
+def header_of(meta: LabMetadata) -> LabHeader:
+    """``meta`` without its integrity list."""
+    return LabHeader.model_validate(meta.model_dump(include=_HEADER_FIELDS))
+
+
 def _check_listed_paths(meta: LabMetadata) -> None:
     """Refuse an integrity list naming a path outside the lab (checked in one pass)."""
     for field, paths in (
@@ -108,11 +154,18 @@ def _check_confined(manifest: str, job_id: str, job: Job) -> None:
         if not _safe_name(inp.job):
             raise LabError(one_line(f"{where}.inputs[{i}].job: '{inp.job}' is not a job id"))
     for name, declared in job.outputs.items():
+        if declared in _CONFINED_OUTPUTS:
+            continue  # checked for another job (the jobs of a stage declare the same)
         rel = declared.removeprefix("$out/")
         if rel == declared or not rel or rel.startswith("/") or ".." in rel.split("/"):
             raise LabError(
                 one_line(f"{where}.outputs.{name}: '{declared}' is not a path under $out/")
             )
+        _CONFINED_OUTPUTS.add(declared)
+
+
+#: Declared outputs found to be paths under ``$out/`` (a property of the string alone).
+_CONFINED_OUTPUTS: set[str] = set()
 
 
 def _safe_name(name: str) -> bool:

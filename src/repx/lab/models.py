@@ -79,8 +79,9 @@ class SymlinkEntry(_Model):
     target: str = Field(min_length=1)
 
 
-class LabMetadata(_Model):
-    """``lab/lab-metadata.json``: the entry point of a lab."""
+class LabHeader(_Model):
+    """``lab/lab-metadata.json`` without its integrity list (``files``, ``symlinks``,
+    ``empty_dirs``): what inspecting and running a lab read of it."""
 
     format: LabFormat
     lab_id: str
@@ -103,13 +104,18 @@ class LabMetadata(_Model):
         description='image directories: {"unified": …}, or by run name ("per-run")',
     )
     job_count: int = Field(ge=0)
-    files: tuple[FileEntry, ...] = Field(
-        description="every regular file except lab/lab-metadata.json, sorted by path"
-    )
     files_bytes: int | None = Field(
         default=None,
         ge=0,
         description="total size of the files listed in files (absent: measured when needed)",
+    )
+
+
+class LabMetadata(LabHeader):
+    """``lab/lab-metadata.json``: the entry point of a lab."""
+
+    files: tuple[FileEntry, ...] = Field(
+        description="every regular file except lab/lab-metadata.json, sorted by path"
     )
     integrity: str | None = Field(
         default=None,

@@ -18,7 +18,7 @@ from repx.errors import LabError
 from repx.lab import closure as closure_file
 from repx.lab import integrity
 from repx.lab.loader import LAB_METADATA, LoadedLab
-from repx.lab.models import INTEGRITY_FORMAT, JOB_ID_PATTERN, LabMetadata, RunManifest
+from repx.lab.models import INTEGRITY_FORMAT, JOB_ID_PATTERN, LabHeader, RunManifest
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def _just_built(lab: LoadedLab) -> ValidationResult:
     return ValidationResult(
         structural.problems,
         integrity_checked=True,
-        file_count=len(lab.meta.files) + 1,
+        file_count=len(lab.integrity_list().files) + 1,
         size_bytes=listed + metadata,
     )
 
@@ -126,7 +126,7 @@ def find_problems(
     ]
     if not check_integrity:
         return ValidationResult(tuple(problems), integrity_checked=False)
-    report = integrity.check_integrity(lab.root, lab.meta, exclude=(LAB_METADATA,))
+    report = integrity.check_integrity(lab.root, lab.integrity_list(), exclude=(LAB_METADATA,))
     problems += integrity_problems(report)
     if check_nix and not report.altered:
         problems += nix_record_problems(lab.root) or []
@@ -172,7 +172,7 @@ def nix_record_problems(root: Path) -> list[str] | None:
     ]
 
 
-def lab_id_problems(root: Path, meta: LabMetadata, expect: str | None = None) -> list[str]:
+def lab_id_problems(root: Path, meta: LabHeader, expect: str | None = None) -> list[str]:
     """Problems of the lab id: not the one the content commits to, or not ``expect``."""
     try:
         data = (root / LAB_METADATA).read_bytes()
@@ -202,7 +202,7 @@ def lab_id_problems(root: Path, meta: LabMetadata, expect: str | None = None) ->
 
 
 def _check_integrity_list(lab: LoadedLab) -> Iterator[str]:
-    meta = lab.meta
+    meta = lab.integrity_list()
     if meta.integrity != INTEGRITY_FORMAT:
         yield (
             f"{LAB_METADATA}: integrity: '{meta.integrity or '(none)'}', this repx reads "

@@ -64,6 +64,7 @@ from pathlib import Path
 from typing import Final
 
 from pydantic import ValidationError
+from pydantic_core import from_json
 
 from repx.errors import RepxError
 from repx.run.store_models import STORE_FORMAT, JobResult, JobStatus, StoreInfo
@@ -284,23 +285,11 @@ class Store:
             committed = set(os.listdir(self.outputs))
         except FileNotFoundError:
             committed = set()
-        records: dict[str, dict[str, object]] = {}
-        torn = 0
         try:
             data = self.completions.read_bytes()
         except FileNotFoundError:
             data = b""
-        for line in data.split(b"\n"):
-            if not line:
-                continue
-            try:
-                record = json.loads(line)
-                job = record["job"]
-                JobStatus(record["status"])
-            except (ValueError, KeyError, TypeError):
-                torn += 1  # a line cut by a crash (or garbage): ignore it
-                continue
-            records[job] = record
+        records, torn = _parse_completions(data)
         if torn:
             logger.warning("%s: ignored %d unreadable line(s)", self.completions, torn)
         index = StoreIndex(records, committed, torn)
@@ -580,6 +569,36 @@ class Store:
         """Re-append records recovered by :meth:`read_index`."""
         for result in results:
             self.append_completion(result)
+
+
+#: The values of a record's ``status``.
+_STATUSES: Final = frozenset(s.value for s in JobStatus)
+
+
+def _parse_completions(data: bytes) -> tuple[dict[str, dict[str, object]], int]:
+    """(job -> its last record, lines ignored) of the bytes of ``completions.jsonl``.
+
+    The lines are parsed as one JSON array (one call: 100,000 records in a fraction of the
+    time of a ``json.loads`` per line); when that fails (a torn or garbled line), line by
+    line, skipping the lines that are not records.
+    """
+    lines = [line for line in data.split(b"\n") if line.strip()]
+    try:
+        parsed = from_json(b"[" + b",".join(lines) + b"]") if lines else []
+    except ValueError:
+        parsed = None
+    records: dict[str, dict[str, object]] = {}
+    torn = 0
+    for i, line in enumerate(lines):
+        try:
+            record = parsed[i] if parsed is not None else json.loads(line)
+            job = record["job"]
+            if record["status"] not in _STATUSES:
+                raise ValueError(record["status"])
+            records[job] = record
+        except (ValueError, KeyError, TypeError):
+            torn += 1  # a line cut by a crash (or garbage): ignore it
+    return records, torn
 
 
 def _damage(outputs_fd: int, job: str, outputs: Sequence[str]) -> str | None:

@@ -31,3 +31,8 @@ def named_target(where: Location) -> tuple[str | None, Target]:
 def target_of(where: Location) -> Target:
     """The target ``where`` asks for."""
     return named_target(where)[1]
+
+
+def is_remote(where: Location) -> bool:
+    """True when ``where`` asks for an SSH target (commands then import the SSH layer)."""
+    return target_of(where).address is not None

@@ -56,7 +56,8 @@ from repx.run.store_models import STORE_FORMAT, JobResult, JobStatus
 from repx.services import remote_delta
 from repx.services.location import Location, named_target
 from repx.services.remote_plan import RUNNER_NAME, remote_runtime, write_plan
-from repx.services.run import JobStatusEntry, RunOptions, StageStatus, StatusReport
+from repx.services.run import RunOptions
+from repx.services.status import JobStatusEntry, StageStatus, StatusReport
 from repx.ssh import Connection, RemoteError, last_line
 
 #: Refuse to sync when the remote file system has less free space than this beyond the

@@ -39,11 +39,12 @@ class Listing(BaseModel):
 def listing_of(lab: LoadedLab) -> Listing:
     """The entries of ``lab`` as its metadata lists them."""
     entries: dict[str, str] = {}
-    for f in lab.meta.files:
+    meta = lab.integrity_list()
+    for f in meta.files:
         entries[f.path] = f"f:{f.sha256}:{int(f.executable)}"
-    for s in lab.meta.symlinks:
+    for s in meta.symlinks:
         entries[s.path] = f"l:{s.target}"
-    for d in lab.meta.empty_dirs:
+    for d in meta.empty_dirs:
         entries[d] = "d"
     return Listing(lab_id=lab.meta.lab_id, entries=entries)
 

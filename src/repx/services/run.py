@@ -13,20 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from pydantic import BaseModel, ConfigDict
-
 from repx.build_history import previous_build, read_history
 from repx.config import ArtifactStore, RuntimeKind, SchedulerKind, Target, resolve_base
 from repx.errors import RepxError, UsageError
 from repx.inspect.explain import explain_plan
 from repx.inspect.params import swept_by_stage
-from repx.inspect.resolve import JobIndex, StoreJobs, resolve_job, resolve_run
+from repx.inspect.resolve import JobIndex, StoreJobs, resolve_job
 from repx.inspect.status import (
-    FINISHED,
-    JobState,
-    StatusView,
     intact_successes,
-    read_status,
 )
 from repx.inspect.view import LabView
 from repx.lab.loader import LoadedLab, open_lab
@@ -36,11 +30,10 @@ from repx.run.graph import build_graph
 from repx.run.job import STDERR_LOG, STDOUT_LOG
 from repx.run.lab_records import lab_records, record_use
 from repx.run.node_local import ensure_copy, node_local_lab, stage_archive
-from repx.run.pieces import Progress
 from repx.run.reporter import Reporter
 from repx.run.runtime import impure_mounts, impure_warning, resolve_runtime
 from repx.run.scheduler import Interrupts, Limits, NodeState, Scheduler
-from repx.run.selection import lab_order, select
+from repx.run.selection import select
 from repx.run.spec import NodeLocalLab, effective_params, make_spec, param_index
 from repx.run.store import REPX, Store
 from repx.run.store_models import JobResult
@@ -351,159 +344,6 @@ def tail_lines(path: Path, count: int) -> list[str]:
         return []
     lines: deque[str] = deque(data.decode("utf-8", "replace").splitlines(), maxlen=count)
     return list(lines)
-
-
-# -- status -------------------------------------------------------------------------
-
-
-class JobStatusEntry(BaseModel):
-    """One job in ``repx status --json`` (the fields of ``repx list jobs --json``)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    run: str
-    stage: str
-    status: JobState
-    exit_code: int | None = None
-    reason: str | None = None
-    #: the SLURM job (``123_4``) when SLURM decided the state
-    slurm_id: str | None = None
-    #: host paths the last attempt saw (an impure run: NOT reproducible)
-    impure: tuple[str, ...] = ()
-    #: a scatter-gather job: branches complete out of its work items (once it scattered)
-    branches: Progress | None = None
-
-
-class StageStatus(BaseModel):
-    """Counts of one stage of a run."""
-
-    model_config = ConfigDict(frozen=True)
-
-    run: str
-    stage: str
-    counts: dict[JobState, int]
-
-
-class StatusReport(BaseModel):
-    """``repx status``: job states of a lab in an output store."""
-
-    model_config = ConfigDict(frozen=True)
-
-    lab: str
-    base: str
-    stages: tuple[StageStatus, ...]
-    jobs: tuple[JobStatusEntry, ...]
-
-    def totals(self) -> dict[JobState, int]:
-        """Counts over every job listed."""
-        totals = dict.fromkeys(JobState, 0)
-        for entry in self.jobs:
-            totals[entry.status] += 1
-        return totals
-
-    @property
-    def finished(self) -> bool:
-        """True when no job listed can change without a new ``repx run`` (succeeded,
-        failed, blocked or cancelled)."""
-        return all(entry.status in FINISHED for entry in self.jobs)
-
-
-def lab_status(where: Location, run: str | None = None) -> StatusReport:
-    """The state of every job of the lab (or of one run) in the output store.
-
-    The states are one snapshot of :func:`repx.inspect.status.read_status` (the one owner:
-    ``repx list jobs --status``, ``repx show job`` and ``repx.Lab`` read the same), SLURM's
-    view included for jobs submitted from this base. A base directory that is not an output
-    store is an error.
-    """
-    return StatusSource(where, run).report()
-
-
-class StatusSource:
-    """A lab opened once, whose job states are read again on each :meth:`report`.
-
-    ``repx status --watch`` and ``repx tui`` poll with it: the lab is parsed, the run
-    checked and the jobs ordered once; each report is one new snapshot of the state owner
-    (:func:`repx.inspect.status.read_status`).
-    """
-
-    def __init__(self, where: Location, run: str | None = None) -> None:
-        self.base = resolve_base(where.base, target_of(where))
-        self.lab = open_lab(where.lab)
-        lab = self.lab
-        if run is not None:
-            resolve_run(LabView(lab), run)  # an unknown one: the runs and the closest name
-        Store.existing(self.base, strict=True)  # refuses a non-store and an unknown format
-        self.runs = [run] if run is not None else list(lab.revision.run_order or lab.runs)
-        order = lab_order(lab)
-        #: (run, job), runs in order and each run's jobs in pipeline order
-        self.rows: tuple[tuple[str, str], ...] = tuple(
-            (name, job_id)
-            for name in self.runs
-            for job_id in sorted(lab.runs[name].jobs, key=order.__getitem__)
-        )
-
-        #: scatter-gather jobs: their branch counts change while their state does not
-        self._scattering = tuple(j for _, j in self.rows if lab.jobs[j].scatter_gather)
-        self._last: tuple[tuple[object, ...], StatusReport] | None = None
-
-    def view(self) -> StatusView:
-        """One snapshot of every job's state (the state owner's)."""
-        return read_status(self.lab, self.base)
-
-    def report(self, view: StatusView | None = None) -> StatusReport:
-        """The report of ``view`` (default: a new snapshot). The previous report is
-        returned again when nothing it shows has changed (polling a large lab)."""
-        view = self.view() if view is None else view
-        key = (view.states, view.reasons, view.slurm_ids, view.records)
-        unchanged = self._last is not None and self._last[0] == key
-        if unchanged and all(view.state(j) in FINISHED for j in self._scattering):
-            assert self._last is not None
-            return self._last[1]
-        report = self._report(view)
-        self._last = (key, report)
-        return report
-
-    def _report(self, view: StatusView) -> StatusReport:
-        lab = self.lab
-        entries: list[JobStatusEntry] = []
-        stages: dict[tuple[str, str], dict[JobState, int]] = {}
-        for name, job_id in self.rows:
-            job = lab.jobs[job_id]
-            state = view.state(job_id)
-            entries.append(
-                JobStatusEntry(
-                    id=job_id,
-                    run=name,
-                    stage=job.stage,
-                    status=state,
-                    exit_code=view.exit_code(job_id),
-                    reason=view.reason(job_id),
-                    slurm_id=view.slurm_id(job_id),
-                    impure=view.impure(job_id),
-                    branches=view.branches(job_id, job.scatter_gather),
-                )
-            )
-            counts = stages.setdefault((name, job.stage), dict.fromkeys(JobState, 0))
-            counts[state] += 1
-        return StatusReport(
-            lab=os.fspath(lab.root),
-            base=os.fspath(self.base),
-            stages=tuple(StageStatus(run=r, stage=s, counts=c) for (r, s), c in stages.items()),
-            jobs=tuple(entries),
-        )
-
-
-def watch_status(source: StatusSource, interval: float) -> Iterator[StatusReport]:
-    """A report now, then one every ``interval`` seconds while some job is not finished
-    (the last report is the finished one). The lab is read once (``source``)."""
-    while True:
-        report = source.report()
-        yield report
-        if report.finished:
-            return
-        time.sleep(interval)
 
 
 # -- logs ---------------------------------------------------------------------------

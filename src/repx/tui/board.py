@@ -1,6 +1,6 @@
 """What ``repx tui`` shows and does, without textual: the board's model.
 
-The lab is opened once (:class:`repx.services.run.StatusSource`); each :meth:`Board.refresh`
+The lab is opened once (:class:`repx.services.status.StatusSource`); each :meth:`Board.refresh`
 takes one snapshot from the state owner (:func:`repx.inspect.status.read_status`) and says
 which jobs changed state, so that the app redraws only those. Logs are followed by offset
 (:class:`LogTail`). Cancel and rerun call the services ``repx cancel`` and ``repx run
@@ -26,7 +26,8 @@ from repx.run.spec import effective_params
 from repx.run.store import Store
 from repx.services import cancel
 from repx.services.location import Location
-from repx.services.run import RunOptions, StatusSource, current_log, run_lab
+from repx.services.run import RunOptions, current_log, run_lab
+from repx.services.status import StatusSource
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -77,6 +77,31 @@ def test_states_follow_the_store(view, factory_lab, base):
     assert (counts[JobState.SUCCEEDED], counts[JobState.FAILED]) == (5, 1)
 
 
+def test_a_snapshot_of_some_jobs_agrees_with_the_whole_one(view, factory_lab, base):
+    """``read_status(only=...)`` (``show job``) reads the same facts for fewer jobs: every
+    job's state and reason are those of the snapshot of every job, run dependencies
+    included."""
+    lab_id = view.lab.meta.lab_id
+    simulate = jobs_of(factory_lab, "simulate")
+    for job in simulate[:-2]:
+        record_attempt(base, lab_id, job, outputs={"samples.csv": "x\n"})
+    record_attempt(base, lab_id, simulate[-2], status="failed", exit_code=3, reason="exit 3")
+    record_attempt(base, lab_id, simulate[1], outputs={"samples.csv": "x\n"})
+    (base / "outputs" / simulate[1] / "out" / "samples.csv").unlink()  # damaged
+    stats = jobs_of(factory_lab, "stats")
+    record_attempt(base, lab_id, stats[0], outputs={"stats.json": "{}"})
+    with hold_attempt(base, simulate[-1]):
+        whole = read_status(view.lab, base)
+        for job in view.lab.jobs:
+            part = read_status(view.lab, base, only=[job])
+            assert part.state(job) is whole.state(job), job
+            assert part.reason(job) == whole.reason(job), job
+            assert part.attempt(job) == whole.attempt(job), job
+            assert part.executed
+    assert len({whole.state(job) for job in view.lab.jobs}) >= 5
+    assert set(read_status(view.lab, base, only=[simulate[0]]).states) == {simulate[0]}
+
+
 def test_running_job(view, factory_lab, base):
     job = jobs_of(factory_lab, "simulate")[0]
     with hold_attempt(base, job):

@@ -30,7 +30,8 @@ from repx.run.reporter import RecordingReporter
 from repx.run.slurm_models import Submission, append_submission
 from repx.run.store import Store
 from repx.run.store_models import JobResult, JobStatus
-from repx.services.run import Location, RunOptions, lab_status, run_lab
+from repx.services.run import Location, RunOptions, run_lab
+from repx.services.status import lab_status
 from storefake import hold_attempt, record_attempt
 
 runner = CliRunner()

@@ -18,7 +18,8 @@ from repx.run.store import Store
 from repx.run.store_usage import StoreBusyError, shared_use
 from repx.services import gc
 from repx.services.location import Location
-from repx.services.run import RunOptions, lab_status, run_lab
+from repx.services.run import RunOptions, run_lab
+from repx.services.status import lab_status
 
 
 def run(lab: Path, base: Path) -> int:

@@ -13,7 +13,8 @@ from repx.config import RuntimeKind
 from repx.run.events import JobFinished, JobStarted, JobWaiting, Notice, RunPlanned, RunSummary
 from repx.run.reporter import RecordingReporter
 from repx.services.location import Location
-from repx.services.run import RunOptions, lab_status, run_lab
+from repx.services.run import RunOptions, run_lab
+from repx.services.status import lab_status
 from repx.slurm import SlurmUnavailableError
 
 

@@ -11,8 +11,9 @@ from repx.config import RuntimeKind
 from repx.inspect.status import JobState
 from repx.run.reporter import RecordingReporter
 from repx.services.location import Location
-from repx.services.run import RunOptions, lab_status, run_lab
+from repx.services.run import RunOptions, run_lab
 from repx.services.slurm import cancel_submitted
+from repx.services.status import lab_status
 
 
 @pytest.fixture
