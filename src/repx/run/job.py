@@ -40,7 +40,6 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from repx import process
-from repx.run import scatter
 from repx.run.orphans import end_orphans
 from repx.run.runtime import Runtime
 from repx.run.spec import JobSpec
@@ -214,6 +213,8 @@ def start(attempt: Attempt, runtime: Runtime, stdin: int) -> process.Child:
     attempt beside an orphan of this one; it ends them: :mod:`repx.run.orphans`).
     """
     if attempt.spec.pieces is not None:
+        from repx.run import scatter  # noqa: PLC0415 (slow imports: only scatter-gather jobs)
+
         argv, env, cwd = scatter.command(attempt.spec, runtime, attempt.work, attempt.lock.fd)
     else:
         argv, env, cwd = runtime.command(attempt.spec, attempt.work)
@@ -374,6 +375,8 @@ def _outcome(
         return JobStatus.FAILED, f"killed by {name}"
     if code != 0:
         if spec.pieces is not None:  # the scatter-gather orchestrator says which piece
+            from repx.run import scatter  # noqa: PLC0415 (slow imports)
+
             return JobStatus.FAILED, scatter.failure_reason(work) or f"exit status {code}"
         return JobStatus.FAILED, f"exit status {code}"
     out = os.path.join(work, OUT)

@@ -159,14 +159,23 @@ class _Format(BaseModel):
     format: str | None = None
 
 
-def read_manifest(data: bytes) -> TaskManifest:
+def read_manifest(data: bytes, task: str | None = None) -> TaskManifest:
     """Parse a manifest; raise :class:`ManifestError` when it is not one this repx runs.
 
     The format is looked at before the rest, so a manifest of another repx version fails
-    with one line about its version instead of a list of field errors.
+    with one line about its version instead of a list of field errors. With ``task`` only
+    that task's jobs are validated (the others are left out of the result; a manifest
+    without it has no tasks): every task of an array reads the whole file, and validating
+    all of it would cost each task time proportional to the array.
     """
     try:
-        found = _Format.model_validate_json(data).format
+        raw = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise ManifestError("not a task manifest (no JSON object)") from None
+    if not isinstance(raw, dict):
+        raise ManifestError("not a task manifest (no JSON object)")
+    try:
+        found = _Format.model_validate(raw).format
     except ValidationError:
         raise ManifestError("not a task manifest (no JSON object)") from None
     if found != MANIFEST_FORMAT:
@@ -175,8 +184,11 @@ def read_manifest(data: bytes) -> TaskManifest:
             f"{what}, this repx reads {MANIFEST_FORMAT}: resubmit with the repx that is"
             " installed on the nodes"
         )
+    if task is not None and isinstance(raw.get("tasks"), dict):
+        tasks = raw["tasks"]
+        raw = {**raw, "tasks": {task: tasks[task]} if task in tasks else {}}
     try:
-        return TaskManifest.model_validate_json(data)
+        return TaskManifest.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"]) or "manifest"

@@ -85,7 +85,7 @@ def run_task(manifest: Path, index: str, stop: Stop) -> int:
     After a stop (``scancel``: SIGTERM) the running job is recorded as interrupted and
     the rest of the bundle as interrupted before it started, so none is lost.
     """
-    data = _read(manifest)
+    data = _read(manifest, index)
     try:
         specs = data.tasks[index]
     except KeyError:
@@ -133,9 +133,9 @@ def _to_node_copy(
     )
 
 
-def _read(manifest: Path) -> TaskManifest:
+def _read(manifest: Path, index: str) -> TaskManifest:
     try:
-        return read_manifest(manifest.read_bytes())
+        return read_manifest(manifest.read_bytes(), index)
     except ManifestError as exc:
         raise TaskError(f"{manifest}: {exc}") from None
 

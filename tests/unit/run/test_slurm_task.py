@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -12,7 +14,7 @@ from repx.config import RuntimeKind
 from repx.lab.loader import open_lab
 from repx.run import slurm_task
 from repx.run.runtime import Runtime
-from repx.run.slurm_models import TaskManifest, manifest_json
+from repx.run.slurm_models import ManifestError, TaskManifest, manifest_json, read_manifest
 from repx.run.spec import make_spec
 from repx.run.store import Store
 
@@ -121,3 +123,40 @@ def test_a_bad_or_old_manifest_is_one_clear_line(tmp_path, capsys):
     assert slurm_task.main([str(manifest), "0"]) == 2
     assert "not a task manifest" in capsys.readouterr().err
     assert not store.completions.exists()  # nothing ran
+
+
+def test_a_task_validates_only_its_own_jobs(tmp_path):
+    """Every task reads the whole manifest: it validates its own entry only (cost not
+    proportional to the array); another task's broken entry does not concern it."""
+    lab = open_lab(write_lab(tmp_path / "lab").root)
+    store = Store.open(tmp_path / "base")
+    spec = make_spec(lab, next(iter(lab.jobs)), store.outputs)
+    host_bin = lab.root / lab.meta.host_tools / "bin"
+    runtime = Runtime(kind=RuntimeKind.NATIVE, path=str(host_bin), outputs=str(store.outputs))
+    good = json.loads(
+        manifest_json(TaskManifest(base=str(store.root), runtime=runtime, tasks={"0": (spec,)}))
+    )
+    good["tasks"]["1"] = [{"job": "broken"}]
+    data = json.dumps(good).encode()
+    assert read_manifest(data, "0").tasks == {"0": (spec,)}
+    assert read_manifest(data, "7").tasks == {}
+    with pytest.raises(ManifestError, match=r"^tasks\.1\.0\."):
+        read_manifest(data)
+    manifest = tmp_path / "m.json"
+    manifest.write_bytes(data)
+    assert slurm_task.main([str(manifest), "0"]) == 0
+    assert store.committed_success(spec.job, spec.outputs)
+
+
+def test_the_task_program_imports_no_scatter_or_graph_code():
+    """Each array task pays its own imports: scatter-gather (and through it the planner
+    and networkx) is imported only by a task that runs a scatter-gather job."""
+    code = (
+        "import sys, repx.run.slurm_task;"
+        " print(sorted(m for m in ('networkx', 'repx.run.scatter', 'repx.run.slurm_plan')"
+        " if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
