@@ -383,12 +383,13 @@ let
                   # its script, so package updates keep the ids.
                   identity = if hashMode == "pure" then sc.scriptPath else "params-only\t${v.pname}\t${v.version}";
                   ownLine = if ownIds && builtins.any (inp: inp.run == name) inputs then [ "run\t${name}" ] else [ ];
-                  hash = util.hash32 (concatStringsSep "\n" ([ "repx-job/1" identity (toJSON params) ] ++ environmentLines ++ map canonicalInput inputs ++ runInputLines ++ ownLine));
+                  paramsJSON = toJSON params;
+                  hash = util.hash32 (concatStringsSep "\n" ([ "repx-job/1" identity paramsJSON ] ++ environmentLines ++ map canonicalInput inputs ++ runInputLines ++ ownLine));
                   id = "${hash}-${v.pname}";
                   resources = if st.isDynamic then get.resources i else st.resources;
                 in
                 {
-                  inherit id combo params inputs;
+                  inherit id combo params paramsJSON inputs;
                   inherit (v) pname version outputs;
                   inherit (sc) check;
                   scriptDrv = sc.script.drv;

@@ -38,8 +38,12 @@ let
   allJobs = listToAttrs (concatLists (map (r: map (j: { name = j.id; value = j; }) (attrValues r.jobs)) runList));
   jobCount = length (attrNames allJobs);
 
-  # One line per executable of a job (a scatter-gather job has several).
-  jobsTable = concatStringsSep "" (concatLists (map (j: map (e: "${j.id}\t${e.name}\t${e.script}\t${toJSON j.params}\t${concatStringsSep " " j.outDirs}\n") j.executables) (attrValues allJobs)));
+  # One line per executable of a job (a scatter-gather job has several); the job's columns
+  # are rendered once per job, not once per line.
+  jobsTable = concatStringsSep "" (map (j:
+    let rest = "\t${j.paramsJSON}\t${concatStringsSep " " j.outDirs}\n"; in
+    concatStringsSep "" (map (e: "${j.id}\t${e.name}\t${e.script}${rest}") j.executables)
+  ) (attrValues allJobs));
 
   manifests = map (r: { path = "revision/${r.hash}.json"; text = toJSON r.manifest; }) runList;
   manifestVars = genList (i: "manifest${toString i}") (length manifests);
