@@ -202,7 +202,9 @@ def bench(sizes: list[int], workdir: Path, kinds: list[str]) -> list[dict[str, f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,1000,10000,100000")
-    parser.add_argument("--kinds", default="plain,dynamic,scatter", help="comma-separated: plain, dynamic, scatter")
+    parser.add_argument(
+        "--kinds", default="plain,dynamic,scatter", help="comma-separated: plain, dynamic, scatter"
+    )
     parser.add_argument("--json", action="store_true", help="print the rows as JSON at the end")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]

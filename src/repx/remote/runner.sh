@@ -164,6 +164,21 @@ prepare() { # $1 node: create its attempt directory, and those of the next ready
   set +C
 }
 
+exec_job() { # $1 working directory, $2 job id, $3 log directory, the rest: argv. Never returns:
+  # run in a subshell (`exec_job … &`). The job gets a clean environment and the logs.
+  cd "$1" || exit 126
+  local id=$2 logs=$3
+  shift 3
+  if [[ $RUNTIME == bwrap ]]; then
+    # bwrap --die-with-parent: stopping bwrap ends everything in the sandbox
+    exec env -i "PATH=$JOB_PATH" HOME=/homeless-shelter TMPDIR=/tmp LANG=C.UTF-8 \
+      "REPX_JOB_ID=$id" "$@" </dev/null >"$logs/stdout.log" 2>"$logs/stderr.log"
+  fi
+  # its own process group (setsid execs: same pid), so that a stop reaches all of it
+  exec setsid env -i "PATH=$JOB_PATH" HOME=/homeless-shelter TMPDIR=/tmp LANG=C.UTF-8 \
+    "REPX_JOB_ID=$id" "$@" </dev/null >"$logs/stdout.log" 2>"$logs/stderr.log"
+}
+
 launch() { # $1 node index: prepare the attempt and start the job in the background
   local i=$1 job=${ID[$1]} w out args=() g
   if [[ ${FLAGS[$i]} != *f* && -d $BASE/outputs/$job/out && -e $BASE/outputs/$job/repx/SUCCESS ]]; then
@@ -220,17 +235,7 @@ launch() { # $1 node index: prepare the attempt and start the job in the backgro
   # a scatter-gather job: this script orchestrates its pieces (runner.sh scatter)
   [[ ${FLAGS[$i]} == *s* ]] && args=("$BASH" "${BASH_SOURCE[0]}" scatter "$SUB" "$i" "$w")
   START[$job]=$EPOCHREALTIME
-  (
-    cd "$out" || exit 126
-    if [[ $RUNTIME == bwrap ]]; then
-      # bwrap --die-with-parent: stopping bwrap ends everything in the sandbox
-      exec env -i "PATH=$JOB_PATH" HOME=/homeless-shelter TMPDIR=/tmp LANG=C.UTF-8 \
-        "REPX_JOB_ID=$job" "${args[@]}" </dev/null >"$w/repx/stdout.log" 2>"$w/repx/stderr.log"
-    fi
-    # its own process group (setsid execs: same pid), so that a stop reaches all of it
-    exec setsid env -i "PATH=$JOB_PATH" HOME=/homeless-shelter TMPDIR=/tmp LANG=C.UTF-8 \
-      "REPX_JOB_ID=$job" "${args[@]}" </dev/null >"$w/repx/stdout.log" 2>"$w/repx/stderr.log"
-  ) &
+  exec_job "$out" "$job" "$w/repx" "${args[@]}" &
   PID_OF[$!]=$i
   STATE[i]=R
   RUNNING=$((RUNNING + 1))
@@ -672,15 +677,7 @@ sg_start() { # $1 todo entry: create the piece's attempt and start it in the bac
   args=("${args[@]//"$PLACEHOLDER"/$WORK}")
   args=("${args[@]//@@BRANCH@@/$n}")
   S_START[$t]=$EPOCHREALTIME
-  (
-    cd "$pw/out" || exit 126
-    if [[ $RUNTIME == bwrap ]]; then
-      exec env -i "PATH=$JOB_PATH" HOME=/homeless-shelter TMPDIR=/tmp LANG=C.UTF-8 \
-        "REPX_JOB_ID=$SG_JOB" "${args[@]}" </dev/null >"$pw/repx/stdout.log" 2>"$pw/repx/stderr.log"
-    fi
-    exec setsid env -i "PATH=$JOB_PATH" HOME=/homeless-shelter TMPDIR=/tmp LANG=C.UTF-8 \
-      "REPX_JOB_ID=$SG_JOB" "${args[@]}" </dev/null >"$pw/repx/stdout.log" 2>"$pw/repx/stderr.log"
-  ) &
+  exec_job "$pw/out" "$SG_JOB" "$pw/repx" "${args[@]}" &
   S_PID[$!]=$t
   S_WORK[$t]=$pw
   S_NONCE[$t]=$nonce
