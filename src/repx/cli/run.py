@@ -66,6 +66,17 @@ TargetOption = Annotated[
 ]
 
 
+#: The optional RUN argument of status and tui (the view of one run).
+OnlyRunArgument = Annotated[
+    str | None,
+    typer.Argument(
+        help="Only this run (default: every run).",
+        show_default=False,
+        autocompletion=complete.complete_runs,
+    ),
+]
+
+
 def selectors_argument(help_text: str) -> Any:
     """The ``RUN|@GROUP|JOB_ID…`` argument of run, cancel and pull (``help_text``: what the
     command does with them)."""

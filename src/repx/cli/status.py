@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from repx.cli import complete, output
-from repx.cli.run import BaseOption, LabOption, TargetOption
+from repx.cli import output
+from repx.cli.run import BaseOption, LabOption, OnlyRunArgument, TargetOption
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -17,14 +17,7 @@ if TYPE_CHECKING:
 
 
 def status(  # noqa: PLR0917 (typer maps parameters to CLI options)
-    run: Annotated[
-        str | None,
-        typer.Argument(
-            help="Only this run (default: every run).",
-            show_default=False,
-            autocompletion=complete.complete_runs,
-        ),
-    ] = None,
+    run: OnlyRunArgument = None,
     lab: LabOption = Path("result"),
     base: BaseOption = None,
     target: TargetOption = None,

@@ -7,19 +7,11 @@ from typing import Annotated
 
 import typer
 
-from repx.cli import complete
-from repx.cli.run import BaseOption, LabOption, RuntimeChoice, TargetOption
+from repx.cli.run import BaseOption, LabOption, OnlyRunArgument, RuntimeChoice, TargetOption
 
 
 def tui(  # noqa: PLR0917 (typer maps parameters to CLI options)
-    run: Annotated[
-        str | None,
-        typer.Argument(
-            help="Only this run (default: every run).",
-            show_default=False,
-            autocompletion=complete.complete_runs,
-        ),
-    ] = None,
+    run: OnlyRunArgument = None,
     lab: LabOption = Path("result"),
     base: BaseOption = None,
     target: TargetOption = None,
