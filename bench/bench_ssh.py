@@ -38,25 +38,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
+from bench_run import fan_in  # noqa: E402 (the same lab as the local bench)
 from sshhosts import start_hosts, stop_hosts, stop_runners  # noqa: E402
 
-from labfactory import RunSpec, StageSpec, refresh_integrity, write_lab  # noqa: E402
+from labfactory import refresh_integrity, write_lab  # noqa: E402
 
 REPX = [sys.executable, "-m", "repx"]
-
-
-def fan_in(width: int) -> tuple[RunSpec, ...]:
-    """``width`` simulate jobs and one aggregate gathering them (width + 1 jobs)."""
-    return (
-        RunSpec(
-            name="fanin",
-            parameters={"seed": list(range(width))},
-            stages=(
-                StageSpec("simulate", params=("seed",)),
-                StageSpec("aggregate", gather=("simulate",)),
-            ),
-        ),
-    )
 
 
 def first_output(outputs: Path, stop: threading.Event, found: list[float]) -> None:

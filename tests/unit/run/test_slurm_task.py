@@ -89,7 +89,8 @@ def test_node_without_nix_or_bwrap(tmp_path):
         slurm_task.node_runtime(bwrap.model_copy(update={"bwrap": None}), missing, None)
 
 
-def test_a_bad_or_old_manifest_is_one_clear_line(tmp_path, capsys):
+def _one_job_manifest(tmp_path):
+    """A factory lab's first job as task 0 of a manifest: (store, spec, the manifest's JSON)."""
     lab = open_lab(write_lab(tmp_path / "lab").root)
     store = Store.open(tmp_path / "base")
     spec = make_spec(lab, next(iter(lab.jobs)), store.outputs)
@@ -98,6 +99,11 @@ def test_a_bad_or_old_manifest_is_one_clear_line(tmp_path, capsys):
     good = json.loads(
         manifest_json(TaskManifest(base=str(store.root), runtime=runtime, tasks={"0": (spec,)}))
     )
+    return store, spec, good
+
+
+def test_a_bad_or_old_manifest_is_one_clear_line(tmp_path, capsys):
+    store, _spec, good = _one_job_manifest(tmp_path)
     manifest = tmp_path / "m.json"
     cases = {
         "format 'repx-slurm-tasks/0', this repx reads repx-slurm-tasks/1": {
@@ -128,14 +134,7 @@ def test_a_bad_or_old_manifest_is_one_clear_line(tmp_path, capsys):
 def test_a_task_validates_only_its_own_jobs(tmp_path):
     """Every task reads the whole manifest: it validates its own entry only (cost not
     proportional to the array); another task's broken entry does not concern it."""
-    lab = open_lab(write_lab(tmp_path / "lab").root)
-    store = Store.open(tmp_path / "base")
-    spec = make_spec(lab, next(iter(lab.jobs)), store.outputs)
-    host_bin = lab.root / lab.meta.host_tools / "bin"
-    runtime = Runtime(kind=RuntimeKind.NATIVE, path=str(host_bin), outputs=str(store.outputs))
-    good = json.loads(
-        manifest_json(TaskManifest(base=str(store.root), runtime=runtime, tasks={"0": (spec,)}))
-    )
+    store, spec, good = _one_job_manifest(tmp_path)
     good["tasks"]["1"] = [{"job": "broken"}]
     data = json.dumps(good).encode()
     assert read_manifest(data, "0").tasks == {"0": (spec,)}
