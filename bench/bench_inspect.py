@@ -97,7 +97,7 @@ def _run_on_pty(argv: list[str], env: dict[str, str]) -> tuple[float, int]:
 
 def fill_store(base: Path, lab: labfactory.FactoryLab) -> float:
     """Record a successful attempt of every job (its declared outputs written) through the
-    store's commit protocol."""
+    store's commit protocol, and index the records as ``repx run`` does."""
     from repx.lab.loader import open_lab  # noqa: PLC0415
     from repx.run.spec import output_path  # noqa: PLC0415
     from repx.run.store import Store  # noqa: PLC0415
@@ -127,6 +127,7 @@ def fill_store(base: Path, lab: labfactory.FactoryLab) -> float:
         store.commit(job, work, result)
         lock.release()
     store.close()
+    store.index_completions()  # as repx run does after committing
     return time.perf_counter() - start
 
 

@@ -42,6 +42,7 @@ from repx.lab import hints
 
 NIX_BASE32 = "0123456789abcdfghijklmnpqrsvwxyz"
 LAB_METADATA = "lab/lab-metadata.json"
+JOB_INDEX = "lab/job-index.tsv"
 REVISION_METADATA = "revision/metadata.json"
 HOST_TOOLS = ("sh", "bash", "cat", "cp", "mkdir", "jq", "rsync", "bwrap", "env")
 #: Tools that stay links to the host's (busybox has no equivalent, or tests need the real one).
@@ -184,7 +185,7 @@ def write_lab(
         manifest["hash"] = run_hash
         state.run_hashes[run.name] = run_hash
         manifest_rel = f"revision/{run_hash}.json"
-        _write_text(root / manifest_rel, json.dumps(manifest, indent=1) + "\n")
+        _write_text(root / manifest_rel, manifest_text(manifest))
         for job_id, job in jobs.items():
             _write_job(root, job_id, job, state.scripts[job["stage"]])
         run_hashes[run.name] = run_hash
@@ -224,6 +225,7 @@ def write_lab(
         "files": [],
     }
     _write_text(root / LAB_METADATA, json.dumps(metadata))
+    write_job_index(root)
     refresh_integrity(root)
     lab_id = lab_id_of(root)
     return FactoryLab(root, lab_id, run_hashes, run_jobs, state.stage_jobs)
@@ -278,10 +280,58 @@ def lab_id_of(root: Path) -> str:
 
 
 def edit_json(path: Path, change: Callable[[Any], object]) -> None:
-    """Load a JSON file, let ``change`` mutate it in place, and write it back."""
+    """Load a JSON file, let ``change`` mutate it in place, and write it back.
+
+    A run manifest is written back as the lab builder lays it out and the lab's job index
+    rewritten (when the edit leaves no jobs object to lay out, the index is removed: the
+    lab reads as one without index)."""
     data = json.loads(path.read_bytes())
     change(data)  # the return value is ignored: lambdas may call dict.pop freely
-    path.write_text(json.dumps(data, indent=1) + "\n")
+    root = path.parent.parent
+    if path.parent.name != "revision" or path.name == "metadata.json":
+        path.write_text(json.dumps(data, indent=1) + "\n")
+    elif isinstance(data, dict) and isinstance(data.get("jobs"), dict):
+        path.write_text(manifest_text(data))
+        write_job_index(root)
+    else:
+        path.write_text(json.dumps(data, indent=1) + "\n")
+        (root / JOB_INDEX).unlink(missing_ok=True)
+
+
+def manifest_text(manifest: Mapping[str, Any]) -> str:
+    """A run manifest as the lab builder writes it: the jobs last, one per line
+    (``lab/job-index.tsv`` points into those lines)."""
+
+    def dumps(value: object) -> str:
+        return json.dumps(value, separators=(",", ":"))  # as Nix's toJSON
+
+    top = dumps({k: v for k, v in manifest.items() if k != "jobs"})
+    lines = [f"{dumps(job_id)}:{dumps(job)}" for job_id, job in manifest["jobs"].items()]
+    return top[:-1] + ',"jobs":{\n' + ",\n".join(lines) + "\n}}\n"
+
+
+def write_job_index(root: Path) -> None:
+    """Write ``lab/job-index.tsv`` from the manifests as they are on disk (what
+    ``nix/lib/build-lab.sh`` does: each job line's byte range)."""
+    revision = json.loads((root / REVISION_METADATA).read_bytes())
+    rows = ["repx-job-index/1"]
+    for entry in revision["runs"].values():
+        rel = entry["manifest"]
+        at = 0
+        for line in (root / rel).read_bytes().split(b"\n"):
+            if line.startswith(b'"'):
+                end = len(line) - line.endswith(b",")
+                start = line.index(b'":') + 2
+                job = json.loads(line[: start - 1])
+                reads = " ".join(
+                    sorted(
+                        {i.get("job", "") for i in json.loads(line[start:end]).get("inputs", [])}
+                        - {""}
+                    )
+                )
+                rows.append(f"{job}\t{rel}\t{at + start}\t{end - start}\t{reads}")
+            at += len(line) + 1
+    _write_text(root / JOB_INDEX, "\n".join(rows) + "\n")
 
 
 def nix_base32(data: bytes) -> str:

@@ -16,6 +16,28 @@ for i in "${!manifest_paths[@]}"; do
   cp "${!var}" "$out/${manifest_paths[$i]}"
 done
 
+# lab/job-index.tsv: where each job's record lies in its run manifest (byte offset and
+# length of the JSON object on the job's line) and the jobs it reads, one line per job and
+# manifest, so that a reader parses the jobs it needs only (docs/lab-format.md). Nix lists
+# the ids and inputs in the order of the manifests' lines; awk measures the lines (bytes:
+# LC_ALL=C).
+for path in "${manifest_paths[@]}"; do
+  LC_ALL=C awk -v m="$path" '/^"/ {
+    n = length($0) - ($0 ~ /,$/)
+    v = index($0, "\":") + 1
+    printf "%s\t%d\t%d\n", m, at + v, n - v
+  }
+  { at += length($0) + 1 }' "$out/$path"
+done >job-ranges.tsv
+[ "$(wc -l <job-ranges.tsv)" = "$(wc -l <"$manifestIdsPath")" ] || {
+  echo "repx: the run manifests and their job ids disagree (a bug of the lab builder)" >&2
+  exit 1
+}
+{
+  echo "repx-job-index/1"
+  paste "$manifestIdsPath" job-ranges.tsv | awk -F '\t' -v OFS='\t' '{ print $1, $3, $4, $5, $2 }'
+} >"$out/lab/job-index.tsv"
+
 # Job directories: bin/ and out/ (plus the parent dirs of declared outputs) in one xargs pass,
 # then one awk process writes every wrapper and parameters.json. The table has one row per
 # executable (a scatter-gather job has several): a job's directories and parameters are

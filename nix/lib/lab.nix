@@ -45,7 +45,24 @@ let
     concatStringsSep "" (map (e: "${j.id}\t${e.name}\t${e.script}${rest}") j.executables)
   ) (attrValues allJobs));
 
-  manifests = map (r: { path = "revision/${r.hash}.json"; text = toJSON r.manifest; }) runList;
+  # A run manifest is the JSON of r.manifest with one job per line (the jobs last), so that
+  # the builder can index where each job's record lies (lab/job-index.tsv) and a reader
+  # can parse one job without the rest: `{…,"jobs":{` / `"<id>":{…},` … / `}}`.
+  manifestText = r:
+    let
+      top = toJSON (removeAttrs r.manifest [ "jobs" ]);
+      lines = map (id: "${toJSON id}:${toJSON r.manifest.jobs.${id}}") (attrNames r.manifest.jobs);
+    in
+    "${builtins.substring 0 (builtins.stringLength top - 1) top},\"jobs\":{\n${concatStringsSep ",\n" lines}\n}}\n";
+  manifests = map (r: {
+    path = "revision/${r.hash}.json";
+    text = manifestText r;
+    # "<id>\t<the jobs it reads, space-separated>" in the order of the manifest's lines
+    # (the builder adds their byte ranges)
+    ids = concatStringsSep "" (map (id:
+      "${id}\t${concatStringsSep " " (util.unique (map (i: i.job) r.jobs.${id}.inputs))}\n"
+    ) (attrNames r.manifest.jobs));
+  }) runList;
   manifestVars = genList (i: "manifest${toString i}") (length manifests);
 
   revision = {
@@ -147,9 +164,10 @@ derivation (
     labMetaJson = toJSON labMeta;
     manifestPaths = concatStringsSep " " (map (m: m.path) manifests);
     inherit manifestVars;
+    manifestIds = concatStringsSep "" (map (m: m.ids) manifests);
     # Building the lab requires every stage check to pass.
     checks = map toString checks;
-    passAsFile = [ "jobsTable" "readme" "revisionJson" "labMetaJson" ] ++ manifestVars;
+    passAsFile = [ "jobsTable" "readme" "revisionJson" "labMetaJson" "manifestIds" ] ++ manifestVars;
   }
   // listToAttrs (genList (i: { name = builtins.elemAt manifestVars i; value = (builtins.elemAt manifests i).text; }) (length manifests))
 )

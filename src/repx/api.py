@@ -377,7 +377,7 @@ class Job:
     @property
     def downstream(self) -> list[Job]:
         """The jobs that read this job's outputs (each once)."""
-        ids = dict.fromkeys(c.job for c in self._view.consumers.get(self.id, []))
+        ids = dict.fromkeys(c.job for c in self._view.consumers_of(self.id))
         return [self._lab._job(j) for j in ids]
 
     @property

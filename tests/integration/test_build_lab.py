@@ -12,6 +12,7 @@ import pytest
 from runlab import build_lab, lab_jobs, repx
 
 from repx.lab.loader import open_lab
+from repx.lab.models import Job
 from repx.lab.summary import summarize_lab
 from repx.lab.validate import find_problems
 
@@ -31,6 +32,15 @@ def test_template_builds_a_valid_lab(built_lab, template):
     assert {k: v for k, v in summary.items() if k not in ("build_seconds", "out_link")} == {
         k: v for k, v in expected.items() if k not in ("build_seconds", "out_link")
     }
+    # the builder's job index points at every record of every manifest (lab/job-index.tsv)
+    lazy = open_lab(built.result, lazy=True)
+    assert lazy.index is not None
+    for run, entry in lab.revision.runs.items():
+        records = json.loads(lab.path(entry.manifest).read_bytes())["jobs"]
+        assert list(lazy.runs[run].jobs) == list(records)
+        for job_id, record in records.items():
+            assert lazy.jobs[job_id] == Job.model_validate(record)
+            assert lazy.upstream[job_id] == tuple(sorted({i["job"] for i in record["inputs"]}))
 
 
 def test_rebuild_is_a_cached_no_op(built_lab, repx_cli):

@@ -39,8 +39,8 @@ def test_job_shared_by_two_runs_is_stored_once(tmp_path):
 def test_loads_a_10k_job_lab(factory_lab_10k):
     lab = open_lab(factory_lab_10k.root)
     assert len(lab.jobs) == 10_000
-    # 2 files per job, README, 2 revision files, 9 host tools
-    assert len(lab.integrity_list().files) == 20_012
+    # 2 files per job, README, 2 revision files, job index, 9 host tools
+    assert len(lab.integrity_list().files) == 20_013
 
 
 @pytest.mark.parametrize(

@@ -124,7 +124,9 @@ def test_the_lab_is_read_once_and_states_come_from_the_owner(lab, monkeypatch):
     Store.open(lab.base).close()
     opened, snapshots = [], []
     real_open, real_read = status_service.open_lab, status_service.read_status
-    monkeypatch.setattr(status_service, "open_lab", lambda p: opened.append(p) or real_open(p))
+    monkeypatch.setattr(
+        status_service, "open_lab", lambda p, **k: opened.append(p) or real_open(p, **k)
+    )
     monkeypatch.setattr(
         status_service, "read_status", lambda *a, **k: snapshots.append(a) or real_read(*a, **k)
     )

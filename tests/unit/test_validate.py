@@ -24,8 +24,8 @@ def test_factory_lab_is_valid(factory_lab):
     result = validate_lab(open_lab(factory_lab.root), use_cache=False)
     assert result.ok
     assert result.integrity_checked
-    # 14 jobs x 2, README, 3 revision files, lab metadata, 9 host tools
-    assert result.file_count == 42
+    # 14 jobs x 2, README, 3 revision files, lab metadata, job index, 9 host tools
+    assert result.file_count == 43
     assert result.size_bytes and result.size_bytes > 0
     assert not result.cached
 
@@ -256,4 +256,4 @@ def test_integrity_of_10k_job_lab(factory_lab_10k):
     lab = open_lab(factory_lab_10k.root)
     report = integrity.check_integrity(lab.root, lab.meta, exclude=(LAB_METADATA,))
     assert report.ok
-    assert report.file_count == 20_013
+    assert report.file_count == 20_014

@@ -77,7 +77,7 @@ def _view(ctx: typer.Context) -> LabView | None:
             lab = current.params.get("lab")
         current = current.parent  # type: ignore[assignment]
     try:
-        return LabView(open_lab(Path(str(lab)) if lab else Path("result")))
+        return LabView(open_lab(Path(str(lab)) if lab else Path("result"), lazy=True))
     except (RepxError, OSError):
         return None
 

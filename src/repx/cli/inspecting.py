@@ -83,13 +83,17 @@ class Column:
     styles: Mapping[str, str] | None = None
 
 
-def open_view(lab: Path, base: Path | None = None, target: str | None = None) -> LabView:
-    """Open the lab and locate its output store as ``repx run`` does."""
+def open_view(
+    lab: Path, base: Path | None = None, target: str | None = None, *, few: bool = False
+) -> LabView:
+    """Open the lab and locate its output store as ``repx run`` does. ``few``: the command
+    reads a few jobs (``show job``): their records are read when looked up; otherwise every
+    record now (each one alone: quicker than through lookups)."""
     from repx.inspect.status import find_base  # noqa: PLC0415 (keep CLI start-up light)
     from repx.inspect.view import LabView  # noqa: PLC0415
 
     output.setup_logging(verbose=False)
-    view = LabView.open(lab, base=find_base(base, target))
+    view = LabView.open(lab, base=find_base(base, target), lazy=few)
     # The loaded lab is ~10^5 long-lived objects (10,000 jobs): keep the cyclic GC from
     # scanning them again at each collection (measured: listing 10,000 jobs 3x faster).
     gc.freeze()

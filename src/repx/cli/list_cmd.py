@@ -295,7 +295,7 @@ def deps(
     """The jobs a job reads from (upstream) and the jobs that read its outputs (downstream)."""
     from repx.inspect.query import job_deps  # noqa: PLC0415
 
-    result = job_deps(open_view(lab, base, target), job)
+    result = job_deps(open_view(lab, base, target, few=True), job)
     if json_output:
         print_model(result)
         return

@@ -60,7 +60,7 @@ def job(
     """A job: stage, run, parameters, inputs, outputs, script, resources and last run."""
     from repx.inspect.query import show_job  # noqa: PLC0415 (keep `repx --help` fast)
 
-    details = show_job(open_view(lab, base, target), job_id)
+    details = show_job(open_view(lab, base, target, few=True), job_id)
     if json_output:
         print_model(details)
         return
@@ -263,7 +263,7 @@ def output(  # noqa: PLR0917 (typer maps parameters to CLI options)
 
     remote = remote_target(Location(lab=lab, base=base, target=target))
     found = (
-        job_output(open_view(lab, base, target), job_id, path)
+        job_output(open_view(lab, base, target, few=True), job_id, path)
         if remote is None
         else remote_output(remote, lab, job_id, path)
     )

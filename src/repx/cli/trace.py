@@ -47,7 +47,7 @@ def trace_params(
     """Every parameter a job depends on, its own and upstream, with the jobs it comes from."""
     from repx.inspect.query import trace, trace_all  # noqa: PLC0415 (keep `repx --help` fast)
 
-    view = open_view(lab)
+    view = open_view(lab, few=True)
     if job is None:
         every = trace_all(view)
         if json_output:

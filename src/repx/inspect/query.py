@@ -293,7 +293,7 @@ def _downstream(view: LabView, job_id: str) -> list[m.Dependency]:
             output=c.input.output,
             gather=c.input.gather,
         )
-        for c in view.consumers.get(job_id, [])
+        for c in view.consumers_of(job_id)
     ]
 
 

@@ -403,15 +403,16 @@ def _read_facts(
     jobs: Collection[str] = lab.jobs if scope is None else scope
     # 1. SLURM, for the jobs its submissions name that the store has not settled.
     slurm_view: dict[str, Queued] = {}
+    only = None if scope is None else jobs
     if scheduler and queue.has_submissions(base):
-        slurm_view = queue.read_queue(base, jobs, store.read_index().records)
+        slurm_view = queue.read_queue(base, jobs, store.read_index(only).records)
     # 2. Attempts in progress and locks, before the index (see the module docstring). A
     # task SLURM says ended may still be committing under its lock: probed too.
     probe = {job for job in store.attempts_in_progress() if job in jobs}
     probe.update(job for job, queued in slurm_view.items() if not queued.active)
     running = {job for job in probe if _is_locked(store, job)}
     # 3. The index, and the intact successes.
-    index = store.read_index()
+    index = store.read_index(only)
     done, damaged = intact_successes(lab, store, index, scope=scope)
     records: dict[str, Mapping[str, object]]
     if scope is None:
@@ -485,6 +486,7 @@ def _predecessors(lab: LoadedLab) -> Callable[[str], list[str]]:
     """node -> the nodes its state depends on: a job's data inputs and run-dependency
     barriers (``run:<run>:<kind>``), a barrier's jobs of that run."""
     jobs = lab.jobs
+    upstream = lab.upstream  # the job index's: no record read
     runs = lab.runs
     deps = {name: entry.depends_on for name, entry in lab.revision.runs.items()}
 
@@ -492,7 +494,7 @@ def _predecessors(lab: LoadedLab) -> Callable[[str], list[str]]:
         if node.startswith(_BARRIER):
             dep = node[len(_BARRIER) :].rpartition(":")[0]
             return list(runs[dep].jobs) if dep in runs else []
-        found = [i.job for i in jobs[node].inputs if i.job in jobs]
+        found = [job for job in upstream[node] if job in jobs]
         for run in lab.job_runs.get(node, ()):
             for dep, kind in deps.get(run, {}).items():
                 # a job listed in both runs is part of the dependency: it cannot wait for it

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bisect
-import itertools
 from collections.abc import Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -48,15 +47,10 @@ class JobIds:
     @cached_property
     def short_length(self) -> int:
         """Hash characters that tell every job apart (at least :data:`SHORT_ID_MIN`)."""
-        hashes = sorted({job.partition("-")[0] for job in self.sorted})
+        hashes = {job.partition("-")[0] for job in self.sorted}
         length = SHORT_ID_MIN
-        for a, b in itertools.pairwise(hashes):
-            common = 0
-            for x, y in zip(a, b, strict=False):
-                if x != y:
-                    break
-                common += 1
-            length = max(length, common + 1)
+        while len({h[:length] for h in hashes}) < len(hashes):
+            length += 1  # some prefix of this length names two jobs
         return length
 
     def with_prefix(self, prefix: str, limit: int | None = None) -> list[str]:
@@ -85,9 +79,17 @@ class LabView:
         self.base = base
 
     @classmethod
-    def open(cls, path: Path, *, base: Path | None = None, target: str | None = None) -> LabView:
-        """Open the lab at ``path``; find the output store like ``repx run`` does."""
-        lab = open_lab(path)
+    def open(
+        cls,
+        path: Path,
+        *,
+        base: Path | None = None,
+        target: str | None = None,
+        lazy: bool = True,
+    ) -> LabView:
+        """Open the lab at ``path``; find the output store like ``repx run`` does.
+        ``lazy``: each job's record is read when looked up (see :func:`open_lab`)."""
+        lab = open_lab(path, lazy=lazy)
         return cls(lab, base if base is not None else find_base(None, target))
 
     # -- names ------------------------------------------------------------------------
@@ -235,6 +237,24 @@ class LabView:
             for job_id, job in self.lab.runs[run].jobs.items():
                 for inp in job.inputs:
                     found.setdefault(inp.job, []).append(Consumer(job_id, run, inp))
+        return found
+
+    def consumers_of(self, job_id: str) -> list[Consumer]:
+        """:attr:`consumers` of one job; reads only the records of the jobs that read it
+        (the lab's job index says which)."""
+        if "consumers" in self.__dict__:
+            return self.consumers.get(job_id, [])
+        readers = self.lab.readers_of(job_id)
+        found: list[Consumer] = []
+        for run in self.run_names:
+            members = self.lab.runs[run].jobs
+            for reader in readers:
+                if reader in members:
+                    found.extend(
+                        Consumer(reader, run, inp)
+                        for inp in members[reader].inputs
+                        if inp.job == job_id
+                    )
         return found
 
     # -- output store -----------------------------------------------------------------

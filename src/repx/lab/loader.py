@@ -10,8 +10,9 @@ when the file is the one the cache was written from, else from the file (then ca
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +21,15 @@ from typing import Final, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from repx.errors import LabError, one_line
-from repx.lab import cache
-from repx.lab.models import Job, LabHeader, LabMetadata, RevisionMetadata, RunManifest
+from repx.lab import cache, job_index
+from repx.lab.models import (
+    Job,
+    LabHeader,
+    LabMetadata,
+    RevisionMetadata,
+    RunManifest,
+    RunManifestTop,
+)
 
 #: The entry point of every lab, relative to its root.
 LAB_METADATA: Final = "lab/lab-metadata.json"
@@ -37,14 +45,34 @@ class LoadedLab:
     meta: LabHeader
     revision: RevisionMetadata
     runs: dict[str, RunManifest]
-    jobs: dict[str, Job]
-    job_runs: dict[str, list[str]]
+    #: every job; in an indexed lab each record is validated when first looked up
+    jobs: Mapping[str, Job]
+    #: job -> the runs listing it
+    job_runs: Mapping[str, list[str]]
+    #: the lab's job index (None: a lab without one, read whole)
+    index: job_index.JobIndex | None = None
     #: the integrity list once read (see :meth:`integrity_list`)
     _listing: list[LabMetadata] = dataclasses.field(default_factory=list, compare=False, repr=False)
 
     def path(self, rel: str) -> Path:
         """Absolute path of a lab-relative path (as found in the JSON files)."""
         return self.root / rel
+
+    @functools.cached_property
+    def upstream(self) -> Mapping[str, tuple[str, ...]]:
+        """job -> the jobs whose outputs it reads (sorted, once each): from the job index
+        without reading any record when the lab has one."""
+        if self.index is not None:
+            return self.index.upstream()
+        return {
+            job_id: tuple(sorted({i.job for i in job.inputs})) for job_id, job in self.jobs.items()
+        }
+
+    def readers_of(self, job_id: str) -> tuple[str, ...]:
+        """The jobs that read ``job_id``'s outputs (in the order of the lab's runs)."""
+        if self.index is not None:
+            return self.index.readers_of(job_id)
+        return tuple(job for job, reads in self.upstream.items() if job_id in reads)
 
     def integrity_list(self) -> LabMetadata:
         """The whole of ``lab/lab-metadata.json``, integrity list included (read once).
@@ -71,18 +99,21 @@ class LoadedLab:
 _HEADER_FIELDS: Final = set(LabHeader.model_fields)
 
 
-def open_lab(path: Path) -> LoadedLab:
+def open_lab(path: Path, *, lazy: bool = False) -> LoadedLab:
     """Read the lab at ``path`` (a directory or a ``result`` symlink to one).
 
     Every problem (missing file, bad JSON, invalid content, unsupported format version)
-    raises a one-line :class:`LabError` naming the lab file and the field.
+    raises a one-line :class:`LabError` naming the lab file and the field. ``lazy``: in a
+    lab with a job index (:mod:`repx.lab.job_index`), each job's record is read, validated
+    and checked when first looked up, raising then (inspection reads a few of 10^5 jobs);
+    otherwise all of them now.
     """
     root = resolve_root(path)
     with _gc_paused():
-        return _read_lab(root)
+        return _read_lab(root, lazy=lazy)
 
 
-def _read_lab(root: Path) -> LoadedLab:
+def _read_lab(root: Path, *, lazy: bool) -> LoadedLab:
     key = cache.key_of(root / LAB_METADATA)
     meta: LabHeader | None = cache.read_header(key) if key is not None else None
     if meta is None:
@@ -92,9 +123,16 @@ def _read_lab(root: Path) -> LoadedLab:
         if key is not None and key.lab_id == full.lab_id:
             cache.write_header(key, header_of(full))
     revision = read_model(root, meta.metadata, RevisionMetadata)
+    index = job_index.read_index(root)
+    if index is not None:
+        indexed = _read_indexed(root, meta, revision, index)
+        if indexed is not None:
+            if lazy:
+                return indexed
+            # every record now (each validated on its own: faster than the whole file)
+            jobs, job_runs = _every_job(revision, indexed.runs, checked=True)
+            return dataclasses.replace(indexed, jobs=jobs, job_runs=job_runs)
     runs: dict[str, RunManifest] = {}
-    jobs: dict[str, Job] = {}
-    job_runs: dict[str, list[str]] = {}
     for name, entry in revision.runs.items():
         manifest = read_model(root, entry.manifest, RunManifest)
         if manifest.name != name:
@@ -105,20 +143,134 @@ def _read_lab(root: Path) -> LoadedLab:
                 )
             )
         runs[name] = manifest
+    jobs, job_runs = _every_job(revision, runs, checked=False)
+    return LoadedLab(root, meta, revision, runs, jobs, job_runs)
+
+
+def _every_job(
+    revision: RevisionMetadata, runs: Mapping[str, RunManifest], *, checked: bool
+) -> tuple[dict[str, Job], dict[str, list[str]]]:
+    """(job -> its record, job -> the runs listing it) of every run; ``checked``: the
+    records were confined when read (an indexed lab's)."""
+    jobs: dict[str, Job] = {}
+    job_runs: dict[str, list[str]] = {}
+    for name, manifest in runs.items():
+        where = revision.runs[name].manifest
         for job_id, job in manifest.jobs.items():
-            _check_confined(entry.manifest, job_id, job)
+            if not checked:
+                _check_confined(where, job_id, job)
             # a job shared by several runs is listed in each manifest: identical, or refused
             first = jobs.setdefault(job_id, job)
             if first is not job and first != job:
                 other = revision.runs[job_runs[job_id][0]].manifest
                 raise LabError(
                     one_line(
-                        f"{entry.manifest}: jobs.{job_id}: differs from the job of the same "
+                        f"{where}: jobs.{job_id}: differs from the job of the same "
                         f"id in {other} (a job id names one content; rebuild the lab)"
                     )
                 )
             job_runs.setdefault(job_id, []).append(name)
-    return LoadedLab(root, meta, revision, runs, jobs, job_runs)
+    return jobs, job_runs
+
+
+def _read_indexed(
+    root: Path, meta: LabHeader, revision: RevisionMetadata, index: job_index.JobIndex
+) -> LoadedLab | None:
+    """An indexed lab: each manifest's top validated now, its jobs when looked up (None: a
+    manifest is not laid out as the index says)."""
+    ranges = index.rows
+    runs: dict[str, RunManifest] = {}
+    per_run: dict[str, job_index.ManifestJobs] = {}
+    for name, entry in revision.runs.items():
+        top_bytes = job_index.manifest_top(root, entry.manifest)
+        if top_bytes is None:
+            return None  # not laid out as indexed (edited?): read whole, it is the truth
+        try:
+            top = RunManifestTop.model_validate_json(top_bytes)
+        except ValidationError as exc:
+            raise LabError(
+                f"{one_line(entry.manifest)}: {one_line(describe_validation_error(exc))}"
+            ) from None
+        if top.name != name:
+            raise LabError(
+                one_line(
+                    f"{entry.manifest}: name: '{top.name}' but "
+                    f"{meta.metadata} lists it as run '{name}'"
+                )
+            )
+        manifest_path = entry.manifest
+        jobs_of_run = job_index.ManifestJobs(
+            root,
+            manifest_path,
+            ranges.get(manifest_path, {}),
+            functools.partial(_check_confined, manifest_path),
+        )
+        per_run[name] = jobs_of_run
+        runs[name] = RunManifest.model_construct(**dict(top), jobs=jobs_of_run)
+        for job_id in jobs_of_run:
+            if not _safe_name(job_id):  # refused before anything names a path after it
+                raise LabError(
+                    one_line(
+                        f"{manifest_path}: jobs.{job_id}: job id is not a plain file name"
+                        " ('/', NUL or '..')"
+                    )
+                )
+    job_runs = job_index.JobRuns(per_run)
+    unknown = ranges.keys() - {entry.manifest for entry in revision.runs.values()}
+    if unknown:
+        raise LabError(
+            one_line(
+                f"{job_index.JOB_INDEX}: lists jobs of {sorted(unknown)[0]}, which no run of"
+                f" {meta.metadata} names (the lab is damaged: rebuild it)"
+            )
+        )
+    jobs = _LabJobs(per_run, job_runs, revision)
+    return LoadedLab(root, meta, revision, runs, jobs, job_runs, index)
+
+
+class _LabJobs(Mapping[str, Job]):
+    """Every job of an indexed lab (a job shared by several runs once): its record from
+    the first run listing it, checked identical in the others when first looked up."""
+
+    def __init__(
+        self,
+        per_run: dict[str, job_index.ManifestJobs],
+        job_runs: Mapping[str, list[str]],
+        revision: RevisionMetadata,
+    ) -> None:
+        self._per_run = per_run
+        self._job_runs = job_runs
+        self._revision = revision
+        self._checked: set[str] = set()
+
+    def __getitem__(self, job_id: str) -> Job:
+        names = self._job_runs[job_id]
+        first = self._per_run[names[0]]
+        job = first[job_id]
+        if len(names) > 1 and job_id not in self._checked:
+            # a job shared by several runs is listed in each manifest: identical, or refused
+            for name in names[1:]:
+                other = self._per_run[name]
+                if other.raw(job_id) != first.raw(job_id) and other[job_id] != job:
+                    manifest = self._revision.runs[name].manifest
+                    where = self._revision.runs[names[0]].manifest
+                    raise LabError(
+                        one_line(
+                            f"{manifest}: jobs.{job_id}: differs from the job of the same "
+                            f"id in {where} (a job id names one content; rebuild the lab)"
+                        )
+                    )
+            self._checked.add(job_id)
+        return job
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._job_runs)
+
+    def __len__(self) -> int:
+        return len(self._job_runs)
+
+    def __contains__(self, job_id: object) -> bool:
+        return job_id in self._job_runs
 
 
 def header_of(meta: LabMetadata) -> LabHeader:

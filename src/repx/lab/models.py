@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
@@ -277,8 +278,8 @@ class Job(_Model):
     scatter_gather: ScatterGather | None = None
 
 
-class RunManifest(_Model):
-    """``revision/<run-hash>.json``: the stages and every job of one run."""
+class RunManifestTop(_Model):
+    """A run manifest without its jobs (what an indexed lab validates up front)."""
 
     format: RunFormat
     name: str
@@ -288,4 +289,13 @@ class RunManifest(_Model):
     parameter_positions: dict[str, str] = {}
     zip_groups: tuple[tuple[str, ...], ...] = ()
     stages: dict[str, StageInfo]
-    jobs: dict[str, Job]
+
+
+class RunManifest(RunManifestTop):
+    """``revision/<run-hash>.json``: the stages and every job of one run.
+
+    Read from an indexed lab (:mod:`repx.lab.job_index`), ``jobs`` is a mapping whose
+    records are validated when first looked up.
+    """
+
+    jobs: Mapping[str, Job]

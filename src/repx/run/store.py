@@ -8,6 +8,7 @@
 <base>/outputs/<job>/failed-out/     what a failed attempt left in $out (kept for debugging)
 <base>/outputs/<job>/failed-rerun/   a failed attempt of a job whose success stays (run --force)
 <base>/completions.jsonl             one JobResult per line, appended after each commit
+<base>/completions.index             where each job's last record lies in it (repx run)
 <base>/.work/<job>.<nonce>/          attempts in progress ({out,repx}/)
 <base>/locks/<job>.lock              per-job lock, held while an attempt is in progress
 ```
@@ -58,7 +59,7 @@ import shutil
 import socket
 import stat
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -67,6 +68,7 @@ from pydantic import ValidationError
 from pydantic_core import from_json
 
 from repx.errors import RepxError
+from repx.run import completions_index
 from repx.run.store_models import STORE_FORMAT, JobResult, JobStatus, StoreInfo
 
 logger = logging.getLogger(__name__)
@@ -279,17 +281,36 @@ class Store:
 
     # -- reading ----------------------------------------------------------------------
 
-    def read_index(self) -> StoreIndex:
-        """Read completions.jsonl and list outputs/ (no per-job file access)."""
-        try:
-            committed = set(os.listdir(self.outputs))
-        except FileNotFoundError:
-            committed = set()
-        try:
-            data = self.completions.read_bytes()
-        except FileNotFoundError:
-            data = b""
-        records, torn = _parse_completions(data)
+    def read_index(self, only: Collection[str] | None = None) -> StoreIndex:
+        """Read completions.jsonl and list outputs/ (no per-job file access).
+
+        ``only``: the index of these jobs (``repx show job``): their records are read where
+        ``completions.index`` says they are, and the log after the part it covers; their
+        directories under ``outputs/`` are looked up one by one. The same facts as the
+        whole index for them (the whole log is parsed when there is no usable index).
+        """
+        hit = None if only is None else completions_index.lookup(self.root, self.completions, only)
+        if only is not None and hit is not None:
+            found, covered = hit
+            committed = {j for j in only if os.path.lexists(os.path.join(self.outputs, j))}
+            try:
+                with self.completions.open("rb") as f:
+                    f.seek(covered)
+                    data = f.read()
+            except FileNotFoundError:
+                data = b""
+            records, torn = _parse_completions(data)
+            records = {**found, **{j: r for j, r in records.items() if j in only}}
+        else:
+            try:
+                committed = set(os.listdir(self.outputs))
+            except FileNotFoundError:
+                committed = set()
+            try:
+                data = self.completions.read_bytes()
+            except FileNotFoundError:
+                data = b""
+            records, torn = _parse_completions(data)
         if torn:
             logger.warning("%s: ignored %d unreadable line(s)", self.completions, torn)
         index = StoreIndex(records, committed, torn)
@@ -306,6 +327,11 @@ class Store:
                     records[job] = result.model_dump(mode="json")
                     index.recovered.append(result)
         return index
+
+    def index_completions(self) -> None:
+        """Bring ``completions.index`` up to the end of ``completions.jsonl`` (``repx run``
+        does after committing; see :mod:`repx.run.completions_index`)."""
+        completions_index.update(self.root, self.completions)
 
     def read_result(self, job: str) -> JobResult | None:
         """The committed ``result.json`` of a job, or None."""

@@ -253,6 +253,7 @@ def run_lab(
     finally:
         in_use.close()
         store.close()
+        store.index_completions()  # what this run committed, for readers of a few jobs
         reporter.close()
 
 

@@ -97,7 +97,7 @@ class StatusSource:
 
     def __init__(self, where: Location, run: str | None = None) -> None:
         self.base = resolve_base(where.base, target_of(where))
-        self.lab = open_lab(where.lab)
+        self.lab = open_lab(where.lab)  # every job is shown: every record read now
         lab = self.lab
         if run is not None:
             resolve_run(LabView(lab), run)  # an unknown one: the runs and the closest name

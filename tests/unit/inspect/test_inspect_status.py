@@ -12,6 +12,7 @@ from inspect_fixtures import base, view  # noqa: F401
 
 from repx.errors import UsageError
 from repx.inspect.status import JobState, find_base, read_status
+from repx.run.store import Store
 from storefake import hold_attempt, record_attempt
 
 
@@ -77,19 +78,26 @@ def test_states_follow_the_store(view, factory_lab, base):
     assert (counts[JobState.SUCCEEDED], counts[JobState.FAILED]) == (5, 1)
 
 
-def test_a_snapshot_of_some_jobs_agrees_with_the_whole_one(view, factory_lab, base):
+@pytest.mark.parametrize("indexed", ["no index", "index and a tail", "index of all"])
+def test_a_snapshot_of_some_jobs_agrees_with_the_whole_one(view, factory_lab, base, indexed):
     """``read_status(only=...)`` (``show job``) reads the same facts for fewer jobs: every
     job's state and reason are those of the snapshot of every job, run dependencies
-    included."""
+    included — with no ``completions.index``, with one that covers part of the log (records
+    appended since), and with one that covers all of it."""
     lab_id = view.lab.meta.lab_id
     simulate = jobs_of(factory_lab, "simulate")
     for job in simulate[:-2]:
         record_attempt(base, lab_id, job, outputs={"samples.csv": "x\n"})
+    if indexed == "index and a tail":
+        Store.existing(base).index_completions()
     record_attempt(base, lab_id, simulate[-2], status="failed", exit_code=3, reason="exit 3")
     record_attempt(base, lab_id, simulate[1], outputs={"samples.csv": "x\n"})
     (base / "outputs" / simulate[1] / "out" / "samples.csv").unlink()  # damaged
     stats = jobs_of(factory_lab, "stats")
     record_attempt(base, lab_id, stats[0], outputs={"stats.json": "{}"})
+    if indexed == "index of all":
+        Store.existing(base).index_completions()
+    assert (base / "completions.index").exists() == (indexed != "no index")
     with hold_attempt(base, simulate[-1]):
         whole = read_status(view.lab, base)
         for job in view.lab.jobs:
