@@ -132,6 +132,36 @@ def repx(*args: str | Path, env: dict[str, str] | None = None, timeout: float = 
 # -- reading the output store ------------------------------------------------------------
 
 
+class GitExperiment:
+    """A copy of an asset experiment in a git repository (as ``repx init`` leaves one),
+    built and inspected through the real CLI with its own ``XDG_STATE_HOME`` (build
+    history)."""
+
+    def __init__(self, tmp_path: Path, asset: str = "sweep") -> None:
+        require_nix()
+        self.root = tmp_path / "exp"
+        shutil.copytree(ASSETS / asset, self.root)
+        subprocess.run(["git", "init", "-q"], cwd=self.root, check=True)
+        subprocess.run(["git", "add", "-A"], cwd=self.root, check=True)
+        self.env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+
+    def repx(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``repx ARGS`` in the experiment (not checked)."""
+        return subprocess.run(
+            repx_argv(*args),
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    def build(self) -> None:
+        """``repx build`` against this checkout's library; fails the test with its stderr."""
+        done = self.repx("build", "--override-input", f"repx=path:{_repx_flake()}")
+        assert done.returncode == 0, done.stderr
+
+
 def lab_jobs(lab: Path) -> dict[str, dict]:
     """Every job of a lab (id -> manifest entry)."""
     meta = json.loads((lab / "revision" / "metadata.json").read_text())

@@ -3,33 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 
 import pytest
-from runlab import ASSETS, _repx_flake, repx_argv, require_nix
+from runlab import GitExperiment
 
 pytestmark = pytest.mark.slow
 
 
 def test_two_builds_then_diff_names_the_script_line_and_the_reruns(tmp_path):
-    require_nix()
-    experiment = tmp_path / "exp"
-    shutil.copytree(ASSETS / "sweep", experiment)
-    subprocess.run(["git", "init", "-q"], cwd=experiment, check=True)
-    subprocess.run(["git", "add", "-A"], cwd=experiment, check=True)
-    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
-
-    def repx(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            repx_argv(*args), cwd=experiment, env=env, capture_output=True, text=True, check=False
-        )
-
-    def build() -> None:
-        done = repx("build", "--override-input", f"repx=path:{_repx_flake()}")
-        assert done.returncode == 0, done.stderr
-
+    exp = GitExperiment(tmp_path)
+    experiment, repx, build = exp.root, exp.repx, exp.build
     build()
     stage = experiment / "nix" / "stages" / "simulate.nix"
     stage.write_text(stage.read_text().replace("print c + 0", "print c + 0  # inside count"))

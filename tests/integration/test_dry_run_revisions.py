@@ -3,33 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 
 import pytest
-from runlab import ASSETS, _repx_flake, repx_argv, require_nix
+from runlab import GitExperiment
 
 pytestmark = pytest.mark.slow
 
 
 def test_dry_run_explains_each_job_of_a_new_revision(tmp_path):
-    require_nix()
-    experiment = tmp_path / "exp"
-    shutil.copytree(ASSETS / "sweep", experiment)
-    subprocess.run(["git", "init", "-q"], cwd=experiment, check=True)
-    subprocess.run(["git", "add", "-A"], cwd=experiment, check=True)
-    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    exp = GitExperiment(tmp_path)
+    experiment, repx, build = exp.root, exp.repx, exp.build
     base = tmp_path / "base"
-
-    def repx(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            repx_argv(*args), cwd=experiment, env=env, capture_output=True, text=True, check=False
-        )
-
-    def build() -> None:
-        done = repx("build", "--override-input", f"repx=path:{_repx_flake()}")
-        assert done.returncode == 0, done.stderr
 
     def plan(*args: str) -> dict[tuple[str, object], str]:
         done = repx("run", "--dry-run", "--json", "--base", str(base), *args)
