@@ -150,16 +150,24 @@ def holding(lab):
         stop(runner)
 
 
+def _hold_app(lab, holding):
+    """The board of run 'hold' whose job is running: (app, runner, job, its lock file)."""
+    runner, job = holding
+    return make_app(lab, "hold"), runner, job, str(lab.base / "locks" / f"{job}.lock")
+
+
+async def _select_when_running(pilot, app, job):
+    await until(pilot, lambda: app.board.state(job) is JobState.RUNNING, "running")
+    await select(pilot, app, job)
+
+
 def test_cancel_a_running_job(lab, holding):
     from repx import process  # noqa: PLC0415
 
-    runner, job = holding
-    app = make_app(lab, "hold")
-    lock = str(lab.base / "locks" / f"{job}.lock")
+    app, runner, job, lock = _hold_app(lab, holding)
 
     async def scenario(pilot):
-        await until(pilot, lambda: app.board.state(job) is JobState.RUNNING, "running")
-        await select(pilot, app, job)
+        await _select_when_running(pilot, app, job)
         await until(pilot, lambda: "waiting on the fifo" in lines(app, "stdout"), "its log")
         assert app.query_one("#stdout", Log).border_title == "stdout · following"
         await pilot.press("c")  # asks first: anything but y declines
@@ -298,13 +306,10 @@ def test_log_records_become_notifications_not_screen_garbage(lab):
 def test_quitting_stops_a_rerun_in_progress(lab, holding):
     from repx import process  # noqa: PLC0415
 
-    runner, job = holding
-    app = make_app(lab, "hold")
-    lock = str(lab.base / "locks" / f"{job}.lock")
+    app, runner, job, lock = _hold_app(lab, holding)
 
     async def scenario(pilot):
-        await until(pilot, lambda: app.board.state(job) is JobState.RUNNING, "running")
-        await select(pilot, app, job)
+        await _select_when_running(pilot, app, job)
         await pilot.press("c", "y")
         await until(pilot, lambda: app.board.state(job) is JobState.FAILED, "job failed")
         await pilot.press("r")  # the rerun blocks on the FIFO again, in the TUI's thread
