@@ -27,7 +27,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from repx.errors import LabError
 from repx.lab.models import LabPath
-from repx.lab.nix_record import hash_hex, put, put_contents
+from repx.lab.nix_record import hash_hex, nar_digest
 
 CLOSURE_FORMAT: Final = "repx-closure/1"
 _STORE: Final = "/nix/store/"
@@ -119,10 +119,20 @@ class _Copy:
 def check_copy(root: Path, disk: str, entry: ClosureEntry) -> str | None:
     """Why the copy at ``root/disk`` is not ``entry``'s store path; None when it is."""
     state = _Copy(root, entry, [])
-    digest = hashlib.sha256()
-    put(digest, b"nix-archive-1")
+
+    def link_of(path: str, rel: str, info: os.stat_result) -> bytes | None:
+        # A link the store path has may be a copy of its target here (cp -rL): the NAR
+        # still says link, and the content is compared with the target's afterwards.
+        if stat.S_ISLNK(info.st_mode):
+            return os.fsencode(os.readlink(path))  # noqa: PTH115
+        listed = entry.symlinks.get(rel)
+        if listed is None:
+            return None
+        state.derefs.append((path, _in_lab(state, path, listed)))
+        return os.fsencode(listed)
+
     try:
-        _node(digest, state, os.path.join(root, disk), "")
+        digest = nar_digest(os.path.join(root, disk), link_of)
     except OSError as exc:
         return f"cannot read the copy of {entry.store_path}: {exc.strerror or exc}"
     if digest.hexdigest() != hash_hex(entry.nar_hash):
@@ -137,40 +147,6 @@ def check_copy(root: Path, disk: str, entry: ClosureEntry) -> str | None:
             rel = os.path.relpath(copied, root)
             return f"'{rel}' replaces a link of {entry.store_path} by other content"
     return None
-
-
-def _node(digest: hashlib._Hash, state: _Copy, path: str, rel: str) -> None:
-    info = os.lstat(path)
-    put(digest, b"(")
-    put(digest, b"type")
-    listed = state.entry.symlinks.get(rel)
-    if stat.S_ISLNK(info.st_mode) or listed is not None:
-        target = os.readlink(path) if stat.S_ISLNK(info.st_mode) else listed  # noqa: PTH115
-        assert target is not None
-        if not stat.S_ISLNK(info.st_mode):  # dereferenced by the copy: compare content later
-            state.derefs.append((path, _in_lab(state, path, target)))
-        put(digest, b"symlink")
-        put(digest, b"target")
-        put(digest, os.fsencode(target))
-    elif stat.S_ISDIR(info.st_mode):
-        put(digest, b"directory")
-        for name in sorted(os.listdir(path)):  # noqa: PTH208 (NAR order: bytes)
-            put(digest, b"entry")
-            put(digest, b"(")
-            put(digest, b"name")
-            put(digest, os.fsencode(name))
-            put(digest, b"node")
-            _node(digest, state, os.path.join(path, name), f"{rel}/{name}" if rel else name)
-            put(digest, b")")
-    elif stat.S_ISREG(info.st_mode):
-        put(digest, b"regular")
-        if info.st_mode & stat.S_IXUSR:
-            put(digest, b"executable")
-            put(digest, b"")
-        put_contents(digest, path, info.st_size)
-    else:
-        raise OSError(f"{path}: not a file, directory or symlink")
-    put(digest, b")")
 
 
 def _in_lab(state: _Copy, link: str, target: str) -> str:

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -101,10 +102,25 @@ def _nix32_decode(text: str, size: int) -> bytes:
 
 def nar_sha256(root: Path) -> str:
     """sha256 (hex) of the NAR serialisation of ``root`` (as ``nix hash path``)."""
+    return nar_digest(os.fspath(root)).hexdigest()
+
+
+#: ``(disk path, path relative to the root, its lstat) -> the link target the NAR gives
+#: it, or None for what the disk says``: how a walk sees symbolic links.
+LinkOf = Callable[[str, str, os.stat_result], bytes | None]
+
+
+def _disk_link(path: str, rel: str, info: os.stat_result) -> bytes | None:
+    return os.fsencode(os.readlink(path)) if stat.S_ISLNK(info.st_mode) else None  # noqa: PTH115
+
+
+def nar_digest(root: str, link_of: LinkOf = _disk_link) -> hashlib._Hash:
+    """The sha256 of the NAR serialisation of the tree at ``root``; ``link_of`` decides
+    which entries are symbolic links and their targets (default: the disk's)."""
     digest = hashlib.sha256()
     put(digest, b"nix-archive-1")
-    _node(digest, os.fsencode(root))
-    return digest.hexdigest()
+    _node(digest, root, "", link_of)
+    return digest
 
 
 def put(digest: hashlib._Hash, data: bytes) -> None:
@@ -125,23 +141,26 @@ def put_contents(digest: hashlib._Hash, path: bytes | str, size: int) -> None:
         digest.update(b"\0" * pad)
 
 
-def _node(digest: hashlib._Hash, path: bytes) -> None:
+def _node(digest: hashlib._Hash, path: str, rel: str, link_of: LinkOf) -> None:
     info = os.lstat(path)
     put(digest, b"(")
     put(digest, b"type")
-    if stat.S_ISLNK(info.st_mode):
+    target = link_of(path, rel, info)
+    if target is not None:
         put(digest, b"symlink")
         put(digest, b"target")
-        put(digest, os.readlink(path))  # noqa: PTH115 (bytes, as Nix stores it)
+        put(digest, target)
     elif stat.S_ISDIR(info.st_mode):
         put(digest, b"directory")
-        for name in sorted(os.listdir(path)):  # noqa: PTH208 (bytes order, as Nix sorts)
+        for name in sorted(os.listdir(os.fsencode(path))):  # noqa: PTH208 (bytes order, as Nix)
             put(digest, b"entry")
             put(digest, b"(")
             put(digest, b"name")
             put(digest, name)
             put(digest, b"node")
-            _node(digest, path + b"/" + name)
+            text = os.fsdecode(name)
+            inner = f"{rel}/{text}" if rel else text
+            _node(digest, f"{path}/{text}", inner, link_of)  # str paths: the hot loop
             put(digest, b")")
     elif stat.S_ISREG(info.st_mode):
         put(digest, b"regular")
@@ -150,5 +169,5 @@ def _node(digest: hashlib._Hash, path: bytes) -> None:
             put(digest, b"")
         put_contents(digest, path, info.st_size)
     else:
-        raise OSError(f"{os.fsdecode(path)}: not a file, directory or symlink")
+        raise OSError(f"{path}: not a file, directory or symlink")
     put(digest, b")")
