@@ -152,7 +152,9 @@ class StatusSource:
                     branches=view.branches(job_id, job.scatter_gather),
                 )
             )
-            counts = stages.setdefault((name, job.stage), dict.fromkeys(JobState, 0))
+            counts = stages.get((name, job.stage))
+            if counts is None:
+                counts = stages[name, job.stage] = dict.fromkeys(JobState, 0)
             counts[state] += 1
         return StatusReport(
             lab=os.fspath(lab.root),
