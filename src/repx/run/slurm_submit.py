@@ -124,15 +124,18 @@ class SlurmSubmitter:
                 )
             )
         todo = [job for job in order if job not in adopted]
+        limits = slurm.limits() if len(todo) > 1 else slurm.Limits(max_array_size=2)
         groups = plan_groups(
             todo,
             stage_of={job: specs[job].stage for job in todo},
             deps={job: deps.get(job, {}) for job in todo},
             resources={job: self.resources[job] for job in todo},
             adopted=adopted,
-            max_array_size=slurm.max_array_size() if len(todo) > 1 else 2,
+            max_array_size=limits.max_array_size,
+            max_job_count=limits.max_job_count,
             bundle_size=_AutoBundle(),
         )
+        self._check_budget(groups, limits)
         batch = self._batch_dir()
         ids: dict[int, str] = {}
         arrays: dict[int, bool] = {}
@@ -152,6 +155,32 @@ class SlurmSubmitter:
                 f"nothing of this run stays submitted{undone}",
             ) from None
         return self.submitted[-len(made) :] if made else []
+
+    def _check_budget(self, groups: Sequence[PlannedGroup], limits: slurm.Limits) -> None:
+        """Say which groups "auto" bundled to stay within the budget; refuse a plan with
+        more tasks than the cluster's MaxJobCount (SLURM would refuse it part-way)."""
+        bundled: dict[str, tuple[int, int, str]] = {}
+        for group in groups:
+            if group.over_budget is not None:
+                jobs, _, _ = bundled.get(group.stage, (0, 0, ""))
+                bundled[group.stage] = (jobs + len(group.jobs), group.bundle, group.over_budget)
+        for stage, (jobs, bundle, why) in bundled.items():
+            self.emit(
+                Notice(
+                    message=f"stage {stage}: {jobs} job(s) one per task would need {why}:"
+                    f' up to {bundle} jobs per task (jobs_per_task = "auto";'
+                    " set jobs_per_task in resources.toml to choose)"
+                )
+            )
+        tasks = sum(len(group.tasks) for group in groups)
+        if tasks >= limits.max_job_count:
+            stage = max(groups, key=lambda g: len(g.tasks)).stage
+            raise slurm.SlurmError(
+                f"target '{self.target}': {tasks} SLURM tasks, more than the cluster holds"
+                f" (MaxJobCount {limits.max_job_count})",
+                f'set jobs_per_task (stage {stage}) to "auto" or a larger number in'
+                " resources.toml; nothing was submitted",
+            )
 
     def _submit_group(
         self,

@@ -335,3 +335,31 @@ def test_auto_bundles_a_big_sweep_with_a_time_limit(tmp_path, fake):
     t2 = setup(tmp_path / "b", runs)
     t2.executor.flush()
     assert "--array=0-199" in fake.calls("sbatch")[2]["argv"]
+
+
+def test_auto_bundles_beyond_the_budget_and_says_so(tmp_path, fake):
+    from labfactory import sweep_runs  # noqa: PLC0415
+
+    # 60 jobs, MaxJobCount 80: one submission takes a quarter (20 tasks) -> 3 jobs per task.
+    fake.configure(max_job_count=80)
+    t = setup(tmp_path, sweep_runs(60))
+    t.executor.flush()
+    [call] = fake.calls("sbatch")
+    assert "--array=0-19" in call["argv"]
+    notices = [e.message for e in t.events if isinstance(e, Notice)]
+    assert notices == [
+        "stage simulate: 60 job(s) one per task would need 60 tasks (its share of 25% of"
+        ' MaxJobCount: 20): up to 3 jobs per task (jobs_per_task = "auto"; set'
+        " jobs_per_task in resources.toml to choose)"
+    ]
+
+
+def test_more_tasks_than_max_job_count_is_refused_before_submitting(tmp_path, fake):
+    from labfactory import sweep_runs  # noqa: PLC0415
+
+    fake.configure(max_job_count=50)
+    t = setup(tmp_path, sweep_runs(60), rules=[Rule(stage="*", jobs_per_task=1)])
+    with pytest.raises(SlurmError, match=r"60 SLURM tasks, more than the cluster holds") as exc:
+        t.executor.flush()
+    assert "jobs_per_task (stage simulate)" in exc.value.details
+    assert fake.calls("sbatch") == []
