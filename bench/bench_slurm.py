@@ -18,7 +18,10 @@ array gets the same ``--time``). In the same run, on the same cluster:
   store (counted in completions.jsonl). "auto" runs several jobs per array task when the
   sweep is much larger than the partition (here 1,000 jobs for 16 CPUs);
 - **repx, one job per task** (``jobs_per_task = 1``): every job is its own array task and
-  starts its own job wrapper (a Python process), like the plain array starts /bin/sh.
+  starts the light task (``python -I -S light_task.py``: the standard library only), like
+  the plain array starts /bin/sh;
+- **the same, full task** (the target's ``slurm.light_tasks = false``): each task starts
+  ``python -m repx.run.slurm_task`` (pydantic, the store, the runtime) as before issue 15.
 
 Reported: sbatch calls, submission time, completion time (from the start of submission),
 and the ratio to the plain array. Targets (issue 6): submission <= 10 s with <= 20 sbatch
@@ -162,7 +165,9 @@ def bench_plain(lab: Path, work: Path) -> tuple[float, float]:
     return submitted, done
 
 
-def bench_repx(lab: Path, work: Path, resources: str) -> tuple[int, int, float, float]:
+def bench_repx(
+    lab: Path, work: Path, resources: str, *, light: bool = True
+) -> tuple[int, int, float, float]:
     """repx run --target bench; (sbatch calls, jobs per task, submission s, completion s)."""
     shutil.rmtree(work, ignore_errors=True)
     config = work / "config"
@@ -170,6 +175,7 @@ def bench_repx(lab: Path, work: Path, resources: str) -> tuple[int, int, float, 
     base = work / "base"
     (config / "config.toml").write_text(
         f'[targets.bench]\nscheduler = "slurm"\nbase = "{base}"\nruntime = "native"\n'
+        f"[targets.bench.slurm]\nlight_tasks = {'true' if light else 'false'}\n"
     )
     (config / "resources.toml").write_text(resources)
     env = {**os.environ, "REPX_CONFIG_DIR": str(config)}
@@ -343,6 +349,10 @@ def main() -> None:
                 "repx, jobs_per_task = 1",
                 *bench_repx(lab, work / "one", timed + "jobs_per_task = 1\n"),
             ),
+            (
+                "  the same, full task",
+                *bench_repx(lab, work / "full", timed + "jobs_per_task = 1\n", light=False),
+            ),
         ]
         head = (
             f"{'':26} {'sbatch calls':>12} {'jobs/task':>9} {'submission':>11} {'completion':>11}"
@@ -357,7 +367,10 @@ def main() -> None:
             print(
                 f"{name:26} {calls:>12} {bundle:>9} {submitted:>10.2f}s {finished:>10.2f}s {ratio}"
             )
-        print("\ntargets: submission <= 10 s with <= 20 sbatch calls; completion <= 1.2x plain")
+        print(
+            "\ntargets: submission <= 10 s with <= 20 sbatch calls; completion <= 1.2x plain"
+            " (defaults), <= 1.5x plain (jobs_per_task = 1, issue 15)"
+        )
     finally:
         if stop_env is not None:
             subprocess.run(

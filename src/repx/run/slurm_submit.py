@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Final
 
 from repx import slurm
+from repx.run import slurm_light
 from repx.run.events import Event, JobsSubmitted, Notice
 from repx.run.graph import JobGraph
 from repx.run.runtime import Runtime
@@ -83,6 +84,7 @@ class SlurmSubmitter:
         lab_store: str | None,
         emit: Callable[[Event], None],
         node_local: NodeLocalLab | None = None,
+        light_tasks: bool = True,
     ) -> None:
         self.store = store
         self.runtime = runtime
@@ -95,6 +97,7 @@ class SlurmSubmitter:
         self.store_probe = store_probe
         self.lab_store = lab_store
         self.node_local = node_local
+        self.light_tasks = light_tasks
         self.emit = emit
         self.submitted: list[SubmittedGroup] = []
         #: jobs found queued or running from an earlier submission (job -> SLURM id)
@@ -209,7 +212,8 @@ class SlurmSubmitter:
             },
         )
         _write(manifest, manifest_json(content))
-        _write(script, batch_script(self.python, manifest, group))
+        light = self._light_tasks(group, specs, batch / f"{name}.tasks", manifest)
+        _write(script, batch_script(self.python, manifest, group, light))
         dependency = group.dependency(ids, arrays)
         options = sbatch_options(group, batch, log, dependency)
         self.sbatch_calls += 1
@@ -255,6 +259,29 @@ class SlurmSubmitter:
             )
         )
         return record
+
+    def _light_tasks(
+        self, group: PlannedGroup, specs: Mapping[str, JobSpec], path: Path, manifest: Path
+    ) -> Path | None:
+        """Write the group's tasks file when every task runs one light job (see
+        :mod:`repx.run.slurm_light`); its path, or None (the full task runs them)."""
+        if not self.light_tasks or group.bundle != 1 or self.node_local is not None:
+            return None
+        tasks = {index: specs[jobs[0]] for index, jobs in group.tasks.items()}
+        if any(slurm_light.why_not_light(s, self.runtime, None) for s in tasks.values()):
+            return None
+        data = slurm_light.tasks_file(
+            tasks,
+            self.runtime,
+            base=os.fspath(self.store.root),
+            python=self.python,
+            manifest=os.fspath(manifest),
+            store_probe=self.store_probe,
+        )
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        return path
 
     def _withdraw(self, made: Sequence[Submission]) -> None:
         if not made:
@@ -338,14 +365,25 @@ class _AutoBundle:
         return auto_bundle(resources, jobs, partition.cpus, max_time)
 
 
-def batch_script(python: str, manifest: Path, group: PlannedGroup) -> str:
-    """The batch script of a group: exec the task wrapper for this array index."""
+def batch_script(
+    python: str, manifest: Path, group: PlannedGroup, light: Path | None = None
+) -> str:
+    """The batch script of a group: exec the task wrapper for this array index (the light
+    one with a tasks file, when the node has the program; it hands over to the full one)."""
     jobs = len(group.jobs)
-    return (
-        "#!/bin/sh\n"
-        f"# repx: stage {group.stage}, {jobs} job(s) in {len(group.tasks)} task(s)\n"
+    full = (
         f"exec {shlex.quote(python)} -m {TASK_MODULE} {shlex.quote(os.fspath(manifest))}"
         ' "${SLURM_ARRAY_TASK_ID:-0}"\n'
+    )
+    head = f"#!/bin/sh\n# repx: stage {group.stage}, {jobs} job(s) in {len(group.tasks)} task(s)\n"
+    if light is None:
+        return head + full
+    argv = " ".join(shlex.quote(a) for a in slurm_light.batch_line(python, light))
+    return (
+        head
+        + f"[ -r {shlex.quote(slurm_light.PROGRAM)} ] &&"
+        + f' exec {argv} "${{SLURM_ARRAY_TASK_ID:-0}}"\n'
+        + full
     )
 
 

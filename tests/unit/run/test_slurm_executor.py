@@ -17,6 +17,7 @@ from fakeslurm import install
 from labfactory import pipeline_runs, write_lab
 from repx.config import RuntimeKind
 from repx.lab.loader import open_lab
+from repx.run import slurm_light
 from repx.run.events import JobsSubmitted, Notice
 from repx.run.graph import build_graph
 from repx.run.runtime import Runtime
@@ -109,10 +110,21 @@ def test_pipeline_becomes_three_sbatch_calls(tmp_path, fake):
         "--qos=q",
         f"{batch}/002-aggregate.sh",
     ]
+    # one plain job per task: the light task, which hands over to the full one when the
+    # node lacks something (docs/slurm.md, "Light tasks")
     assert calls[0]["script"] == (
         "#!/bin/sh\n"
         "# repx: stage simulate, 3 job(s) in 3 task(s)\n"
+        f"[ -r {slurm_light.PROGRAM} ] && exec /venv/bin/python -I -S {slurm_light.PROGRAM}"
+        f' {batch}/000-simulate.tasks "${{SLURM_ARRAY_TASK_ID:-0}}"\n'
         f"exec /venv/bin/python -m repx.run.slurm_task {batch}/000-simulate.json"
+        ' "${SLURM_ARRAY_TASK_ID:-0}"\n'
+    )
+    # a gathered input: the full task only
+    assert calls[2]["script"] == (
+        "#!/bin/sh\n"
+        "# repx: stage aggregate, 1 job(s) in 1 task(s)\n"
+        f"exec /venv/bin/python -m repx.run.slurm_task {batch}/002-aggregate.json"
         ' "${SLURM_ARRAY_TASK_ID:-0}"\n'
     )
     assert [type(e) for e in t.events] == [JobsSubmitted] * 3
