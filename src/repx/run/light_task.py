@@ -17,7 +17,7 @@ visible, an upstream output the sandbox binds), a job whose lock another process
 """
 
 # Standard library only, and as few modules as can be (no pathlib, contextlib, typing):
-# ruff: noqa: PTH103, PTH109, PTH110, PTH112, PTH118, PTH120, PTH123, SIM105
+# ruff: noqa: PTH103, PTH109, PTH110, PTH112, PTH118, PTH120, PTH123, PTH208, SIM105
 
 from __future__ import annotations
 
@@ -202,6 +202,7 @@ def _spawn(
     null_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     here = os.getcwd()
     try:
+        _close_on_exec(lock_fd)
         os.set_inheritable(lock_fd, True)
         os.chdir(cwd)
         job.pid = os.posix_spawn(
@@ -209,6 +210,8 @@ def _spawn(
             argv,
             env,
             setsid=True,
+            # as subprocess's restore_signals: Python ignores these, the job must not
+            setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
             file_actions=[
                 (os.POSIX_SPAWN_DUP2, null_fd, 0),
                 (os.POSIX_SPAWN_DUP2, out_fd, 1),
@@ -236,6 +239,18 @@ def _spawn(
     _, status, usage = os.wait4(job.pid, 0)
     job.pid = 0
     return os.waitstatus_to_exitcode(status), usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+
+
+def _close_on_exec(keep: int) -> None:
+    """Descriptors this process inherited (from SLURM) stay out of the job, as
+    subprocess's ``close_fds``: only its standard streams and the lock's pass."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd != keep:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass  # the directory's own descriptor, closed by now
 
 
 def _finish(

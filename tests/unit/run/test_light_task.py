@@ -252,3 +252,32 @@ def test_imports_the_standard_library_only():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-I", "-S", "-c", code], check=True, timeout=60)
+
+
+def test_the_job_gets_its_streams_and_the_lock_only_and_default_sigpipe(tmp_path):
+    script = (
+        '/bin/ls /proc/self/fd > "$out/fds"\n'
+        '/bin/grep SigIgn /proc/self/status > "$out/ignored"\n'
+        'cat "$params" > "$out/result.json"'
+    )
+    store, _, spec, tasks, _ = _setup(tmp_path, script)
+    stray = os.open(os.devnull, os.O_RDONLY)  # inherited by the task, as from slurmstepd
+    try:
+        env = dict(os.environ, REPX_TEST_SIGNAL_AT="")
+        done = subprocess.run(
+            [*slurm_light.batch_line(sys.executable, tasks), "0"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+            pass_fds=(stray,),
+        )
+    finally:
+        os.close(stray)
+    assert done.returncode == 0, done.stderr
+    fds = (store.out_dir(spec.job) / "fds").read_text().split()
+    assert str(stray) not in fds  # (the task keeps it open: it is the same number there)
+    assert len(fds) <= 5  # 0-2, the lock, ls's own directory
+    mask = int((store.out_dir(spec.job) / "ignored").read_text().split()[1], 16)
+    assert not mask & (1 << (signal.SIGPIPE - 1))
