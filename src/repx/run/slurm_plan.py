@@ -155,15 +155,18 @@ def plan_groups(
     least :func:`budget_bundle` jobs per task.
     """
     level: dict[str, int] = {}
-    for job in jobs:
-        level[job] = 1 + max((level[p] for p in deps[job] if p in level), default=-1)
     dependents: dict[str, list[str]] = {}
-    for job in jobs:
-        for pred in deps[job]:
-            dependents.setdefault(pred, []).append(job)
     levels: dict[int, list[str]] = {}
     for job in jobs:
-        levels.setdefault(level[job], []).append(job)
+        job_deps = deps[job]
+        if job_deps:
+            depth = 1 + max((level[p] for p in job_deps if p in level), default=-1)
+            for pred in job_deps:
+                dependents.setdefault(pred, []).append(job)
+        else:
+            depth = 0  # a sweep's jobs: one dictionary look-up each
+        level[job] = depth
+        levels.setdefault(depth, []).append(job)
 
     groups: list[PlannedGroup] = []
     where: dict[str, tuple[PlannedGroup, int]] = {}
