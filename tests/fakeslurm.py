@@ -3,7 +3,7 @@
 Each call appends ``{"argv": [...], "script": "..."}`` to ``calls.jsonl``; ``sbatch`` prints
 ids 1001, 1002, … (or fails with ``sbatch_error`` for the call numbers in
 ``fail_sbatch``); ``squeue`` prints ``squeue.txt``; ``scontrol show config`` prints
-``MaxArraySize``; ``sinfo`` prints one partition. The same code paths run against the real SLURM cluster in
+``MaxArraySize`` (and ``MaxJobCount``); ``sinfo`` prints one partition. The same code paths run against the real SLURM cluster in
 ``tests/integration/test_run_slurm.py``.
 """
 
@@ -44,6 +44,8 @@ elif name == "scontrol":
         print("Slurmctld(primary) at fake is UP")
     elif argv[1:3] == ["show", "config"]:
         print(f"MaxArraySize            = {{config.get('max_array_size', 1001)}}")
+        if "max_job_count" in config:
+            print(f"MaxJobCount             = {{config['max_job_count']}}")
 elif name == "sinfo":
     print(config.get("sinfo", "debug*|0/16/0/16|infinite"))
 elif name == "scancel":
@@ -59,7 +61,8 @@ class FakeSlurm:
     state: Path
 
     def configure(self, **config: object) -> None:
-        """Set ``fail_sbatch`` (call numbers), ``sbatch_error``, ``max_array_size``, ``sinfo``
+        """Set ``fail_sbatch`` (call numbers), ``sbatch_error``, ``max_array_size``,
+        ``max_job_count`` (printed only when set), ``sinfo``
         (its output line: ``partition*|alloc/idle/other/total|maxtime``)."""
         (self.state / "config.json").write_text(json.dumps(config))
 

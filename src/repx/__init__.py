@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+#: Not typing's: a SLURM light task (repx.run.light_task) imports this package and must not
+#: pay for typing (mypy treats the name as typing's).
+TYPE_CHECKING = False
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:

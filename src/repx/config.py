@@ -121,6 +121,10 @@ class SlurmOptions(_Model):
     python: str | None = Field(
         default=None, description="Python with repx on the nodes (default: this interpreter)"
     )
+    light_tasks: bool = Field(
+        default=True,
+        description="a task of one plain job runs without importing pydantic (docs/slurm.md)",
+    )
 
 
 class Target(_Model):

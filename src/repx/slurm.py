@@ -34,8 +34,12 @@ _UNREACHABLE: Final = (
     "Communication connection failure",
 )
 _INVALID_JOB: Final = "Invalid job id specified"
-#: SLURM's default MaxArraySize.
+#: SLURM's default MaxArraySize and MaxJobCount.
 _DEFAULT_MAX_ARRAY_SIZE: Final = 1001
+_DEFAULT_MAX_JOB_COUNT: Final = 10000
+#: Characters of job ids one ``squeue --jobs=`` argument carries (Linux refuses a single
+#: argument over 128 KiB, MAX_ARG_STRLEN); more ids are asked in several calls.
+_SQUEUE_IDS_CHARS: Final = 32768
 #: ``Key=`` at the start of a field of ``scontrol show job -o``.
 _KEY: Final = re.compile(r"(?:^|\s)([A-Za-z][A-Za-z0-9/:_]*)=")
 
@@ -143,25 +147,38 @@ def squeue(job_ids: Iterable[str]) -> list[QueueEntry]:
     Ids may be plain (``123``: a job, or every task of an array) or array tasks (``123_4``).
     Jobs the controller has forgotten (older than its ``MinJobAge``) are left out.
     """
-    ids = sorted(set(job_ids))
-    if not ids:
-        return []
-    result = _run(
-        [
-            "squeue",
-            "--noheader",
-            "--array",
-            "--states=all",
-            f"--format={_SQUEUE_FORMAT}",
-            f"--jobs={','.join(ids)}",
-        ],
-        check=False,
-    )
-    if result.returncode != 0:
-        if _INVALID_JOB in result.stderr:
-            return []  # a single id that SLURM no longer knows
-        raise _error(result)
-    return parse_squeue(result.stdout)
+    entries: list[QueueEntry] = []
+    for batch in _batches(sorted(set(job_ids)), _SQUEUE_IDS_CHARS):
+        result = _run(
+            [
+                "squeue",
+                "--noheader",
+                "--array",
+                "--states=all",
+                f"--format={_SQUEUE_FORMAT}",
+                f"--jobs={','.join(batch)}",
+            ],
+            check=False,
+        )
+        if result.returncode != 0:
+            if _INVALID_JOB in result.stderr:
+                continue  # a single id that SLURM no longer knows
+            raise _error(result)
+        entries += parse_squeue(result.stdout)
+    return entries
+
+
+def _batches(ids: Sequence[str], chars: int) -> list[list[str]]:
+    """``ids`` in consecutive batches whose comma-joined length stays within ``chars``."""
+    batches: list[list[str]] = []
+    size = chars + 1
+    for job_id in ids:
+        if size + 1 + len(job_id) > chars:
+            batches.append([])
+            size = -1
+        batches[-1].append(job_id)
+        size += 1 + len(job_id)
+    return batches
 
 
 def parse_squeue(stdout: str) -> list[QueueEntry]:
@@ -255,14 +272,29 @@ def parse_sinfo(stdout: str) -> dict[str, Partition]:
     return found
 
 
-def max_array_size() -> int:
-    """SLURM's ``MaxArraySize`` (array indices must stay below it), from ``scontrol``."""
+@dataclass(frozen=True)
+class Limits:
+    """The controller's limits on what one submission may ask for."""
+
+    #: array indices must stay below it
+    max_array_size: int = _DEFAULT_MAX_ARRAY_SIZE
+    #: job records (every array task counts) the controller holds at once, all users
+    max_job_count: int = _DEFAULT_MAX_JOB_COUNT
+
+
+def limits() -> Limits:
+    """``MaxArraySize`` and ``MaxJobCount`` from ``scontrol show config`` (one call; SLURM's
+    defaults where it prints neither)."""
     result = _run(["scontrol", "show", "config"])
+    found: dict[str, int] = {}
     for line in result.stdout.splitlines():
         key, _, value = line.partition("=")
-        if key.strip() == "MaxArraySize" and value.strip().isdigit():
-            return int(value.strip())
-    return _DEFAULT_MAX_ARRAY_SIZE
+        if value.strip().isdigit():
+            found[key.strip()] = int(value.strip())
+    return Limits(
+        max_array_size=found.get("MaxArraySize", _DEFAULT_MAX_ARRAY_SIZE),
+        max_job_count=found.get("MaxJobCount", _DEFAULT_MAX_JOB_COUNT),
+    )
 
 
 def ping() -> None:

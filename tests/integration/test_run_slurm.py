@@ -258,6 +258,7 @@ def test_scancel_of_a_running_job_is_a_failure_and_resume_completes(slurm_cluste
         time.sleep(0.3)
     task = job_refs(read_submissions(base))[slow].ref
     assert task.startswith(f"{work_id}_")
+    assert list(base.glob("slurm/*/*-work.tasks"))  # one plain job per task: light tasks
     # repx reports "running" from the job's lock; squeue can lag behind under load.
     while squeue_states(work_id).get(task) != "RUNNING":
         assert time.monotonic() < deadline, f"squeue never showed {task} running"

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from labfactory import RunSpec, StageSpec, write_lab
 from repx.cli import app
-from repx.run import store as store_mod
+from repx.run import protocol as store_mod  # the commit protocol (store.py uses it)
 from storefake import record_attempt
 
 runner = CliRunner()

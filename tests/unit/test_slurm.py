@@ -86,7 +86,21 @@ def test_squeue_and_scancel_argv(fake):
     assert slurm.squeue([]) == []
     slurm.scancel(["7_1", "9"])
     assert fake.calls("scancel")[0]["argv"] == ["scancel", "7_1", "9"]
-    assert slurm.max_array_size() == 1001
+    assert slurm.limits() == slurm.Limits(max_array_size=1001, max_job_count=10000)
+
+
+def test_squeue_asks_many_ids_in_batches(fake):
+    # 30,000 separate jobs (e.g. a plan without arrays): one --jobs= of 180 KB would exceed
+    # Linux's 128 KiB limit on one argument; each call carries at most 32 KiB of ids.
+    ids = [str(100_000 + i) for i in range(30_000)]
+    fake.set_queue(["100000|100000|N/A|PENDING|None"])
+    entries = slurm.squeue(ids)
+    calls = fake.calls("squeue")
+    lists = [c["argv"][-1].removeprefix("--jobs=") for c in calls]
+    assert len(calls) == 7  # 210,000 characters
+    assert all(len(text) <= 32768 for text in lists)
+    assert [i for text in lists for i in text.split(",")] == ids
+    assert len(entries) == len(calls)  # the fake prints its queue once per call
 
 
 def test_missing_commands_and_unreachable_controller(tmp_path, monkeypatch):

@@ -17,7 +17,7 @@ any moment ends the job recorded as ``interrupted`` (see docs/running.md, "Signa
 """
 
 # Per-job hot path: os functions on str paths (measured ~3x cheaper than pathlib).
-# ruff: noqa: PTH103, PTH110, PTH118, PTH120, PTH123
+# ruff: noqa: PTH103, PTH118, PTH120, PTH123
 
 from __future__ import annotations
 
@@ -40,24 +40,27 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from repx import process
+from repx.run import protocol
 from repx.run.orphans import end_orphans
+from repx.run.protocol import (
+    INPUTS_JSON,
+    INTERRUPTED,
+    PARAMETERS_JSON,
+    STDERR_LOG,
+    STDOUT_LOG,
+)
+from repx.run.protocol import checkpoint as _checkpoint
 from repx.run.runtime import Runtime
 from repx.run.spec import JobSpec
 from repx.run.store import OUT, REPX, JobLock, Store, StoreError
 from repx.run.store_models import MISSING, JobResult, JobStatus, RunMetadata
 
-INPUTS_JSON: Final = "inputs.json"
-PARAMETERS_JSON: Final = "parameters.json"
-STDOUT_LOG: Final = "stdout.log"
-STDERR_LOG: Final = "stderr.log"
+__all__ = ["INPUTS_JSON", "INTERRUPTED", "PARAMETERS_JSON", "STDERR_LOG", "STDOUT_LOG"]
+
 #: How often a job held by another process is looked at again (seconds).
 LOCK_RETRY: Final = 0.1
-#: Reason of a job stopped by a signal (or Ctrl-C) to repx.
-INTERRUPTED: Final = "interrupted"
 _LOG_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 _UNSAFE: Final = re.compile(r"[^A-Za-z0-9._-]")
-#: Test hook: the lifecycle sends itself SIGTERM at this phase (see :func:`_checkpoint`).
-_SIGNAL_AT: Final = os.environ.get("REPX_TEST_SIGNAL_AT", "")
 
 
 @dataclass
@@ -100,20 +103,22 @@ def make_result(
     ``start`` defaults to now (a job that never ran).
     """
     end = time.time()
-    return JobResult(
-        job=job,
-        status=status,
-        exit_code=exit.returncode if exit is not None else None,
-        reason=reason,
-        start=end if start is None else start,
-        end=end,
-        host=host,
-        runtime=runtime,
-        lab_id=lab_id,
-        attempt=attempt,
-        cpu_seconds=round(exit.cpu_seconds, 6) if exit is not None else None,
-        max_rss_kib=exit.max_rss_kib if exit is not None else None,
-        impure=impure,
+    return JobResult.model_validate(
+        protocol.result_fields(
+            job,
+            lab_id,
+            status=status,
+            reason=reason,
+            host=host,
+            runtime=runtime,
+            start=end if start is None else start,
+            end=end,
+            attempt=attempt,
+            exit_code=exit.returncode if exit is not None else None,
+            cpu_seconds=exit.cpu_seconds if exit is not None else None,
+            max_rss_kib=exit.max_rss_kib if exit is not None else None,
+            impure=impure,
+        )
     )
 
 
@@ -359,31 +364,14 @@ def release(attempt: Attempt) -> None:
 def _outcome(
     spec: JobSpec, work: str, exit: process.Exit | None, error: str | None, interrupted: bool
 ) -> tuple[JobStatus, str | None]:
-    if exit is None:
-        if error is None and interrupted:
-            return JobStatus.INTERRUPTED, f"{INTERRUPTED} before it started"
-        return JobStatus.ERROR, error or "not started"
-    code = exit.returncode
-    # Stopped by repx; a job that had ended successfully when the stop came keeps its result.
-    if interrupted and code != 0:
-        return JobStatus.INTERRUPTED, INTERRUPTED
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return JobStatus.FAILED, f"killed by {name}"
-    if code != 0:
-        if spec.pieces is not None:  # the scatter-gather orchestrator says which piece
-            from repx.run import scatter  # noqa: PLC0415 (slow imports)
+    code = None if exit is None else exit.returncode
+    if code is not None and code > 0 and spec.pieces is not None and not interrupted:
+        # the scatter-gather orchestrator says which piece failed
+        from repx.run import scatter  # noqa: PLC0415 (slow imports)
 
-            return JobStatus.FAILED, scatter.failure_reason(work) or f"exit status {code}"
-        return JobStatus.FAILED, f"exit status {code}"
-    out = os.path.join(work, OUT)
-    missing = [rel for rel in spec.outputs if not os.path.exists(os.path.join(out, rel))]
-    if missing:
-        return JobStatus.FAILED, f"declared output(s) missing: {', '.join(missing)}"
-    return JobStatus.SUCCEEDED, None
+        return JobStatus.FAILED, scatter.failure_reason(work) or f"exit status {code}"
+    missing = protocol.missing_outputs(work, spec.outputs) if code == 0 else ()
+    return protocol.outcome(code, error=error, interrupted=interrupted, missing=missing)
 
 
 def _point_inputs_at(store: Store, attempt: Attempt) -> None:
@@ -406,17 +394,6 @@ def _write(path: str, text: str) -> None:
 
 def _describe(exc: OSError) -> str:
     return exc.strerror or str(exc)
-
-
-def _checkpoint(phase: str) -> None:
-    """Test hook: with ``REPX_TEST_SIGNAL_AT=<phase>`` a SIGTERM lands exactly here.
-
-    Phases: ``waiting`` (before the lock), ``locked``, ``prepared`` (before spawn),
-    ``spawned`` (after fork, before the child is registered), ``running``, ``exited``
-    (the child has exited, not reaped), ``committing``.
-    """
-    if phase == _SIGNAL_AT:
-        os.kill(os.getpid(), signal.SIGTERM)
 
 
 # -- one job to completion (cluster nodes, tests) ----------------------------------------

@@ -96,11 +96,14 @@ class Runtime(BaseModel):
         *,
         extra_env: Mapping[str, str] | None = None,
         interactive: bool = False,
+        inputs_exist: bool = False,
     ) -> tuple[list[str], dict[str, str], str]:
         """argv, environment and working directory of ``spec``'s attempt in ``work``.
 
         ``extra_env`` adds to the job's environment and ``interactive`` keeps stdin (and
-        the terminal) attached: ``repx debug-run``'s shell.
+        the terminal) attached: ``repx debug-run``'s shell. ``inputs_exist``: build it as
+        if every upstream output directory existed (a SLURM light task, precomputed before
+        they do, checks :meth:`input_dirs` on its node).
         """
         w = os.fspath(work)
         out = os.path.join(w, "out")
@@ -122,7 +125,12 @@ class Runtime(BaseModel):
             env.update(extra_env)
         if self.kind is RuntimeKind.NATIVE:
             return argv, env, out
-        readonly = [spec.lab_root, *self.mount_paths, *self._inputs(spec), w]
+        inputs = self.input_dirs(spec)
+        if not inputs_exist:
+            # an upstream output deleted since (its consumers then fail reading it): skip
+            # it rather than refuse to start the sandbox
+            inputs = [d for d in inputs if d == self.outputs or os.path.exists(d)]
+        readonly = [spec.lab_root, *self.mount_paths, *inputs, w]
         if self.kind in containers.CONTAINER_KINDS:
             command = containers.job_argv(
                 self._engine(spec.run),
@@ -174,8 +182,9 @@ class Runtime(BaseModel):
     def _links(self) -> dict[str, str]:
         return {link: os.path.join(self.path, name) for link, name in _LINKS.items()}
 
-    def _inputs(self, spec: JobSpec) -> list[str]:
-        """The upstream jobs' ``out/`` directories (or the whole outputs directory)."""
+    def input_dirs(self, spec: JobSpec) -> list[str]:
+        """The upstream jobs' ``out/`` directories (or the whole outputs directory) that
+        the sandbox binds, existing or not (:meth:`command` leaves out missing ones)."""
         if spec.store_inputs:
             # store__base: the job may read any output of the store (RepX's contract)
             return [self.outputs]
@@ -191,9 +200,7 @@ class Runtime(BaseModel):
                 dirs[path] = None
         if len(dirs) > MAX_INPUT_BINDS:
             return [self.outputs]
-        # an upstream output deleted since (its consumers then fail reading it): skip it
-        # rather than refuse to start the sandbox
-        return [d for d in dirs if os.path.exists(d)]
+        return list(dirs)
 
 
 def missing_store_paths(lab: LoadedLab) -> list[str]:

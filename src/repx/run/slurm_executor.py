@@ -39,6 +39,8 @@ class SlurmSettings:
     queue_interval: float = 0.5
     #: seconds a task may be gone from SLURM without a result before its jobs count as lost
     lost_grace: float = 3.0
+    #: tasks of one plain job run the light task (repx.run.light_task)
+    light_tasks: bool = True
 
 
 class SlurmExecutor:
@@ -79,6 +81,7 @@ class SlurmExecutor:
             lab_store=lab_store,
             emit=emit or (lambda event: None),
             node_local=node_local,
+            light_tasks=settings.light_tasks,
         )
         self._pending: list[JobSpec] = []
         self._next_queue = 0.0

@@ -146,7 +146,7 @@ def append_submission(base: Path, record: Submission) -> None:
 
 def manifest_json(manifest: TaskManifest) -> str:
     """The manifest as compact JSON (read back on nodes with :func:`read_manifest`)."""
-    return json.dumps(manifest.model_dump(mode="json"), separators=(",", ":"))
+    return manifest.model_dump_json()
 
 
 class ManifestError(ValueError):

@@ -12,7 +12,10 @@ is keyed:
 - soft run dependencies use ``afterany`` (the job runs whatever the outcome).
 
 A group may bundle ``jobs_per_task`` jobs into each array task (one wrapper start for
-several short jobs) when nothing waits for a part of it only.
+several short jobs) when nothing waits for a part of it only. Under ``"auto"`` a group
+is also bundled when one job per task would exceed the submission's budget
+(:func:`budget_bundle`: :data:`ARRAY_BUDGET` arrays of MaxArraySize per group, and
+:data:`JOB_COUNT_SHARE` of the cluster's MaxJobCount for all tasks of the submission).
 """
 
 from __future__ import annotations
@@ -20,10 +23,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, Final, NamedTuple
 
 from repx.run.graph import JobGraph, is_barrier
 from repx.run.slurm_resources import SlurmResources
+
+#: Arrays one group may take (sbatch calls) before ``"auto"`` bundles its jobs.
+ARRAY_BUDGET: Final = 20
+#: The share of the cluster's MaxJobCount (shared by all its users; every array task is
+#: a job record) that the tasks of one submission may take before ``"auto"`` bundles.
+JOB_COUNT_SHARE: Final = 0.25
 
 
 class DepKind(StrEnum):
@@ -51,6 +60,8 @@ class PlannedGroup:
     after_refs: set[tuple[DepKind, str]] = field(default_factory=set)
     #: group whose task of the same index each task waits for (``aftercorr``)
     corr: int | None = None
+    #: bundled beyond "auto" to stay within the budget: what one job per task would need
+    over_budget: str | None = None
 
     @property
     def jobs(self) -> list[str]:
@@ -93,6 +104,10 @@ class _Key(NamedTuple):
     corr: int | None
 
 
+#: The empty dependency sets of a job that waits for nothing (shared by every such key).
+_NONE: frozenset[Any] = frozenset()
+
+
 def held_dependencies(graph: JobGraph) -> dict[str, dict[str, DepKind]]:
     """job -> {upstream job of the plan: kind}; run-dependency barriers are resolved."""
     deps: dict[str, dict[str, DepKind]] = {}
@@ -127,25 +142,31 @@ def plan_groups(
     resources: Mapping[str, SlurmResources],
     adopted: Mapping[str, str],
     max_array_size: int,
+    max_job_count: int | None = None,
     bundle_size: Callable[[SlurmResources, int], int] | None = None,
 ) -> list[PlannedGroup]:
     """Group ``jobs`` (topological order) into sbatch calls, in submission order.
 
     ``adopted``: jobs already queued or running in SLURM (job -> ``123_4``); they are
     waited for, not submitted. ``max_array_size``: SLURM's MaxArraySize (indices stay below).
+    ``max_job_count``: SLURM's MaxJobCount (None: no budget on tasks).
     ``bundle_size(resources, jobs)``: jobs per task for a group (default: the resources'
-    ``jobs_per_task``, else 1).
+    ``jobs_per_task``, else 1). Groups whose ``jobs_per_task`` is "auto" (None) get at
+    least :func:`budget_bundle` jobs per task.
     """
     level: dict[str, int] = {}
-    for job in jobs:
-        level[job] = 1 + max((level[p] for p in deps[job] if p in level), default=-1)
     dependents: dict[str, list[str]] = {}
-    for job in jobs:
-        for pred in deps[job]:
-            dependents.setdefault(pred, []).append(job)
     levels: dict[int, list[str]] = {}
     for job in jobs:
-        levels.setdefault(level[job], []).append(job)
+        job_deps = deps[job]
+        if job_deps:
+            depth = 1 + max((level[p] for p in job_deps if p in level), default=-1)
+            for pred in job_deps:
+                dependents.setdefault(pred, []).append(job)
+        else:
+            depth = 0  # a sweep's jobs: one dictionary look-up each
+        level[job] = depth
+        levels.setdefault(depth, []).append(job)
 
     groups: list[PlannedGroup] = []
     where: dict[str, tuple[PlannedGroup, int]] = {}
@@ -163,6 +184,7 @@ def plan_groups(
                 deps=deps,
                 dependents=dependents,
                 max_array_size=max_array_size,
+                task_cap=_task_cap(max_job_count, len(members), len(jobs)),
                 earlier=groups,
                 bundle_size=bundle_size or _fixed_bundle,
             ):
@@ -181,6 +203,8 @@ def _key(
     where: Mapping[str, tuple[PlannedGroup, int]],
     adopted: Mapping[str, str],
 ) -> tuple[_Key, int | None]:
+    if not job_deps:  # a sweep's jobs: nothing to wait for
+        return _Key(stage, resources, _NONE, _NONE, _NONE, None), None
     per_group: dict[tuple[int, DepKind], set[int]] = {}
     groups: dict[int, PlannedGroup] = {}
     refs: set[tuple[DepKind, str]] = set()
@@ -217,6 +241,7 @@ def _make_groups(
     deps: Mapping[str, Mapping[str, DepKind]],
     dependents: Mapping[str, list[str]],
     max_array_size: int,
+    task_cap: int | None,
     earlier: list[PlannedGroup],
     bundle_size: Callable[[SlurmResources, int], int],
 ) -> list[PlannedGroup]:
@@ -262,6 +287,12 @@ def _make_groups(
 
     jobs = [job for job, _ in members]
     per_task = bundle_size(resources, len(jobs))
+    over_budget: str | None = None
+    if resources.jobs_per_task is None:  # "auto": also within the budget
+        needed = budget_bundle(len(jobs), max_array_size, task_cap)
+        if needed > per_task:
+            per_task = needed
+            over_budget = _over_budget(len(jobs), max_array_size, task_cap)
     if per_task > 1:
         members_set = set(jobs)
         partial = any(
@@ -269,11 +300,37 @@ def _make_groups(
         )
         if partial:
             per_task = 1  # something waits for single jobs of this group: one job per task
+            over_budget = None
     chunks = [jobs[i : i + per_task] for i in range(0, len(jobs), per_task)]
     for start in range(0, len(chunks), max_array_size):
         part = chunks[start : start + max_array_size]
         new(dict(enumerate(part)), None)
+        made[-1].over_budget = over_budget
     return made
+
+
+def budget_bundle(jobs: int, max_array_size: int, task_cap: int | None) -> int:
+    """The fewest jobs per task that keep ``jobs`` within :data:`ARRAY_BUDGET` arrays of
+    ``max_array_size`` tasks and within ``task_cap`` tasks."""
+    cap = ARRAY_BUDGET * max_array_size
+    if task_cap is not None:
+        cap = min(cap, task_cap)
+    return max(1, -(-jobs // max(1, cap)))
+
+
+def _task_cap(max_job_count: int | None, group_jobs: int, all_jobs: int) -> int | None:
+    """A group's share of :data:`JOB_COUNT_SHARE` of MaxJobCount (by its number of jobs)."""
+    if max_job_count is None:
+        return None
+    return max(1, int(max_job_count * JOB_COUNT_SHARE) * group_jobs // max(1, all_jobs))
+
+
+def _over_budget(jobs: int, max_array_size: int, task_cap: int | None) -> str:
+    """Why ``jobs`` one per task exceed the budget (the bound that binds, for the notice)."""
+    if task_cap is not None and task_cap < ARRAY_BUDGET * max_array_size:
+        return f"{jobs} tasks (its share of {JOB_COUNT_SHARE:.0%} of MaxJobCount: {task_cap})"
+    arrays = -(-jobs // max_array_size)
+    return f"{arrays} arrays (MaxArraySize {max_array_size}; budget {ARRAY_BUDGET})"
 
 
 def _fixed_bundle(resources: SlurmResources, jobs: int) -> int:

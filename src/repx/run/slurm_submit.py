@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Final
 
 from repx import slurm
+from repx.run import slurm_light
 from repx.run.events import Event, JobsSubmitted, Notice
 from repx.run.graph import JobGraph
 from repx.run.runtime import Runtime
@@ -83,6 +84,7 @@ class SlurmSubmitter:
         lab_store: str | None,
         emit: Callable[[Event], None],
         node_local: NodeLocalLab | None = None,
+        light_tasks: bool = True,
     ) -> None:
         self.store = store
         self.runtime = runtime
@@ -95,6 +97,7 @@ class SlurmSubmitter:
         self.store_probe = store_probe
         self.lab_store = lab_store
         self.node_local = node_local
+        self.light_tasks = light_tasks
         self.emit = emit
         self.submitted: list[SubmittedGroup] = []
         #: jobs found queued or running from an earlier submission (job -> SLURM id)
@@ -124,15 +127,18 @@ class SlurmSubmitter:
                 )
             )
         todo = [job for job in order if job not in adopted]
+        limits = slurm.limits() if len(todo) > 1 else slurm.Limits(max_array_size=2)
         groups = plan_groups(
             todo,
             stage_of={job: specs[job].stage for job in todo},
             deps={job: deps.get(job, {}) for job in todo},
             resources={job: self.resources[job] for job in todo},
             adopted=adopted,
-            max_array_size=slurm.max_array_size() if len(todo) > 1 else 2,
+            max_array_size=limits.max_array_size,
+            max_job_count=limits.max_job_count,
             bundle_size=_AutoBundle(),
         )
+        self._check_budget(groups, limits)
         batch = self._batch_dir()
         ids: dict[int, str] = {}
         arrays: dict[int, bool] = {}
@@ -152,6 +158,32 @@ class SlurmSubmitter:
                 f"nothing of this run stays submitted{undone}",
             ) from None
         return self.submitted[-len(made) :] if made else []
+
+    def _check_budget(self, groups: Sequence[PlannedGroup], limits: slurm.Limits) -> None:
+        """Say which groups "auto" bundled to stay within the budget; refuse a plan with
+        more tasks than the cluster's MaxJobCount (SLURM would refuse it part-way)."""
+        bundled: dict[str, tuple[int, int, str]] = {}
+        for group in groups:
+            if group.over_budget is not None:
+                jobs, _, _ = bundled.get(group.stage, (0, 0, ""))
+                bundled[group.stage] = (jobs + len(group.jobs), group.bundle, group.over_budget)
+        for stage, (jobs, bundle, why) in bundled.items():
+            self.emit(
+                Notice(
+                    message=f"stage {stage}: {jobs} job(s) one per task would need {why}:"
+                    f' up to {bundle} jobs per task (jobs_per_task = "auto";'
+                    " set jobs_per_task in resources.toml to choose)"
+                )
+            )
+        tasks = sum(len(group.tasks) for group in groups)
+        if tasks >= limits.max_job_count:
+            stage = max(groups, key=lambda g: len(g.tasks)).stage
+            raise slurm.SlurmError(
+                f"target '{self.target}': {tasks} SLURM tasks, more than the cluster holds"
+                f" (MaxJobCount {limits.max_job_count})",
+                f'set jobs_per_task (stage {stage}) to "auto" or a larger number in'
+                " resources.toml; nothing was submitted",
+            )
 
     def _submit_group(
         self,
@@ -180,7 +212,8 @@ class SlurmSubmitter:
             },
         )
         _write(manifest, manifest_json(content))
-        _write(script, batch_script(self.python, manifest, group))
+        light = self._light_tasks(group, specs, batch / f"{name}.tasks", manifest)
+        _write(script, batch_script(self.python, manifest, group, light))
         dependency = group.dependency(ids, arrays)
         options = sbatch_options(group, batch, log, dependency)
         self.sbatch_calls += 1
@@ -226,6 +259,29 @@ class SlurmSubmitter:
             )
         )
         return record
+
+    def _light_tasks(
+        self, group: PlannedGroup, specs: Mapping[str, JobSpec], path: Path, manifest: Path
+    ) -> Path | None:
+        """Write the group's tasks file when every task runs one light job (see
+        :mod:`repx.run.slurm_light`); its path, or None (the full task runs them)."""
+        if not self.light_tasks or group.bundle != 1 or self.node_local is not None:
+            return None
+        tasks = {index: specs[jobs[0]] for index, jobs in group.tasks.items()}
+        if any(slurm_light.why_not_light(s, self.runtime, None) for s in tasks.values()):
+            return None
+        data = slurm_light.tasks_file(
+            tasks,
+            self.runtime,
+            base=os.fspath(self.store.root),
+            python=self.python,
+            manifest=os.fspath(manifest),
+            store_probe=self.store_probe,
+        )
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        return path
 
     def _withdraw(self, made: Sequence[Submission]) -> None:
         if not made:
@@ -309,14 +365,25 @@ class _AutoBundle:
         return auto_bundle(resources, jobs, partition.cpus, max_time)
 
 
-def batch_script(python: str, manifest: Path, group: PlannedGroup) -> str:
-    """The batch script of a group: exec the task wrapper for this array index."""
+def batch_script(
+    python: str, manifest: Path, group: PlannedGroup, light: Path | None = None
+) -> str:
+    """The batch script of a group: exec the task wrapper for this array index (the light
+    one with a tasks file, when the node has the program; it hands over to the full one)."""
     jobs = len(group.jobs)
-    return (
-        "#!/bin/sh\n"
-        f"# repx: stage {group.stage}, {jobs} job(s) in {len(group.tasks)} task(s)\n"
+    full = (
         f"exec {shlex.quote(python)} -m {TASK_MODULE} {shlex.quote(os.fspath(manifest))}"
         ' "${SLURM_ARRAY_TASK_ID:-0}"\n'
+    )
+    head = f"#!/bin/sh\n# repx: stage {group.stage}, {jobs} job(s) in {len(group.tasks)} task(s)\n"
+    if light is None:
+        return head + full
+    argv = " ".join(shlex.quote(a) for a in slurm_light.batch_line(python, light))
+    return (
+        head
+        + f"[ -r {shlex.quote(slurm_light.PROGRAM)} ] &&"
+        + f' exec {argv} "${{SLURM_ARRAY_TASK_ID:-0}}"\n'
+        + full
     )
 
 

@@ -42,23 +42,16 @@ descriptor of the same file does not release it (unlike POSIX record locks).
 """
 
 # Per-job hot path: os functions on str paths (measured ~3x cheaper than pathlib).
-# ruff: noqa: PTH102, PTH104, PTH108, PTH112, PTH114, PTH118, PTH123, PTH208
+# ruff: noqa: PTH112, PTH118, PTH208
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import errno
-import fcntl
-import functools
 import json
 import logging
 import os
 import secrets
 import shutil
 import socket
-import stat
-import struct
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,30 +61,44 @@ from pydantic import ValidationError
 from pydantic_core import from_json
 
 from repx.errors import RepxError
-from repx.run import completions_index
+from repx.run import completions_index, protocol
+from repx.run.protocol import (
+    COMPLETIONS,
+    FAIL_MARKER,
+    FAILED_OUT,
+    FAILED_RERUN,
+    LOCKS,
+    OUT,
+    OUTPUTS,
+    REPX,
+    RESULT,
+    SUCCESS_MARKER,
+    WORK,
+)
 from repx.run.store_models import STORE_FORMAT, JobResult, JobStatus, StoreInfo
 
 logger = logging.getLogger(__name__)
 
+__all__ = [
+    "COMPLETIONS",
+    "FAILED_OUT",
+    "FAILED_RERUN",
+    "FAIL_MARKER",
+    "LOCKS",
+    "OUT",
+    "OUTPUTS",
+    "REPX",
+    "RESULT",
+    "SUCCESS_MARKER",
+    "WORK",
+    "JobLock",
+    "Store",
+    "StoreError",
+    "StoreIndex",
+]
+
 STORE_INFO: Final = "repx-store.json"
-COMPLETIONS: Final = "completions.jsonl"
-OUTPUTS: Final = "outputs"
-WORK: Final = ".work"
-LOCKS: Final = "locks"
-#: Names inside an attempt (and committed) directory.
-OUT: Final = "out"
-REPX: Final = "repx"
-FAILED_OUT: Final = "failed-out"
-#: A failed attempt of a job whose committed success stays (``repx run --force``).
-FAILED_RERUN: Final = "failed-rerun"
-RESULT: Final = "result.json"
-SUCCESS_MARKER: Final = "SUCCESS"
-FAIL_MARKER: Final = "FAIL"
-_TRASH_SUFFIX: Final = ".trash"
-#: Bytes of the owner line written into a lock file.
-_OWNER_WIDTH: Final = 120
-#: ``struct flock`` (Linux): l_type, l_whence, l_start, l_len, l_pid, padded to 32 bytes.
-_FLOCK: Final = struct.Struct("@hhqqi4x")
+_TRASH_SUFFIX: Final = protocol.TRASH_SUFFIX
 #: Refuse to start when the base directory has less free space than this.
 MIN_FREE_BYTES: Final = 4 * 1024 * 1024
 
@@ -120,11 +127,7 @@ class JobLock:
         (killed an instant ago, not yet gone) still share the open file description.
         """
         if self.fd >= 0:
-            with contextlib.suppress(OSError):
-                fcntl.fcntl(
-                    self.fd, fcntl.F_OFD_SETLK, _FLOCK.pack(fcntl.F_UNLCK, os.SEEK_SET, 0, 0, 0)
-                )
-            os.close(self.fd)
+            protocol.unlock(self.fd)
             self.fd = -1
 
 
@@ -246,16 +249,14 @@ class Store:
 
     def _repair_completions_tail(self) -> None:
         """End a torn last line with a newline so that our appends start on a fresh line."""
-        try:
-            with self.completions.open("rb+") as f:
-                f.seek(0, os.SEEK_END)
-                if f.tell() == 0:
-                    return
-                f.seek(-1, os.SEEK_END)
-                if f.read(1) != b"\n":
-                    f.write(b"\n")
-        except FileNotFoundError:
+        if not self.completions.exists():
             return
+        try:
+            fd = protocol.open_completions(os.fspath(self.completions))
+            try:
+                protocol.end_torn_line(fd)
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise StoreError(f"cannot update {self.completions}: {_describe(exc)}") from None
 
@@ -369,7 +370,7 @@ class Store:
             return {job: "out/ is missing" for job, _ in jobs}
         try:  # paths relative to outputs/: a short walk per call (10,000 jobs: 30,000 calls)
             for job, outputs in jobs:
-                why = _damage(fd, job, outputs)
+                why = protocol.damage(fd, job, outputs)
                 if why is not None:
                     found[job] = why
         finally:
@@ -411,24 +412,25 @@ class Store:
         """Take the job's lock without waiting; None when another holder has it."""
         fd = self._open_lock(job)
         try:
-            fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0))
-        except OSError as exc:
+            taken = protocol.try_lock(fd)
+        except OSError:
             os.close(fd)
-            if exc.errno in (errno.EAGAIN, errno.EACCES):
-                return None
             raise
-        self._note_owner(fd)
+        if not taken:
+            os.close(fd)
+            return None
+        protocol.note_owner(fd, self.host)
         return JobLock(job, fd)
 
     def lock(self, job: str) -> JobLock:
         """Take the job's lock, waiting for another holder to release it."""
         fd = self._open_lock(job)
         try:
-            fcntl.fcntl(fd, fcntl.F_OFD_SETLKW, _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0))
+            protocol.try_lock(fd, wait=True)
         except BaseException:
             os.close(fd)
             raise
-        self._note_owner(fd)
+        protocol.note_owner(fd, self.host)
         return JobLock(job, fd)
 
     def lock_holder(self, job: str) -> str:
@@ -444,42 +446,17 @@ class Store:
         Tests without taking the lock (``F_OFD_GETLK``, a read-only descriptor): nothing is
         created or written, and a concurrent :meth:`try_lock` never fails because of it.
         """
-        try:
-            fd = os.open(os.path.join(self.locks, f"{job}.lock"), os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return False  # never locked here
-        try:
-            probe = _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
-            answer = fcntl.fcntl(fd, fcntl.F_OFD_GETLK, probe)
-        finally:
-            os.close(fd)
-        lock_type = _FLOCK.unpack(answer)[0]
-        return bool(lock_type != fcntl.F_UNLCK)
+        return protocol.is_locked(os.fspath(self.locks), job)
 
     def _open_lock(self, job: str) -> int:
-        path = os.path.join(self.locks, f"{job}.lock")
-        try:
-            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except FileNotFoundError:
-            self.locks.mkdir(parents=True, exist_ok=True)
-            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-
-    def _note_owner(self, fd: int) -> None:
-        with contextlib.suppress(OSError):
-            # Fixed width, so that overwriting needs no truncation (one system call).
-            owner = f"pid {os.getpid()} on {self.host}"[:_OWNER_WIDTH].ljust(_OWNER_WIDTH)
-            os.pwrite(fd, f"{owner}\n".encode(), 0)
+        return protocol.open_lock(os.fspath(self.locks), job)
 
     # -- attempts ---------------------------------------------------------------------
 
     def new_attempt(self, job: str) -> tuple[Path, str]:
         """Create ``.work/<job>.<nonce>/{out,repx}`` (caller holds the lock)."""
         self.discard_leftovers(job)
-        nonce = secrets.token_hex(6)
-        work = os.path.join(self.work, f"{job}.{nonce}")
-        os.mkdir(work)
-        os.mkdir(os.path.join(work, OUT))
-        os.mkdir(os.path.join(work, REPX))
+        work, nonce = protocol.new_attempt(os.fspath(self.work), job)
         return Path(work), nonce
 
     def commit(self, job: str, work: Path, result: JobResult) -> Path:
@@ -489,37 +466,24 @@ class Store:
         only ever holds a successful job's outputs. Whatever was committed before (a
         failure, or a success found damaged) is replaced whole.
         """
-        work_s = os.fspath(work)
-        repx = os.path.join(work_s, REPX)
-        with open(os.path.join(repx, RESULT), "w", encoding="utf-8") as f:
-            f.write(result.model_dump_json(indent=1) + "\n")
-        marker = SUCCESS_MARKER if result.succeeded else FAIL_MARKER
-        os.close(os.open(os.path.join(repx, marker), os.O_WRONLY | os.O_CREAT, 0o644))
-        if not result.succeeded:
-            with contextlib.suppress(FileNotFoundError):
-                os.rename(os.path.join(work_s, OUT), os.path.join(work_s, FAILED_OUT))
         final = os.path.join(self.outputs, job)
-        if not result.succeeded and self._intact_success(job):
-            # A rerun of a job whose outputs are intact (run --force) failed: what was
-            # computed stays the job's result; the attempt is kept beside it, unrecorded.
-            kept = os.path.join(final, FAILED_RERUN)
-            _replace(work_s, kept)
-            self._rerun.discard(job)
-            return Path(kept)
-        _replace(work_s, final)
-        self._distrusted.discard(job)
+        keep = not result.succeeded and self._intact_success(job)
+        # A failed rerun of a job whose outputs are intact (run --force) is kept beside
+        # them, unrecorded: what was computed stays the job's result.
+        done = protocol.commit(
+            os.fspath(work), final, result.model_dump_json(indent=1), result.succeeded, keep=keep
+        )
         self._rerun.discard(job)
+        if done is None:
+            return Path(final, FAILED_RERUN)
+        self._distrusted.discard(job)
         self.append_completion(result)
         return Path(final)
 
     def _intact_success(self, job: str) -> bool:
         if job in self._distrusted:
             return False
-        final = os.path.join(self.outputs, job)
-        marker = os.path.join(final, REPX, SUCCESS_MARKER)
-        return os.path.isfile(marker) and os.path.isdir(  # noqa: PTH113 (the hot path's style)
-            os.path.join(final, OUT)
-        )
+        return protocol.intact_success(os.path.join(self.outputs, job))
 
     def attempt_repx_dir(self, job: str, attempt: str | None) -> Path:
         """The ``repx/`` directory of one committed attempt (a kept failed rerun, else the
@@ -540,13 +504,10 @@ class Store:
 
     def append_completion(self, result: JobResult) -> None:
         """Append one record to completions.jsonl (one write(2) of a whole line)."""
-        line = (result.model_dump_json() + "\n").encode()
         try:
             if self._append_fd < 0:
-                self._append_fd = os.open(
-                    self.completions, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644
-                )
-            os.write(self._append_fd, line)
+                self._append_fd = protocol.open_completions(os.fspath(self.completions))
+            protocol.append_record(self._append_fd, result.model_dump_json())
         except OSError as exc:
             # The commit itself is done; the next index read recovers it from result.json.
             logger.warning("cannot append to %s: %s", self.completions, _describe(exc))
@@ -625,83 +586,6 @@ def _parse_completions(data: bytes) -> tuple[dict[str, dict[str, object]], int]:
         except (ValueError, KeyError, TypeError):
             torn += 1  # a line cut by a crash (or garbage): ignore it
     return records, torn
-
-
-def _damage(outputs_fd: int, job: str, outputs: Sequence[str]) -> str | None:
-    out = f"{job}/{OUT}"
-    try:
-        mode = os.lstat(out, dir_fd=outputs_fd).st_mode
-    except FileNotFoundError:
-        return "out/ is missing"
-    except OSError as exc:
-        return f"out/ cannot be read ({_describe(exc)})"
-    if stat.S_ISLNK(mode):
-        return "out/ is a symlink"
-    if not stat.S_ISDIR(mode):
-        return "out/ is not a directory"
-    try:
-        os.lstat(f"{job}/{REPX}/{FAIL_MARKER}", dir_fd=outputs_fd)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        return f"its markers cannot be read ({_describe(exc)})"
-    else:
-        return "its committed attempt is marked FAIL"
-    for rel in outputs:
-        try:
-            os.stat(f"{out}/{rel}", dir_fd=outputs_fd)  # follows links, as the job's check does
-        except OSError:
-            return f"missing output {rel}"
-    return None
-
-
-#: renameat2(2) flag: exchange the two paths atomically.
-_RENAME_EXCHANGE: Final = 2
-_AT_FDCWD: Final = -100
-
-
-def _replace(source: str, target: str) -> None:
-    """Move the directory ``source`` to ``target``, replacing what is there in one step."""
-    try:
-        os.rename(source, target)
-        return
-    except OSError as exc:
-        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
-            raise
-    # Something is committed there: exchange the two (the old one is never missing), then
-    # delete the old one, now at ``source``.
-    if not _exchange(source, target):
-        # no renameat2 here (old kernel, some network file systems): move it aside first
-        trash = f"{source}{_TRASH_SUFFIX}"
-        os.rename(target, trash)
-        os.rename(source, target)
-        source = trash
-    if os.path.isdir(source) and not os.path.islink(source):
-        shutil.rmtree(source, ignore_errors=True)
-    else:
-        os.unlink(source)
-
-
-def _exchange(a: str, b: str) -> bool:
-    """Exchange two paths atomically; False when the system cannot."""
-    libc = _libc()
-    rename = getattr(libc, "renameat2", None) if libc is not None else None
-    if rename is None:
-        return False
-    if rename(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
-        return False
-    raise OSError(err, os.strerror(err), b)
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL | None:
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
 
 
 def _attempt_job(name: str) -> str:

@@ -11,10 +11,13 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated, Final
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
+
+from repx.run.protocol import JobStatus
+
+__all__ = ["JobStatus"]  # defined with the store's protocol (the standard library only)
 
 STORE_FORMAT: Final = "repx-store/1"
 RUN_METADATA_FORMAT: Final = "repx-run-metadata/1"
@@ -28,19 +31,6 @@ def _check_format(value: str) -> str:
             f"unsupported output store format '{value}' (this repx reads {STORE_FORMAT})"
         )
     return value
-
-
-class JobStatus(StrEnum):
-    """How an attempt to run a job ended."""
-
-    #: exit status 0 and every declared output exists
-    SUCCEEDED = "succeeded"
-    #: the job ran and failed (non-zero exit, killed, or a declared output missing)
-    FAILED = "failed"
-    #: the job could not be started (e.g. its executable or the sandbox is unusable)
-    ERROR = "error"
-    #: stopped by Ctrl-C or a signal to repx
-    INTERRUPTED = "interrupted"
 
 
 class _Model(BaseModel):

@@ -17,15 +17,14 @@ import contextlib
 import errno
 import fcntl
 import os
-import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
 from repx.errors import RepxError
+from repx.run.protocol import FLOCK as _FLOCK
 
 GC_LOCK: Final = "gc.lock"
-_FLOCK: Final = struct.Struct("@hhqqi4x")
 
 
 class StoreBusyError(RepxError):

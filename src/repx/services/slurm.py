@@ -87,7 +87,11 @@ class SlurmBackend:
         }
         if jobs:
             check_reachable(label)
-        settings = SlurmSettings(target=label, python=target.slurm.python or sys.executable)
+        settings = SlurmSettings(
+            target=label,
+            python=target.slurm.python or sys.executable,
+            light_tasks=target.slurm.light_tasks,
+        )
         return cls(label, settings, resolved)
 
     def executor(

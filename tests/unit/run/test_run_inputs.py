@@ -168,11 +168,11 @@ def test_bwrap_binds_the_described_jobs_outputs(tmp_path):
     spec = make_spec(lab, job, store.outputs)
     runtime = Runtime(kind=RuntimeKind.BWRAP, path="/x", outputs=str(store.outputs), bwrap="/b")
     # store__base: the whole outputs directory, read-only
-    assert runtime._inputs(spec) == [str(store.outputs)]
+    assert runtime.input_dirs(spec) == [str(store.outputs)]
     only_meta = spec.model_copy(update={"store_inputs": {}})
     for jid in factory.run_jobs["sim"]:
         (store.outputs / jid / "out").mkdir(parents=True)
-    assert sorted(runtime._inputs(only_meta)) == sorted(
+    assert sorted(runtime.input_dirs(only_meta)) == sorted(
         str(store.outputs / j / "out") for j in factory.run_jobs["sim"]
     )
 

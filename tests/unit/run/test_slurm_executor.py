@@ -17,6 +17,7 @@ from fakeslurm import install
 from labfactory import pipeline_runs, write_lab
 from repx.config import RuntimeKind
 from repx.lab.loader import open_lab
+from repx.run import slurm_light
 from repx.run.events import JobsSubmitted, Notice
 from repx.run.graph import build_graph
 from repx.run.runtime import Runtime
@@ -109,10 +110,21 @@ def test_pipeline_becomes_three_sbatch_calls(tmp_path, fake):
         "--qos=q",
         f"{batch}/002-aggregate.sh",
     ]
+    # one plain job per task: the light task, which hands over to the full one when the
+    # node lacks something (docs/slurm.md, "Light tasks")
     assert calls[0]["script"] == (
         "#!/bin/sh\n"
         "# repx: stage simulate, 3 job(s) in 3 task(s)\n"
+        f"[ -r {slurm_light.PROGRAM} ] && exec /venv/bin/python -I -S {slurm_light.PROGRAM}"
+        f' {batch}/000-simulate.tasks "${{SLURM_ARRAY_TASK_ID:-0}}"\n'
         f"exec /venv/bin/python -m repx.run.slurm_task {batch}/000-simulate.json"
+        ' "${SLURM_ARRAY_TASK_ID:-0}"\n'
+    )
+    # a gathered input: the full task only
+    assert calls[2]["script"] == (
+        "#!/bin/sh\n"
+        "# repx: stage aggregate, 1 job(s) in 1 task(s)\n"
+        f"exec /venv/bin/python -m repx.run.slurm_task {batch}/002-aggregate.json"
         ' "${SLURM_ARRAY_TASK_ID:-0}"\n'
     )
     assert [type(e) for e in t.events] == [JobsSubmitted] * 3
@@ -335,3 +347,31 @@ def test_auto_bundles_a_big_sweep_with_a_time_limit(tmp_path, fake):
     t2 = setup(tmp_path / "b", runs)
     t2.executor.flush()
     assert "--array=0-199" in fake.calls("sbatch")[2]["argv"]
+
+
+def test_auto_bundles_beyond_the_budget_and_says_so(tmp_path, fake):
+    from labfactory import sweep_runs  # noqa: PLC0415
+
+    # 60 jobs, MaxJobCount 80: one submission takes a quarter (20 tasks) -> 3 jobs per task.
+    fake.configure(max_job_count=80)
+    t = setup(tmp_path, sweep_runs(60))
+    t.executor.flush()
+    [call] = fake.calls("sbatch")
+    assert "--array=0-19" in call["argv"]
+    notices = [e.message for e in t.events if isinstance(e, Notice)]
+    assert notices == [
+        "stage simulate: 60 job(s) one per task would need 60 tasks (its share of 25% of"
+        ' MaxJobCount: 20): up to 3 jobs per task (jobs_per_task = "auto"; set'
+        " jobs_per_task in resources.toml to choose)"
+    ]
+
+
+def test_more_tasks_than_max_job_count_is_refused_before_submitting(tmp_path, fake):
+    from labfactory import sweep_runs  # noqa: PLC0415
+
+    fake.configure(max_job_count=50)
+    t = setup(tmp_path, sweep_runs(60), rules=[Rule(stage="*", jobs_per_task=1)])
+    with pytest.raises(SlurmError, match=r"60 SLURM tasks, more than the cluster holds") as exc:
+        t.executor.flush()
+    assert "jobs_per_task (stage simulate)" in exc.value.details
+    assert fake.calls("sbatch") == []

@@ -5,7 +5,14 @@ from __future__ import annotations
 import networkx as nx
 
 from repx.run.graph import EdgeKind, JobGraph
-from repx.run.slurm_plan import DepKind, array_spec, held_dependencies, plan_groups
+from repx.run.slurm_plan import (
+    ARRAY_BUDGET,
+    DepKind,
+    array_spec,
+    budget_bundle,
+    held_dependencies,
+    plan_groups,
+)
 from repx.run.slurm_resources import SlurmResources
 
 D, H, S = EdgeKind.DATA, EdgeKind.HARD, EdgeKind.SOFT
@@ -150,6 +157,71 @@ def test_arrays_stay_below_max_array_size():
         ("sim", "0-4", None),
         ("sum", None, "afterok:100:101:102"),
     ]
+
+
+def plan_sweep(n, *, max_array_size, max_job_count, resources=ONE):
+    """A sweep of ``n`` independent jobs (no graph: the pure planning step alone)."""
+    jobs = [f"sim-{i}" for i in range(n)]
+    return plan_groups(
+        jobs,
+        stage_of=dict.fromkeys(jobs, "sim"),
+        deps={job: {} for job in jobs},
+        resources=dict.fromkeys(jobs, resources),
+        adopted={},
+        max_array_size=max_array_size,
+        max_job_count=max_job_count,
+    )
+
+
+def counts(groups):
+    """(sbatch calls, tasks, most jobs per task, largest index)."""
+    return (
+        len(groups),
+        sum(len(g.tasks) for g in groups),
+        max(g.bundle for g in groups),
+        max(max(g.tasks) for g in groups),
+    )
+
+
+def test_a_100000_job_sweep_stays_within_the_budget():
+    # SLURM's defaults: MaxArraySize 1001, MaxJobCount 10,000 (2,500 tasks for us).
+    groups = plan_sweep(100_000, max_array_size=1001, max_job_count=10_000)
+    assert counts(groups) == (3, 2500, 40, 1000)
+    assert all(g.over_budget and "MaxJobCount" in g.over_budget for g in groups)
+    assert sorted(j for g in groups for j in g.jobs) == sorted(f"sim-{i}" for i in range(100_000))
+    # A large job table: the arrays are the bound (100 one-job arrays > ARRAY_BUDGET).
+    groups = plan_sweep(100_000, max_array_size=1001, max_job_count=1_000_000)
+    assert counts(groups) == (ARRAY_BUDGET, 20_000, 5, 1000)
+    assert groups[0].over_budget == "100 arrays (MaxArraySize 1001; budget 20)"
+    # The local test cluster: MaxArraySize 10,001, MaxJobCount 100,000.
+    assert counts(plan_sweep(100_000, max_array_size=10_001, max_job_count=100_000)) == (
+        3,
+        25_000,
+        4,
+        10_000,
+    )
+    # Within the budget nothing is bundled, and nothing is said.
+    small = plan_sweep(10_000, max_array_size=10_001, max_job_count=100_000)
+    assert counts(small) == (1, 10_000, 1, 9999)
+    assert small[0].over_budget is None
+
+
+def test_jobs_per_task_wins_over_the_budget():
+    one = SlurmResources(jobs_per_task=1)
+    groups = plan_sweep(100_000, max_array_size=1001, max_job_count=10_000, resources=one)
+    assert counts(groups) == (100, 100_000, 1, 1000)
+    assert all(g.over_budget is None for g in groups)
+    three = SlurmResources(jobs_per_task=3)
+    groups = plan_sweep(100_000, max_array_size=10_001, max_job_count=100_000, resources=three)
+    assert counts(groups) == (4, 33_334, 3, 10_000)
+
+
+def test_budget_bundle():
+    assert budget_bundle(1000, 1001, None) == 1
+    assert budget_bundle(ARRAY_BUDGET * 1001, 1001, None) == 1
+    assert budget_bundle(ARRAY_BUDGET * 1001 + 1, 1001, None) == 2
+    assert budget_bundle(100_000, 10_001, 25_000) == 4
+    assert budget_bundle(5, 1001, 0) == 5  # never a division by zero
 
 
 def test_array_spec():
