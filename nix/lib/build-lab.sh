@@ -7,14 +7,23 @@ source "$imageRootfs"
 
 mkdir -p "$out/lab" "$out/revision" "$out/jobs" "$out/readme" "$out/store"
 
-cp "$revisionJsonPath" "$out/revision/metadata.json"
+if [ -n "${blueprintPath:-}" ]; then
+  # The blueprint path (lab.nix): one python3 process expands the jobs and writes the
+  # manifests and revision metadata, and here the jobs table, README and lab metadata.
+  python3 "$expandLab" "$blueprintPath" "$out" "$PWD"
+  jobsTablePath=$PWD/jobs-table
+  readmePath=$PWD/readme
+  labMetaJsonPath=$PWD/lab-meta.json
+else
+  cp "$revisionJsonPath" "$out/revision/metadata.json"
+  read -r -a manifest_paths <<<"$manifestPaths"
+  read -r -a manifest_vars <<<"$manifestVars"
+  for i in "${!manifest_paths[@]}"; do
+    var="${manifest_vars[$i]}Path"
+    cp "${!var}" "$out/${manifest_paths[$i]}"
+  done
+fi
 cp "$readmePath" "$out/readme/README.md"
-read -r -a manifest_paths <<<"$manifestPaths"
-read -r -a manifest_vars <<<"$manifestVars"
-for i in "${!manifest_paths[@]}"; do
-  var="${manifest_vars[$i]}Path"
-  cp "${!var}" "$out/${manifest_paths[$i]}"
-done
 
 # Job directories: bin/ and out/ (plus the parent dirs of declared outputs) in one xargs pass,
 # then one awk process writes every wrapper and parameters.json. The table has one row per

@@ -121,6 +121,9 @@ let
     else
       (asTarget d) // { mapping = null; };
 
+  # The position of `x` in the list `l` (which holds it).
+  indexOf = x: l: let go = i: if elemAt l i == x then i else go (i + 1); in go 0;
+
   uniqueJobs = js: builtins.attrValues (listToAttrs (map (j: { name = j.id; value = j; }) js));
 
   canonicalInput = i: concatStringsSep "\t" [ i.name i.job i.output (if i.gather then "g" else "") ];
@@ -284,7 +287,8 @@ let
               edges = edgesByName.${n};
               shape = shapeOf.${n};
               keys = listToAttrs (map (p: { name = p; value = axisKey n p; }) st.paramNames);
-              own = map (p: axisOf.${keys.${p}} or (fail st.where "parameter '${p}' is not provided by run '${name}' (its parameters: ${showList (attrNames runParameters)}); add ${p} = [ … ]; to the run (use [ null ] for the stage's default)")) st.paramNames;
+              axisOfParam = p: axisOf.${keys.${p}} or (fail st.where "parameter '${p}' is not provided by run '${name}' (its parameters: ${showList (attrNames runParameters)}); add ${p} = [ … ]; to the run (use [ null ] for the stage's default)");
+              own = map axisOfParam st.paramNames;
               inherited = concatMap (e: if e.kind == "local" && !e.gather then acc.${e.producer}.axes else [ ]) edges;
               axs = unique (own ++ inherited);
               combos = util.product (map (a: genList (r: { ${a} = r; }) (length (rowsOf a))) axs);
@@ -418,7 +422,9 @@ let
               dependsOn = unique (map (e: if e.kind == "run" then "${e.run}/${e.producer}" else let p = acc.${e.producer}; in p.firstPname) edges);
               # The manifest's stages are pnames: a dynamic pname gives one entry per value.
               byPname = if st.isDynamic then groupBy (j: j.pname) jobs else { ${st.pname} = jobs; };
-              entries = map (pn: let js = byPname.${pn}; j = head js; in {
+              # A constant stage's attributes are the stage's own (no job is forced: the
+              # blueprint path never expands jobs during evaluation).
+              entries = map (pn: let js = byPname.${pn}; j = if st.isDynamic then head js else { inherit (st) pname version resources outputs; script = staticScript.scriptPath; }; in {
                 pname = pn;
                 jobs = js;
                 outputs = shape.outputs;
@@ -441,13 +447,52 @@ let
               ${n} = {
                 inherit perCombo entries;
                 axes = axs;
-                firstPname = (head perCombo).pname;
+                firstPname = if st.isDynamic then (head perCombo).pname else st.pname;
+                # The stage in the lab's blueprint (expand-lab.py expands it): constants and
+                # each parameter's values rendered once per value, never per job.
+                blue = {
+                  attr = n;
+                  inherit (st) pname;
+                  where = st.where;
+                  identity = if hashMode == "pure" then staticScript.scriptPath else "params-only\t${st.pname}\t${st.version}";
+                  axes = axs;
+                  axisRows = map (a: length (rowsOf a)) axs;
+                  # [ keyJSON, position in axes, [ valueJSON per row ] ] in the order of the names
+                  params = map (p: let k = keys.${p}; a = axisOfParam p; in [
+                    (toJSON p)
+                    (indexOf a axs)
+                    (map (r: toJSON (effective st p r.${k})) (rowsOf a))
+                  ]) st.paramNames;
+                  edges = map (e: { inherit (e) kind producer gather; run = e.run or null; mapping = map (m: [ m.input m.output ]) e.mapping; }) edges;
+                  runInputs = map (ri: [ ri.name ri.run ]) (filter (ri: ri.kind == "run_metadata") runInputs);
+                  # [ name script ] per executable (the jobs table's rows), and [ key name ]
+                  # per entry of the record's `executables` (a simple stage's is "main")
+                  executables = map (e: [ e.name e.script ]) staticScript.executables;
+                  execKeys = if sg then map (e: [ e.name e.name ]) staticScript.executables else [ [ "main" st.pname ] ];
+                  outDirs = concatStringsSep " " (unique (map (o: builtins.dirOf (builtins.substring 5 100000 st.outputs.${o})) (attrNames st.outputs)));
+                  # the record's JSON around its inputs, parameters file and parameters
+                  recordParts = [
+                    '',"outputs":${toJSON st.outputs},"parameters_file":''
+                    (concatStringsSep "" [
+                      '',"resources":${toJSON st.resources}''
+                      (if runInputs != [ ] then '',"run_inputs":${toJSON runInputs}'' else "")
+                      (if sg then '',"scatter_gather":${toJSON st.record}'' else "")
+                      '',"stage":${toJSON st.pname},"stage_type":${toJSON (if sg then "scatter-gather" else "simple")}}''
+                    ])
+                  ];
+                };
+                eligible = !st.isDynamic;
                 byKey = listToAttrs (map (j: { name = keyOf axs j.combo; value = j; }) perCombo);
               };
             };
           expanded = builtins.foldl' expandStage { } order;
         in
-        { order = concatMap (n: map (e: e.pname) expanded.${n}.entries) order; entries = concatMap (n: expanded.${n}.entries) order; };
+        {
+          order = concatMap (n: map (e: e.pname) expanded.${n}.entries) order;
+          entries = concatMap (n: expanded.${n}.entries) order;
+          blue = map (n: expanded.${n}.blue) order;
+          eligible = builtins.all (n: expanded.${n}.eligible) order;
+        };
 
       expandedPipelines = genList (i: expandPipeline i (elemAt pipelines i)) (length pipelines);
       allEntries = concatMap (p: p.entries) expandedPipelines;
@@ -476,7 +521,7 @@ let
           if m == null then [ ] else [ (builtins.appendContext (builtins.unsafeDiscardStringContext (head m)) (builtins.getContext v)) ]
         ) (concatMap (vs: vs) (attrValues runParameters)));
     in
-    {
+    let result = {
       inherit name hash stages jobs stageOrder;
       # Jobs whose record names this run (an input from one of its own jobs): such a job
       # cannot be shared with another run, whose record would name that run instead.
@@ -485,6 +530,18 @@ let
       scriptDrvs = util.uniqueBy toString (concatMap (s: s.scriptDrvs) (attrValues stages)) ++ paramDepPaths;
       parameters = runParameters;
       zipGroups = map (a: a.names) (filter (a: length a.names > 1) axes);
+      # The blueprint of the run (lab.nix, expand-lab.py): its size is that of the definition.
+      # Only for runs without dynamic or scatter-gather stages (`eligible`); the others are
+      # expanded here, during evaluation.
+      eligible = builtins.all (p: p.eligible) expandedPipelines;
+      blueprint = {
+        inherit name depNames stageOrder;
+        environment = environmentLines;
+        pipelines = map (p: p.blue) expandedPipelines;
+        manifest = builtins.mapAttrs (_: toJSON) { inherit (result.manifest) parameters parameter_positions zip_groups stages; };
+      };
+      # The parameter values the run's jobs carry (their store paths are closure roots).
+      valuesText = concatStringsSep "" (concatMap (p: concatMap (st: concatMap (x: elemAt x 2) st.params) p.blue) expandedPipelines);
       manifest = {
         format = "repx-run/1";
         inherit name hash;
@@ -501,7 +558,7 @@ let
         stages = builtins.mapAttrs (_: s: s.info) stages;
         jobs = builtins.mapAttrs (_: j: j.record) jobs;
       };
-    };
+    }; in result;
 in
 {
   inherit expandRun;

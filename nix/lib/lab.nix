@@ -1,6 +1,12 @@
-# The lab: ONE derivation for the whole experiment. Job ids and every JSON document are
-# computed during evaluation; the builder only does batched file work (a few processes in
-# all, never one per job), so 10,000 jobs build in seconds.
+# The lab: ONE derivation for the whole experiment. Two paths give the same lab:
+#  - the blueprint path (when every stage is constant: no dynamic attribute, no
+#    scatter-gather): evaluation renders the runs' blueprints (nix/lib/expand.nix), whose
+#    size is that of the definition, and the builder's expand-lab.py expands the jobs,
+#    computes their ids and writes the jobs table, manifests, revision metadata and README;
+#  - the evaluation path (the others): job ids and every JSON document are computed during
+#    evaluation.
+# Either way the builder only does batched file work (a few processes in all, never one
+# per job), so 10,000 jobs build in seconds.
 {
   util,
   tools,
@@ -14,9 +20,32 @@
   expanded,
   runDeps,
   containerMode,
+  # The runs expanded without forcing their jobs (the blueprint path), or null.
+  blueExpanded ? null,
+  # Every run of the mkLab, in order (expand-lab.py follows them all to give a run's jobs
+  # the ids they have in the whole lab).
+  fullOrder ? order,
 }:
 let
   inherit (builtins) attrNames attrValues concatLists concatStringsSep genList length listToAttrs toJSON;
+
+  # The readme's counts are left to expand-lab.py as \x01<ref>\x01 (a character no name holds:
+  # checked below, else the evaluation path is taken).
+  mark = builtins.fromJSON ''"\u0001"'';
+  indexOf = x: l: let go = i: if builtins.elemAt l i == x then i else go (i + 1); in go 0;
+  blueRuns = map (n: blueExpanded.${n}) order;
+  blueReadme = import ./readme.nix {
+    inherit name gitHash labVersion version runDeps groups;
+    runList = blueRuns;
+    jobCount = "${mark}lab${mark}";
+    runJobCount = r: "${mark}run:${toString (indexOf r.name fullOrder)}${mark}";
+    stageJobCount = r: s: "${mark}stage:${toString (indexOf r.name fullOrder)}:${toString (indexOf s r.stageOrder)}${mark}";
+  };
+  marks = 1 + builtins.foldl' (n: r: n + 1 + length r.stageOrder) 0 blueRuns;
+  useBlueprint =
+    blueExpanded != null && pkgs ? python3
+    && builtins.all (n: blueExpanded.${n}.eligible) fullOrder
+    && length (builtins.split mark blueReadme) == 4 * marks + 1; # two characters a mark
 
   static = pkgs.pkgsStatic or pkgs;
   # Tools a host without Nix needs to run the lab (bubblewrap binds store/ at /nix/store).
@@ -33,9 +62,12 @@ let
     hostTools = map toString hostToolPkgs;
   };
 
-  runList = map (n: expanded.${n}) order;
+  # The runs with their jobs (the evaluation path; also `repx` below, for tests and tools),
+  # and the runs as the definition gives them (no job forced on the blueprint path).
+  evalRuns = map (n: expanded.${n}) order;
+  runList = if useBlueprint then blueRuns else evalRuns;
   # A job shared by several runs (identical content) is written once.
-  allJobs = listToAttrs (concatLists (map (r: map (j: { name = j.id; value = j; }) (attrValues r.jobs)) runList));
+  allJobs = listToAttrs (concatLists (map (r: map (j: { name = j.id; value = j; }) (attrValues r.jobs)) evalRuns));
   jobCount = length (attrNames allJobs);
 
   # One line per executable of a job (a scatter-gather job has several); the job's columns
@@ -45,7 +77,7 @@ let
     concatStringsSep "" (map (e: "${j.id}\t${e.name}\t${e.script}${rest}") j.executables)
   ) (attrValues allJobs));
 
-  manifests = map (r: { path = "revision/${r.hash}.json"; text = toJSON r.manifest; }) runList;
+  manifests = map (r: { path = "revision/${r.hash}.json"; text = toJSON r.manifest; }) evalRuns;
   manifestVars = genList (i: "manifest${toString i}") (length manifests);
 
   revision = {
@@ -59,7 +91,7 @@ let
         job_count = length (attrNames r.jobs);
         stages = r.stageOrder;
       };
-    }) runList);
+    }) evalRuns);
     run_order = order;
     inherit groups;
   };
@@ -78,12 +110,22 @@ let
     job_count = jobCount;
   };
 
-  readme = import ./readme.nix { inherit name gitHash labVersion version runList runDeps groups jobCount; };
+  readme = import ./readme.nix { inherit name gitHash labVersion version runDeps groups jobCount; runList = evalRuns; };
+
+  # What expand-lab.py reads: every run's blueprint (in the mkLab's order), the runs of
+  # this lab, and the documents it completes (lab metadata without job_count, README).
+  blueprint = {
+    runs = map (n: blueExpanded.${n}.blueprint // { dependsOn = runDeps.${n}; }) fullOrder;
+    selected = order;
+    inherit groups;
+    labMeta = removeAttrs labMeta [ "job_count" ];
+    readme = blueReadme;
+  };
 
   scripts = concatLists (map (r: r.scriptDrvs) runList);
   # Store paths that parameter values refer to (e.g. `data = [ ./input.csv ]`): part of the
   # closure a host without Nix needs, like the scripts.
-  tableContext = builtins.getContext jobsTable;
+  tableContext = builtins.getContext (if useBlueprint then concatStringsSep "" (map (r: r.valuesText) blueRuns) else jobsTable);
   paramPaths = map (p: builtins.appendContext p { ${p} = { path = true; }; }) (
     builtins.filter (p: tableContext.${p}.path or false) (attrNames tableContext)
   );
@@ -94,7 +136,7 @@ let
   closureRoots = scripts ++ paramPaths ++ ociRoots;
   # The same, per run (the store paths of a "per-run" image).
   runRoots = r:
-    let ctx = builtins.getContext (concatStringsSep "" (map (j: toJSON j.params) (attrValues r.jobs)));
+    let ctx = builtins.getContext (if useBlueprint then blueExpanded.${r.name}.valuesText else concatStringsSep "" (map (j: toJSON j.params) (attrValues r.jobs)));
     in r.scriptDrvs ++ ociRoots ++ map (p: builtins.appendContext p { ${p} = { path = true; }; }) (
       builtins.filter (p: ctx.${p}.path or false) (attrNames ctx)
     );
@@ -125,16 +167,14 @@ let
     else if containerMode == "per-run" then listToAttrs (map (r: { name = r.name; value = imageOf r.name (runRoots r); }) runList)
     else { };
   checks = concatLists (map (r: r.checks) runList);
-in
-derivation (
-  {
+  common = {
     name = "repx-lab-${name}";
     system = tools.system;
     builder = "${tools.bash}/bin/bash";
     args = [ ./build-lab.sh ];
-    PATH = concatStringsSep ":" (map (p: "${p}/bin") [ tools.coreutils tools.findutils tools.gnused tools.gnugrep tools.gawk tools.jq tools.bash ]);
+    PATH = concatStringsSep ":" (map (p: "${p}/bin") ([ tools.coreutils tools.findutils tools.gnused tools.gnugrep tools.gawk tools.jq tools.bash ] ++ (if useBlueprint then [ pkgs.python3 ] else [ ])));
     shell = "${tools.bash}/bin/bash";
-    inherit jobsTable readme hostToolsHash;
+    inherit hostToolsHash;
     hostToolsPath = "${hostToolsDrv}";
     closureInfo = "${closureInfo}";
     # "<dir>\t<run>" per image (no run: the lab's closure)
@@ -143,21 +183,37 @@ derivation (
     imageEnv = "${tools.coreutils}/bin/env";
     imageRootfs = ./image-rootfs.sh;
     imageOci = if ociRoots == [ ] then "" else "${ociImage}";
-    revisionJson = toJSON revision;
-    labMetaJson = toJSON labMeta;
-    manifestPaths = concatStringsSep " " (map (m: m.path) manifests);
-    inherit manifestVars;
     # Building the lab requires every stage check to pass.
     checks = map toString checks;
-    passAsFile = [ "jobsTable" "readme" "revisionJson" "labMetaJson" ] ++ manifestVars;
-  }
-  // listToAttrs (genList (i: { name = builtins.elemAt manifestVars i; value = (builtins.elemAt manifests i).text; }) (length manifests))
+  };
+in
+derivation (
+  if useBlueprint then
+    common
+    // {
+      blueprint = toJSON blueprint;
+      expandLab = ./expand-lab.py;
+      passAsFile = [ "blueprint" ];
+    }
+  else
+    common
+    // {
+      inherit jobsTable readme;
+      revisionJson = toJSON revision;
+      labMetaJson = toJSON labMeta;
+      manifestPaths = concatStringsSep " " (map (m: m.path) manifests);
+      inherit manifestVars;
+      passAsFile = [ "jobsTable" "readme" "revisionJson" "labMetaJson" ] ++ manifestVars;
+    }
+    // listToAttrs (genList (i: { name = builtins.elemAt manifestVars i; value = (builtins.elemAt manifests i).text; }) (length manifests))
 )
 // {
-  # For tests and tools: the lab's structure without building it.
+  # For tests and tools: the lab's structure without building it (from the evaluation path).
   repx = {
+    # "blueprint" or "evaluation": the path this lab was built by
+    expansion = if useBlueprint then "blueprint" else "evaluation";
     inherit jobCount order hostToolsDrv closureInfo;
     jobs = builtins.mapAttrs (_: j: { inherit (j) pname params; inputs = map (i: i.job) j.inputs; }) allJobs;
-    runs = listToAttrs (map (r: { name = r.name; value = attrNames r.jobs; }) runList);
+    runs = listToAttrs (map (r: { name = r.name; value = attrNames r.jobs; }) evalRuns);
   };
 }

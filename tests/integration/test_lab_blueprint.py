@@ -1,0 +1,361 @@
+"""The blueprint path of the lab build against the evaluation path: same lab, byte for byte.
+
+A lab whose stages are all constant (no dynamic pname/outputs/resources, no scatter-gather)
+is built by the blueprint path: evaluation renders the runs' blueprints and the builder's
+expand-lab.py expands the jobs and computes their ids. Every lab also offers
+`.repx.evaluationPath`, the same lab built by expanding the jobs during evaluation (the
+path every id-semantics test pinned). Here both are built for representative experiments
+and compared file by file (bytes, executable bits, link targets): same job ids, manifests,
+jobs table, README and lab id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+from runlab import ASSETS, NIXPKGS_ENV, _repx_flake, require_nix
+
+TOOLCHAIN = Path("/var/lib/repx/toolchain")
+STANDIN = Path(__file__).resolve().parents[1] / "assets" / "nixpkgs-standin"
+
+
+def _nix(flake: Path, *args: str, over: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["nix", *args, "--override-input", "repx", f"path:{_repx_flake()}", *over],
+        cwd=flake,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def _default_over() -> list[str]:
+    nixpkgs = os.environ.get(NIXPKGS_ENV)
+    return ["--override-input", "nixpkgs", nixpkgs] if nixpkgs else []
+
+
+def _tree(root: Path) -> dict[str, tuple[str, object]]:
+    """Every entry under root: ("link", target), ("dir", None) or ("file", (mode, bytes))."""
+    entries: dict[str, tuple[str, object]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            rel = str(path.relative_to(root))
+            if path.is_symlink():
+                entries[rel] = ("link", os.readlink(path))
+            elif path.is_dir():
+                entries[rel] = ("dir", None)
+            else:
+                mode = stat.S_IMODE(path.stat().st_mode)
+                entries[rel] = ("file", (mode, path.read_bytes()))
+        dirnames[:] = [d for d in dirnames if not (Path(dirpath) / d).is_symlink()]
+    return entries
+
+
+def both_ways(flake: Path, attr: str = "default", over: list[str] | None = None) -> str:
+    """Build `attr` and its `.repx.evaluationPath`; assert the two labs are identical.
+
+    Returns the path `attr` was built by ("blueprint" or "evaluation").
+    """
+    over = _default_over() if over is None else over
+    proc = _nix(flake, "eval", "--raw", f".#{attr}.repx.expansion", over=over)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    expansion = proc.stdout
+    proc = _nix(
+        flake,
+        "build",
+        "--no-link",
+        "--json",
+        f".#{attr}",
+        f".#{attr}.repx.evaluationPath",
+        over=over,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    new, old = (Path(e["outputs"]["out"]) for e in json.loads(proc.stdout))
+    a, b = _tree(new), _tree(old)
+    only = sorted(set(a) ^ set(b))
+    assert only == [], f"{attr}: {only[:10]} in one of {new} and {old} only"
+    differ = [p for p in a if a[p] != b[p]]
+    assert differ == [], f"{attr}: {differ[:10]} differ between {new} and {old}"
+    return expansion
+
+
+def _copy(src: Path, dest: Path) -> Path:
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("result", "flake.lock"))
+    return dest
+
+
+@pytest.mark.parametrize(
+    ("asset", "expansion"),
+    [
+        ("sweep", "blueprint"),
+        ("pipeline", "blueprint"),
+        ("hostile", "blueprint"),
+        ("realsw", "blueprint"),
+        ("repxpy", "blueprint"),
+        ("scatter", "blueprint"),
+    ],
+)
+def test_asset_labs_are_the_same_both_ways(tmp_path: Path, asset: str, expansion: str) -> None:
+    require_nix()
+    flake = _copy(ASSETS / asset, tmp_path / asset)
+    assert both_ways(flake) == expansion
+
+
+def _write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+
+
+FLAKE = """\
+{
+  inputs = { nixpkgs.url = "nixpkgs"; repx.url = "repx"; };
+  outputs = { self, nixpkgs, repx }: {
+    packages.x86_64-linux.default = repx.lib.mkLab {
+      pkgs = nixpkgs.legacyPackages.x86_64-linux;
+      gitHash = "blueprint";
+      name = "bp";
+      @EXTRA@
+      runs = import ./runs.nix { repx = repx.lib; };
+      groups = { both = [ "a" "b" ]; };
+    };
+  };
+}
+"""
+
+
+def _stage(pname: str, run: str, **attrs: str) -> str:
+    body = "".join(f"  {k} = {v};\n" for k, v in attrs.items())
+    return f"{{ pkgs }}: {{\n  pname = \"{pname}\";\n{body}  run = {{ inputs, outputs, parameters, ... }}: ''\n    {run}\n  '';\n}}\n"
+
+
+EXPERIMENT = {
+    "runs.nix": """\
+        { repx }:
+        let
+          a = repx.callRun ./run-a.nix [ ];
+          b = repx.callRun ./run-b.nix [ a ];
+          c = repx.callRun ./run-c.nix [ [ a "soft" ] ];
+          twin = repx.callRun ./run-twin.nix [ ];
+        in { inherit a b c twin; }
+        """,
+    "input.csv": "x,y\n1,2\n",
+    # sweep x repeated value (one job), zip (repx.zip and utils.zip), a path, a package
+    # path, null for the stage's default
+    "run-a.nix": """\
+        { repx, repx-lib, pkgs }: {
+          name = "a";
+          pipelines = [ ./pipe-a.nix ];
+          parameters = {
+            x = [ 1 2 2 ];
+            y = [ "p" (builtins.fromJSON ''"q\\"quote\\b\\f\\u0001\\t naïve"'') ];
+            z = [ null "set" ];
+            data = [ ./input.csv ];
+            tool = [ "${pkgs.bash}/bin/bash" ];
+            pair = repx-lib.utils.zip { m = [ 1 2 ]; n = [ "one" "two" ]; };
+          } // repx.zip { u = [ 1 2 ]; v = [ "s" "t" ]; };
+        }
+        """,
+    "run-twin.nix": """\
+        { repx, repx-lib, pkgs }: (import ./run-a.nix { inherit repx repx-lib pkgs; }) // { name = "twin"; }
+        """,
+    "pipe-a.nix": """\
+        { repx }: repx.mkPipe rec {
+          make = repx.callStage ./make.nix [ ];
+          post = repx.callStage ./post.nix [ make ];
+          agg = repx.callStage ./agg.nix [ [ (repx.gather post) "post.txt" "all" ] ];
+          side = repx.callStage ./side.nix [ ];
+          pairs = repx.callStage ./pairs.nix [ [ side "side.txt" ] ];
+        }
+        """,
+    "make.nix": _stage(
+        "make",
+        'cat "${parameters.data}" > "${outputs."value.txt"}"; echo "${toString parameters.x}"',
+        outputs='{ "value.txt" = "$out/sub/value.txt"; }',
+        parameters='{ x = 0; y = "d"; z = "dz"; u = 0; v = "w"; data = ""; tool = ""; }',
+        resources="{ cpus = 2; mem = 512; }",
+    ),
+    "post.nix": _stage(
+        "post",
+        'cat "${inputs."value.txt"}" > "${outputs."post.txt"}"',
+        inputs='[ "value.txt" ]',
+        outputs='{ "post.txt" = "$out/post.txt"; }',
+    ),
+    "agg.nix": _stage(
+        "agg",
+        'cat "${inputs.all}" > "${outputs."agg.txt"}"',
+        inputs='[ "all" ]',
+        outputs='{ "agg.txt" = "$out/agg.txt"; }',
+        parameters='{ y = ""; }',
+    ),
+    "side.nix": _stage(
+        "side",
+        'echo side > "${outputs."side.txt"}"',
+        outputs='{ "side.txt" = "$out/side.txt"; }',
+    ),
+    "pairs.nix": _stage(
+        "pairs",
+        'echo "${toString parameters.m} ${parameters.n}" > "${outputs."p.txt"}"',
+        inputs='[ "side.txt" ]',
+        outputs='{ "p.txt" = "$out/p.txt"; }',
+        parameters='{ m = 0; n = ""; }',
+    ),
+    # fromRun: a gather of a swept stage and a single job, from a hard dependency
+    "run-b.nix": """\
+        { name = "b"; pipelines = [ ./pipe-b.nix ]; parameters = { k = [ 1 2 ]; }; }
+        """,
+    "pipe-b.nix": """\
+        { repx }: repx.mkPipe rec {
+          use = repx.callStage ./use.nix [ [ (repx.gather (repx.fromRun "a" "agg")) "agg.txt" "aggs" ] ];
+          one = repx.callStage ./one.nix [ [ (repx.fromRun "a" "side") "side.txt" "side" ] use ];
+        }
+        """,
+    "use.nix": _stage(
+        "use",
+        'cat "${inputs.aggs}" > "${outputs."use.txt"}"',
+        inputs='[ "aggs" ]',
+        outputs='{ "use.txt" = "$out/use.txt"; }',
+        parameters="{ k = 0; }",
+    ),
+    "one.nix": _stage(
+        "one",
+        'cat "${inputs.side}" "${inputs."use.txt"}" > "${outputs."one.txt"}"',
+        inputs='[ "side" "use.txt" ]',
+        outputs='{ "one.txt" = "$out/one.txt"; }',
+    ),
+    # a soft dependency's metadata, the lab's store, hashMode params-only
+    "run-c.nix": """\
+        { name = "c"; hashMode = "params-only"; pipelines = [ ./pipe-c.nix ]; parameters = { s = [ 1 2 3 ]; }; }
+        """,
+    "pipe-c.nix": """\
+        { repx }: repx.mkPipe { meta = repx.callStage ./meta.nix [ ]; }
+        """,
+    "meta.nix": _stage(
+        "meta",
+        'cat "${inputs.metadata__a}" > "${outputs."m.txt"}"',
+        inputs='[ "metadata__a" "store__base" ]',
+        outputs='{ "m.txt" = "$out/m.txt"; }',
+        parameters="{ s = 0; }",
+        version='"2.1"',
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def experiments(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The experiment under each containerMode (the default "unified", "none", "per-run")."""
+    out = {}
+    for mode in ("unified", "none", "per-run"):
+        root = tmp_path_factory.mktemp(f"bp-{mode}") / "exp"
+        extra = "" if mode == "unified" else f'containerMode = "{mode}";'
+        _write(root, {"flake.nix": FLAKE.replace("@EXTRA@", extra), **EXPERIMENT})
+        out[mode] = root
+    return out
+
+
+@pytest.mark.parametrize("mode", ["unified", "none", "per-run"])
+def test_runs_sweeps_zips_gathers_and_run_dependencies_are_the_same_both_ways(
+    experiments: dict[str, Path], mode: str
+) -> None:
+    require_nix()
+    assert both_ways(experiments[mode]) == "blueprint"
+
+
+@pytest.mark.parametrize("run", ["a", "b", "c", "twin"])
+def test_one_run_labs_are_the_same_both_ways(experiments: dict[str, Path], run: str) -> None:
+    require_nix()
+    assert both_ways(experiments["unified"], f"default.runs.{run}") == "blueprint"
+
+
+def test_the_twin_run_has_its_own_ids_for_jobs_fed_by_its_own_jobs(
+    experiments: dict[str, Path],
+) -> None:
+    """Run twin is run a under another name: the jobs without inputs are shared, the ones
+    fed by the run's own jobs are not (their records name the run), on both paths."""
+    require_nix()
+    proc = _nix(
+        experiments["unified"], "eval", "--json", ".#default.repx.runs", over=_default_over()
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = json.loads(proc.stdout)
+    shared = set(runs["a"]) & set(runs["twin"])
+    assert shared and all(i.split("-", 1)[1] in ("make", "side") for i in shared)
+    assert len(runs["a"]) == len(runs["twin"])
+
+
+def test_with_the_nixpkgs_standin(experiments: dict[str, Path], tmp_path: Path) -> None:
+    """The builder's python3 is the package set's: real nixpkgs' names work too."""
+    require_nix()
+    if not TOOLCHAIN.is_dir():
+        pytest.skip("the offline toolchain is not at /var/lib/repx/toolchain")
+    standin = _copy(STANDIN, tmp_path / "nixpkgs")
+    flake = _copy(experiments["none"], tmp_path / "exp")
+    over = [
+        "--override-input",
+        "nixpkgs",
+        f"path:{standin}",
+        "--override-input",
+        "nixpkgs/toolchain",
+        f"path:{TOOLCHAIN}",
+    ]
+    assert both_ways(flake, over=over) == "blueprint"
+
+
+DYNAMIC = {
+    "runs.nix": """\
+        { repx }: [ (repx.callRun ./run.nix [ ]) ]
+        """,
+    "run.nix": """\
+        { name = "dyn"; pipelines = [ ./pipe.nix ]; parameters = { i = [ 1 2 3 ]; mode = [ "fast" "slow" ]; }; }
+        """,
+    "pipe.nix": """\
+        { repx }: repx.mkPipe rec {
+          make = repx.callStage ./make.nix [ ];
+          post = repx.callStage ./post.nix [ make ];
+        }
+        """,
+    # pname, outputs and resources are functions of `mode`
+    "make.nix": """\
+        { pkgs }: {
+          pname = { parameters }: "make-${parameters.mode}";
+          outputs = { parameters }: { "value.txt" = "$out/value-${parameters.mode}.txt"; };
+          resources = { parameters }: { mem = if parameters.mode == "slow" then "1G" else "256M"; };
+          parameters = { i = 0; mode = "fast"; };
+          run = { outputs, parameters, ... }: ''
+            echo "${toString parameters.i}" > "${outputs."value.txt"}"
+          '';
+        }
+        """,
+    "post.nix": _stage(
+        "post",
+        'cat "${inputs."value.txt"}" > "${outputs."post.txt"}"',
+        inputs='[ "value.txt" ]',
+        outputs='{ "post.txt" = "$out/post.txt"; }',
+    ),
+}
+
+
+def test_dynamic_stage_attributes_take_the_evaluation_path(tmp_path: Path) -> None:
+    """Dynamic pname/outputs/resources are not in the blueprint yet: the lab is expanded
+    during evaluation (the gate), and is the same lab both ways trivially."""
+    require_nix()
+    root = tmp_path / "exp"
+    _write(
+        root,
+        {
+            "flake.nix": FLAKE.replace("@EXTRA@", "").replace(
+                'groups = { both = [ "a" "b" ]; };', ""
+            ),
+            **DYNAMIC,
+        },
+    )
+    assert both_ways(root) == "evaluation"
