@@ -159,6 +159,7 @@ let
             depNames = map (d: d.run) runByName.${n}.deps;
             done = listToAttrs (map (d: { name = d.run; value = acc.${d.run}; }) runByName.${n}.deps);
             pkgsArgs = fileArgs;
+            blueprintMode = true;
           };
         }
       ) { } order;

@@ -97,21 +97,21 @@ def fail(where: str, msg: str) -> None:
 
 
 class Job:
-    """One job: its id, stage (the blueprint's), parameters JSON, inputs and manifest record."""
+    """One job: its id, variant (the blueprint's), parameters JSON, inputs and manifest record."""
 
-    __slots__ = ("id", "inputs", "params_json", "pname", "record", "stage")
+    __slots__ = ("id", "inputs", "params_json", "pname", "record", "variant")
 
     def __init__(
         self,
         id_: str,
-        stage: dict[str, Any],
+        variant: dict[str, Any],
         params_json: str,
         inputs: list[dict[str, Any]],
         record: str,
     ) -> None:
         self.id = id_
-        self.stage = stage
-        self.pname = stage["pname"]
+        self.variant = variant
+        self.pname = variant["pname"]
         self.params_json = params_json
         self.inputs = inputs
         self.record = record
@@ -132,10 +132,12 @@ def unique_jobs(jobs: list[Job]) -> list[Job]:
 def expand_run(
     run: dict[str, Any], env: list[str], done: dict[str, dict[str, Any]], own_ids: bool
 ) -> dict[str, Any]:
-    """One run: { jobs: id -> Job, stages: pname -> [Job], hash, own }."""
+    """One run: { jobs: id -> Job, stages: pname -> [Job], info: pname -> JSON, hash, own }."""
     name = run["name"]
-    run_jobs: list[Job] = []
     per_stage: dict[str, list[Job]] = {}
+    # the manifest's entry of each pname: that of the lowest id among the jobs of the first
+    # stage giving the pname (pipelines, then stages, in order)
+    info: dict[str, str] = {}
     for pipe in run["pipelines"]:
         acc: dict[str, dict[str, Any]] = {}
         for st in pipe:
@@ -175,14 +177,18 @@ def expand_run(
                 if e["kind"] == "local" and not e["gather"]
             }
             run_input_lines = [f"run-input\t{i}\t{done[r]['hash']}" for i, r in st["runInputs"]]
-            head = ["repx-job/1", st["identity"]]
-            tail_lines = env
-            pname = st["pname"]
-            rec_prefix = st["recordParts"]
-            exec_keys = st["execKeys"]
+            variants = st["variants"]
+            # the variant of a combination: the rows of variantAxes, the last fastest
+            strides = []
+            stride = 1
+            for pos in reversed(st["variantAxes"]):
+                strides.append((pos, stride))
+                stride *= st["axisRows"][pos]
             per_combo: list[tuple[tuple[int, ...], Job]] = []
             by_key: dict[tuple[int, ...], Job] = {}
             for combo in itertools.product(*ranges):
+                var = variants[sum(combo[pos] * n for pos, n in strides)]
+                pname = var["pname"]
                 params_json = "{" + ",".join(k + ":" + v[combo[pos]] for k, pos, v in params) + "}"
                 inputs: list[dict[str, Any]] = []
                 for e in st["edges"]:
@@ -213,34 +219,45 @@ def expand_run(
                             )
                 inputs.sort(key=canonical)
                 own = [f"run\t{name}"] if own_ids and any(i["run"] == name for i in inputs) else []
-                lines = [*head, params_json, *tail_lines, *map(canonical, inputs), *run_input_lines]
+                lines = [
+                    "repx-job/1",
+                    var["identity"],
+                    params_json,
+                    *env,
+                    *map(canonical, inputs),
+                    *run_input_lines,
+                ]
                 text = "\n".join(lines + own)
                 jid = f"{hash32(text)}-{pname}"
-                executables = {k: {"path": f"jobs/{jid}/bin/{b}"} for k, b in exec_keys}
+                executables = {k: {"path": f"jobs/{jid}/bin/{b}"} for k, b in var["execKeys"]}
                 record = (
                     '{"executables":'
                     + nix_json(executables)
                     + ',"inputs":'
                     + nix_json(inputs)
-                    + rec_prefix[0]
+                    + var["recordParts"][0]
                     + nix_string(f"jobs/{jid}/parameters.json")
                     + ',"params":'
                     + params_json
-                    + rec_prefix[1]
+                    + var["recordParts"][1]
                 )
-                job = Job(jid, st, params_json, inputs, record)
+                job = Job(jid, var, params_json, inputs, record)
                 per_combo.append((combo, job))
                 by_key[combo] = job
             acc[st["attr"]] = {"axes": axs, "perCombo": per_combo, "byKey": by_key}
-            stage_jobs = [j for _, j in per_combo]
-            run_jobs.extend(stage_jobs)
-            per_stage.setdefault(pname, []).extend(stage_jobs)
+            lowest: dict[str, Job] = {}
+            for _, j in per_combo:
+                per_stage.setdefault(j.pname, []).append(j)
+                if j.pname not in lowest or j.id < lowest[j.pname].id:
+                    lowest[j.pname] = j
+            for pn, j in lowest.items():
+                info.setdefault(pn, j.variant["info"])
     stages = {p: unique_jobs(js) for p, js in per_stage.items()}
     jobs = {j.id: j for j in unique_jobs([j for js in stages.values() for j in js])}
     ids = sorted(jobs)
     run_hash = hash32(nix_json({"deps": run["depNames"], "jobs": ids, "name": name}))
     own_job_ids = [j.id for j in jobs.values() if any(i["run"] == name for i in j.inputs)]
-    return {"jobs": jobs, "stages": stages, "hash": run_hash, "own": own_job_ids}
+    return {"jobs": jobs, "stages": stages, "info": info, "hash": run_hash, "own": own_job_ids}
 
 
 def main() -> None:
@@ -278,15 +295,15 @@ def main() -> None:
             "parameters": Raw(run["manifest"]["parameters"]),
             "parameter_positions": Raw(run["manifest"]["parameter_positions"]),
             "zip_groups": Raw(run["manifest"]["zip_groups"]),
-            "stages": Raw(run["manifest"]["stages"]),
+            "stages": {pn: Raw(text) for pn, text in r["info"].items()},
         }
         write(out / "revision" / f"{r['hash']}.json", nix_json(manifest))
 
     table: list[str] = []
     for jid in sorted(all_jobs):
         j = all_jobs[jid]
-        rest = f"\t{j.params_json}\t{j.stage['outDirs']}\n"
-        table.extend(f"{jid}\t{e}\t{script}{rest}" for e, script in j.stage["executables"])
+        rest = f"\t{j.params_json}\t{j.variant['outDirs']}\n"
+        table.extend(f"{jid}\t{e}\t{script}{rest}" for e, script in j.variant["executables"])
     write(work / "jobs-table", "".join(table))
 
     revision = {

@@ -22,8 +22,8 @@
   containerMode,
   # The runs expanded without forcing their jobs (the blueprint path), or null.
   blueExpanded ? null,
-  # Every run of the mkLab, in order (expand-lab.py follows them all to give a run's jobs
-  # the ids they have in the whole lab).
+  # Every run of the mkLab, in order (expand-lab.py follows those before a run to give its
+  # jobs the ids they have in the whole lab).
   fullOrder ? order,
 }:
 let
@@ -41,10 +41,13 @@ let
     runJobCount = r: "${mark}run:${toString (indexOf r.name fullOrder)}${mark}";
     stageJobCount = r: s: "${mark}stage:${toString (indexOf r.name fullOrder)}:${toString (indexOf s r.stageOrder)}${mark}";
   };
+  # The runs up to the last of this lab's (a run's ids depend on the runs before it only).
+  lastIndex = builtins.foldl' (m: n: let i = indexOf n fullOrder; in if i > m then i else m) 0 order;
+  blueOrder = genList (i: builtins.elemAt fullOrder i) (lastIndex + 1);
   marks = 1 + builtins.foldl' (n: r: n + 1 + length r.stageOrder) 0 blueRuns;
   useBlueprint =
     blueExpanded != null && pkgs ? python3
-    && builtins.all (n: blueExpanded.${n}.eligible) fullOrder
+    && builtins.all (n: blueExpanded.${n}.eligible) blueOrder
     && length (builtins.split mark blueReadme) == 4 * marks + 1; # two characters a mark
 
   static = pkgs.pkgsStatic or pkgs;
@@ -78,7 +81,7 @@ let
   ) (attrValues allJobs));
 
   manifests = map (r: { path = "revision/${r.hash}.json"; text = toJSON r.manifest; }) evalRuns;
-  manifestVars = genList (i: "manifest${toString i}") (length manifests);
+  manifestVars = genList (i: "manifest${toString i}") (length order);
 
   revision = {
     format = "repx-revision/1";
@@ -115,7 +118,7 @@ let
   # What expand-lab.py reads: every run's blueprint (in the mkLab's order), the runs of
   # this lab, and the documents it completes (lab metadata without job_count, README).
   blueprint = {
-    runs = map (n: blueExpanded.${n}.blueprint // { dependsOn = runDeps.${n}; }) fullOrder;
+    runs = map (n: blueExpanded.${n}.blueprint // { dependsOn = runDeps.${n}; }) blueOrder;
     selected = order;
     inherit groups;
     labMeta = removeAttrs labMeta [ "job_count" ];
@@ -187,25 +190,28 @@ let
     checks = map toString checks;
   };
 in
+# The attribute names do not depend on the path taken (only the values do), so that using
+# the lab value (`.runs.<name>`, `.repx`) decides nothing.
 derivation (
-  if useBlueprint then
-    common
-    // {
-      blueprint = toJSON blueprint;
-      expandLab = ./expand-lab.py;
-      passAsFile = [ "blueprint" ];
+  common
+  // (
+    let
+      on = v: if useBlueprint then v else "";
+      off = v: if useBlueprint then "" else v;
+    in
+    {
+      blueprint = on (toJSON blueprint);
+      expandLab = on "${./expand-lab.py}";
+      jobsTable = off jobsTable;
+      readme = off readme;
+      revisionJson = off (toJSON revision);
+      labMetaJson = off (toJSON labMeta);
+      manifestPaths = off (concatStringsSep " " (map (m: m.path) manifests));
+      manifestVars = off manifestVars;
+      passAsFile = if useBlueprint then [ "blueprint" ] else [ "jobsTable" "readme" "revisionJson" "labMetaJson" ] ++ manifestVars;
     }
-  else
-    common
-    // {
-      inherit jobsTable readme;
-      revisionJson = toJSON revision;
-      labMetaJson = toJSON labMeta;
-      manifestPaths = concatStringsSep " " (map (m: m.path) manifests);
-      inherit manifestVars;
-      passAsFile = [ "jobsTable" "readme" "revisionJson" "labMetaJson" ] ++ manifestVars;
-    }
-    // listToAttrs (genList (i: { name = builtins.elemAt manifestVars i; value = (builtins.elemAt manifests i).text; }) (length manifests))
+    // listToAttrs (genList (i: { name = builtins.elemAt manifestVars i; value = off (builtins.elemAt manifests i).text; }) (length order))
+  )
 )
 // {
   # For tests and tools: the lab's structure without building it (from the evaluation path).

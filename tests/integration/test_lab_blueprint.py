@@ -312,24 +312,36 @@ def test_with_the_nixpkgs_standin(experiments: dict[str, Path], tmp_path: Path) 
 
 DYNAMIC = {
     "runs.nix": """\
-        { repx }: [ (repx.callRun ./run.nix [ ]) ]
+        { repx }:
+        let
+          dyn = repx.callRun ./run.nix [ ];
+          later = repx.callRun ./later.nix [ dyn ];
+        in [ dyn later ]
         """,
     "run.nix": """\
-        { name = "dyn"; pipelines = [ ./pipe.nix ]; parameters = { i = [ 1 2 3 ]; mode = [ "fast" "slow" ]; }; }
+        {
+          name = "dyn";
+          pipelines = [ ./pipe.nix ];
+          parameters = { i = [ 1 2 3 ]; mode = [ "fast" "slow" ]; size = [ "s" "l" ]; };
+        }
         """,
     "pipe.nix": """\
         { repx }: repx.mkPipe rec {
           make = repx.callStage ./make.nix [ ];
           post = repx.callStage ./post.nix [ make ];
+          agg = repx.callStage ./agg.nix [ [ (repx.gather post) "post.txt" "all" ] ];
+          spost = repx.callStage ./spost.nix [ make ];
         }
         """,
-    # pname, outputs and resources are functions of `mode`
+    # pname and outputs are functions of `mode`, version and resources of `size` (so the
+    # jobs of one pname differ in resources: the manifest's entry is its lowest id's)
     "make.nix": """\
         { pkgs }: {
           pname = { parameters }: "make-${parameters.mode}";
+          version = { parameters }: "1.${parameters.size}";
           outputs = { parameters }: { "value.txt" = "$out/value-${parameters.mode}.txt"; };
-          resources = { parameters }: { mem = if parameters.mode == "slow" then "1G" else "256M"; };
-          parameters = { i = 0; mode = "fast"; };
+          resources = { parameters }: { mem = if parameters.size == "l" then "1G" else "256M"; };
+          parameters = { i = 0; mode = "fast"; size = "s"; };
           run = { outputs, parameters, ... }: ''
             echo "${toString parameters.i}" > "${outputs."value.txt"}"
           '';
@@ -341,21 +353,87 @@ DYNAMIC = {
         inputs='[ "value.txt" ]',
         outputs='{ "post.txt" = "$out/post.txt"; }',
     ),
+    "agg.nix": _stage(
+        "agg",
+        'cat "${inputs.all}" > "${outputs."agg.txt"}"',
+        inputs='[ "all" ]',
+        outputs='{ "agg.txt" = "$out/agg.txt"; }',
+        parameters='{ mode = ""; }',
+    ),
+    # a scatter-gather stage after the dynamic one
+    "spost.nix": """\
+        { pkgs }:
+        let
+          half = {
+            inputs = { worker__item = ""; };
+            outputs.half = "$out/half.txt";
+            run = { inputs, outputs, ... }: ''
+              jq -r .v "${inputs.worker__item}" > "${outputs.half}"
+            '';
+          };
+        in
+        {
+          pname = "spost";
+          scatter = {
+            inputs."value.txt" = "";
+            outputs.work__items = "$out/work_items.json";
+            run = { inputs, outputs, ... }: ''
+              jq -n --argjson v "$(cat "${inputs."value.txt"}")" '[{v: $v}]' > "${outputs.work__items}"
+            '';
+          };
+          steps = { inherit half; };
+          gather = {
+            inputs.worker__outs = "";
+            outputs."double.txt" = "$out/double.txt";
+            run = { inputs, outputs, ... }: ''
+              jq -r '.[].half' "${inputs.worker__outs}" | xargs cat > "${outputs."double.txt"}"
+            '';
+          };
+        }
+        """,
+    # another run gathers one pname of the dynamic stage
+    "later.nix": """\
+        { name = "later"; hashMode = "params-only"; pipelines = [ ./pipe-later.nix ]; parameters = { }; }
+        """,
+    "pipe-later.nix": """\
+        { repx }: repx.mkPipe {
+          use = repx.callStage ./use.nix [ [ (repx.gather (repx.fromRun "dyn" "make-slow")) "value.txt" "vals" ] ];
+        }
+        """,
+    "use.nix": _stage(
+        "use",
+        'cat "${inputs.vals}" > "${outputs."use.txt"}"',
+        inputs='[ "vals" ]',
+        outputs='{ "use.txt" = "$out/use.txt"; }',
+    ),
 }
 
 
-def test_dynamic_stage_attributes_take_the_evaluation_path(tmp_path: Path) -> None:
-    """Dynamic pname/outputs/resources are not in the blueprint yet: the lab is expanded
-    during evaluation (the gate), and is the same lab both ways trivially."""
+def _dynamic(root: Path, **changes: str) -> Path:
+    flake = FLAKE.replace("@EXTRA@", "").replace('groups = { both = [ "a" "b" ]; };', "")
+    _write(root, {"flake.nix": flake, **DYNAMIC, **changes})
+    return root
+
+
+def test_dynamic_stage_attributes_are_the_same_both_ways(tmp_path: Path) -> None:
     require_nix()
-    root = tmp_path / "exp"
-    _write(
-        root,
-        {
-            "flake.nix": FLAKE.replace("@EXTRA@", "").replace(
-                'groups = { both = [ "a" "b" ]; };', ""
-            ),
-            **DYNAMIC,
-        },
+    root = _dynamic(tmp_path / "exp")
+    assert both_ways(root) == "blueprint"
+    assert both_ways(root, "default.runs.later") == "blueprint"
+
+
+def test_a_dynamic_attribute_whose_reads_depend_on_a_value_takes_the_evaluation_path(
+    tmp_path: Path,
+) -> None:
+    """`i` is read only when mode is "slow" (not at the first job, where the reads are
+    probed): the blueprint cannot list the stage's variants, the gate falls back."""
+    require_nix()
+    make = DYNAMIC["make.nix"].replace(
+        '"make-${parameters.mode}"',
+        'if parameters.mode == "fast" then "make-fast" else "make-slow${toString parameters.i}"',
+    )
+    root = _dynamic(tmp_path / "exp", **{"make.nix": make})
+    (root / "pipe-later.nix").write_text(
+        '{ repx }: repx.mkPipe { use = repx.callStage ./use.nix [ [ (repx.gather (repx.fromRun "dyn" "make-fast")) "value.txt" "vals" ] ]; }\n'
     )
     assert both_ways(root) == "evaluation"
