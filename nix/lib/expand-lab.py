@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,25 +31,20 @@ class Raw(str):
     """A JSON fragment rendered by Nix, spliced as it is."""
 
 
+_ESCAPE = re.compile(r'[\x00-\x1f"\\]')
+_SHORT = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(m: re.Match[str]) -> str:
+    ch = m.group()
+    return _SHORT.get(ch) or f"\\u{ord(ch):04x}"
+
+
 def nix_string(s: str) -> str:
     """A string as builtins.toJSON writes it (Nix 2.8: \\b and \\f as \\u escapes)."""
-    out = ['"']
-    for ch in s:
-        o = ord(ch)
-        if ch in {'"', "\\"}:
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif o < 32:
-            out.append(f"\\u{o:04x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
+    if _ESCAPE.search(s) is None:
+        return '"' + s + '"'
+    return '"' + _ESCAPE.sub(_escape, s) + '"'
 
 
 def nix_json(v: object) -> str:
@@ -72,23 +68,13 @@ def nix_json(v: object) -> str:
     raise TypeError(f"cannot render {type(v).__name__}")
 
 
-def nix_base32(data: bytes) -> str:
-    n = (len(data) * 8 - 1) // 5 + 1
-    chars = []
-    for i in range(n - 1, -1, -1):
-        bit = i * 5
-        q, r = divmod(bit, 8)
-        value = data[q] >> r
-        if q + 1 < len(data):
-            value |= data[q + 1] << (8 - r)
-        chars.append(ALPHABET[value & 0x1F])
-    return "".join(chars)
-
-
 def hash32(s: str) -> str:
-    """util.hash32: the last 32 characters of builtins.placeholder's digest of s."""
+    """util.hash32: the last 32 characters of builtins.placeholder's digest of s (Nix's
+    base 32 of the sha256 of "nix-output:" + s: its low 160 bits, 5 at a time, most
+    significant first, the digest read as a little-endian number)."""
     digest = hashlib.sha256(b"nix-output:" + s.encode("utf-8", "surrogateescape")).digest()
-    return nix_base32(digest)[-32:]
+    n = int.from_bytes(digest, "little")
+    return "".join(ALPHABET[(n >> (5 * i)) & 31] for i in range(31, -1, -1))
 
 
 def fail(where: str, msg: str) -> None:

@@ -336,8 +336,11 @@ let
               # throwing. `blueOk`: they all evaluated; otherwise (a read that depends on a
               # value, an error) the lab takes the evaluation path, which reports the error.
               dynKeys = filter (k: st.dyn.${k} ? fn) [ "pname" "version" "inputs" "outputs" "resources" ];
+              # (the first job's parameters: every axis at its first row; not `head epList`,
+              # which would build the list of combinations)
+              firstParams = listToAttrs (map (p: { name = p; value = effective st p (head (rowsOf (axisOfParam p))).${keys.${p}}; }) st.paramNames);
               readsOf = k:
-                let first = head epList; in
+                let first = firstParams; in
                 filter (p: !((builtins.tryEval (builtins.deepSeq (st.dyn.${k}.fn (first // { ${p} = throw probeFail; })) true)).success)) (attrNames first);
               reads = unique (concatMap readsOf dynKeys);
               readAxes = unique (map axisOfParam reads);

@@ -437,3 +437,88 @@ def test_a_dynamic_attribute_whose_reads_depend_on_a_value_takes_the_evaluation_
         '{ repx }: repx.mkPipe { use = repx.callStage ./use.nix [ [ (repx.gather (repx.fromRun "dyn" "make-fast")) "value.txt" "vals" ] ]; }\n'
     )
     assert both_ways(root) == "evaluation"
+
+
+SCALE = {
+    "runs.nix": """\
+        { repx }: [ (repx.callRun ./run.nix [ ]) ]
+        """,
+    "run.nix": """\
+        {
+          name = "scale";
+          pipelines = [ ./pipe.nix ];
+          parameters = { i = builtins.genList (x: x) @I@; j = builtins.genList (x: x) @J@; mode = [ "fast" "slow" ]; };
+        }
+        """,
+    "pipe.nix": """\
+        { repx }: repx.mkPipe rec {
+          make = repx.callStage ./make.nix [ ];
+          post = repx.callStage ./post.nix [ make ];
+          agg = repx.callStage ./agg.nix [ [ (repx.gather post) "post.txt" "all" ] ];
+        }
+        """,
+    "make.nix": """\
+        { pkgs }: {
+          pname = { parameters }: "make-${parameters.mode}";
+          outputs = { parameters }: { "value.txt" = "$out/value-${parameters.mode}.txt"; };
+          parameters = { i = 0; j = 0; mode = "fast"; };
+          run = { outputs, parameters, ... }: ''
+            echo "${toString parameters.i} ${toString parameters.j}" > "${outputs."value.txt"}"
+          '';
+        }
+        """,
+    "post.nix": DYNAMIC["post.nix"],
+    "agg.nix": DYNAMIC["agg.nix"],
+}
+
+
+def _eval_stats(root: Path) -> dict[str, int]:
+    """Nix's own counters of the evaluation of the lab's derivation (deterministic)."""
+    stats = root / "stats.json"
+    proc = subprocess.run(
+        [
+            "nix",
+            "eval",
+            "--raw",
+            ".#default.drvPath",
+            "--override-input",
+            "repx",
+            f"path:{_repx_flake()}",
+            *_default_over(),
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "NIX_SHOW_STATS": "1", "NIX_SHOW_STATS_PATH": str(stats)},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(stats.read_text())
+    return {
+        "thunks": data["nrThunks"],
+        "function calls": data["nrFunctionCalls"],
+        "primop calls": data["nrPrimOpCalls"],
+        "value bytes": data["values"]["bytes"],
+        "env bytes": data["envs"]["bytes"],
+    }
+
+
+def test_evaluation_does_not_grow_with_the_sweep(tmp_path: Path) -> None:
+    """The same definition swept over 1,200 and 120,000 jobs (two axes of 10 x 20 and 100 x
+    200 values, a dynamic stage, a per-job stage and a gather): Nix's counters of thunks,
+    calls and memory grow with the values written in the definition (270 more), not with
+    the jobs (100 times as many). Counters, not seconds: deterministic on any machine."""
+    require_nix()
+    counts = {}
+    for jobs, (i, j) in {1_200: (10, 20), 120_000: (100, 200)}.items():
+        files = {k: v.replace("@I@", str(i)).replace("@J@", str(j)) for k, v in SCALE.items()}
+        root = tmp_path / str(jobs)
+        flake = FLAKE.replace("@EXTRA@", "").replace('groups = { both = [ "a" "b" ]; };', "")
+        _write(root, {"flake.nix": flake, **files})
+        counts[jobs] = _eval_stats(root)
+    small, large = counts[1_200], counts[120_000]
+    # 270 more values, 118,800 more jobs: a budget per value that one unit per job would
+    # exceed many times over (measured: 8-14 thunks and calls, 340-360 bytes per value)
+    budget = {k: 270 * (2_000 if "bytes" in k else 50) for k in small}
+    grown = {k: large[k] - small[k] for k in small}
+    assert all(grown[k] <= budget[k] for k in small), (grown, small, large)
