@@ -22,8 +22,11 @@ from pathlib import Path
 import pytest
 from runlab import ASSETS, NIXPKGS_ENV, _repx_flake, require_nix
 
+from conftest import REPX_BIN
+
 TOOLCHAIN = Path("/var/lib/repx/toolchain")
 STANDIN = Path(__file__).resolve().parents[1] / "assets" / "nixpkgs-standin"
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 
 def _nix(flake: Path, *args: str, over: list[str]) -> subprocess.CompletedProcess[str]:
@@ -107,6 +110,13 @@ def test_asset_labs_are_the_same_both_ways(tmp_path: Path, asset: str, expansion
     require_nix()
     flake = _copy(ASSETS / asset, tmp_path / asset)
     assert both_ways(flake) == expansion
+
+
+@pytest.mark.parametrize("template", ["default", "minimal"])
+def test_templates_are_the_same_both_ways(tmp_path: Path, template: str) -> None:
+    require_nix()
+    flake = _copy(TEMPLATES / template, tmp_path / template)
+    assert both_ways(flake) == "blueprint"
 
 
 def _write(root: Path, files: dict[str, str]) -> None:
@@ -252,17 +262,22 @@ EXPERIMENT = {
 
 @pytest.fixture(scope="module")
 def experiments(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The experiment under each containerMode (the default "unified", "none", "per-run")."""
+    """The experiment under each containerMode (the default "unified", "none", "per-run", and
+    "none" with one-run labs in "unified")."""
     out = {}
-    for mode in ("unified", "none", "per-run"):
+    for mode in ("unified", "none", "per-run", "none+unified"):
         root = tmp_path_factory.mktemp(f"bp-{mode}") / "exp"
-        extra = "" if mode == "unified" else f'containerMode = "{mode}";'
+        if mode == "none+unified":
+            # one-run labs with images, the lab without: their ids differ (two expansions)
+            extra = 'containerMode = "none"; runContainerMode = "unified";'
+        else:
+            extra = "" if mode == "unified" else f'containerMode = "{mode}";'
         _write(root, {"flake.nix": FLAKE.replace("@EXTRA@", extra), **EXPERIMENT})
         out[mode] = root
     return out
 
 
-@pytest.mark.parametrize("mode", ["unified", "none", "per-run"])
+@pytest.mark.parametrize("mode", ["unified", "none", "per-run", "none+unified"])
 def test_runs_sweeps_zips_gathers_and_run_dependencies_are_the_same_both_ways(
     experiments: dict[str, Path], mode: str
 ) -> None:
@@ -270,10 +285,22 @@ def test_runs_sweeps_zips_gathers_and_run_dependencies_are_the_same_both_ways(
     assert both_ways(experiments[mode]) == "blueprint"
 
 
-@pytest.mark.parametrize("run", ["a", "b", "c", "twin"])
-def test_one_run_labs_are_the_same_both_ways(experiments: dict[str, Path], run: str) -> None:
+@pytest.mark.parametrize(
+    ("mode", "run"),
+    [
+        ("unified", "a"),
+        ("unified", "b"),
+        ("unified", "c"),
+        ("unified", "twin"),
+        ("none+unified", "b"),
+        ("none+unified", "twin"),
+    ],
+)
+def test_one_run_labs_are_the_same_both_ways(
+    experiments: dict[str, Path], mode: str, run: str
+) -> None:
     require_nix()
-    assert both_ways(experiments["unified"], f"default.runs.{run}") == "blueprint"
+    assert both_ways(experiments[mode], f"default.runs.{run}") == "blueprint"
 
 
 def test_the_twin_run_has_its_own_ids_for_jobs_fed_by_its_own_jobs(
@@ -522,3 +549,30 @@ def test_evaluation_does_not_grow_with_the_sweep(tmp_path: Path) -> None:
     budget = {k: 270 * (2_000 if "bytes" in k else 50) for k in small}
     grown = {k: large[k] - small[k] for k in small}
     assert all(grown[k] <= budget[k] for k in small), (grown, small, large)
+
+
+def test_an_error_found_after_expansion_names_the_stage_on_both_paths(tmp_path: Path) -> None:
+    """How many jobs an upstream stage of another run has is known only once its ids are:
+    the blueprint path fails the build with the evaluation path's one-line message."""
+    require_nix()
+    root = tmp_path / "exp"
+    pipe = EXPERIMENT["pipe-b.nix"].replace(
+        '[ (repx.fromRun "a" "side") "side.txt" "side" ]',
+        '[ (repx.fromRun "a" "post") "post.txt" "side" ]',
+    )
+    _write(root, {"flake.nix": FLAKE.replace("@EXTRA@", ""), **EXPERIMENT, "pipe-b.nix": pipe})
+    message = (
+        "repx: one.nix (stage one): stage 'post' of run 'a' has 16 jobs; consume it with"
+        ' repx.gather (repx.fromRun "a" "post")'
+    )
+    old = _nix(root, "eval", "--raw", ".#default.repx.evaluationPath.drvPath", over=_default_over())
+    assert old.returncode != 0 and message in old.stderr, old.stderr[-3000:]
+    new = subprocess.run(
+        [str(REPX_BIN), "build", "--override-input", f"repx=path:{_repx_flake()}"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert new.returncode == 1
+    assert message in [line.strip() for line in new.stderr.splitlines()], new.stderr
