@@ -164,8 +164,11 @@ EXPERIMENT = {
     "run-a.nix": """\
         { repx, repx-lib, pkgs }: {
           name = "a";
-          pipelines = [ ./pipe-a.nix ];
+          pipelines = [ ./pipe-a.nix ./pipe-a2.nix ];
+          parametersDependencies = [ pkgs.jq ];
           parameters = {
+            "extra.k" = repx-lib.utils.range 5 6;
+            files = repx-lib.utils.files ./data;
             x = [ 1 2 2 ];
             y = [ "p" (builtins.fromJSON ''"q\\"quote\\b\\f\\u0001\\t naïve"'') ];
             z = [ null "set" ];
@@ -178,6 +181,31 @@ EXPERIMENT = {
     "run-twin.nix": """\
         { repx, repx-lib, pkgs }: (import ./run-a.nix { inherit repx repx-lib pkgs; }) // { name = "twin"; }
         """,
+    "data/one.txt": "1\n",
+    "data/two.txt": "2\n",
+    # a second pipeline sharing a stage (one job for both), a two-element dependency, dot
+    # notation ("extra.k"), a stage given as a function, a directory's files as values
+    "pipe-a2.nix": """\
+        { repx }: repx.mkPipe rec {
+          make = repx.callStage ./make.nix [ ];
+          extra = repx.callStage ./extra.nix [ [ make "value.txt" ] ];
+          inline = repx.callStage ({ pkgs }: {
+            pname = "inline";
+            params = { files = ""; };
+            outputs = { "i.txt" = "$out/i.txt"; };
+            run = { outputs, parameters, ... }: ''
+              cat "${parameters.files}" > "${outputs."i.txt"}"
+            '';
+          }) [ ];
+        }
+        """,
+    "extra.nix": _stage(
+        "extra",
+        'cat "${inputs."value.txt"}" > "${outputs."e.txt"}"; echo "${toString parameters.k}"',
+        inputs='[ "value.txt" ]',
+        outputs='{ "e.txt" = "$out/e.txt"; }',
+        parameters="{ k = 0; }",
+    ),
     "pipe-a.nix": """\
         { repx }: repx.mkPipe rec {
           make = repx.callStage ./make.nix [ ];
@@ -310,12 +338,19 @@ def test_the_twin_run_has_its_own_ids_for_jobs_fed_by_its_own_jobs(
     fed by the run's own jobs are not (their records name the run), on both paths."""
     require_nix()
     proc = _nix(
-        experiments["unified"], "eval", "--json", ".#default.repx.runs", over=_default_over()
+        experiments["unified"],
+        "eval",
+        "--json",
+        ".#default.repx",
+        "--apply",
+        "r: { inherit (r) runs jobs; }",
+        over=_default_over(),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    runs = json.loads(proc.stdout)
+    repx = json.loads(proc.stdout)
+    runs, jobs = repx["runs"], repx["jobs"]
     shared = set(runs["a"]) & set(runs["twin"])
-    assert shared and all(i.split("-", 1)[1] in ("make", "side") for i in shared)
+    assert shared == {i for i in runs["a"] if not jobs[i]["inputs"]}
     assert len(runs["a"]) == len(runs["twin"])
 
 
