@@ -31,6 +31,10 @@ class Raw(str):
     """A JSON fragment rendered by Nix, spliced as it is."""
 
 
+#: Where a manifest's jobs go (NUL: in rendered JSON it only ever appears escaped).
+JOBS = Raw("\x00jobs\x00")
+
+
 _ESCAPE = re.compile(r'[\x00-\x1f"\\]')
 _SHORT = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -83,23 +87,24 @@ def fail(where: str, msg: str) -> None:
 
 
 class Job:
-    """One job: its id, variant (the blueprint's), parameters JSON, inputs and manifest record."""
+    """One job: its id, variant (the blueprint's), parameters JSON, manifest record and
+    whether an input comes from its own run (not the inputs: memory at a million jobs)."""
 
-    __slots__ = ("id", "inputs", "params_json", "pname", "record", "variant")
+    __slots__ = ("fed_by_own", "id", "params_json", "pname", "record", "variant")
 
     def __init__(
         self,
         id_: str,
         variant: dict[str, Any],
         params_json: str,
-        inputs: list[dict[str, Any]],
+        fed_by_own: bool,
         record: str,
     ) -> None:
         self.id = id_
         self.variant = variant
         self.pname = variant["pname"]
         self.params_json = params_json
-        self.inputs = inputs
+        self.fed_by_own = fed_by_own
         self.record = record
 
 
@@ -204,7 +209,8 @@ def expand_run(
                                 }
                             )
                 inputs.sort(key=canonical)
-                own = [f"run\t{name}"] if own_ids and any(i["run"] == name for i in inputs) else []
+                fed_by_own = any(i["run"] == name for i in inputs)
+                own = [f"run\t{name}"] if own_ids and fed_by_own else []
                 lines = [
                     "repx-job/1",
                     var["identity"],
@@ -227,7 +233,7 @@ def expand_run(
                     + params_json
                     + var["recordParts"][1]
                 )
-                job = Job(jid, var, params_json, inputs, record)
+                job = Job(jid, var, params_json, fed_by_own, record)
                 per_combo.append((combo, job))
                 by_key[combo] = job
             acc[st["attr"]] = {"axes": axs, "perCombo": per_combo, "byKey": by_key}
@@ -242,7 +248,7 @@ def expand_run(
     jobs = {j.id: j for j in unique_jobs([j for js in stages.values() for j in js])}
     ids = sorted(jobs)
     run_hash = hash32(nix_json({"deps": run["depNames"], "jobs": ids, "name": name}))
-    own_job_ids = [j.id for j in jobs.values() if any(i["run"] == name for i in j.inputs)]
+    own_job_ids = [j.id for j in jobs.values() if j.fed_by_own]
     return {"jobs": jobs, "stages": stages, "info": info, "hash": run_hash, "own": own_job_ids}
 
 
@@ -273,24 +279,27 @@ def main() -> None:
             "format": "repx-run/1",
             "name": run["name"],
             "hash": r["hash"],
-            "jobs": Raw(
-                "{"
-                + ",".join(nix_string(i) + ":" + r["jobs"][i].record for i in sorted(r["jobs"]))
-                + "}"
-            ),
+            "jobs": Raw(JOBS),
             "parameters": Raw(run["manifest"]["parameters"]),
             "parameter_positions": Raw(run["manifest"]["parameter_positions"]),
             "zip_groups": Raw(run["manifest"]["zip_groups"]),
             "stages": {pn: Raw(text) for pn, text in r["info"].items()},
         }
-        write(out / "revision" / f"{r['hash']}.json", nix_json(manifest))
+        # written job by job (a manifest of a million jobs is hundreds of MB)
+        head, tail = nix_json(manifest).split(JOBS)
+        with (out / "revision" / f"{r['hash']}.json").open("wb") as f:
+            f.write(head.encode("utf-8", "surrogateescape") + b"{")
+            for k, i in enumerate(sorted(r["jobs"])):
+                text = ("," if k else "") + nix_string(i) + ":" + r["jobs"][i].record
+                f.write(text.encode("utf-8", "surrogateescape"))
+            f.write(b"}" + tail.encode("utf-8", "surrogateescape"))
 
-    table: list[str] = []
-    for jid in sorted(all_jobs):
-        j = all_jobs[jid]
-        rest = f"\t{j.params_json}\t{j.variant['outDirs']}\n"
-        table.extend(f"{jid}\t{e}\t{script}{rest}" for e, script in j.variant["executables"])
-    write(work / "jobs-table", "".join(table))
+    with (work / "jobs-table").open("wb") as f:
+        for jid in sorted(all_jobs):
+            j = all_jobs[jid]
+            rest = f"\t{j.params_json}\t{j.variant['outDirs']}\n"
+            rows = "".join(f"{jid}\t{e}\t{p}{rest}" for e, p in j.variant["executables"])
+            f.write(rows.encode("utf-8", "surrogateescape"))
 
     revision = {
         "format": "repx-revision/1",
