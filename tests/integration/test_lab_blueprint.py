@@ -184,11 +184,14 @@ EXPERIMENT = {
     "data/one.txt": "1\n",
     "data/two.txt": "2\n",
     # a second pipeline sharing a stage (one job for both), a two-element dependency, dot
-    # notation ("extra.k"), a stage given as a function, a directory's files as values
+    # notation ("extra.k"), a diamond, outputs in subdirectories, a stage given as a
+    # function, a directory's files as values
     "pipe-a2.nix": """\
         { repx }: repx.mkPipe rec {
           make = repx.callStage ./make.nix [ ];
           extra = repx.callStage ./extra.nix [ [ make "value.txt" ] ];
+          # a diamond: the axes of both upstream stages
+          both = repx.callStage ./both.nix [ [ make "value.txt" "v1" ] [ extra "e.txt" "v2" ] ];
           inline = repx.callStage ({ pkgs }: {
             pname = "inline";
             params = { files = ""; };
@@ -199,6 +202,12 @@ EXPERIMENT = {
           }) [ ];
         }
         """,
+    "both.nix": _stage(
+        "both",
+        'cat "${inputs.v1}" "${inputs.v2}" > "${outputs."b.txt"}"',
+        inputs='[ "v1" "v2" ]',
+        outputs='{ "b.txt" = "$out/deep/er/b.txt"; "c.txt" = "$out/c.txt"; }',
+    ),
     "extra.nix": _stage(
         "extra",
         'cat "${inputs."value.txt"}" > "${outputs."e.txt"}"; echo "${toString parameters.k}"',
