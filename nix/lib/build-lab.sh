@@ -7,20 +7,31 @@ source "$imageRootfs"
 
 mkdir -p "$out/lab" "$out/revision" "$out/jobs" "$out/readme" "$out/store"
 
-cp "$revisionJsonPath" "$out/revision/metadata.json"
+if [ -n "${blueprintPath:-}" ]; then
+  # The blueprint path (lab.nix): one python3 process expands the jobs and writes the
+  # manifests and revision metadata, and here the jobs table, README and lab metadata.
+  python3 "$expandLab" "$blueprintPath" "$out" "$PWD"
+  jobsTablePath=$PWD/jobs-table
+  readmePath=$PWD/readme
+  labMetaJsonPath=$PWD/lab-meta.json
+  manifestIdsPath=$PWD/manifest-ids
+  read -r -a manifest_paths <manifest-paths
+else
+  cp "$revisionJsonPath" "$out/revision/metadata.json"
+  read -r -a manifest_paths <<<"$manifestPaths"
+  read -r -a manifest_vars <<<"$manifestVars"
+  for i in "${!manifest_paths[@]}"; do
+    var="${manifest_vars[$i]}Path"
+    cp "${!var}" "$out/${manifest_paths[$i]}"
+  done
+fi
 cp "$readmePath" "$out/readme/README.md"
-read -r -a manifest_paths <<<"$manifestPaths"
-read -r -a manifest_vars <<<"$manifestVars"
-for i in "${!manifest_paths[@]}"; do
-  var="${manifest_vars[$i]}Path"
-  cp "${!var}" "$out/${manifest_paths[$i]}"
-done
 
 # lab/job-index.tsv: where each job's record lies in its run manifest (byte offset and
 # length of the JSON object on the job's line) and the jobs it reads, one line per job and
-# manifest, so that a reader parses the jobs it needs only (docs/lab-format.md). Nix lists
-# the ids and inputs in the order of the manifests' lines; awk measures the lines (bytes:
-# LC_ALL=C).
+# manifest, so that a reader parses the jobs it needs only (docs/lab-format.md). Nix (or
+# expand-lab.py) lists the ids and inputs in the order of the manifests' lines; awk measures
+# the lines (bytes: LC_ALL=C).
 for path in "${manifest_paths[@]}"; do
   LC_ALL=C awk -v m="$path" '/^"/ {
     n = length($0) - ($0 ~ /,$/)

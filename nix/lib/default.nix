@@ -149,10 +149,27 @@ let
         }
       ) { runs = { }; seen = { }; } order).runs;
       expanded = expandedWith expand;
+      # The same runs for the blueprint path: expanded lazily, no job id forced (the shared
+      # ids above are decided by expand-lab.py, which follows the same rule).
+      blueWith = expand: builtins.foldl' (
+        acc: n:
+        acc // {
+          ${n} = expand.expandRun {
+            run = runByName.${n};
+            depNames = map (d: d.run) runByName.${n}.deps;
+            done = listToAttrs (map (d: { name = d.run; value = acc.${d.run}; }) runByName.${n}.deps);
+            pkgsArgs = fileArgs;
+            blueprintMode = true;
+          };
+        }
+      ) { } order;
+      blueExpanded = blueWith expand;
       # A job's view (an image or the bare sandbox) is part of its id: the one-run labs are
       # expanded again only when runContainerMode changes that view (lazily: only when built).
       hasImage = mode: mode != "none";
-      runExpanded = if hasImage runContainerMode == hasImage containerMode then expanded else expandedWith (expandWith runContainerMode);
+      sameView = hasImage runContainerMode == hasImage containerMode;
+      runExpanded = if sameView then expanded else expandedWith (expandWith runContainerMode);
+      runBlueExpanded = if sameView then blueExpanded else blueWith (expandWith runContainerMode);
       groupsIn = args.groups or { };
       # Group members: run names, or the run values themselves (RepX: `all = with runs; [ a b ]`).
       groups = builtins.mapAttrs (
@@ -166,9 +183,11 @@ let
       # The lab of some runs (and the runs they depend on, so that every input resolves).
       closureOf = names: util.toposort names (n: map (d: d.run) runByName.${n}.deps) (_: [ ]);
       labOf =
-        selected: labName: groupsOf: mode: expanded:
-        import ./lab.nix {
-          inherit util tools pkgs version expanded;
+        selected: labName: groupsOf: mode: expanded: blueExpanded:
+        let
+          lab = import ./lab.nix {
+          inherit util tools pkgs version expanded blueExpanded;
+          fullOrder = order;
           containerMode = mode;
           groups = groupsOf;
           order = filter (n: elem n selected) order;
@@ -176,13 +195,18 @@ let
           gitHash = args.gitHash or "unknown";
           labVersion = toString (args.lab_version or "0.0.0");
           runDeps = listToAttrs (map (n: { name = n; value = listToAttrs (map (d: { name = d.run; value = d.kind; }) runByName.${n}.deps); }) order);
-        };
+          };
+        in
+        # `repx.evaluationPath`: the same lab built by the evaluation path, which the
+        # blueprint path must reproduce byte for byte (tests/integration/test_lab_blueprint.py).
+        if blueExpanded == null then lab
+        else lab // { repx = lab.repx // { evaluationPath = labOf selected labName groupsOf mode expanded null; }; };
       labName = args.name or "lab";
-      whole = labOf order labName groups containerMode expanded;
+      whole = labOf order labName groups containerMode expanded blueExpanded;
       # RepX's shape: `.lab` is the lab, `.runs.<name>` a lab of one run (here with the runs
       # it depends on), by run name and by the attribute the run is bound to.
       perRun = listToAttrs (concatMap (r:
-        let l = labOf (closureOf [ r.name ]) "${labName}-${r.name}" { } runContainerMode runExpanded; in
+        let l = labOf (closureOf [ r.name ]) "${labName}-${r.name}" { } runContainerMode runExpanded runBlueExpanded; in
         [ { name = r.name; value = l; } ] ++ (if r.attr != null && r.attr != r.name then [ { name = r.attr; value = l; } ] else [ ])
       ) runList);
     in

@@ -121,6 +121,9 @@ let
     else
       (asTarget d) // { mapping = null; };
 
+  # The position of `x` in the list `l` (which holds it).
+  indexOf = x: l: let go = i: if elemAt l i == x then i else go (i + 1); in go 0;
+
   uniqueJobs = js: builtins.attrValues (listToAttrs (map (j: { name = j.id; value = j; }) js));
 
   canonicalInput = i: concatStringsSep "\t" [ i.name i.job i.output (if i.gather then "g" else "") ];
@@ -160,6 +163,9 @@ let
       # Whether the ids of jobs with inputs from this run name the run (see mkLab: set when
       # such a job would otherwise have the id of a job of an earlier run).
       ownIds ? false,
+      # Whether this expansion is the blueprint path's (lab.nix): then a dynamic stage's
+      # variants come from its parameters' values (`blueVariants`), not from its jobs.
+      blueprintMode ? false,
     }:
     let
       spec = run.spec;
@@ -284,7 +290,8 @@ let
               edges = edgesByName.${n};
               shape = shapeOf.${n};
               keys = listToAttrs (map (p: { name = p; value = axisKey n p; }) st.paramNames);
-              own = map (p: axisOf.${keys.${p}} or (fail st.where "parameter '${p}' is not provided by run '${name}' (its parameters: ${showList (attrNames runParameters)}); add ${p} = [ … ]; to the run (use [ null ] for the stage's default)")) st.paramNames;
+              axisOfParam = p: axisOf.${keys.${p}} or (fail st.where "parameter '${p}' is not provided by run '${name}' (its parameters: ${showList (attrNames runParameters)}); add ${p} = [ … ]; to the run (use [ null ] for the stage's default)");
+              own = map axisOfParam st.paramNames;
               inherited = concatMap (e: if e.kind == "local" && !e.gather then acc.${e.producer}.axes else [ ]) edges;
               axs = unique (own ++ inherited);
               combos = util.product (map (a: genList (r: { ${a} = r; }) (length (rowsOf a))) axs);
@@ -321,7 +328,41 @@ let
               staticVariant = { inherit (st) pname version outputs; };
               # Each job's variant, computed once (mkJob takes it by index).
               variants = if st.isDynamic then genList (i: let v = variantOf i; in { inherit v; key = toJSON v; }) (length epList) else [ ];
-              scripts = listToAttrs (map (x: { name = x.key; value = mkVariant x.v; }) variants);
+              scripts = listToAttrs (map (x: { name = x.key; value = mkVariant x.v; }) (if blueprintMode && st.isDynamic && blueOk then blueVariants else variants));
+
+              # The blueprint path's variants of a dynamic stage: one per combination of the
+              # values of the parameters its functions read (found by probing them at the
+              # first job, as `resolver` does), each evaluated with every other parameter
+              # throwing. `blueOk`: they all evaluated; otherwise (a read that depends on a
+              # value, an error) the lab takes the evaluation path, which reports the error.
+              dynKeys = filter (k: st.dyn.${k} ? fn) [ "pname" "version" "inputs" "outputs" "resources" ];
+              # (the first job's parameters: every axis at its first row; not `head epList`,
+              # which would build the list of combinations)
+              firstParams = listToAttrs (map (p: { name = p; value = effective st p (head (rowsOf (axisOfParam p))).${keys.${p}}; }) st.paramNames);
+              readsOf = k:
+                let first = firstParams; in
+                filter (p: !((builtins.tryEval (builtins.deepSeq (st.dyn.${k}.fn (first // { ${p} = throw probeFail; })) true)).success)) (attrNames first);
+              reads = unique (concatMap readsOf dynKeys);
+              readAxes = unique (map axisOfParam reads);
+              subCombos = util.product (map (a: genList (r: { ${a} = r; }) (length (rowsOf a))) readAxes);
+              blueVariantOf =
+                c:
+                let
+                  ps = listToAttrs (map (p: {
+                    name = p;
+                    value = if elem p reads then let k = keys.${p}; in effective st p (elemAt (rowsOf (axisOfParam p)) c.${axisOfParam p}).${k} else throw probeFail;
+                  }) st.paramNames);
+                  valueOf = key: extra: if st.dyn.${key} ? fn then extra (st.checks.${key} (st.dyn.${key}.fn ps)) else if key == "inputs" then st.inputNames else st.${key};
+                  x = {
+                    v = { pname = valueOf "pname" (v: v); version = valueOf "version" (v: v); outputs = valueOf "outputs" (sameNames "outputs" shape.outputs); };
+                    resources = valueOf "resources" (v: v);
+                    inputs = valueOf "inputs" (sameList shape.inputNames);
+                  };
+                  r = builtins.tryEval (builtins.deepSeq x x);
+                in
+                if r.success then r.value // { ok = true; key = toJSON r.value.v; } else { ok = false; };
+              blueVariants = if st.isDynamic then map blueVariantOf subCombos else [ { v = staticVariant; key = ""; resources = st.resources; ok = true; } ];
+              blueOk = builtins.all (x: x.ok) blueVariants;
               # A scatter-gather stage (never dynamic) renders its pieces with scatter.nix:
               # one derivation linking them, one executable per piece.
               sg = st.kind == "scatter-gather";
@@ -418,7 +459,11 @@ let
               dependsOn = unique (map (e: if e.kind == "run" then "${e.run}/${e.producer}" else let p = acc.${e.producer}; in p.firstPname) edges);
               # The manifest's stages are pnames: a dynamic pname gives one entry per value.
               byPname = if st.isDynamic then groupBy (j: j.pname) jobs else { ${st.pname} = jobs; };
-              entries = map (pn: let js = byPname.${pn}; j = head js; in {
+              pnames = if !st.isDynamic then [ st.pname ] else if blueprintMode && blueOk then unique (map (x: x.v.pname) blueVariants) else attrNames byPname;
+              # A constant stage's attributes are the stage's own (no job is forced: the
+              # blueprint path never expands jobs during evaluation; there expand-lab.py
+              # writes the manifest's stages, from `blue`).
+              entries = map (pn: let js = byPname.${pn}; j = if st.isDynamic && !(blueprintMode && blueOk) then head js else { inherit (st) pname version resources outputs; script = staticScript.scriptPath; }; in {
                 pname = pn;
                 jobs = js;
                 outputs = shape.outputs;
@@ -434,20 +479,82 @@ let
                   inputs = shape.inputNames;
                   depends_on = dependsOn;
                 };
-              }) (attrNames byPname);
+              }) pnames;
+              # One variant of the stage in the blueprint: what its jobs of one pname, version,
+              # outputs and resources share.
+              blueOf = x:
+                let
+                  v = x.v;
+                  sc = if st.isDynamic then scripts.${x.key} else staticScript;
+                in
+                {
+                  inherit (v) pname;
+                  identity = if hashMode == "pure" then sc.scriptPath else "params-only\t${v.pname}\t${v.version}";
+                  # [ name script ] per executable (the jobs table's rows), and [ key name ]
+                  # per entry of the record's `executables` (a simple stage's is "main")
+                  executables = map (e: [ e.name e.script ]) sc.executables;
+                  execKeys = if sg then map (e: [ e.name e.name ]) sc.executables else [ [ "main" v.pname ] ];
+                  outDirs = concatStringsSep " " (unique (map (o: builtins.dirOf (builtins.substring 5 100000 v.outputs.${o})) (attrNames v.outputs)));
+                  # the record's JSON around its inputs, parameters file and parameters
+                  recordParts = [
+                    '',"outputs":${toJSON v.outputs},"parameters_file":''
+                    (concatStringsSep "" [
+                      '',"resources":${toJSON x.resources}''
+                      (if runInputs != [ ] then '',"run_inputs":${toJSON runInputs}'' else "")
+                      (if sg then '',"scatter_gather":${toJSON st.record}'' else "")
+                      '',"stage":${toJSON v.pname},"stage_type":${toJSON (if sg then "scatter-gather" else "simple")}}''
+                    ])
+                  ];
+                  # the manifest's entry of the stage (that of its job with the lowest id)
+                  info = toJSON {
+                    inherit (v) pname version outputs;
+                    inherit (x) resources;
+                    parameters = builtins.mapAttrs (_: scalar) st.parameters;
+                    file = st.relFile;
+                    script = sc.scriptPath;
+                    inputs = shape.inputNames;
+                    depends_on = dependsOn;
+                  };
+                };
             in
             acc
             // {
               ${n} = {
                 inherit perCombo entries;
                 axes = axs;
-                firstPname = (head perCombo).pname;
+                firstPname = if !st.isDynamic then st.pname else if blueprintMode && blueOk then (head blueVariants).v.pname else (head perCombo).pname;
+                # The stage in the lab's blueprint (expand-lab.py expands it): constants and
+                # each parameter's values rendered once per value, never per job.
+                blue = {
+                  attr = n;
+                  where = st.where;
+                  axes = axs;
+                  axisRows = map (a: length (rowsOf a)) axs;
+                  # [ keyJSON, position in axes, [ valueJSON per row ] ] in the order of the names
+                  params = map (p: let k = keys.${p}; a = axisOfParam p; in [
+                    (toJSON p)
+                    (indexOf a axs)
+                    (map (r: toJSON (effective st p r.${k})) (rowsOf a))
+                  ]) st.paramNames;
+                  edges = map (e: { inherit (e) kind producer gather; run = e.run or null; mapping = map (m: [ m.input m.output ]) e.mapping; }) edges;
+                  runInputs = map (ri: [ ri.name ri.run ]) (filter (ri: ri.kind == "run_metadata") runInputs);
+                  # the variants, and the positions in `axes` of the axes that select one
+                  # (the last varies fastest)
+                  variants = map blueOf blueVariants;
+                  variantAxes = map (a: indexOf a axs) readAxes;
+                };
+                eligible = !st.isDynamic || blueOk;
                 byKey = listToAttrs (map (j: { name = keyOf axs j.combo; value = j; }) perCombo);
               };
             };
           expanded = builtins.foldl' expandStage { } order;
         in
-        { order = concatMap (n: map (e: e.pname) expanded.${n}.entries) order; entries = concatMap (n: expanded.${n}.entries) order; };
+        {
+          order = concatMap (n: map (e: e.pname) expanded.${n}.entries) order;
+          entries = concatMap (n: expanded.${n}.entries) order;
+          blue = map (n: expanded.${n}.blue) order;
+          eligible = builtins.all (n: expanded.${n}.eligible) order;
+        };
 
       expandedPipelines = genList (i: expandPipeline i (elemAt pipelines i)) (length pipelines);
       allEntries = concatMap (p: p.entries) expandedPipelines;
@@ -476,7 +583,7 @@ let
           if m == null then [ ] else [ (builtins.appendContext (builtins.unsafeDiscardStringContext (head m)) (builtins.getContext v)) ]
         ) (concatMap (vs: vs) (attrValues runParameters)));
     in
-    {
+    let result = {
       inherit name hash stages jobs stageOrder;
       # Jobs whose record names this run (an input from one of its own jobs): such a job
       # cannot be shared with another run, whose record would name that run instead.
@@ -485,6 +592,21 @@ let
       scriptDrvs = util.uniqueBy toString (concatMap (s: s.scriptDrvs) (attrValues stages)) ++ paramDepPaths;
       parameters = runParameters;
       zipGroups = map (a: a.names) (filter (a: length a.names > 1) axes);
+      # The blueprint of the run (lab.nix, expand-lab.py): its size is that of the definition.
+      # Only for runs without dynamic or scatter-gather stages (`eligible`); the others are
+      # expanded here, during evaluation.
+      eligible = builtins.all (p: p.eligible) expandedPipelines;
+      blueprint = {
+        inherit name depNames stageOrder;
+        environment = environmentLines;
+        pipelines = map (p: p.blue) expandedPipelines;
+        # (the manifest's stages are expand-lab.py's: a stage's entry is that of its job with
+        # the lowest id; the check that no two files give one pname stays here)
+        manifest = assert builtins.all (s: isAttrs stages.${s}) (attrNames stages);
+          builtins.mapAttrs (_: toJSON) { inherit (result.manifest) parameters parameter_positions zip_groups; };
+      };
+      # The parameter values the run's jobs carry (their store paths are closure roots).
+      valuesText = concatStringsSep "" (concatMap (p: concatMap (st: concatMap (x: elemAt x 2) st.params) p.blue) expandedPipelines);
       manifest = {
         format = "repx-run/1";
         inherit name hash;
@@ -501,7 +623,7 @@ let
         stages = builtins.mapAttrs (_: s: s.info) stages;
         jobs = builtins.mapAttrs (_: j: j.record) jobs;
       };
-    };
+    }; in result;
 in
 {
   inherit expandRun;

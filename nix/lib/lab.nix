@@ -1,6 +1,12 @@
-# The lab: ONE derivation for the whole experiment. Job ids and every JSON document are
-# computed during evaluation; the builder only does batched file work (a few processes in
-# all, never one per job), so 10,000 jobs build in seconds.
+# The lab: ONE derivation for the whole experiment. Two paths give the same lab:
+#  - the blueprint path (when every stage is constant: no dynamic attribute, no
+#    scatter-gather): evaluation renders the runs' blueprints (nix/lib/expand.nix), whose
+#    size is that of the definition, and the builder's expand-lab.py expands the jobs,
+#    computes their ids and writes the jobs table, manifests, revision metadata and README;
+#  - the evaluation path (the others): job ids and every JSON document are computed during
+#    evaluation.
+# Either way the builder only does batched file work (a few processes in all, never one
+# per job), so 10,000 jobs build in seconds.
 {
   util,
   tools,
@@ -14,9 +20,35 @@
   expanded,
   runDeps,
   containerMode,
+  # The runs expanded without forcing their jobs (the blueprint path), or null.
+  blueExpanded ? null,
+  # Every run of the mkLab, in order (expand-lab.py follows those before a run to give its
+  # jobs the ids they have in the whole lab).
+  fullOrder ? order,
 }:
 let
   inherit (builtins) attrNames attrValues concatLists concatStringsSep genList length listToAttrs toJSON;
+
+  # The readme's counts are left to expand-lab.py as \x01<ref>\x01 (a character no name holds:
+  # checked below, else the evaluation path is taken).
+  mark = builtins.fromJSON ''"\u0001"'';
+  indexOf = x: l: let go = i: if builtins.elemAt l i == x then i else go (i + 1); in go 0;
+  blueRuns = map (n: blueExpanded.${n}) order;
+  blueReadme = import ./readme.nix {
+    inherit name gitHash labVersion version runDeps groups;
+    runList = blueRuns;
+    jobCount = "${mark}lab${mark}";
+    runJobCount = r: "${mark}run:${toString (indexOf r.name fullOrder)}${mark}";
+    stageJobCount = r: s: "${mark}stage:${toString (indexOf r.name fullOrder)}:${toString (indexOf s r.stageOrder)}${mark}";
+  };
+  # The runs up to the last of this lab's (a run's ids depend on the runs before it only).
+  lastIndex = builtins.foldl' (m: n: let i = indexOf n fullOrder; in if i > m then i else m) 0 order;
+  blueOrder = genList (i: builtins.elemAt fullOrder i) (lastIndex + 1);
+  marks = 1 + builtins.foldl' (n: r: n + 1 + length r.stageOrder) 0 blueRuns;
+  useBlueprint =
+    blueExpanded != null && pkgs ? python3
+    && builtins.all (n: blueExpanded.${n}.eligible) blueOrder
+    && length (builtins.split mark blueReadme) == 4 * marks + 1; # two characters a mark
 
   static = pkgs.pkgsStatic or pkgs;
   # Tools a host without Nix needs to run the lab (bubblewrap binds store/ at /nix/store).
@@ -33,9 +65,12 @@ let
     hostTools = map toString hostToolPkgs;
   };
 
-  runList = map (n: expanded.${n}) order;
+  # The runs with their jobs (the evaluation path; also `repx` below, for tests and tools),
+  # and the runs as the definition gives them (no job forced on the blueprint path).
+  evalRuns = map (n: expanded.${n}) order;
+  runList = if useBlueprint then blueRuns else evalRuns;
   # A job shared by several runs (identical content) is written once.
-  allJobs = listToAttrs (concatLists (map (r: map (j: { name = j.id; value = j; }) (attrValues r.jobs)) runList));
+  allJobs = listToAttrs (concatLists (map (r: map (j: { name = j.id; value = j; }) (attrValues r.jobs)) evalRuns));
   jobCount = length (attrNames allJobs);
 
   # One line per executable of a job (a scatter-gather job has several); the job's columns
@@ -62,8 +97,8 @@ let
     ids = concatStringsSep "" (map (id:
       "${id}\t${concatStringsSep " " (util.unique (map (i: i.job) r.jobs.${id}.inputs))}\n"
     ) (attrNames r.manifest.jobs));
-  }) runList;
-  manifestVars = genList (i: "manifest${toString i}") (length manifests);
+  }) evalRuns;
+  manifestVars = genList (i: "manifest${toString i}") (length order);
 
   revision = {
     format = "repx-revision/1";
@@ -76,7 +111,7 @@ let
         job_count = length (attrNames r.jobs);
         stages = r.stageOrder;
       };
-    }) runList);
+    }) evalRuns);
     run_order = order;
     inherit groups;
   };
@@ -95,12 +130,22 @@ let
     job_count = jobCount;
   };
 
-  readme = import ./readme.nix { inherit name gitHash labVersion version runList runDeps groups jobCount; };
+  readme = import ./readme.nix { inherit name gitHash labVersion version runDeps groups jobCount; runList = evalRuns; };
+
+  # What expand-lab.py reads: every run's blueprint (in the mkLab's order), the runs of
+  # this lab, and the documents it completes (lab metadata without job_count, README).
+  blueprint = {
+    runs = map (n: blueExpanded.${n}.blueprint // { dependsOn = runDeps.${n}; }) blueOrder;
+    selected = order;
+    inherit groups;
+    labMeta = removeAttrs labMeta [ "job_count" ];
+    readme = blueReadme;
+  };
 
   scripts = concatLists (map (r: r.scriptDrvs) runList);
   # Store paths that parameter values refer to (e.g. `data = [ ./input.csv ]`): part of the
   # closure a host without Nix needs, like the scripts.
-  tableContext = builtins.getContext jobsTable;
+  tableContext = builtins.getContext (if useBlueprint then concatStringsSep "" (map (r: r.valuesText) blueRuns) else jobsTable);
   paramPaths = map (p: builtins.appendContext p { ${p} = { path = true; }; }) (
     builtins.filter (p: tableContext.${p}.path or false) (attrNames tableContext)
   );
@@ -111,7 +156,7 @@ let
   closureRoots = scripts ++ paramPaths ++ ociRoots;
   # The same, per run (the store paths of a "per-run" image).
   runRoots = r:
-    let ctx = builtins.getContext (concatStringsSep "" (map (j: toJSON j.params) (attrValues r.jobs)));
+    let ctx = builtins.getContext (if useBlueprint then blueExpanded.${r.name}.valuesText else concatStringsSep "" (map (j: toJSON j.params) (attrValues r.jobs)));
     in r.scriptDrvs ++ ociRoots ++ map (p: builtins.appendContext p { ${p} = { path = true; }; }) (
       builtins.filter (p: ctx.${p}.path or false) (attrNames ctx)
     );
@@ -142,16 +187,14 @@ let
     else if containerMode == "per-run" then listToAttrs (map (r: { name = r.name; value = imageOf r.name (runRoots r); }) runList)
     else { };
   checks = concatLists (map (r: r.checks) runList);
-in
-derivation (
-  {
+  common = {
     name = "repx-lab-${name}";
     system = tools.system;
     builder = "${tools.bash}/bin/bash";
     args = [ ./build-lab.sh ];
-    PATH = concatStringsSep ":" (map (p: "${p}/bin") [ tools.coreutils tools.findutils tools.gnused tools.gnugrep tools.gawk tools.jq tools.bash ]);
+    PATH = concatStringsSep ":" (map (p: "${p}/bin") ([ tools.coreutils tools.findutils tools.gnused tools.gnugrep tools.gawk tools.jq tools.bash ] ++ (if useBlueprint then [ pkgs.python3 ] else [ ])));
     shell = "${tools.bash}/bin/bash";
-    inherit jobsTable readme hostToolsHash;
+    inherit hostToolsHash;
     hostToolsPath = "${hostToolsDrv}";
     closureInfo = "${closureInfo}";
     # "<dir>\t<run>" per image (no run: the lab's closure)
@@ -160,22 +203,41 @@ derivation (
     imageEnv = "${tools.coreutils}/bin/env";
     imageRootfs = ./image-rootfs.sh;
     imageOci = if ociRoots == [ ] then "" else "${ociImage}";
-    revisionJson = toJSON revision;
-    labMetaJson = toJSON labMeta;
-    manifestPaths = concatStringsSep " " (map (m: m.path) manifests);
-    inherit manifestVars;
-    manifestIds = concatStringsSep "" (map (m: m.ids) manifests);
     # Building the lab requires every stage check to pass.
     checks = map toString checks;
-    passAsFile = [ "jobsTable" "readme" "revisionJson" "labMetaJson" "manifestIds" ] ++ manifestVars;
-  }
-  // listToAttrs (genList (i: { name = builtins.elemAt manifestVars i; value = (builtins.elemAt manifests i).text; }) (length manifests))
+  };
+in
+# The attribute names do not depend on the path taken (only the values do), so that using
+# the lab value (`.runs.<name>`, `.repx`) decides nothing.
+derivation (
+  common
+  // (
+    let
+      on = v: if useBlueprint then v else "";
+      off = v: if useBlueprint then "" else v;
+    in
+    {
+      blueprint = on (toJSON blueprint);
+      expandLab = on "${./expand-lab.py}";
+      jobsTable = off jobsTable;
+      readme = off readme;
+      revisionJson = off (toJSON revision);
+      labMetaJson = off (toJSON labMeta);
+      manifestPaths = off (concatStringsSep " " (map (m: m.path) manifests));
+      manifestVars = off manifestVars;
+      manifestIds = off (concatStringsSep "" (map (m: m.ids) manifests));
+      passAsFile = if useBlueprint then [ "blueprint" ] else [ "jobsTable" "readme" "revisionJson" "labMetaJson" "manifestIds" ] ++ manifestVars;
+    }
+    // listToAttrs (genList (i: { name = builtins.elemAt manifestVars i; value = off (builtins.elemAt manifests i).text; }) (length order))
+  )
 )
 // {
-  # For tests and tools: the lab's structure without building it.
+  # For tests and tools: the lab's structure without building it (from the evaluation path).
   repx = {
+    # "blueprint" or "evaluation": the path this lab was built by
+    expansion = if useBlueprint then "blueprint" else "evaluation";
     inherit jobCount order hostToolsDrv closureInfo;
     jobs = builtins.mapAttrs (_: j: { inherit (j) pname params; inputs = map (i: i.job) j.inputs; }) allJobs;
-    runs = listToAttrs (map (r: { name = r.name; value = attrNames r.jobs; }) runList);
+    runs = listToAttrs (map (r: { name = r.name; value = attrNames r.jobs; }) evalRuns);
   };
 }

@@ -1,19 +1,30 @@
 # readme/README.md of a lab: what a person opening the lab directory wants to know.
-{ name, gitHash, labVersion, version, runList, runDeps, groups, jobCount }:
+# The counts are functions: the blueprint path (lab.nix) leaves them to expand-lab.py.
+{
+  name,
+  gitHash,
+  labVersion,
+  version,
+  runList,
+  runDeps,
+  groups,
+  jobCount,
+  runJobCount ? r: toString (builtins.length (builtins.attrNames r.jobs)),
+  stageJobCount ? r: s: toString (builtins.length (builtins.filter (j: j.pname == s) (builtins.attrValues r.jobs))),
+}:
 let
-  inherit (builtins) attrNames attrValues concatStringsSep length toJSON;
+  inherit (builtins) attrNames concatStringsSep length toJSON;
   showDeps = deps: if deps == { } then "none" else concatStringsSep ", " (map (d: "${d} (${deps.${d}})") (attrNames deps));
-  countBy = r: s: length (builtins.filter (j: j.pname == s) (attrValues r.jobs));
   runSection = r: ''
     ## Run `${r.name}`
 
-    - jobs: ${toString (length (attrNames r.jobs))}
+    - jobs: ${runJobCount r}
     - depends on: ${showDeps runDeps.${r.name}}
     - parameters: ${if r.parameters == { } then "none" else concatStringsSep "; " (map (p: "`${p}` = ${toJSON r.parameters.${p}}") (attrNames r.parameters))}
 
     | stage | jobs | file |
     |---|---|---|
-    ${concatStringsSep "\n" (map (s: "| ${s} | ${toString (countBy r s)} | ${r.stages.${s}.info.file} |") r.stageOrder)}
+    ${concatStringsSep "\n" (map (s: "| ${s} | ${stageJobCount r s} | ${r.stages.${s}.info.file} |") r.stageOrder)}
   '';
 in
 ''
