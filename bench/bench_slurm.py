@@ -67,6 +67,21 @@ POLL = 0.1
 TIME = "00:01:00"
 
 
+def _run_bench_target(
+    lab: Path, env: dict[str, str]
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """``repx run --target bench --json`` of ``lab``: (its result, wall seconds)."""
+    start = time.perf_counter()
+    result = subprocess.run(
+        [*REPX, "run", "--lab", str(lab), "--target", "bench", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result, time.perf_counter() - start
+
+
 def ensure_cluster(work: Path) -> dict[str, str] | None:
     """Start a cluster unless one answers; return the environment to stop it with."""
     if SlurmCluster.answering():
@@ -181,14 +196,7 @@ def bench_repx(
     env = {**os.environ, "REPX_CONFIG_DIR": str(config)}
     total = len(jobs_of(lab))
     start = time.perf_counter()
-    result = subprocess.run(
-        [*REPX, "run", "--lab", str(lab), "--target", "bench", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    submitted = time.perf_counter() - start
+    result, submitted = _run_bench_target(lab, env)
     if result.returncode != 0:
         sys.exit(f"repx run failed:\n{result.stderr}")
     events = [json.loads(line) for line in result.stdout.splitlines()]
@@ -263,15 +271,7 @@ def bench_sweep_case(lab: Path, work: Path, resources: str, jobs: int) -> str:
     limit = int(cluster_config("MaxJobCount") or 10000)
     while job_records() + jobs // 4 > limit * 3 // 4:  # room for this case and others
         time.sleep(5)
-    start = time.perf_counter()
-    result = subprocess.run(
-        [*REPX, "run", "--lab", str(lab), "--target", "bench", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    submitted = time.perf_counter() - start
+    result, submitted = _run_bench_target(lab, env)
     events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     ids = [e["slurm_id"] for e in events if e["event"] == "submitted"]
     try:

@@ -65,7 +65,7 @@ def _setup(tmp_path, script, *, base="base"):
     return store, runtime, spec, tasks, manifest
 
 
-def _light(tasks, phase=""):
+def _light(tasks, phase="", pass_fds=()):
     env = dict(os.environ, REPX_TEST_SIGNAL_AT=phase)
     return subprocess.run(
         [*slurm_light.batch_line(sys.executable, tasks), "0"],
@@ -74,6 +74,7 @@ def _light(tasks, phase=""):
         env=env,
         timeout=60,
         check=False,
+        pass_fds=pass_fds,
     )
 
 
@@ -263,16 +264,7 @@ def test_the_job_gets_its_streams_and_the_lock_only_and_default_sigpipe(tmp_path
     store, _, spec, tasks, _ = _setup(tmp_path, script)
     stray = os.open(os.devnull, os.O_RDONLY)  # inherited by the task, as from slurmstepd
     try:
-        env = dict(os.environ, REPX_TEST_SIGNAL_AT="")
-        done = subprocess.run(
-            [*slurm_light.batch_line(sys.executable, tasks), "0"],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-            check=False,
-            pass_fds=(stray,),
-        )
+        done = _light(tasks, pass_fds=(stray,))
     finally:
         os.close(stray)
     assert done.returncode == 0, done.stderr
