@@ -26,7 +26,7 @@ from repx.lab.loader import LoadedLab
 from repx.remote import RUNNER
 from repx.run.graph import JobGraph, is_barrier
 from repx.run.job import gather_file_name, run_metadata_file_name
-from repx.run.runtime import MAX_INPUT_BINDS, Runtime, image_rootfs_by_run
+from repx.run.runtime import Runtime, image_rootfs_by_run
 from repx.run.spec import JobSpec, make_spec
 from repx.run.store_models import RunMetadata
 from repx.services.remote_scatter import write_scatter
@@ -39,27 +39,18 @@ RUNNER_NAME: Final = "runner.sh"
 
 
 class RemoteRuntime(Runtime):
-    """The runtime of a target: upstream outputs are bound whether or not they exist
-    *here* (they exist there; the runner starts a job only after its inputs succeeded)."""
+    """The runtime of a target. Its commands are built with ``inputs_exist``: upstream
+    outputs are bound whether or not they exist *here* (they exist there; the runner starts
+    a job only after its inputs succeeded)."""
 
-    def _inputs(self, spec: JobSpec) -> list[str]:
-        if spec.store_inputs:
-            return [self.outputs]  # store__base: any output of the store (as locally)
-        if spec.run_metadata:
+    def input_dirs(self, spec: JobSpec) -> list[str]:
+        if spec.run_metadata and not spec.store_inputs:
             # metadata__<run>: a local run binds the described jobs' out/ that exist when
             # the job starts; a plan is written before, and bwrap refuses to bind a missing
             # directory (a failed job of a soft dependency): the outputs directory, in
             # which the job finds the same out/ directories
             return [self.outputs]
-        prefix = os.path.join(self.outputs, "")
-        dirs: dict[str, None] = {}
-        paths = [*spec.inputs.values(), *(e.path for g in spec.gathers.values() for e in g)]
-        for path in paths:
-            if path.startswith(prefix):
-                dirs[os.path.join(self.outputs, path[len(prefix) :].split("/", 1)[0], "out")] = None
-            else:
-                dirs[path] = None
-        return list(dirs) if len(dirs) <= MAX_INPUT_BINDS else [self.outputs]
+        return super().input_dirs(spec)
 
 
 def remote_runtime(
@@ -200,7 +191,11 @@ def write_plan(
             }
         )
         # a scatter-gather job: the runner's own orchestrator (runner.sh scatter) runs it
-        argv = [] if spec.pieces is not None else runtime.command(spec, Path(PLACEHOLDER))[0]
+        # (its inputs exist there when it starts, not here: bound whether or not)
+        if spec.pieces is not None:
+            argv: list[str] = []
+        else:
+            argv = runtime.command(spec, Path(PLACEHOLDER), inputs_exist=True)[0]
         parents: dict[str, None] = {}
         for rel in spec.outputs:
             parts = rel.split("/")[:-1]

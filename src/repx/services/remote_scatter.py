@@ -94,7 +94,7 @@ def write_scatter(  # noqa: PLR0917
         piece_spec = spec.model_copy(
             update={"executable": executable, "inputs": inputs, "outputs": outs, "pieces": None}
         )
-        argv, _env, _cwd = runtime.command(piece_spec, Path(PIECE))
+        argv, _env, _cwd = runtime.command(piece_spec, Path(PIECE), inputs_exist=True)
         values = [
             key,
             str(min(budget, cpus or 1)),
