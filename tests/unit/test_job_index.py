@@ -155,3 +155,42 @@ def test_a_malformed_line_is_refused_when_its_job_is_looked_up(lab):
         lazy.jobs[job]
     with pytest.raises(LabError, match=f"the line of job {job} is not"):
         open_lab(lab.root)
+
+
+def test_facts_are_the_records_fields_without_the_rest(lab):
+    """What reading states needs (stage, stage type, declared outputs) comes from a lazy lab
+    without validating the rest of a record; a whole read's facts are its records."""
+    run = "simulation"
+    manifest = lab.manifest_path(run)
+    whole = open_lab(lab.root)
+    assert whole.facts is whole.jobs
+    victim, other = list(_manifest_jobs(lab, run))[:2]
+    # same length: an absolute parameters file, which the whole record refuses
+    _edit_job_line(manifest, victim, b'"parameters_file":"jobs/', b'"parameters_file":"/obs/')
+    lazy = open_lab(lab.root, lazy=True)
+    for job_id in lab.job_ids:
+        facts, record = lazy.facts[job_id], whole.jobs[job_id]
+        assert (facts.stage, facts.stage_type, facts.outputs) == (
+            record.stage,
+            record.stage_type,
+            record.outputs,
+        )
+    assert lazy.facts[victim].outputs == {"samples.csv": "$out/samples.csv"}
+    with pytest.raises(LabError, match=f"jobs.{victim}.parameters_file"):
+        lazy.jobs[victim]
+    assert lazy.jobs[other] == whole.jobs[other]
+    assert lazy.facts[other] is lazy.jobs[other]  # a record read whole is its own facts
+
+
+def test_facts_refuse_an_output_outside_out(lab):
+    run = "simulation"
+    manifest = lab.manifest_path(run)
+    victim = next(iter(_manifest_jobs(lab, run)))
+    _edit_job_line(manifest, victim, b'":"$out/samples.csv"', b'":"/tmp/samples.csv"')
+    lazy = open_lab(lab.root, lazy=True)
+    rel = manifest.relative_to(lab.root).as_posix()
+    with pytest.raises(LabError) as caught:
+        lazy.facts[victim]
+    assert str(caught.value) == (
+        f"{rel}: jobs.{victim}.outputs.samples.csv: '/tmp/samples.csv' is not a path under $out/"
+    )

@@ -381,12 +381,12 @@ class _Declared:
     def __init__(self, lab: LoadedLab) -> None:
         from repx.run.spec import output_path  # noqa: PLC0415 (only when a store exists)
 
-        self._jobs = lab.jobs
+        self._facts = lab.facts  # not whole records: 10^5 of them would cost seconds
         self._relative = output_path
         self._seen: dict[tuple[str, ...], list[str]] = {}
 
     def __getitem__(self, job: str) -> list[str]:
-        paths = tuple(self._jobs[job].outputs.values())
+        paths = tuple(self._facts[job].outputs.values())
         found = self._seen.get(paths)
         if found is None:
             found = self._seen[paths] = [self._relative(p) for p in paths]

@@ -27,12 +27,12 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 from pydantic import ValidationError
 
 from repx.errors import LabError, one_line
-from repx.lab.models import Job
+from repx.lab.models import Job, JobFacts, JobOutline
 
 #: The index, relative to the lab root.
 JOB_INDEX: Final = "lab/job-index.tsv"
@@ -41,6 +41,8 @@ INDEX_FORMAT: Final = "repx-job-index/1"
 JOBS_OPENER: Final = b',"jobs":{'
 #: ... and its last line (after the last job's).
 JOBS_CLOSER: Final = b"\n}}\n"
+
+_Record = TypeVar("_Record", Job, JobFacts)
 
 #: manifest path -> {job id: the rest of its line ("offset\tlength\tupstream")}, in the
 #: order of the index (parsed when the job is looked up: reading 10^5 lines stays cheap)
@@ -141,6 +143,8 @@ class JobRuns(Mapping[str, list[str]]):
 
     def __init__(self, runs: Mapping[str, Mapping[str, object]]) -> None:
         self._runs = runs  # run -> its jobs (any mapping keyed by job id)
+        #: the jobs of a lab's only run (the common case: a membership test is one lookup)
+        self._only = next(iter(runs.values())) if len(runs) == 1 else None
 
     def __getitem__(self, job_id: str) -> list[str]:
         found = [run for run, jobs in self._runs.items() if job_id in jobs]
@@ -159,6 +163,8 @@ class JobRuns(Mapping[str, list[str]]):
         return len(set().union(*(jobs.keys() for jobs in self._runs.values())))
 
     def __contains__(self, job_id: object) -> bool:
+        if self._only is not None:
+            return job_id in self._only
         return any(job_id in jobs for jobs in self._runs.values())
 
 
@@ -174,12 +180,15 @@ class ManifestJobs(Mapping[str, Job]):
         manifest: str,
         rows: Mapping[str, str],
         check: Callable[[str, Job], None],
+        check_facts: Callable[[str, JobFacts], None] | None = None,
     ) -> None:
         self._file = root / manifest
         self._manifest = manifest
         self._rows = rows
         self._check = check
+        self._check_facts = check_facts
         self._jobs: dict[str, Job] = {}
+        self._facts: dict[str, JobFacts] = {}
         self._map: mmap.mmap | bytes | None = None
 
     def __getitem__(self, job_id: str) -> Job:
@@ -198,6 +207,22 @@ class ManifestJobs(Mapping[str, Job]):
 
     def __contains__(self, job_id: object) -> bool:
         return job_id in self._rows
+
+    def facts(self, job_id: str) -> JobOutline:
+        """The job's stage and declared outputs: its record when that was read, else its
+        bytes validated as :class:`JobFacts` alone (a fifth of a whole record's cost; the
+        rest is validated when looked up)."""
+        job = self._jobs.get(job_id)
+        if job is not None:
+            return job
+        found = self._facts.get(job_id)
+        if found is None:
+            if job_id not in self._rows:
+                raise KeyError(job_id)
+            found = self._facts[job_id] = self._validate(job_id, JobFacts)
+            if self._check_facts is not None:
+                self._check_facts(job_id, found)
+        return found
 
     def raw(self, job_id: str) -> bytes:
         """The bytes of the job's record (checked to follow the job's own key)."""
@@ -228,16 +253,19 @@ class ManifestJobs(Mapping[str, Job]):
         return self._map
 
     def _read(self, job_id: str) -> Job:
+        job = self._validate(job_id, Job)
+        self._check(job_id, job)
+        return job
+
+    def _validate(self, job_id: str, model: type[_Record]) -> _Record:
         try:
-            job = Job.model_validate_json(self.raw(job_id))
+            return model.model_validate_json(self.raw(job_id))
         except ValidationError as exc:
             from repx.lab.loader import describe_validation_error  # noqa: PLC0415 (cycle)
 
             detail = describe_validation_error(exc)
             sep = ": " if detail.startswith("invalid JSON") else "."
             raise LabError(one_line(f"{self._manifest}: jobs.{job_id}{sep}{detail}")) from None
-        self._check(job_id, job)
-        return job
 
 
 def manifest_top(root: Path, manifest: str) -> bytes | None:

@@ -24,6 +24,8 @@ from repx.errors import LabError, one_line
 from repx.lab import cache, job_index
 from repx.lab.models import (
     Job,
+    JobFacts,
+    JobOutline,
     LabHeader,
     LabMetadata,
     RevisionMetadata,
@@ -67,6 +69,14 @@ class LoadedLab:
         return {
             job_id: tuple(sorted({i.job for i in job.inputs})) for job_id, job in self.jobs.items()
         }
+
+    @functools.cached_property
+    def facts(self) -> Mapping[str, JobOutline]:
+        """job -> its stage and declared outputs (what reading job states needs): the
+        records, or in a lab opened lazily what those fields validate to alone."""
+        if isinstance(self.jobs, _LabJobs):
+            return _Facts(self.jobs)
+        return self.jobs
 
     def readers_of(self, job_id: str) -> tuple[str, ...]:
         """The jobs that read ``job_id``'s outputs (in the order of the lab's runs)."""
@@ -204,6 +214,7 @@ def _read_indexed(
             manifest_path,
             ranges.get(manifest_path, {}),
             functools.partial(_check_confined, manifest_path),
+            functools.partial(_check_facts, manifest_path),
         )
         per_run[name] = jobs_of_run
         runs[name] = RunManifest.model_construct(**dict(top), jobs=jobs_of_run)
@@ -263,6 +274,11 @@ class _LabJobs(Mapping[str, Job]):
             self._checked.add(job_id)
         return job
 
+    def facts(self, job_id: str) -> JobOutline:
+        """The job's stage and outputs, from the first run listing it (the full record
+        checks the manifests agree)."""
+        return self._per_run[self._job_runs[job_id][0]].facts(job_id)
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._job_runs)
 
@@ -271,6 +287,25 @@ class _LabJobs(Mapping[str, Job]):
 
     def __contains__(self, job_id: object) -> bool:
         return job_id in self._job_runs
+
+
+class _Facts(Mapping[str, JobOutline]):
+    """job -> its :meth:`_LabJobs.facts` (each validated once, by its manifest's mapping)."""
+
+    def __init__(self, jobs: _LabJobs) -> None:
+        self._jobs = jobs
+
+    def __getitem__(self, job_id: str) -> JobOutline:
+        return self._jobs.facts(job_id)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._jobs)
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def __contains__(self, job_id: object) -> bool:
+        return job_id in self._jobs
 
 
 def header_of(meta: LabMetadata) -> LabHeader:
@@ -305,7 +340,16 @@ def _check_confined(manifest: str, job_id: str, job: Job) -> None:
     for i, inp in enumerate(job.inputs):
         if not _safe_name(inp.job):
             raise LabError(one_line(f"{where}.inputs[{i}].job: '{inp.job}' is not a job id"))
-    for name, declared in job.outputs.items():
+    _check_outputs(where, job.outputs)
+
+
+def _check_facts(manifest: str, job_id: str, facts: JobFacts) -> None:
+    """The outputs check of :func:`_check_confined` (the id was checked when opening)."""
+    _check_outputs(f"{manifest}: jobs.{job_id}", facts.outputs)
+
+
+def _check_outputs(where: str, outputs: Mapping[str, str]) -> None:
+    for name, declared in outputs.items():
         if declared in _CONFINED_OUTPUTS:
             continue  # checked for another job (the jobs of a stage declare the same)
         rel = declared.removeprefix("$out/")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Final, Literal
+from typing import Annotated, Final, Literal, Protocol
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 
@@ -276,6 +276,31 @@ class Job(_Model):
     resources: Resources = Resources()
     #: only for stage_type "scatter-gather" (executables scatter, step-<name>…, gather)
     scatter_gather: ScatterGather | None = None
+
+
+#: ``Job.stage_type`` of a scatter-gather job (its layout in ``Job.scatter_gather``).
+SCATTER_GATHER: Final = "scatter-gather"
+
+
+class JobOutline(Protocol):
+    """What reading a job's state needs of its record: a whole :class:`Job` or, in a lab
+    opened lazily, the :class:`JobFacts` read from it."""
+
+    @property
+    def stage(self) -> str: ...
+    @property
+    def stage_type(self) -> str: ...
+    @property
+    def outputs(self) -> dict[str, str]: ...
+
+
+class JobFacts(_Model):
+    """A job record's stage and declared outputs, validated without the rest of it
+    (``repx status`` on 10^5 jobs: a fifth of the cost of whole records)."""
+
+    stage: str
+    stage_type: str = "simple"
+    outputs: dict[str, str] = {}
 
 
 class RunManifestTop(_Model):

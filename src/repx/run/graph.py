@@ -57,6 +57,11 @@ class JobGraph:
     graph: nx.DiGraph[str]
     order: tuple[str, ...]
 
+    @classmethod
+    def empty(cls) -> JobGraph:
+        """The plan when nothing is left to run."""
+        return cls(nx.DiGraph(), ())
+
     @property
     def jobs(self) -> list[str]:
         """Job nodes in topological order (barriers left out)."""
@@ -101,10 +106,9 @@ def build_graph(lab: LoadedLab, selection: Selection) -> JobGraph:
     graph: nx.DiGraph[str] = nx.DiGraph()
     jobs = set(selection.jobs)
     graph.add_nodes_from(selection.jobs)
+    upstream = lab.upstream  # the job index's: no record read
     graph.add_edges_from(
-        (inp.job, job, {"kind": EdgeKind.DATA})
-        for job in selection.jobs
-        for inp in lab.jobs[job].inputs
+        (up, job, {"kind": EdgeKind.DATA}) for job in selection.jobs for up in upstream[job]
     )
     for run in sorted(selection.runs):
         members = [j for j in lab.runs[run].jobs if j in jobs]

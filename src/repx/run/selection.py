@@ -102,6 +102,7 @@ def _run_closure(lab: LoadedLab, runs: Sequence[str]) -> set[str]:
 
 
 def _upstream_closure(lab: LoadedLab, jobs: dict[str, None]) -> set[str]:
+    upstream = lab.upstream  # the job index's: no record read
     seen: set[str] = set()
     stack = list(jobs)
     while stack:
@@ -109,5 +110,5 @@ def _upstream_closure(lab: LoadedLab, jobs: dict[str, None]) -> set[str]:
         if job in seen:
             continue
         seen.add(job)
-        stack.extend(inp.job for inp in lab.jobs[job].inputs if inp.job not in seen)
+        stack.extend(up for up in upstream[job] if up not in seen)
     return seen

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, JsonValue
 from repx.errors import LabError, one_line
 from repx.inspect.params import ParamIndex
 from repx.lab.loader import LoadedLab
-from repx.lab.models import Executable, RunInput, ScatterGather
+from repx.lab.models import SCATTER_GATHER, Executable, RunInput, ScatterGather
 from repx.run.store_models import (
     MISSING,
     GatherEntry,
@@ -141,7 +141,7 @@ def make_spec(lab: LoadedLab, job_id: str, outputs_dir: Path) -> JobSpec:
         else:
             run_metadata[run_input.name] = _described_run(lab, job_id, run_input, outputs)
     pieces: Pieces | None = None
-    if job.stage_type == "scatter-gather" and job.scatter_gather is not None:
+    if job.stage_type == SCATTER_GATHER and job.scatter_gather is not None:
         pieces = _pieces(job_id, job.scatter_gather, job.executables, root)
         main = job.executables["scatter"]
     else:

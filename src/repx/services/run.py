@@ -26,7 +26,7 @@ from repx.inspect.view import LabView
 from repx.lab.loader import LoadedLab, open_lab
 from repx.lab.validate import validate_lab
 from repx.run.events import FailedJob, Notice, RunPlanned, RunSummary
-from repx.run.graph import build_graph
+from repx.run.graph import JobGraph, build_graph
 from repx.run.job import STDERR_LOG, STDOUT_LOG
 from repx.run.lab_records import lab_records, record_use
 from repx.run.node_local import ensure_copy, node_local_lab, stage_archive
@@ -90,13 +90,14 @@ def run_lab(
             " job done); rerun it with --scheduler local, or delete its outputs"
         )
     base = resolve_base(options.where.base, target)
-    lab = open_lab(options.where.lab)
+    # Lazily: the check below reads every record unless a verdict on this (immutable)
+    # store lab is cached; then only the jobs to run are read (a no-op over 10^5 needs none).
+    lab = open_lab(options.where.lab, lazy=True)
     if (stale := stale_warning(options.where.lab)) is not None:
         reporter.handle(Notice(message=stale))
     if options.verify:
         validate_lab(lab)
     selection = select(lab, options.selectors)
-    graph = build_graph(lab, selection)
     store = Store.existing(base) if options.dry_run else Store.open(base)
     in_use = contextlib.ExitStack()
     try:
@@ -118,7 +119,11 @@ def run_lab(
         store.distrust(damaged)
         forced = frozenset(selection.targets) if options.force else frozenset()
         store.rerun(forced)
-        plan = graph.prune(lambda job: job in done and job not in forced, selection.targets)
+        if forced or not done.issuperset(selection.jobs):
+            graph = build_graph(lab, selection)
+            plan = graph.prune(lambda job: job in done and job not in forced, selection.targets)
+        else:
+            plan = JobGraph.empty()  # all done: no graph to build (10^5 jobs: seconds)
         to_run = plan.jobs
         cached = len(selection.jobs) - len(to_run)
         common = {

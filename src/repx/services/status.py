@@ -17,6 +17,7 @@ from repx.inspect.resolve import resolve_run
 from repx.inspect.status import FINISHED, JobState, StatusView, read_status
 from repx.inspect.view import LabView
 from repx.lab.loader import open_lab
+from repx.lab.models import SCATTER_GATHER
 from repx.run.pieces import Progress
 from repx.run.selection import lab_order
 from repx.run.store import Store
@@ -97,7 +98,8 @@ class StatusSource:
 
     def __init__(self, where: Location, run: str | None = None) -> None:
         self.base = resolve_base(where.base, target_of(where))
-        self.lab = open_lab(where.lab)  # every job is shown: every record read now
+        # Lazily: a state needs each job's stage and outputs (JobFacts), not its record.
+        self.lab = open_lab(where.lab, lazy=True)
         lab = self.lab
         if run is not None:
             resolve_run(LabView(lab), run)  # an unknown one: the runs and the closest name
@@ -112,7 +114,10 @@ class StatusSource:
         )
 
         #: scatter-gather jobs: their branch counts change while their state does not
-        self._scattering = tuple(j for _, j in self.rows if lab.jobs[j].scatter_gather)
+        facts = lab.facts
+        self._scattering = frozenset(
+            j for _, j in self.rows if facts[j].stage_type == SCATTER_GATHER
+        )
         self._last: tuple[tuple[object, ...], StatusReport] | None = None
 
     def view(self) -> StatusView:
@@ -134,27 +139,29 @@ class StatusSource:
 
     def _report(self, view: StatusView) -> StatusReport:
         lab = self.lab
+        facts = lab.facts
         entries: list[JobStatusEntry] = []
         stages: dict[tuple[str, str], dict[JobState, int]] = {}
         for name, job_id in self.rows:
-            job = lab.jobs[job_id]
+            stage = facts[job_id].stage
             state = view.state(job_id)
+            scatter = lab.jobs[job_id].scatter_gather if job_id in self._scattering else None
             entries.append(
                 JobStatusEntry(
                     id=job_id,
                     run=name,
-                    stage=job.stage,
+                    stage=stage,
                     status=state,
                     exit_code=view.exit_code(job_id),
                     reason=view.reason(job_id),
                     slurm_id=view.slurm_id(job_id),
                     impure=view.impure(job_id),
-                    branches=view.branches(job_id, job.scatter_gather),
+                    branches=view.branches(job_id, scatter),
                 )
             )
-            counts = stages.get((name, job.stage))
+            counts = stages.get((name, stage))
             if counts is None:
-                counts = stages[name, job.stage] = dict.fromkeys(JobState, 0)
+                counts = stages[name, stage] = dict.fromkeys(JobState, 0)
             counts[state] += 1
         return StatusReport(
             lab=os.fspath(lab.root),

@@ -111,3 +111,30 @@ def test_waits_for_a_job_held_by_another_process(factory_lab, tmp_path):
     [finished] = reporter.of_type(JobFinished)
     assert finished.job == plot and not finished.adopted  # nothing to adopt: we ran it
     assert summary.exit_code == 0
+
+
+def test_a_no_op_run_reads_no_whole_record_and_builds_no_graph(factory_lab, tmp_path, monkeypatch):
+    """At 10^5 jobs a no-op run is bounded by whole records and the graph: neither is needed
+    when every selected job is done; a damaged success still runs again."""
+    import repx.services.run as service  # noqa: PLC0415
+    from repx.lab.job_index import ManifestJobs  # noqa: PLC0415
+    from repx.run.graph import build_graph  # noqa: PLC0415
+
+    base = tmp_path / "base"
+    assert run_lab(options(factory_lab.root, base), RecordingReporter()).succeeded == 14
+    reads: list[str] = []
+    graphs: list[object] = []
+    read = ManifestJobs._read
+    monkeypatch.setattr(
+        ManifestJobs, "_read", lambda self, job: reads.append(job) or read(self, job)
+    )
+    monkeypatch.setattr(service, "build_graph", lambda *a: graphs.append(a) or build_graph(*a))
+    # verify=False: as for a store lab whose verdict is cached (a directory lab is read whole)
+    summary = run_lab(options(factory_lab.root, base, verify=False), RecordingReporter())
+    assert (summary.cached, summary.succeeded) == (14, 0)
+    assert reads == [] and graphs == []
+    job = next(j for j in factory_lab.job_ids if j.endswith("-simulate"))
+    (base / "outputs" / job / "out" / "samples.csv").unlink()
+    summary = run_lab(options(factory_lab.root, base, verify=False), RecordingReporter())
+    assert (summary.cached, summary.succeeded) == (13, 1)
+    assert len(graphs) == 1 and job in reads
