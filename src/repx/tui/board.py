@@ -86,7 +86,7 @@ class Board:
     def _layout(self) -> tuple[RunRow, ...]:
         jobs_of: dict[str, dict[str, list[str]]] = {}
         for run, job in self.source.rows:
-            jobs_of.setdefault(run, {}).setdefault(self.lab.jobs[job].stage, []).append(job)
+            jobs_of.setdefault(run, {}).setdefault(self.lab.facts[job].stage, []).append(job)
         rows = []
         for run in self.source.runs:
             stages = jobs_of.get(run, {})
