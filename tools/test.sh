@@ -6,7 +6,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$repo/tools/setup.sh"
 cd "$repo"
 echo "==> ruff"
-.venv/bin/ruff check src tests bench
+.venv/bin/ruff check src tests bench nix/lib/expand-lab.py
 echo "==> mypy"
 .venv/bin/mypy
 echo "==> pytest"
