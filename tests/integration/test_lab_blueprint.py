@@ -148,6 +148,17 @@ def _stage(pname: str, run: str, **attrs: str) -> str:
     return f"{{ pkgs }}: {{\n  pname = \"{pname}\";\n{body}  run = {{ inputs, outputs, parameters, ... }}: ''\n    {run}\n  '';\n}}\n"
 
 
+def _agg(parameters: str) -> str:
+    """The gathering stage of both experiments (each keeps its own parameter)."""
+    return _stage(
+        "agg",
+        'cat "${inputs.all}" > "${outputs."agg.txt"}"',
+        inputs='[ "all" ]',
+        outputs='{ "agg.txt" = "$out/agg.txt"; }',
+        parameters=parameters,
+    )
+
+
 EXPERIMENT = {
     "runs.nix": """\
         { repx }:
@@ -237,13 +248,7 @@ EXPERIMENT = {
         inputs='[ "value.txt" ]',
         outputs='{ "post.txt" = "$out/post.txt"; }',
     ),
-    "agg.nix": _stage(
-        "agg",
-        'cat "${inputs.all}" > "${outputs."agg.txt"}"',
-        inputs='[ "all" ]',
-        outputs='{ "agg.txt" = "$out/agg.txt"; }',
-        parameters='{ y = ""; }',
-    ),
+    "agg.nix": _agg('{ y = ""; }'),
     "side.nix": _stage(
         "side",
         'echo side > "${outputs."side.txt"}"',
@@ -418,19 +423,8 @@ DYNAMIC = {
           '';
         }
         """,
-    "post.nix": _stage(
-        "post",
-        'cat "${inputs."value.txt"}" > "${outputs."post.txt"}"',
-        inputs='[ "value.txt" ]',
-        outputs='{ "post.txt" = "$out/post.txt"; }',
-    ),
-    "agg.nix": _stage(
-        "agg",
-        'cat "${inputs.all}" > "${outputs."agg.txt"}"',
-        inputs='[ "all" ]',
-        outputs='{ "agg.txt" = "$out/agg.txt"; }',
-        parameters='{ mode = ""; }',
-    ),
+    "post.nix": EXPERIMENT["post.nix"],
+    "agg.nix": _agg('{ mode = ""; }'),
     # a scatter-gather stage after the dynamic one
     "spost.nix": """\
         { pkgs }:
